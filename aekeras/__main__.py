@@ -1,0 +1,5 @@
+import sys
+
+from aekeras.cli import main
+
+sys.exit(main())

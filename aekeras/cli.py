@@ -1,0 +1,192 @@
+"""The `aekeras` command: `aekeras train ...`, `aekeras export ...`.
+
+Arguments are checked before any data is read or any training starts; a bad
+one ends the command with exit status 2 and one line on stderr.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from aekeras.data import DATA_DIR_ENV, DATASETS, DataError, idx_paths
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A command-line argument that cannot work; exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse prints the whole usage before its error; one line is clearer.
+    def error(self, message):
+        raise UsageError(message)
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def check_writable_folder(path, option):
+    """Raises UsageError unless `path` is, or can be made, a writable folder.
+
+    Nothing is created: the nearest existing ancestor is probed with a
+    temporary file that is removed at once.
+    """
+    path = Path(path).absolute()
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{option} {path}: {existing} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise UsageError(f"{option} {path}: {existing} is not writable ({e.strerror})") from None
+
+
+def _check_data_dir(folder):
+    try:
+        for split in ("train", "test"):
+            idx_paths(folder, split)
+    except DataError as e:
+        raise UsageError(str(e)) from None
+
+
+def build_parser():
+    from aekeras.training import MODEL_NAMES, TrainConfig
+
+    defaults = TrainConfig()
+    parser = _Parser(prog="aekeras", description="Autoencoders for Keras 3.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = commands.add_parser(
+        "train",
+        help="train a model on MNIST and export it as a SavedModel",
+        description="Train an autoencoder, evaluate it on the test split, save "
+        "it and publish a SavedModel as the next version of OUT/MODEL/.",
+    )
+    train.add_argument("model", choices=MODEL_NAMES)
+    train.add_argument("--latent-dim", type=_positive_int, default=defaults.latent_dim)
+    train.add_argument(
+        "--tied-weights", action="store_true", help="decoder = encoder transposed"
+    )
+    train.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
+    train.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
+    train.add_argument(
+        "--learning-rate", type=_positive_float, default=defaults.learning_rate
+    )
+    train.add_argument("--dataset", choices=DATASETS, default=defaults.dataset)
+    train.add_argument(
+        "--data-dir",
+        help=f"folder of the four IDX files (default: ${DATA_DIR_ENV}, then TFDS)",
+    )
+    train.add_argument(
+        "--limit", type=_positive_int, help="train on the first N examples only"
+    )
+    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument(
+        "--out", default=defaults.out, help="SavedModels go to OUT/MODEL/VERSION/"
+    )
+    train.add_argument(
+        "--run-dir",
+        default=defaults.run_dir,
+        help="checkpoints, logs and history go to RUN_DIR/MODEL/; "
+        "the same command resumes an interrupted run",
+    )
+    train.add_argument(
+        "--quiet", action="store_true", help="no progress bar, one line per epoch"
+    )
+
+    export = commands.add_parser(
+        "export",
+        help="export a trained model as a SavedModel for TF Serving",
+        description="Publish a .keras model (or a run folder's model.keras) as "
+        "the next version of OUT/NAME/.",
+    )
+    export.add_argument("source", help="a .keras file or a run folder")
+    export.add_argument("--name", required=True, help="model name under OUT")
+    export.add_argument("--out", default=defaults.out)
+    return parser
+
+
+def _train(args):
+    from aekeras.training import TrainConfig, train
+
+    if args.data_dir is not None:
+        _check_data_dir(args.data_dir)
+    elif os.environ.get(DATA_DIR_ENV):
+        _check_data_dir(os.environ[DATA_DIR_ENV])
+    check_writable_folder(args.out, "--out")
+    check_writable_folder(args.run_dir, "--run-dir")
+    config = TrainConfig(
+        model=args.model,
+        latent_dim=args.latent_dim,
+        tied_weights=args.tied_weights,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        limit=args.limit,
+        seed=args.seed,
+        out=args.out,
+        run_dir=args.run_dir,
+        verbose=2 if args.quiet else 1,
+    )
+    result = train(config)
+    for name, value in result["test_metrics"].items():
+        print(f"test {name}: {value:.6f}")
+    print(f"model: {result['model']}")
+    print(f"SavedModel: {result['export']}")
+
+
+def _export(args):
+    source = Path(args.source)
+    model_path = source / "model.keras" if source.is_dir() else source
+    if not model_path.is_file() or model_path.suffix != ".keras":
+        raise UsageError(f"{args.source}: expected a .keras file or a run folder holding model.keras")
+    check_writable_folder(args.out, "--out")
+
+    import keras
+
+    import aekeras  # noqa: F401  (registers the model classes)
+    from aekeras import export
+
+    model = keras.models.load_model(model_path)
+    path = export.saved_model(model, args.out, args.name)
+    print(f"SavedModel: {path}")
+
+
+def main(argv=None):
+    """Runs the command; returns its exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        {"train": _train, "export": _export}[args.command](args)
+    except (UsageError, DataError) as e:
+        print(f"aekeras: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except FloatingPointError as e:
+        print(f"aekeras: error: {e}", file=sys.stderr)
+        return 1
+    return 0

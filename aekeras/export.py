@@ -1,0 +1,121 @@
+"""SavedModel export in the layout TF Serving watches.
+
+`saved_model(model, out, name)` writes `out/name/<version>/`, versions
+counting up from 1. Each version is written under a temporary name beside
+the others and renamed into place only when complete, so a server polling
+the folder never sees half a model.
+"""
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from aekeras.data import IMAGE_SHAPE
+
+SETTINGS_FILE = "run.json"
+
+
+def versions(model_dir):
+    """The integer version folders under `model_dir`, in increasing order."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.name.isdigit())
+
+
+def _to_model_scale(model, images):
+    low, high = model.value_range
+    return images * (high - low) + low
+
+
+def _from_model_scale(model, values):
+    low, high = model.value_range
+    return (values - low) / (high - low)
+
+
+def build_archive(model):
+    """Returns a `keras.export.ExportArchive` with the serving signatures.
+
+    Every signature takes and returns images as float32 `[batch, 28, 28, 1]`
+    on the [0, 1] scale; any scaling the model needs happens inside.
+
+    - `serving_default`: `images` -> `reconstruction`, and `score`, the
+      per-example mean squared reconstruction error (for anomaly detection).
+    - `encode`: `images` -> `latent`.
+    - `decode`: `latent` -> `images`.
+    """
+    model_input_shape = (-1, *model.image_shape)
+    latent_shape = model.encoder.compute_output_shape((None, *model.image_shape))
+
+    def encode_images(images):
+        return model.encode(
+            _to_model_scale(model, tf.reshape(images, model_input_shape))
+        )
+
+    def decode_latent(latent):
+        decoded = _from_model_scale(model, model.decode(latent))
+        return tf.reshape(decoded, (-1, *IMAGE_SHAPE))
+
+    def serving_default(images):
+        reconstruction = decode_latent(encode_images(images))
+        score = tf.reduce_mean(tf.square(reconstruction - images), axis=[1, 2, 3])
+        return {"reconstruction": reconstruction, "score": score}
+
+    def encode(images):
+        return {"latent": encode_images(images)}
+
+    def decode(latent):
+        return {"images": decode_latent(latent)}
+
+    images_spec = tf.TensorSpec((None, *IMAGE_SHAPE), tf.float32, name="images")
+    latent_spec = tf.TensorSpec(latent_shape, tf.float32, name="latent")
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serving_default, [images_spec])
+    archive.add_endpoint("encode", encode, [images_spec])
+    archive.add_endpoint("decode", decode, [latent_spec])
+    return archive
+
+
+def saved_model(model, out, name, settings=None):
+    """Exports `model` as the next version of `out/name/` and returns its path.
+
+    Args:
+        model: an aekeras autoencoder.
+        out: the folder holding one subfolder per model name.
+        name: the model's name under `out`, as TF Serving will know it.
+        settings: optional JSON-serialisable dict written beside the
+            SavedModel as `run.json` (the run's settings and metrics).
+
+    Returns:
+        The `Path` of the published version folder.
+    """
+    if not name or not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(
+            f"model name {name!r} must be letters, digits, '-' or '_' "
+            "(it names a folder TF Serving watches)"
+        )
+    model_dir = Path(out) / name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    staging = model_dir / f".staging-{uuid.uuid4().hex}"
+    try:
+        build_archive(model).write_out(str(staging), verbose=False)
+        if settings is not None:
+            (staging / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+        while True:
+            existing = versions(model_dir)
+            version_dir = model_dir / str(existing[-1] + 1 if existing else 1)
+            try:
+                # Fails if another exporter published this version first.
+                os.rename(staging, version_dir)
+                return version_dir
+            except OSError:
+                if not version_dir.exists():
+                    raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
