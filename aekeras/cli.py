@@ -5,6 +5,7 @@ one ends the command with exit status 2 and one line on stderr.
 """
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -134,8 +135,8 @@ def _train(args):
 
     if args.data_dir is not None:
         _check_data_dir(args.data_dir)
-    elif os.environ.get(DATA_DIR_ENV):
-        _check_data_dir(os.environ[DATA_DIR_ENV])
+    elif os.environ.get(DATA_DIR_ENV) and not Path(os.environ[DATA_DIR_ENV]).is_dir():
+        raise UsageError(f"${DATA_DIR_ENV}={os.environ[DATA_DIR_ENV]}: data folder does not exist")
     check_writable_folder(args.out, "--out")
     check_writable_folder(args.run_dir, "--run-dir")
     config = TrainConfig(
@@ -173,7 +174,10 @@ def _export(args):
     from aekeras import export
 
     model = keras.models.load_model(model_path)
-    path = export.saved_model(model, args.out, args.name)
+    # A run folder's record of settings and metrics travels with the export.
+    record_path = model_path.parent / export.SETTINGS_FILE
+    settings = json.loads(record_path.read_text()) if record_path.is_file() else None
+    path = export.saved_model(model, args.out, args.name, settings=settings)
     print(f"SavedModel: {path}")
 
 

@@ -168,13 +168,16 @@ def read_idx_split(folder, split):
     return images[..., np.newaxis], labels.astype(np.int64)
 
 
-def _local_candidates(name, data_dir):
-    """Yields (description, folder) for each local source, in search order."""
-    explicit = data_dir or os.environ.get(DATA_DIR_ENV)
-    if explicit:
-        label = "data_dir" if data_dir else f"${DATA_DIR_ENV}"
-        yield label, Path(explicit).expanduser()
-        return
+def _local_candidates(name):
+    """Yields (description, folder) for each implicit local source, in order."""
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        env = Path(env).expanduser()
+        if not env.is_dir():
+            raise DataError(f"${DATA_DIR_ENV}={env}: data folder does not exist")
+        yield f"${DATA_DIR_ENV}/{name}", env / name
+        if name == "mnist":
+            yield f"${DATA_DIR_ENV}", env
     manual = _TFDS_MANUAL_DIR.expanduser()
     yield "TFDS manual folder", manual / name
     yield "TFDS manual folder", manual
@@ -194,18 +197,19 @@ def _load_tfds(name, split):
 def load_arrays(name, split, *, source="auto", data_dir=None):
     """Loads a whole split as numpy arrays.
 
-    Sources, tried in order for `source="auto"`: `data_dir` (or the
-    `AEKERAS_DATA_DIR` environment variable) holding the four IDX files; the
-    TFDS manual-download folder; for fashion_mnist, Debian's
-    `dataset-fashion-mnist` files; and last `tfds.load(name)`. An explicit
-    `data_dir` (or the variable) is the only local folder tried, so a wrong
-    folder fails loudly instead of silently reading other data.
+    An explicit `data_dir` is the only source tried, so a wrong folder fails
+    loudly. Otherwise, in order: the `AEKERAS_DATA_DIR` environment
+    variable's folder (`$AEKERAS_DATA_DIR/<name>/`, or for mnist the folder
+    itself); the TFDS manual-download folder (`<manual>/<name>/`, then
+    `<manual>/`); for fashion_mnist, Debian's `dataset-fashion-mnist` files;
+    and last, unless `source="local"`, `tfds.load(name)`. A folder serves if
+    it holds the split's two IDX files.
 
     Args:
         name: `"mnist"` or `"fashion_mnist"`.
         split: `"train"` or `"test"`.
         source: `"auto"`, `"local"` (IDX files only) or `"tfds"`.
-        data_dir: folder of IDX files; overrides `AEKERAS_DATA_DIR`.
+        data_dir: folder of this data set's IDX files.
 
     Returns:
         `(images, labels)`: uint8 `[n, 28, 28, 1]` and int64 `[n]`.
@@ -220,16 +224,15 @@ def load_arrays(name, split, *, source="auto", data_dir=None):
     if source not in SOURCES:
         raise DataError(f"unknown source {source!r} (expected one of {SOURCES})")
 
+    if data_dir is not None:
+        return read_idx_split(data_dir, split)
     tried = []
     if source in ("auto", "local"):
-        explicit = data_dir or os.environ.get(DATA_DIR_ENV)
-        for label, folder in _local_candidates(name, data_dir):
+        for label, folder in _local_candidates(name):
             try:
                 idx_paths(folder, split)
             except DataError as e:
-                if explicit:
-                    raise  # The user named this folder: say what is wrong.
-                tried.append(f"{label} {folder} ({e})")
+                tried.append(f"{label} ({e})")
                 continue
             return read_idx_split(folder, split)
     if source in ("auto", "tfds"):
@@ -275,7 +278,7 @@ def load(
         flatten: yield `[batch, 784]` instead of `[batch, 28, 28, 1]`.
         labels: yield `(images, labels)` tuples instead of images.
         source: `"auto"`, `"local"` or `"tfds"`; see `load_arrays`.
-        data_dir: folder of IDX files; overrides `AEKERAS_DATA_DIR`.
+        data_dir: folder of this data set's IDX files; see `load_arrays`.
         seed: shuffle seed; the same seed gives the same order.
         limit: keep only the first `limit` examples of the split.
         drop_remainder: drop the last, smaller batch.

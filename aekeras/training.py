@@ -101,9 +101,13 @@ def environment():
 
 
 def read_history(path):
-    """The per-epoch metrics of a run's `history.csv`, resumed epochs included."""
+    """The per-epoch metrics of a run's `history.csv`, resumed epochs included.
+
+    A run killed after logging an epoch but before backing it up logs that
+    epoch again when it resumes; the last row of each epoch wins.
+    """
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+        rows = list({row["epoch"]: row for row in csv.DictReader(f)}.values())
     keys = rows[0].keys() if rows else ()
     # CSVLogger adds val_* columns of "NA" when there is no validation data.
     return {
@@ -113,15 +117,17 @@ def read_history(path):
     }
 
 
-def _callbacks(config, run_dir, resuming):
+def _callbacks(run_dir, resuming):
     checkpoints = run_dir / "checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
     return [
+        # Logged before the backup, so a crash between the two repeats an
+        # epoch's row (read_history keeps the last) rather than losing it.
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resuming),
         # Restores weights, optimizer and epoch after an interruption; its
         # folder is deleted when training completes.
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.ModelCheckpoint(str(checkpoints / "epoch-{epoch:03d}.keras")),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resuming),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
         keras.callbacks.TerminateOnNaN(),
     ]
@@ -160,7 +166,7 @@ def train(config):
     model.fit(
         train_data,
         epochs=config.epochs,
-        callbacks=_callbacks(config, run_dir, resuming),
+        callbacks=_callbacks(run_dir, resuming),
         verbose=config.verbose,
         shuffle=False,  # The dataset reshuffles itself every epoch.
     )

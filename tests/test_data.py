@@ -1,0 +1,263 @@
+import gzip
+import hashlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from aekeras import data
+from aekeras.data import DataError
+
+# From ../shared/data/mnist/README.md: SHA-256 of the decompressed files.
+MNIST_SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+TRAIN_LABEL_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+
+
+def idx_bytes(array, type_code=0x08):
+    """The IDX encoding of a uint8 array."""
+    header = bytes([0, 0, type_code, array.ndim])
+    header += b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(">u1").tobytes()
+
+
+def write_split(folder, images, labels, split="train", compress=True):
+    """Writes one split's two IDX files into `folder`."""
+    prefix = {"train": "train", "test": "t10k"}[split]
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem, array in ((f"{prefix}-images-idx3-ubyte", images), (f"{prefix}-labels-idx1-ubyte", labels)):
+        content = idx_bytes(array)
+        if compress:
+            (folder / f"{stem}.gz").write_bytes(gzip.compress(content))
+        else:
+            (folder / stem).write_bytes(content)
+
+
+def tiny_split(n=5, size=28):
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (n, size, size), dtype=np.uint8), rng.integers(0, 10, n, dtype=np.uint8)
+
+
+# --- the real files ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("stem", sorted(MNIST_SHA256))
+def test_reader_returns_the_exact_bytes_of_the_real_files(mnist_dir, stem):
+    content = gzip.decompress((mnist_dir / f"{stem}.gz").read_bytes())
+    assert hashlib.sha256(content).hexdigest() == MNIST_SHA256[stem]
+    array = data.read_idx(mnist_dir / f"{stem}.gz")
+    header = 4 + 4 * array.ndim
+    assert array.tobytes() == content[header:]
+
+
+def test_training_split_sanity_figures(mnist_dir):
+    images, labels = data.load_arrays("mnist", "train", data_dir=mnist_dir)
+    assert images.shape == (60000, 28, 28, 1) and images.dtype == np.uint8
+    assert labels.shape == (60000,) and labels.dtype == np.int64
+    pixels = images / 255.0
+    assert pixels.mean() == pytest.approx(0.1307, abs=5e-5)
+    assert pixels.std() == pytest.approx(0.3081, abs=5e-5)
+    assert np.bincount(labels).tolist() == TRAIN_LABEL_COUNTS
+
+
+def test_test_split_size(mnist_test_arrays):
+    images, labels = mnist_test_arrays
+    assert images.shape == (10000, 28, 28, 1) and labels.shape == (10000,)
+
+
+# --- the tf.data pipeline -----------------------------------------------------
+
+
+@pytest.mark.parametrize("value_range", [(0, 1), (-1, 1)])
+def test_load_scales_to_value_range(mnist_dir, mnist_test_arrays, value_range):
+    dataset = data.load("mnist", "test", batch_size=1000, value_range=value_range, data_dir=mnist_dir)
+    assert dataset.element_spec == tf.TensorSpec((None, 28, 28, 1), tf.float32)
+    batches = [b.numpy() for b in dataset]
+    assert [len(b) for b in batches] == [1000] * 10
+    pixels = np.concatenate(batches)
+    low, high = value_range
+    assert pixels.min() == low and pixels.max() == high
+    # The test split is not shuffled: it is the file's order, rescaled.
+    expected = mnist_test_arrays[0] / 255.0 * (high - low) + low
+    np.testing.assert_allclose(pixels, expected, atol=1e-6)
+
+
+def test_load_flatten_labels_limit_and_remainder(mnist_dir, mnist_test_arrays):
+    dataset = data.load(
+        "mnist", "test", batch_size=64, flatten=True, labels=True, limit=200, data_dir=mnist_dir
+    )
+    assert dataset.element_spec == (
+        tf.TensorSpec((None, 784), tf.float32),
+        tf.TensorSpec((None,), tf.int64),
+    )
+    batches = list(dataset)
+    assert [len(x) for x, _ in batches] == [64, 64, 64, 8]
+    labels = np.concatenate([y.numpy() for _, y in batches])
+    np.testing.assert_array_equal(labels, mnist_test_arrays[1][:200])
+    dropped = data.load("mnist", "test", batch_size=64, limit=200, drop_remainder=True, data_dir=mnist_dir)
+    assert [len(x) for x in dropped] == [64, 64, 64]
+
+
+def first_labels(mnist_dir, seed):
+    dataset = data.load("mnist", "train", batch_size=32, labels=True, limit=2000, seed=seed, data_dir=mnist_dir)
+    return [y.numpy() for _, y in dataset.take(2)]
+
+
+def test_training_order_is_shuffled_deterministically_by_seed(mnist_dir):
+    first = first_labels(mnist_dir, seed=1)
+    again = first_labels(mnist_dir, seed=1)
+    other = first_labels(mnist_dir, seed=2)
+    np.testing.assert_array_equal(np.concatenate(first), np.concatenate(again))
+    assert not np.array_equal(np.concatenate(first), np.concatenate(other))
+    _, labels = data.load_arrays("mnist", "train", data_dir=mnist_dir)
+    assert not np.array_equal(first[0], labels[:32])
+
+
+def test_training_order_changes_between_epochs(mnist_dir):
+    dataset = data.load("mnist", "train", batch_size=100, labels=True, limit=500, data_dir=mnist_dir)
+    epoch1 = np.concatenate([y.numpy() for _, y in dataset])
+    epoch2 = np.concatenate([y.numpy() for _, y in dataset])
+    assert not np.array_equal(epoch1, epoch2)
+    assert sorted(epoch1) == sorted(epoch2)
+
+
+def test_fashion_mnist_from_debian_files():
+    folder = data._DEBIAN_DIRS["fashion_mnist"]
+    if not folder.is_dir():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed (.ci/run installs it)")
+    images, labels = data.load_arrays("fashion_mnist", "test", source="local")
+    assert images.shape == (10000, 28, 28, 1)
+    assert np.bincount(labels).tolist() == [1000] * 10
+
+
+def test_auto_source_prefers_the_tfds_manual_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv(data.DATA_DIR_ENV)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    images, labels = tiny_split(3)
+    write_split(tmp_path / "tensorflow_datasets/downloads/manual/mnist", images, labels, "test", compress=False)
+    got_images, got_labels = data.load_arrays("mnist", "test")
+    np.testing.assert_array_equal(got_images[..., 0], images)
+    np.testing.assert_array_equal(got_labels, labels)
+
+
+# --- bad input ------------------------------------------------------------------
+
+
+def test_bad_arguments(mnist_dir):
+    with pytest.raises(DataError, match="unknown data set 'cifar10'"):
+        data.load("cifar10", "train", data_dir=mnist_dir)
+    with pytest.raises(DataError, match="unknown split 'validation'"):
+        data.load("mnist", "validation", data_dir=mnist_dir)
+    with pytest.raises(DataError, match=r"value_range \(0.0, 255.0\)"):
+        data.load("mnist", "test", value_range=(0, 255), data_dir=mnist_dir)
+    with pytest.raises(DataError, match="batch_size must be a positive integer"):
+        data.load("mnist", "test", batch_size=0, data_dir=mnist_dir)
+
+
+def test_missing_folder_and_missing_file(tmp_path):
+    with pytest.raises(DataError, match="data folder does not exist"):
+        data.load_arrays("mnist", "train", data_dir=tmp_path / "nope")
+    images, labels = tiny_split()
+    write_split(tmp_path, images, labels, "train")
+    (tmp_path / "train-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match="no train-labels-idx1-ubyte or train-labels-idx1-ubyte.gz"):
+        data.load_arrays("mnist", "train", data_dir=tmp_path)
+
+
+def test_no_source_lists_what_was_tried(tmp_path, monkeypatch):
+    monkeypatch.delenv(data.DATA_DIR_ENV)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(DataError) as error:
+        data.load_arrays("mnist", "train", source="local")
+    message = str(error.value)
+    assert "no source could serve mnist train" in message
+    assert "TFDS manual folder" in message and "AEKERAS_DATA_DIR" in message
+
+
+def corrupt(tmp_path, transform, which="images"):
+    """Writes a valid split, then rewrites one file's bytes with `transform`."""
+    images, labels = tiny_split()
+    write_split(tmp_path, images, labels, compress=False)
+    path = tmp_path / f"train-{which}-idx{3 if which == 'images' else 1}-ubyte"
+    path.write_bytes(transform(path.read_bytes()))
+    return path
+
+
+@pytest.mark.parametrize(
+    "transform, message",
+    [
+        (lambda b: b[:-1], r"promises shape \(5, 28, 28\) \(3936 bytes in all\) but the file holds 3935"),
+        (lambda b: b + b"\0", "but the file holds 3937 bytes"),
+        (lambda b: b"\x00\x01" + b[2:], "bad IDX magic number 0x00010803"),
+        (lambda b: b[:2] + b"\x07" + b[3:], "bad IDX magic number 0x00000703"),
+        (lambda b: b[:6], "header promises 3 dimensions but the file ends after 6 bytes"),
+        (lambda b: b"", "0 bytes is too short"),
+    ],
+)
+def test_malformed_image_file(tmp_path, transform, message):
+    path = corrupt(tmp_path, transform)
+    with pytest.raises(DataError, match=message) as error:
+        data.load_arrays("mnist", "train", data_dir=tmp_path)
+    assert str(path) in str(error.value)
+
+
+def test_mismatched_counts_and_wrong_image_size(tmp_path):
+    images, labels = tiny_split(5)
+    write_split(tmp_path, images, labels[:4])
+    with pytest.raises(DataError, match="holds 5 images but .* holds 4 labels"):
+        data.load_arrays("mnist", "train", data_dir=tmp_path)
+    images, labels = tiny_split(5, size=27)
+    write_split(tmp_path, images, labels)
+    with pytest.raises(DataError, match=r"images of shape \(27, 27\).*expected 28x28 uint8"):
+        data.load_arrays("mnist", "train", data_dir=tmp_path)
+    images, _ = tiny_split(5)
+    write_split(tmp_path, images, np.full(5, 11, np.uint8))
+    with pytest.raises(DataError, match="label 11 found"):
+        data.load_arrays("mnist", "train", data_dir=tmp_path)
+
+
+def test_images_and_labels_swapped(tmp_path):
+    images, labels = tiny_split(5)
+    write_split(tmp_path, images, labels)
+    a, b = tmp_path / "train-images-idx3-ubyte.gz", tmp_path / "train-labels-idx1-ubyte.gz"
+    a_bytes, b_bytes = a.read_bytes(), b.read_bytes()
+    a.write_bytes(b_bytes)
+    b.write_bytes(a_bytes)
+    with pytest.raises(DataError, match=r"images of shape \(\).*expected 28x28"):
+        data.load_arrays("mnist", "train", data_dir=tmp_path)
+
+
+def test_gzip_problems(tmp_path, mnist_dir):
+    images, labels = tiny_split()
+    write_split(tmp_path, images, labels)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(idx_bytes(images))  # raw bytes named .gz
+    with pytest.raises(DataError, match="not a valid gzip file"):
+        data.load_arrays("mnist", "train", data_dir=tmp_path)
+    real = (mnist_dir / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    path.write_bytes(real[: len(real) // 2])  # truncated download
+    with pytest.raises(DataError, match=f"{path}: not a valid gzip file"):
+        data.read_idx(path)
+    path.write_bytes(real[:10] + bytes(len(real) - 10))  # corrupt body
+    with pytest.raises(DataError, match="not a valid gzip file"):
+        data.read_idx(path)
+
+
+def test_env_folder_serves_other_data_sets_only_from_their_subfolder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path / "data"))
+    mnist_images, mnist_labels = tiny_split(4)
+    write_split(tmp_path / "data", mnist_images, mnist_labels, "test")
+    fashion_images, fashion_labels = tiny_split(6)
+    write_split(tmp_path / "data" / "fashion_mnist", fashion_images, fashion_labels, "test")
+    got, _ = data.load_arrays("mnist", "test", source="local")
+    np.testing.assert_array_equal(got[..., 0], mnist_images)
+    got, _ = data.load_arrays("fashion_mnist", "test", source="local")
+    np.testing.assert_array_equal(got[..., 0], fashion_images)
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path / "missing"))
+    with pytest.raises(DataError, match="AEKERAS_DATA_DIR=.*missing: data folder does not exist"):
+        data.load_arrays("mnist", "test")
