@@ -1,0 +1,28 @@
+# The two commands the README documents: `make train` and `make test`.
+# Each sets up a fresh virtual environment (.venv) first if needed.
+
+PYTHON ?= python3
+VENV ?= .venv
+# The offline MNIST copy beside the project; override for another folder.
+AEKERAS_DATA_DIR ?= $(abspath ../shared/data/mnist)
+export AEKERAS_DATA_DIR
+
+.PHONY: setup train test clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+# The lecture's dense autoencoder, 20 epochs, exported to saved_models/dense/.
+train: setup
+	$(VENV)/bin/aekeras train dense --epochs 20
+
+test: setup
+	$(VENV)/bin/python -m pytest
+
+clean:
+	rm -rf runs reports .pytest_cache
