@@ -1,27 +1,13 @@
-"""The base class every aekeras autoencoder shares."""
+"""An autoencoder made of any Keras encoder and decoder."""
 
 import keras
-import tensorflow as tf
 
-from aekeras import losses
-
-VALUE_RANGES = ((0.0, 1.0), (-1.0, 1.0))
+from aekeras.models.base_autoencoder import BaseAutoencoder
 
 
 @keras.saving.register_keras_serializable(package="aekeras")
-class Autoencoder(keras.Model):
+class Autoencoder(BaseAutoencoder):
     """An autoencoder made of any encoder and decoder, trained by `fit`.
-
-    The base class owns what every variant shares: `encode`, `decode` and
-    `call`; the loss trackers; and a `train_step`/`test_step` pair that
-    averages per-example losses over the global batch, so training under a
-    `tf.distribute` strategy matches training on one device. A variant
-    overrides only `compute_loss_terms`, which returns its named per-example
-    loss terms; the total loss is their sum.
-
-    `fit` takes batches of inputs alone (the inputs are the targets) or
-    `(inputs, targets)` pairs, as for denoising or super-resolution. Compile
-    with an optimizer only: the loss is part of the model's configuration.
 
     Args:
         encoder: a Keras layer or model mapping inputs to codes.
@@ -29,9 +15,8 @@ class Autoencoder(keras.Model):
         reconstruction_loss: `"mse"` or `"binary_crossentropy"` (which needs
             outputs and targets in [0, 1]).
         value_range: `(low, high)`, the pixel scale the model reads and
-            writes: `(0, 1)` or `(-1, 1)`. Exports rescale to it.
-        image_shape: shape of one input example; the model is built for it
-            at construction.
+            writes: `(0, 1)` or `(-1, 1)`.
+        image_shape: shape of one input example.
         **kwargs: passed to `keras.Model` (for example `name`).
 
     Example:
@@ -45,149 +30,22 @@ class Autoencoder(keras.Model):
     >>> model.fit(aekeras.data.load("mnist", "train"), epochs=5)
     """
 
-    loss_term_names = ("reconstruction_loss",)
-    # Subclasses that build the encoder and decoder from their own arguments
-    # set this, so the config holds those arguments instead of the layers.
-    builds_own_layers = False
-
-    def __init__(
-        self,
-        encoder,
-        decoder,
-        reconstruction_loss="mse",
-        value_range=(0.0, 1.0),
-        image_shape=(28, 28, 1),
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        value_range = tuple(float(v) for v in value_range)
-        if value_range not in VALUE_RANGES:
-            raise ValueError(
-                f"value_range {value_range} is not supported (expected one of "
-                f"{VALUE_RANGES})"
-            )
-        if reconstruction_loss not in losses.RECONSTRUCTION_LOSSES:
-            raise ValueError(
-                f"unknown reconstruction_loss {reconstruction_loss!r} (expected "
-                f"one of {sorted(losses.RECONSTRUCTION_LOSSES)})"
-            )
-        if reconstruction_loss == "binary_crossentropy" and value_range != (0.0, 1.0):
-            raise ValueError(
-                "reconstruction_loss 'binary_crossentropy' needs value_range "
-                f"(0, 1), got {value_range}"
-            )
-        self.encoder = encoder
-        self.decoder = decoder
-        self.reconstruction_loss = reconstruction_loss
-        self.value_range = value_range
-        self.image_shape = tuple(int(d) for d in image_shape)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.term_trackers = [
-            keras.metrics.Mean(name=name) for name in self.loss_term_names
-        ]
-        self.build((None, *self.image_shape))
-
-    def build(self, input_shape):
-        self.encoder.build(input_shape)
-        self.decoder.build(self.encoder.compute_output_shape(input_shape))
-
-    def encode(self, inputs, training=False):
-        """Maps inputs to codes."""
-        return self.encoder(inputs, training=training)
-
-    def decode(self, codes, training=False):
-        """Maps codes to reconstructions."""
-        return self.decoder(codes, training=training)
-
-    def call(self, inputs, training=False):
-        return self.decode(self.encode(inputs, training=training), training=training)
-
-    def reconstruction_error(self, targets, reconstructions):
-        """The configured reconstruction loss, one value per example."""
-        expected, got = targets.shape[1:], reconstructions.shape[1:]
-        if len(expected) != len(got) or any(
-            a is not None and b is not None and a != b for a, b in zip(expected, got)
-        ):
-            raise ValueError(
-                f"targets of shape {tuple(targets.shape)} do not match "
-                f"reconstructions of shape {tuple(reconstructions.shape)}; fit "
-                "takes batches of inputs alone or (inputs, targets) pairs, not "
-                "(images, labels)"
-            )
-        return losses.reconstruction_loss(
-            self.reconstruction_loss, targets, reconstructions
-        )
-
-    def compute_loss_terms(self, inputs, targets, training=False):
-        """Returns the named per-example loss terms (each of shape `[batch]`).
-
-        Variants override this; the keys must be `loss_term_names`.
-        """
-        reconstructions = self(inputs, training=training)
-        return {"reconstruction_loss": self.reconstruction_error(targets, reconstructions)}
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, *self.term_trackers]
-
-    def _unpack(self, data):
-        inputs, targets, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if sample_weight is not None:
-            raise ValueError(
-                f"{type(self).__name__} does not take sample weights; pass "
-                "batches of inputs or (inputs, targets) pairs"
-            )
-        return inputs, inputs if targets is None else targets
-
-    def _total_loss(self, terms):
-        """Per-example total: the terms plus any layer penalties (`self.losses`)."""
-        total = tf.add_n(list(terms.values()))
-        if self.losses:
-            total += tf.add_n(self.losses)
-        return total
-
-    def _update_trackers(self, terms, total):
-        self.loss_tracker.update_state(total)
-        for tracker in self.term_trackers:
-            tracker.update_state(terms[tracker.name])
-        return {metric.name: metric.result() for metric in self.metrics}
-
-    def train_step(self, data):
-        inputs, targets = self._unpack(data)
-        with tf.GradientTape() as tape:
-            terms = self.compute_loss_terms(inputs, targets, training=True)
-            total = self._total_loss(terms)
-            # Divide by the global batch size, not the replica's: gradients
-            # are summed over replicas, so the result matches one device.
-            loss = tf.nn.compute_average_loss(total)
-            scaled_loss = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled_loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
-        return self._update_trackers(terms, total)
-
-    def test_step(self, data):
-        inputs, targets = self._unpack(data)
-        terms = self.compute_loss_terms(inputs, targets, training=False)
-        return self._update_trackers(terms, self._total_loss(terms))
-
     def get_config(self):
         config = super().get_config()
         config.update(
             {
+                "encoder": keras.saving.serialize_keras_object(self.encoder),
+                "decoder": keras.saving.serialize_keras_object(self.decoder),
                 "reconstruction_loss": self.reconstruction_loss,
                 "value_range": self.value_range,
                 "image_shape": self.image_shape,
             }
         )
-        if not self.builds_own_layers:
-            config["encoder"] = keras.saving.serialize_keras_object(self.encoder)
-            config["decoder"] = keras.saving.serialize_keras_object(self.decoder)
         return config
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         for key in ("encoder", "decoder"):
-            if isinstance(config.get(key), dict):
-                config[key] = keras.saving.deserialize_keras_object(config[key])
+            config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)

@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from aekeras.models.autoencoder import Autoencoder
+from aekeras.models.base_autoencoder import BaseAutoencoder
 
 
 def _kernel_initializer(identifier):
@@ -48,7 +48,7 @@ class _DenseTransposed(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="aekeras")
-class DenseAutoencoder(Autoencoder):
+class DenseAutoencoder(BaseAutoencoder):
     """The lecture's fully connected autoencoder, 784 -> latent -> 784.
 
     With the defaults this is the NYU Deep Learning lecture's model: one
@@ -84,8 +84,6 @@ class DenseAutoencoder(Autoencoder):
     >>> train = aekeras.data.load("mnist", "train", value_range=(-1, 1))
     >>> model.fit(train, epochs=20)
     """
-
-    builds_own_layers = True
 
     def __init__(
         self,
@@ -170,6 +168,9 @@ class DenseAutoencoder(Autoencoder):
                 "hidden_activation": self.hidden_activation,
                 "output_activation": self.output_activation,
                 "tied_weights": self.tied_weights,
+                "image_shape": self.image_shape,
+                "reconstruction_loss": self.reconstruction_loss,
+                "value_range": self.value_range,
                 "kernel_initializer": (
                     self.kernel_initializer
                     if isinstance(self.kernel_initializer, (str, dict))
