@@ -50,7 +50,7 @@ def build_archive(model):
     - `decode`: `latent` -> `images`.
     """
     model_input_shape = (-1, *model.image_shape)
-    latent_shape = model.encoder.compute_output_shape((None, *model.image_shape))
+    latent_shape = model.code_shape((None, *model.image_shape))
 
     def encode_images(images):
         return model.encode(

@@ -47,3 +47,37 @@ def reconstruction_loss(name, targets, reconstructions, reduction="mean"):
             f"{sorted(RECONSTRUCTION_LOSSES)})"
         )
     return RECONSTRUCTION_LOSSES[name](targets, reconstructions, reduction)
+
+
+def kl_divergence_standard_normal(z_mean, z_log_var):
+    """KL(N(z_mean, exp(z_log_var)) || N(0, I)) per example, in closed form."""
+    return 0.5 * ops.sum(
+        ops.exp(z_log_var) + ops.square(z_mean) - 1.0 - z_log_var, axis=-1
+    )
+
+
+def gaussian_log_density(z, mean, log_var):
+    """log N(z; mean, diag(exp(log_var))), summed over the last axis."""
+    log_two_pi = 1.8378770664093453
+    return -0.5 * ops.sum(
+        log_two_pi + log_var + ops.square(z - mean) * ops.exp(-log_var), axis=-1
+    )
+
+
+def squared_frobenius_norm(jacobians):
+    """Per-example squared Frobenius norm of a batch of Jacobians."""
+    return _per_example(ops.square(jacobians), "sum")
+
+
+def dense_sigmoid_contractive_penalty(codes, kernel):
+    """||J_h(x)||_F^2 of h = sigmoid(x W + b), in closed form, per example.
+
+    J_ji = h_j (1 - h_j) W_ij, so the squared norm is
+    sum_j (h_j (1 - h_j))^2 * sum_i W_ij^2. The contractive model computes the
+    Jacobian by automatic differentiation for any encoder; this closed form
+    is what the tests check it against.
+    """
+    return ops.sum(
+        ops.square(codes * (1.0 - codes)) * ops.sum(ops.square(kernel), axis=0),
+        axis=-1,
+    )

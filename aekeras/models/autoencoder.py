@@ -30,6 +30,25 @@ class Autoencoder(BaseAutoencoder):
     >>> model.fit(aekeras.data.load("mnist", "train"), epochs=5)
     """
 
+    def __init__(
+        self,
+        encoder,
+        decoder,
+        reconstruction_loss="mse",
+        value_range=(0.0, 1.0),
+        image_shape=(28, 28, 1),
+        **kwargs,
+    ):
+        super().__init__(
+            encoder=encoder,
+            decoder=decoder,
+            reconstruction_loss=reconstruction_loss,
+            value_range=value_range,
+            image_shape=image_shape,
+            **kwargs,
+        )
+        self.build((None, *self.image_shape))
+
     def get_config(self):
         config = super().get_config()
         config.update(

@@ -8,6 +8,25 @@ from aekeras import losses
 VALUE_RANGES = ((0.0, 1.0), (-1.0, 1.0))
 
 
+def draw_for_global_batch(distribution, shape, seed_generator):
+    """Draws `"uniform"` or `"normal"` values of `shape` for this replica.
+
+    Under a `tf.distribute` strategy every replica draws values for the whole
+    global batch from the same seed state and keeps its own contiguous slice,
+    so each example gets the same noise however the batch is split: two
+    replicas train exactly as one device does.
+    """
+    draw = keras.random.normal if distribution == "normal" else keras.random.uniform
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    if replicas == 1:
+        return draw(shape, seed=seed_generator)
+    local = shape[0]
+    values = draw((local * replicas, *shape[1:]), seed=seed_generator)
+    start = context.replica_id_in_sync_group * local
+    return values[start : start + local]
+
+
 @keras.saving.register_keras_serializable(package="aekeras")
 class BaseAutoencoder(keras.Model):
     """What every aekeras autoencoder shares; subclass it for a new variant.
@@ -31,8 +50,9 @@ class BaseAutoencoder(keras.Model):
             outputs and targets in [0, 1]).
         value_range: `(low, high)`, the pixel scale the model reads and
             writes: `(0, 1)` or `(-1, 1)`. Exports rescale to it.
-        image_shape: shape of one input example; the model is built for it
-            at construction.
+        image_shape: shape of one input example. Concrete subclasses end
+            their `__init__` with `self.build((None, *image_shape))`, so the
+            weights exist from construction.
         **kwargs: passed to `keras.Model` (for example `name`).
 
     Example:
@@ -80,11 +100,14 @@ class BaseAutoencoder(keras.Model):
         self.term_trackers = [
             keras.metrics.Mean(name=name) for name in self.loss_term_names
         ]
-        self.build((None, *self.image_shape))
+
+    def code_shape(self, input_shape):
+        """The shape of the codes `encode` gives for inputs of `input_shape`."""
+        return self.encoder.compute_output_shape(input_shape)
 
     def build(self, input_shape):
         self.encoder.build(input_shape)
-        self.decoder.build(self.encoder.compute_output_shape(input_shape))
+        self.decoder.build(self.code_shape(input_shape))
 
     def encode(self, inputs, training=False):
         """Maps inputs to codes."""
@@ -145,7 +168,7 @@ class BaseAutoencoder(keras.Model):
         self.loss_tracker.update_state(total)
         for tracker in self.term_trackers:
             tracker.update_state(terms[tracker.name])
-        return {metric.name: metric.result() for metric in self.metrics}
+        return {t.name: t.result() for t in (self.loss_tracker, *self.term_trackers)}
 
     def train_step(self, data):
         inputs, targets = self._unpack(data)
@@ -164,3 +187,22 @@ class BaseAutoencoder(keras.Model):
         inputs, targets = self._unpack(data)
         terms = self.compute_loss_terms(inputs, targets, training=False)
         return self._update_trackers(terms, self._total_loss(terms))
+
+
+def wrapped_parts(autoencoder):
+    """The `BaseAutoencoder` arguments a variant takes from the model it wraps.
+
+    Variants that change only the objective (denoising, contractive) wrap an
+    existing autoencoder and train its very encoder and decoder.
+    """
+    if not isinstance(autoencoder, BaseAutoencoder):
+        raise TypeError(
+            f"expected an aekeras autoencoder to wrap, got {type(autoencoder).__name__}"
+        )
+    return {
+        "encoder": autoencoder.encoder,
+        "decoder": autoencoder.decoder,
+        "reconstruction_loss": autoencoder.reconstruction_loss,
+        "value_range": autoencoder.value_range,
+        "image_shape": autoencoder.image_shape,
+    }

@@ -157,6 +157,7 @@ class DenseAutoencoder(BaseAutoencoder):
         self.output_activation = output_activation
         self.tied_weights = tied_weights
         self.kernel_initializer = kernel_initializer
+        self.build((None, *self.image_shape))
 
     def get_config(self):
         config = super().get_config()

@@ -1,0 +1,110 @@
+"""Denoising: train an autoencoder to undo a corruption of its inputs."""
+
+import keras
+from keras import ops
+
+from aekeras import noise as noises
+from aekeras.models.base_autoencoder import (
+    BaseAutoencoder,
+    draw_for_global_batch,
+    wrapped_parts,
+)
+
+
+@keras.saving.register_keras_serializable(package="aekeras")
+class DenoisingAutoencoder(BaseAutoencoder):
+    """Trains a wrapped autoencoder on corrupted inputs against clean targets.
+
+    Fresh noise is drawn for every batch inside the training step, from the
+    model's `keras.random.SeedGenerator`, never one fixed noisy copy of the
+    data. `evaluate` and validation report the loss on corrupted inputs and,
+    as `clean_reconstruction_loss`, the error on clean inputs. Inference
+    (`call`, `predict`) reconstructs what it is given, without noise.
+
+    The lecture's setting: `DenoisingAutoencoder(DenseAutoencoder(
+    latent_dim=500), noise="dropout", noise_level=0.5)` on [-1, 1] images, a
+    dropout mask as `torch.nn.Dropout(p=0.5)` makes it (values 0 or 2).
+
+    Args:
+        autoencoder: the aekeras autoencoder to train, dense or
+            convolutional; its encoder and decoder are trained in place.
+        noise: `"dropout"`, `"gaussian"` or `"salt_and_pepper"`.
+        noise_level: the drop probability, the Gaussian standard deviation,
+            or the fraction of salt-and-pepper pixels.
+        scale_kept: for dropout, scale kept pixels by 1 / (1 - p) as
+            `torch.nn.Dropout` does.
+        seed: seed of the noise.
+        **kwargs: passed to `keras.Model` (for example `name`).
+
+    Example:
+
+    >>> model = aekeras.models.DenoisingAutoencoder(
+    ...     aekeras.models.DenseAutoencoder(latent_dim=500), noise="dropout")
+    >>> model.compile(optimizer="adam")
+    >>> model.fit(aekeras.data.load("mnist", "train", value_range=(-1, 1)))
+    """
+
+    def __init__(
+        self, autoencoder, noise="dropout", noise_level=0.5, scale_kept=True, seed=None, **kwargs
+    ):
+        if noise not in noises.NOISE_KINDS:
+            raise ValueError(f"unknown noise {noise!r} (expected one of {noises.NOISE_KINDS})")
+        valid_levels = {
+            "dropout": ("in [0, 1)", lambda v: 0 <= v < 1),
+            "gaussian": (">= 0", lambda v: v >= 0),
+            "salt_and_pepper": ("in [0, 1]", lambda v: 0 <= v <= 1),
+        }
+        expected, is_valid = valid_levels[noise]
+        if not is_valid(noise_level):
+            raise ValueError(f"noise_level for {noise} must be {expected}, got {noise_level!r}")
+        super().__init__(**wrapped_parts(autoencoder), **kwargs)
+        self.autoencoder = autoencoder
+        self.noise = noise
+        self.noise_level = float(noise_level)
+        self.scale_kept = scale_kept
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.clean_tracker = keras.metrics.Mean(name="clean_reconstruction_loss")
+        self.build((None, *self.image_shape))
+
+    def corrupt(self, inputs):
+        """Returns `inputs` with freshly drawn noise."""
+        random = draw_for_global_batch(
+            noises.random_distribution(self.noise), ops.shape(inputs), self.seed_generator
+        )
+        return noises.corrupt(
+            inputs, self.noise, self.noise_level, self.value_range, random, self.scale_kept
+        )
+
+    def compute_loss_terms(self, inputs, targets, training=False):
+        reconstructions = self(self.corrupt(inputs), training=training)
+        return {"reconstruction_loss": self.reconstruction_error(targets, reconstructions)}
+
+    @property
+    def metrics(self):
+        return [*super().metrics, self.clean_tracker]
+
+    def test_step(self, data):
+        logs = super().test_step(data)
+        inputs, targets = self._unpack(data)
+        self.clean_tracker.update_state(self.reconstruction_error(targets, self(inputs)))
+        return {**logs, self.clean_tracker.name: self.clean_tracker.result()}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "autoencoder": keras.saving.serialize_keras_object(self.autoencoder),
+                "noise": self.noise,
+                "noise_level": self.noise_level,
+                "scale_kept": self.scale_kept,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["autoencoder"] = keras.saving.deserialize_keras_object(config["autoencoder"])
+        return cls(**config)
