@@ -74,7 +74,8 @@ def _check_data_dir(folder):
 
 
 def build_parser():
-    from aekeras.training import MODEL_NAMES, TrainConfig
+    from aekeras.noise import NOISE_KINDS
+    from aekeras.training import ARCHITECTURES, MODEL_NAMES, TrainConfig
 
     defaults = TrainConfig()
     parser = _Parser(prog="aekeras", description="Autoencoders for Keras 3.")
@@ -87,9 +88,40 @@ def build_parser():
         "it and publish a SavedModel as the next version of OUT/MODEL/.",
     )
     train.add_argument("model", choices=MODEL_NAMES)
-    train.add_argument("--latent-dim", type=_positive_int, default=defaults.latent_dim)
     train.add_argument(
-        "--tied-weights", action="store_true", help="decoder = encoder transposed"
+        "--latent-dim",
+        type=_positive_int,
+        help="code size (default: dense and contractive 30, denoising 500, vae 20, "
+        "conv a spatial 4x4x8 code)",
+    )
+    train.add_argument(
+        "--architecture",
+        choices=ARCHITECTURES,
+        default=defaults.architecture,
+        help="encoder/decoder of the denoising, contractive and vae models",
+    )
+    train.add_argument(
+        "--tied-weights", action="store_true", help="decoder = encoder transposed (dense)"
+    )
+    train.add_argument("--noise", choices=NOISE_KINDS, default=defaults.noise)
+    train.add_argument(
+        "--noise-level",
+        type=float,
+        default=defaults.noise_level,
+        help="drop probability, Gaussian stddev or salt-and-pepper fraction",
+    )
+    train.add_argument(
+        "--contraction-weight", type=float, default=defaults.contraction_weight
+    )
+    train.add_argument("--beta", type=float, default=defaults.beta, help="VAE KL weight")
+    train.add_argument(
+        "--binarize", action="store_true", help="VAE: dynamically binarised inputs"
+    )
+    train.add_argument(
+        "--nll-samples",
+        type=int,
+        default=defaults.nll_samples,
+        help="VAE: importance samples for the test NLL (0 skips it)",
     )
     train.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
     train.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
@@ -131,7 +163,7 @@ def build_parser():
 
 
 def _train(args):
-    from aekeras.training import TrainConfig, train
+    from aekeras.training import TrainConfig, build_model, train
 
     if args.data_dir is not None:
         _check_data_dir(args.data_dir)
@@ -142,7 +174,14 @@ def _train(args):
     config = TrainConfig(
         model=args.model,
         latent_dim=args.latent_dim,
+        architecture=args.architecture,
         tied_weights=args.tied_weights,
+        noise=args.noise,
+        noise_level=args.noise_level,
+        contraction_weight=args.contraction_weight,
+        beta=args.beta,
+        binarize=args.binarize,
+        nll_samples=args.nll_samples,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
@@ -154,6 +193,11 @@ def _train(args):
         run_dir=args.run_dir,
         verbose=2 if args.quiet else 1,
     )
+    try:
+        config.validate()
+        build_model(config)  # model arguments out of range fail here, before any data
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     result = train(config)
     for name, value in result["test_metrics"].items():
         print(f"test {name}: {value:.6f}")

@@ -106,3 +106,28 @@ def test_killed_run_resumes_from_the_last_completed_epoch(tmp_path):
     record = json.loads((tmp_path / "saved_models/dense/1/run.json").read_text())
     assert record["history"] == history
     assert record["test_metrics"]["reconstruction_loss"] < 0.2
+
+
+@pytest.mark.parametrize(
+    "args, metrics",
+    [
+        (["conv", "--latent-dim", "2"], {"loss", "reconstruction_loss", "mse_01"}),
+        (["denoising", "--noise", "gaussian", "--noise-level", "0.3"], {"loss", "reconstruction_loss", "clean_reconstruction_loss", "mse_01"}),
+        (["contractive"], {"loss", "reconstruction_loss", "contractive_loss", "mse_01"}),
+        (["vae", "--binarize", "--nll-samples", "3"], {"loss", "reconstruction_loss", "kl_loss", "mse_01", "nll", "neg_elbo"}),
+    ],
+)
+def test_every_model_trains_and_exports(tmp_path, args, metrics):
+    result = run(["train", *args, "--epochs", "1", "--limit", "512", "--quiet"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    version = tmp_path / "saved_models" / args[0] / "1"
+    record = json.loads((version / "run.json").read_text())
+    assert set(record["test_metrics"]) == metrics
+    assert (version / "saved_model.pb").is_file()
+
+
+def test_model_arguments_out_of_range_exit_2(tmp_path):
+    result = run(["train", "denoising", "--noise-level", "1.5"], cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    assert "noise_level for dropout must be in [0, 1), got 1.5" in stderr_line(result)
+    assert list(tmp_path.iterdir()) == []

@@ -40,3 +40,31 @@ def test_unknown_names_are_refused():
         losses.reconstruction_loss("l1", np.zeros((1, 1)), np.zeros((1, 1)))
     with pytest.raises(ValueError, match="reduction must be 'mean' or 'sum'"):
         losses.squared_error(np.zeros((1, 1)), np.zeros((1, 1)), "max")
+
+
+def test_kl_divergence_matches_a_monte_carlo_estimate():
+    rng = np.random.default_rng(3)
+    mean = rng.normal(size=(4, 3)).astype(np.float32)
+    log_var = rng.normal(scale=0.5, size=(4, 3)).astype(np.float32)
+    z = (mean + np.exp(0.5 * log_var) * rng.normal(size=(200000, 4, 3))).astype(np.float32)
+    log_q = np.asarray(losses.gaussian_log_density(z, mean, log_var))
+    log_p = np.asarray(losses.gaussian_log_density(z, 0.0, 0.0))
+    monte_carlo = np.mean(log_q - log_p, axis=0)
+    np.testing.assert_allclose(losses.kl_divergence_standard_normal(mean, log_var), monte_carlo, rtol=0.02, atol=0.01)
+    assert np.allclose(losses.kl_divergence_standard_normal(np.zeros((1, 5)), np.zeros((1, 5))), 0)
+
+
+def test_gaussian_log_density_of_the_standard_normal():
+    z = np.array([[0.0, 1.0]], np.float32)
+    expected = np.sum(-0.5 * np.log(2 * np.pi) - 0.5 * z**2)
+    assert float(losses.gaussian_log_density(z, 0.0, 0.0)[0]) == pytest.approx(expected, rel=1e-6)
+
+
+def test_dense_sigmoid_penalty_closed_form_on_a_tiny_case():
+    # One input, two codes: J = diag(h(1-h)) W^T, so ||J||^2 = sum_j (h_j(1-h_j))^2 W_j^2.
+    codes = np.array([[0.5, 0.1]], np.float32)
+    kernel = np.array([[2.0, 3.0]], np.float32)
+    expected = (0.25**2) * 4 + (0.09**2) * 9
+    assert float(losses.dense_sigmoid_contractive_penalty(codes, kernel)[0]) == pytest.approx(expected)
+    jacobian = np.array([[[0.25 * 2.0], [0.09 * 3.0]]], np.float32)
+    assert float(losses.squared_frobenius_norm(jacobian)[0]) == pytest.approx(expected)

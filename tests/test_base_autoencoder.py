@@ -1,0 +1,89 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from aekeras.models import (
+    Autoencoder,
+    ContractiveAutoencoder,
+    ConvAutoencoder,
+    DenoisingAutoencoder,
+    DenseAutoencoder,
+    VAE,
+)
+from test_autoencoder import small_autoencoder
+from test_case import mnist
+
+
+@pytest.fixture(scope="module")
+def images():
+    return next(iter(mnist("test", limit=64, batch_size=64))).numpy()
+
+
+class TestBaseAutoencoder:
+    def test_labels_and_sample_weights_are_refused(self, images):
+        model = small_autoencoder()
+        model.compile(optimizer="adam")
+        labels = np.zeros(64, np.int64)
+        with pytest.raises(ValueError, match=r"not\s+\(images, labels\)"):
+            model.fit(images, labels, epochs=1, verbose=0)
+        with pytest.raises(ValueError, match="does not take sample weights"):
+            model.fit(images, images, sample_weight=np.ones(64), epochs=1, verbose=0)
+
+    def test_layer_penalties_join_the_loss(self, images):
+        encoder = keras.Sequential(
+            [keras.layers.Flatten(), keras.layers.Dense(16, kernel_regularizer=keras.regularizers.L2(1.0))]
+        )
+        decoder = keras.Sequential([keras.layers.Dense(784), keras.layers.Reshape((28, 28, 1))])
+        model = Autoencoder(encoder, decoder)
+        model.compile(optimizer="adam")
+        logs = model.evaluate(images, verbose=0, return_dict=True)
+        penalty = float(np.sum(np.square(encoder.layers[1].kernel.numpy())))
+        assert logs["loss"] == pytest.approx(logs["reconstruction_loss"] + penalty, rel=1e-5)
+
+
+
+
+MODELS = {
+    "dense": lambda: DenseAutoencoder(latent_dim=8),
+    "conv": lambda: ConvAutoencoder(filters=(8, 4), latent_dim=4),
+    "denoising": lambda: DenoisingAutoencoder(DenseAutoencoder(latent_dim=16), seed=3),
+    "contractive": lambda: ContractiveAutoencoder(
+        DenseAutoencoder(latent_dim=8, activation="sigmoid", output_activation="sigmoid", value_range=(0, 1)),
+        contraction_weight=0.1,
+    ),
+    "vae": lambda: VAE(latent_dim=4, hidden_dims=(32,), seed=3),
+}
+
+
+def train_one_step(model, images, strategy):
+    with strategy.scope():
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
+    model.fit(images, epochs=1, batch_size=len(images), shuffle=False, verbose=0)
+    return [w.numpy() for w in model.weights]
+
+
+@pytest.fixture(scope="module")
+def mirrored():
+    # One strategy per process: a second one's CPU collectives clash with the first's.
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    assert len(devices) == 2, "conftest.py splits the CPU into two logical devices"
+    return tf.distribute.MirroredStrategy(devices)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_two_replicas_match_one_device(images, mirrored, name):
+    low, high = MODELS[name]().value_range
+    batch = images * (high - low) + low
+    keras.utils.set_random_seed(0)
+    single = MODELS[name]()
+    initial = single.get_weights()
+    with mirrored.scope():
+        replicated = MODELS[name]()
+        replicated.set_weights(initial)
+    got = train_one_step(replicated, batch, mirrored)
+    expected = train_one_step(single, batch, tf.distribute.get_strategy())
+    assert mirrored.num_replicas_in_sync == 2
+    assert any(not np.allclose(w, w0) for w, w0 in zip(expected, initial))
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, atol=2e-6)

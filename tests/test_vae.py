@@ -1,0 +1,97 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from aekeras import losses
+from aekeras.models import VAE
+from test_case import AutoencoderTestCase, mnist
+
+
+@pytest.fixture(scope="module")
+def images():
+    return next(iter(mnist("test", limit=64, batch_size=64))).numpy()
+
+
+@pytest.fixture(scope="module")
+def trained(images):
+    keras.utils.set_random_seed(0)
+    model = VAE(latent_dim=8, binarize=True, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(mnist("train", limit=4096, batch_size=128), epochs=3, verbose=0)
+    return model
+
+
+class TestVAE(AutoencoderTestCase):
+    @pytest.mark.parametrize("architecture", ["dense", "conv"])
+    def test_shapes_and_deterministic_inference(self, images, architecture):
+        model = VAE(architecture=architecture, latent_dim=2, seed=0)
+        z_mean, z_log_var = model.encode_distribution(images)
+        assert z_mean.shape == z_log_var.shape == (64, 2)
+        np.testing.assert_array_equal(model.encode(images), z_mean)
+        np.testing.assert_array_equal(model(images), model(images))
+        np.testing.assert_allclose(model(images), model.decode(z_mean), atol=1e-6)
+        samples = model.sample(5).numpy()
+        assert samples.shape == (5, 28, 28, 1) and 0 <= samples.min() and samples.max() <= 1
+
+    def test_lecture_series_dense_layout(self):
+        model = VAE()
+        assert [layer.units for layer in model.encoder.layers[1:]] == [400, 40]
+        assert [layer.units for layer in model.decoder.layers[:-1]] == [400, 784]
+
+    def test_loss_terms(self, images):
+        model = VAE(latent_dim=4, beta=0.5, seed=0)
+        terms = model.compute_loss_terms(tf.constant(images), tf.constant(images))
+        z_mean, z_log_var = model.encode_distribution(images)
+        expected_kl = 0.5 * np.asarray(losses.kl_divergence_standard_normal(z_mean, z_log_var))
+        np.testing.assert_allclose(terms["kl_loss"], expected_kl, rtol=1e-5)
+        # Bernoulli reconstruction summed over the 784 pixels, per example.
+        assert terms["reconstruction_loss"].shape == (64,)
+        assert float(np.mean(terms["reconstruction_loss"])) > 100
+        model.compile(optimizer="adam")
+        assert {m.name for m in model.metrics} == {"loss", "reconstruction_loss", "kl_loss"}
+
+    def test_reparameterisation_gradient_reaches_the_encoder(self, images):
+        model = VAE(latent_dim=4, seed=0)
+        with tf.GradientTape() as tape:
+            z_mean, z_log_var = model.encode_distribution(images)
+            z = model.reparameterize(z_mean, z_log_var)
+            loss = tf.reduce_mean(tf.square(z))
+        gradients = tape.gradient(loss, model.encoder.trainable_weights)
+        assert all(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in gradients)
+        # Fresh eps every call.
+        assert not np.array_equal(model.reparameterize(z_mean, z_log_var), model.reparameterize(z_mean, z_log_var))
+
+    def test_iwae_bound_is_below_the_negative_elbo(self, trained, images):
+        binary = (np.random.default_rng(0).uniform(size=images.shape) < images).astype(np.float32)
+        nll = np.mean([trained.negative_log_likelihood(binary, 50).numpy().mean() for _ in range(3)])
+        neg_elbo = np.mean([trained.negative_log_likelihood(binary, 1).numpy().mean() for _ in range(20)])
+        terms = trained.compute_loss_terms(tf.constant(binary), tf.constant(binary))
+        assert 0 < nll <= neg_elbo + 0.5
+        # k=1 is the ELBO: it agrees with the training loss on the same images.
+        assert neg_elbo == pytest.approx(float(np.mean(terms["reconstruction_loss"] + terms["kl_loss"])), rel=0.02)
+
+    def test_binarize_draws_bernoulli_pixels(self, images):
+        model = VAE(binarize=True, seed=0)
+        binary = model.binarize_inputs(tf.constant(images)).numpy()
+        assert set(np.unique(binary)) <= {0.0, 1.0}
+        assert binary.mean() == pytest.approx(images.mean(), abs=0.01)
+
+    @pytest.mark.parametrize("kwargs", [{}, {"architecture": "conv", "latent_dim": 2, "beta": 4.0}])
+    def test_serialization(self, kwargs):
+        self.run_serialization_test(VAE(**kwargs))
+
+    def test_saving(self, images, tmp_path):
+        loaded = self.run_saving_test(VAE(latent_dim=2, seed=0), images, tmp_path)
+        assert loaded.latent_dim == 2
+
+    def test_fit_on_real_mnist_lowers_validation_loss(self):
+        self.run_fit_test(
+            VAE(latent_dim=8, seed=0), mnist("train", limit=4096, batch_size=128), mnist("test", limit=512), epochs=2, val_rtol=0.02
+        )
+
+    def test_bad_arguments(self):
+        with pytest.raises(ValueError, match="architecture must be one of"):
+            VAE(architecture="rnn")
+        with pytest.raises(ValueError, match="beta must be >= 0"):
+            VAE(beta=-1)
