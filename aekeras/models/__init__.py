@@ -7,6 +7,7 @@ from aekeras.models.conv_autoencoder import ConvAutoencoder
 from aekeras.models.dense_autoencoder import DenseAutoencoder
 from aekeras.models.denoising_autoencoder import DenoisingAutoencoder
 from aekeras.models.vae import VAE
+from aekeras.models.wrapped_autoencoder import WrappedAutoencoder
 
 __all__ = [
     "Autoencoder",
@@ -16,4 +17,5 @@ __all__ = [
     "DenoisingAutoencoder",
     "DenseAutoencoder",
     "VAE",
+    "WrappedAutoencoder",
 ]

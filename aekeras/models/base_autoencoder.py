@@ -187,22 +187,3 @@ class BaseAutoencoder(keras.Model):
         inputs, targets = self._unpack(data)
         terms = self.compute_loss_terms(inputs, targets, training=False)
         return self._update_trackers(terms, self._total_loss(terms))
-
-
-def wrapped_parts(autoencoder):
-    """The `BaseAutoencoder` arguments a variant takes from the model it wraps.
-
-    Variants that change only the objective (denoising, contractive) wrap an
-    existing autoencoder and train its very encoder and decoder.
-    """
-    if not isinstance(autoencoder, BaseAutoencoder):
-        raise TypeError(
-            f"expected an aekeras autoencoder to wrap, got {type(autoencoder).__name__}"
-        )
-    return {
-        "encoder": autoencoder.encoder,
-        "decoder": autoencoder.decoder,
-        "reconstruction_loss": autoencoder.reconstruction_loss,
-        "value_range": autoencoder.value_range,
-        "image_shape": autoencoder.image_shape,
-    }

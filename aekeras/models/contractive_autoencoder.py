@@ -4,11 +4,11 @@ import keras
 import tensorflow as tf
 
 from aekeras import losses
-from aekeras.models.base_autoencoder import BaseAutoencoder, wrapped_parts
+from aekeras.models.wrapped_autoencoder import WrappedAutoencoder
 
 
 @keras.saving.register_keras_serializable(package="aekeras")
-class ContractiveAutoencoder(BaseAutoencoder):
+class ContractiveAutoencoder(WrappedAutoencoder):
     """Adds lambda * ||J_h(x)||_F^2 to a wrapped autoencoder's loss.
 
     J_h(x) is the Jacobian of the code h with respect to the input x. It is
@@ -39,8 +39,7 @@ class ContractiveAutoencoder(BaseAutoencoder):
     def __init__(self, autoencoder, contraction_weight=1e-4, **kwargs):
         if not contraction_weight >= 0:
             raise ValueError(f"contraction_weight must be >= 0, got {contraction_weight!r}")
-        super().__init__(**wrapped_parts(autoencoder), **kwargs)
-        self.autoencoder = autoencoder
+        super().__init__(autoencoder, **kwargs)
         self.contraction_weight = float(contraction_weight)
         self.build((None, *self.image_shape))
 
@@ -62,16 +61,5 @@ class ContractiveAutoencoder(BaseAutoencoder):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "autoencoder": keras.saving.serialize_keras_object(self.autoencoder),
-                "contraction_weight": self.contraction_weight,
-            }
-        )
+        config["contraction_weight"] = self.contraction_weight
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["autoencoder"] = keras.saving.deserialize_keras_object(config["autoencoder"])
-        return cls(**config)

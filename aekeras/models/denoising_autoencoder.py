@@ -4,15 +4,12 @@ import keras
 from keras import ops
 
 from aekeras import noise as noises
-from aekeras.models.base_autoencoder import (
-    BaseAutoencoder,
-    draw_for_global_batch,
-    wrapped_parts,
-)
+from aekeras.models.base_autoencoder import draw_for_global_batch
+from aekeras.models.wrapped_autoencoder import WrappedAutoencoder
 
 
 @keras.saving.register_keras_serializable(package="aekeras")
-class DenoisingAutoencoder(BaseAutoencoder):
+class DenoisingAutoencoder(WrappedAutoencoder):
     """Trains a wrapped autoencoder on corrupted inputs against clean targets.
 
     Fresh noise is drawn for every batch inside the training step, from the
@@ -57,8 +54,7 @@ class DenoisingAutoencoder(BaseAutoencoder):
         expected, is_valid = valid_levels[noise]
         if not is_valid(noise_level):
             raise ValueError(f"noise_level for {noise} must be {expected}, got {noise_level!r}")
-        super().__init__(**wrapped_parts(autoencoder), **kwargs)
-        self.autoencoder = autoencoder
+        super().__init__(autoencoder, **kwargs)
         self.noise = noise
         self.noise_level = float(noise_level)
         self.scale_kept = scale_kept
@@ -94,7 +90,6 @@ class DenoisingAutoencoder(BaseAutoencoder):
         config = super().get_config()
         config.update(
             {
-                "autoencoder": keras.saving.serialize_keras_object(self.autoencoder),
                 "noise": self.noise,
                 "noise_level": self.noise_level,
                 "scale_kept": self.scale_kept,
@@ -102,9 +97,3 @@ class DenoisingAutoencoder(BaseAutoencoder):
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["autoencoder"] = keras.saving.deserialize_keras_object(config["autoencoder"])
-        return cls(**config)
