@@ -11,7 +11,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import keras
+
+from aekeras import export
 from aekeras.data import DATA_DIR_ENV, DATASETS, DataError, idx_paths
+from aekeras.noise import NOISE_KINDS
+from aekeras.training import ARCHITECTURES, MODEL_NAMES, TrainConfig, build_model, train
 
 EXIT_USAGE = 2
 
@@ -74,9 +79,6 @@ def _check_data_dir(folder):
 
 
 def build_parser():
-    from aekeras.noise import NOISE_KINDS
-    from aekeras.training import ARCHITECTURES, MODEL_NAMES, TrainConfig
-
     defaults = TrainConfig()
     parser = _Parser(prog="aekeras", description="Autoencoders for Keras 3.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -163,8 +165,6 @@ def build_parser():
 
 
 def _train(args):
-    from aekeras.training import TrainConfig, build_model, train
-
     if args.data_dir is not None:
         _check_data_dir(args.data_dir)
     elif os.environ.get(DATA_DIR_ENV) and not Path(os.environ[DATA_DIR_ENV]).is_dir():
@@ -211,11 +211,6 @@ def _export(args):
     if not model_path.is_file() or model_path.suffix != ".keras":
         raise UsageError(f"{args.source}: expected a .keras file or a run folder holding model.keras")
     check_writable_folder(args.out, "--out")
-
-    import keras
-
-    import aekeras  # noqa: F401  (registers the model classes)
-    from aekeras import export
 
     model = keras.models.load_model(model_path)
     # A run folder's record of settings and metrics travels with the export.

@@ -283,5 +283,5 @@ def train(config):
         "environment": environment(),
     }
     export_path = export.saved_model(model, config.out, config.model, settings=record)
-    (run_dir / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+    (run_dir / export.SETTINGS_FILE).write_text(json.dumps(record, indent=2) + "\n")
     return {**record, "export": str(export_path), "model": str(model_path), "run_dir": str(run_dir)}

@@ -4,8 +4,7 @@ import keras
 import tensorflow as tf
 
 from aekeras import losses
-
-VALUE_RANGES = ((0.0, 1.0), (-1.0, 1.0))
+from aekeras.data import VALUE_RANGES
 
 
 def draw_for_global_batch(distribution, shape, seed_generator):
