@@ -13,8 +13,8 @@ from pathlib import Path
 
 import keras
 
-from aekeras import export
-from aekeras.data import DATA_DIR_ENV, DATASETS, DataError, idx_paths
+from aekeras import export, serving, tflite
+from aekeras.data import DATA_DIR_ENV, DATASETS, DataError, idx_paths, load_arrays
 from aekeras.noise import NOISE_KINDS
 from aekeras.training import ARCHITECTURES, MODEL_NAMES, TrainConfig, build_model, train
 
@@ -161,6 +161,30 @@ def build_parser():
     export.add_argument("source", help="a .keras file or a run folder")
     export.add_argument("--name", required=True, help="model name under OUT")
     export.add_argument("--out", default=defaults.out)
+    export.add_argument(
+        "--serving-root",
+        help="where the server sees OUT, for models.config (e.g. /models in the "
+        "tensorflow/serving container; default: OUT's absolute path)",
+    )
+
+    convert = commands.add_parser(
+        "tflite",
+        help="convert an exported SavedModel to TFLite and check it in LiteRT",
+        description="Convert every signature of an export into one .tflite file "
+        "written beside it, then report its size and its test reconstruction "
+        "MSE in the LiteRT interpreter next to the SavedModel's.",
+    )
+    convert.add_argument("version_dir", help="an export, e.g. saved_models/dense/1")
+    convert.add_argument("--quantize", choices=tflite.QUANTIZATIONS, default="none")
+    convert.add_argument(
+        "--calibration-images",
+        type=_positive_int,
+        default=500,
+        help="int8: how many real MNIST training images calibrate the ranges",
+    )
+    convert.add_argument(
+        "--data-dir", help=f"folder of the MNIST IDX files (default: ${DATA_DIR_ENV}, then TFDS)"
+    )
     return parser
 
 
@@ -203,6 +227,7 @@ def _train(args):
         print(f"test {name}: {value:.6f}")
     print(f"model: {result['model']}")
     print(f"SavedModel: {result['export']}")
+    print(f"TF Serving config: {export.write_models_config(args.out)}")
 
 
 def _export(args):
@@ -218,6 +243,35 @@ def _export(args):
     settings = json.loads(record_path.read_text()) if record_path.is_file() else None
     path = export.saved_model(model, args.out, args.name, settings=settings)
     print(f"SavedModel: {path}")
+    print(f"TF Serving config: {export.write_models_config(args.out, args.serving_root)}")
+
+
+def _tflite(args):
+    version_dir = Path(args.version_dir)
+    if not (version_dir / "saved_model.pb").is_file():
+        raise UsageError(
+            f"{version_dir}: no saved_model.pb (expected an export's version folder, "
+            "e.g. saved_models/dense/1)"
+        )
+    if args.data_dir is not None:
+        _check_data_dir(args.data_dir)
+    check_writable_folder(version_dir, "version_dir")
+    images = None
+    if args.quantize == "int8":
+        images = tflite.calibration_images(args.calibration_images, data_dir=args.data_dir)
+    path = tflite.convert(version_dir, args.quantize, images=images)
+    test_images = load_arrays("mnist", "test", data_dir=args.data_dir)[0].astype("float32") / 255
+    server = serving.LocalServer(version_dir)
+    saved_model_mse = float(
+        sum(
+            server.predict(images=test_images[i : i + 1000])["score"].sum()
+            for i in range(0, len(test_images), 1000)
+        )
+        / len(test_images)
+    )
+    litert_mse = tflite.Runner(path).reconstruction_mse(test_images)
+    print(f"TFLite ({args.quantize}): {path} ({path.stat().st_size} bytes)")
+    print(f"test reconstruction MSE: LiteRT {litert_mse:.6f}, SavedModel {saved_model_mse:.6f}")
 
 
 def main(argv=None):
@@ -225,7 +279,7 @@ def main(argv=None):
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        {"train": _train, "export": _export}[args.command](args)
+        {"train": _train, "export": _export, "tflite": _tflite}[args.command](args)
     except (UsageError, DataError) as e:
         print(f"aekeras: error: {e}", file=sys.stderr)
         return EXIT_USAGE

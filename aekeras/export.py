@@ -3,7 +3,8 @@
 `saved_model(model, out, name)` writes `out/name/<version>/`, versions
 counting up from 1. Each version is written under a temporary name beside
 the others and renamed into place only when complete, so a server polling
-the folder never sees half a model.
+the folder never sees half a model. `write_models_config(out)` writes the
+TF Serving `models.config` listing every model under `out`.
 """
 
 import json
@@ -15,9 +16,14 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
 from aekeras.data import IMAGE_SHAPE
+from aekeras.models import VAE
 
 SETTINGS_FILE = "run.json"
+MODELS_CONFIG_FILE = "models.config"
 
 
 def versions(model_dir):
@@ -46,8 +52,13 @@ def build_archive(model):
 
     - `serving_default`: `images` -> `reconstruction`, and `score`, the
       per-example mean squared reconstruction error (for anomaly detection).
-    - `encode`: `images` -> `latent`.
+    - `encode`: `images` -> `latent` (for a VAE also `z_mean` and
+      `z_log_var`; `latent` is `z_mean`).
     - `decode`: `latent` -> `images`.
+    - For a VAE, `sample`: `num_samples` (int32 scalar) -> `images` decoded
+      from fresh draws of the prior N(0, I).
+
+    Every batch dimension is dynamic.
     """
     model_input_shape = (-1, *model.image_shape)
     latent_shape = model.code_shape((None, *model.image_shape))
@@ -67,6 +78,11 @@ def build_archive(model):
         return {"reconstruction": reconstruction, "score": score}
 
     def encode(images):
+        if isinstance(model, VAE):
+            z_mean, z_log_var = model.encode_distribution(
+                _to_model_scale(model, tf.reshape(images, model_input_shape))
+            )
+            return {"latent": z_mean, "z_mean": z_mean, "z_log_var": z_log_var}
         return {"latent": encode_images(images)}
 
     def decode(latent):
@@ -79,6 +95,16 @@ def build_archive(model):
     archive.add_endpoint("serving_default", serving_default, [images_spec])
     archive.add_endpoint("encode", encode, [images_spec])
     archive.add_endpoint("decode", decode, [latent_spec])
+    if isinstance(model, VAE):
+
+        def sample(num_samples):
+            # TF's stateful op, not the model's SeedGenerator: every request
+            # gets fresh draws, and TFLite has it as a builtin.
+            z = tf.random.normal((num_samples, model.latent_dim))
+            return {"images": decode_latent(z)}
+
+        num_samples_spec = tf.TensorSpec((), tf.int32, name="num_samples")
+        archive.add_endpoint("sample", sample, [num_samples_spec])
     return archive
 
 
@@ -119,3 +145,28 @@ def saved_model(model, out, name, settings=None):
                     raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_models_config(out, base_path=None):
+    """Writes `out/models.config` listing every model folder under `out`.
+
+    `base_path` is where the server sees `out` (for example `/models` inside
+    the `tensorflow/serving` container); it defaults to the absolute path of
+    `out`. The file is written whole under a temporary name, then renamed.
+
+    Returns:
+        The `Path` of the config file.
+    """
+    out = Path(out)
+    base_path = base_path or str(out.absolute())
+    config = model_server_config_pb2.ModelServerConfig()
+    for model_dir in sorted(p for p in out.iterdir() if p.is_dir() and versions(p)):
+        entry = config.model_config_list.config.add()
+        entry.name = model_dir.name
+        entry.base_path = f"{base_path.rstrip('/')}/{model_dir.name}"
+        entry.model_platform = "tensorflow"
+    path = out / MODELS_CONFIG_FILE
+    staging = out / f".{MODELS_CONFIG_FILE}.{uuid.uuid4().hex}"
+    staging.write_text(text_format.MessageToString(config))
+    os.replace(staging, path)
+    return path

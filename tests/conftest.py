@@ -35,3 +35,49 @@ def mnist_dir():
 @pytest.fixture(scope="session")
 def mnist_test_arrays(mnist_dir):
     return aekeras.data.load_arrays("mnist", "test", data_dir=mnist_dir)
+
+
+def _trained_models():
+    """One small, briefly trained model of each kind: name -> model."""
+    from aekeras import models
+
+    return {
+        "dense": models.DenseAutoencoder(latent_dim=16),
+        "conv": models.ConvAutoencoder(latent_dim=8),
+        "denoising": models.DenoisingAutoencoder(models.DenseAutoencoder(latent_dim=64), seed=0),
+        "contractive": models.ContractiveAutoencoder(
+            models.DenseAutoencoder(
+                latent_dim=16, activation="sigmoid", output_activation="sigmoid", value_range=(0, 1)
+            )
+        ),
+        "vae": models.VAE(latent_dim=4, hidden_dims=(64,), seed=0),
+    }
+
+
+@pytest.fixture(scope="session")
+def exported_models(tmp_path_factory, mnist_dir):
+    """The five kinds, each trained one epoch on real MNIST and exported.
+
+    Returns (out folder, {name: (keras model, version folder)}).
+    """
+    import keras
+
+    from aekeras import export
+
+    keras.utils.set_random_seed(0)
+    out = tmp_path_factory.mktemp("saved_models")
+    exported = {}
+    for name, model in _trained_models().items():
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        train = aekeras.data.load(
+            "mnist", "train", limit=2048, batch_size=128, value_range=model.value_range, data_dir=mnist_dir
+        )
+        model.fit(train, epochs=1, verbose=0)
+        exported[name] = (model, export.saved_model(model, out, name))
+    return out, exported
+
+
+@pytest.fixture(scope="session")
+def digits(mnist_test_arrays):
+    """2,000 real test digits, float32 on the [0, 1] scale of the signatures."""
+    return mnist_test_arrays[0][:2000].astype("float32") / 255.0

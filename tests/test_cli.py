@@ -39,10 +39,18 @@ def test_train_then_export_end_to_end(tmp_path):
     record = json.loads((version / "run.json").read_text())
     assert record["test_metrics"]["reconstruction_loss"] == pytest.approx(mse, abs=1e-6)
 
-    exported = run(["export", "runs/dense", "--name", "dense"], cwd=tmp_path)
+    exported = run(["export", "runs/dense", "--name", "dense", "--serving-root", "/models"], cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr
-    assert exported.stdout.strip().endswith("saved_models/dense/2")
+    assert "SavedModel: saved_models/dense/2" in exported.stdout
     assert json.loads((tmp_path / "saved_models/dense/2/run.json").read_text()) == record
+    config = (tmp_path / "saved_models/models.config").read_text()
+    assert 'name: "dense"' in config and 'base_path: "/models/dense"' in config
+
+    converted = run(["tflite", "saved_models/dense/2", "--quantize", "int8", "--calibration-images", "100"], cwd=tmp_path)
+    assert converted.returncode == 0, converted.stderr
+    assert (tmp_path / "saved_models/dense/2/dense-int8.tflite").is_file()
+    litert, saved = (float(v.split()[0].rstrip(",")) for v in converted.stdout.split("LiteRT ")[1].split("SavedModel "))
+    assert saved == pytest.approx(record["test_metrics"]["mse_01"], rel=1e-4) and litert <= 1.1 * saved
 
 
 def test_console_script_and_help(tmp_path):
@@ -65,6 +73,8 @@ def test_console_script_and_help(tmp_path):
         (["train", "dense", "--out", "/proc/aekeras"], "--out /proc/aekeras: /proc is not writable"),
         (["train", "dense", "--run-dir", "a_file/runs"], "a_file is not a folder"),
         (["export", "nothing.keras", "--name", "x"], "nothing.keras: expected a .keras file"),
+        (["tflite", "saved_models/dense/9"], "saved_models/dense/9: no saved_model.pb"),
+        (["tflite", ".", "--quantize", "int4"], "argument --quantize: invalid choice: 'int4'"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line_and_write_nothing(tmp_path, args, message):

@@ -82,3 +82,118 @@ def test_failed_export_leaves_nothing(tmp_path):
 def test_bad_model_name(tmp_path):
     with pytest.raises(ValueError, match="model name '../x' must be letters"):
         export.saved_model(DenseAutoencoder(), tmp_path, "../x")
+
+
+def keras_outputs(model, images):
+    """What every signature should answer, computed with the Keras model."""
+    low, high = model.value_range
+    scaled = images * (high - low) + low
+    latent = model.encode(scaled).numpy()
+    reconstruction = (model(scaled).numpy() - low) / (high - low)
+    return latent, reconstruction
+
+
+@pytest.mark.parametrize("name", ["dense", "conv", "denoising", "contractive", "vae"])
+def test_every_model_answers_every_signature_by_name(exported_models, digits, name):
+    _, exported = exported_models
+    model, path = exported[name]
+    loaded = tf.saved_model.load(str(path), tags=["serve"])
+    images = tf.constant(digits[:16])
+    latent, reconstruction = keras_outputs(model, digits[:16])
+    served = loaded.signatures["serving_default"](images=images)
+    np.testing.assert_allclose(served["reconstruction"], reconstruction, atol=1e-5)
+    encoded = loaded.signatures["encode"](images=images)
+    np.testing.assert_allclose(encoded["latent"], latent, atol=1e-5)
+    decoded = loaded.signatures["decode"](latent=encoded["latent"])["images"]
+    np.testing.assert_allclose(decoded, reconstruction, atol=1e-5)
+    if name == "vae":
+        z_mean, z_log_var = model.encode_distribution(digits[:16])
+        np.testing.assert_allclose(encoded["z_mean"], z_mean, atol=1e-5)
+        np.testing.assert_allclose(encoded["z_log_var"], z_log_var, atol=1e-5)
+        first = loaded.signatures["sample"](num_samples=tf.constant(5))["images"].numpy()
+        second = loaded.signatures["sample"](num_samples=tf.constant(5))["images"].numpy()
+        assert first.shape == (5, 28, 28, 1) and not np.array_equal(first, second)
+        assert first.min() >= 0 and first.max() <= 1
+    else:
+        assert set(loaded.signatures) == {"serving_default", "encode", "decode"}
+
+
+def test_models_config_lists_every_model(exported_models):
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    out, exported = exported_models
+    path = export.write_models_config(out, base_path="/models")
+    config = text_format.Parse(path.read_text(), model_server_config_pb2.ModelServerConfig())
+    entries = {c.name: (c.base_path, c.model_platform) for c in config.model_config_list.config}
+    assert entries == {name: (f"/models/{name}", "tensorflow") for name in exported}
+    default = text_format.Parse(
+        export.write_models_config(out).read_text(), model_server_config_pb2.ModelServerConfig()
+    )
+    assert default.model_config_list.config[0].base_path == str((out / "contractive").absolute())
+
+
+def test_a_poller_sees_only_complete_versions(tmp_path):
+    """TF Serving polls the model folder; every version it can see must load."""
+    import threading
+    import time
+
+    model = DenseAutoencoder(latent_dim=8)
+    seen, problems, done = set(), [], threading.Event()
+
+    def poll():
+        while not done.is_set() or len(seen) < 3:
+            for version in export.versions(tmp_path / "dense"):
+                if version in seen:
+                    continue
+                path = tmp_path / "dense" / str(version)
+                try:
+                    tf.saved_model.load(str(path), tags=["serve"]).signatures["serving_default"]
+                    seen.add(version)
+                except Exception as e:  # noqa: BLE001 - any failure is a half-written version
+                    problems.append(f"version {version}: {type(e).__name__}: {e}")
+                    return
+            if done.is_set() and len(seen) >= 3:
+                return
+            time.sleep(0.005)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        for _ in range(3):
+            export.saved_model(model, tmp_path, "dense")
+    finally:
+        done.set()
+        poller.join(timeout=120)
+    assert problems == []
+    assert seen == {1, 2, 3}
+
+
+def run_saved_model_cli(*args):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = shutil.which("saved_model_cli", path=str(Path(sys.executable).parent)) or "saved_model_cli"
+    return subprocess.run([cli, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_saved_model_cli_shows_and_runs_the_export(exported_models, digits, tmp_path):
+    _, exported = exported_models
+    model, path = exported["dense"]
+    shown = run_saved_model_cli("show", "--all", "--dir", str(path))
+    assert shown.returncode == 0, shown.stderr
+    for line in ("signature_def['serving_default']", "inputs['images'] tensor_info",
+                 "outputs['reconstruction'] tensor_info", "outputs['score'] tensor_info",
+                 "signature_def['encode']", "signature_def['decode']", "shape: (-1, 28, 28, 1)"):
+        assert line in shown.stdout
+    np.save(tmp_path / "digits.npy", digits[:8])
+    ran = run_saved_model_cli(
+        "run", "--dir", str(path), "--tag_set", "serve", "--signature_def", "serving_default",
+        "--inputs", f"images={tmp_path / 'digits.npy'}", "--outdir", str(tmp_path / "out"),
+    )
+    assert ran.returncode == 0, ran.stderr
+    _, reconstruction = keras_outputs(model, digits[:8])
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "reconstruction.npy"), reconstruction, atol=1e-5)
+    assert np.load(tmp_path / "out" / "score.npy").shape == (8,)

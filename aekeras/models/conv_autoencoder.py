@@ -26,8 +26,9 @@ class ConvAutoencoder(BaseAutoencoder):
         filters: filters per level, from the input down.
         latent_dim: size of a dense code vector; `None` keeps the spatial
             code of the last level.
-        downsampling: `"pool"` (Conv2D + MaxPooling2D, UpSampling2D + Conv2D)
-            or `"strided"` (strided Conv2D, strided Conv2DTranspose).
+        downsampling: `"pool"` (Conv2D + MaxPooling2D; Conv2D + nearest 2x
+            upsampling) or `"strided"` (strided Conv2D, strided
+            Conv2DTranspose).
         activation: activation of the hidden convolutions.
         output_activation: activation of the reconstruction.
         reconstruction_loss: `"binary_crossentropy"` or `"mse"`.
@@ -99,7 +100,14 @@ class ConvAutoencoder(BaseAutoencoder):
                     keras.layers.Conv2D(
                         filters[level], 3, padding="same", activation=activation, name=f"deconv_{level}"
                     ),
-                    keras.layers.UpSampling2D(2, name=f"upsample_{level}"),
+                    # Nearest-neighbour 2x, as UpSampling2D, but through an
+                    # image resize that keeps static shapes: UpSampling2D's
+                    # repeat loses them and then fails TFLite conversion.
+                    keras.layers.Resizing(
+                        *(2 * d for d in sizes[level + 1]),
+                        interpolation="nearest",
+                        name=f"upsample_{level}",
+                    ),
                 ]
             else:
                 decoder_layers.append(

@@ -1,0 +1,86 @@
+"""Requests built by aekeras.serving, answered by the export as TF Serving loads it."""
+
+import json
+
+import numpy as np
+import pytest
+from tensorflow_serving.apis import predict_pb2
+
+from aekeras import serving
+from aekeras.serving import LocalServer, ServingError
+
+
+@pytest.fixture(scope="module")
+def servers(exported_models):
+    out, exported = exported_models
+    return {name: LocalServer(out / name) for name in exported}
+
+
+def test_serves_the_latest_version(servers, exported_models):
+    _, exported = exported_models
+    assert servers["dense"].path == exported["dense"][1]
+
+
+def test_rest_round_trip(servers, digits):
+    server = servers["dense"]
+    body = serving.rest_request(images=digits[:4])
+    assert body["signature_name"] == "serving_default" and len(body["instances"]) == 4
+    wire = json.dumps(body)  # what goes over HTTP
+    answer = serving.parse_rest_response(json.dumps(server.rest_predict(wire)))
+    direct = server.predict(images=digits[:4])
+    np.testing.assert_allclose(answer["reconstruction"], direct["reconstruction"], atol=1e-6)
+    np.testing.assert_allclose(answer["score"], direct["score"], rtol=1e-5)
+
+
+def test_rest_decode_and_vae_sample(servers, digits):
+    latent = servers["vae"].predict("encode", images=digits[:3])["latent"]
+    body = serving.rest_request("decode", latent=latent)
+    images = serving.parse_rest_response(servers["vae"].rest_predict(body))["output"]
+    assert images.shape == (3, 28, 28, 1)  # one output: TF Serving drops its name
+    body = serving.rest_request("sample", num_samples=6)
+    assert body == {"signature_name": "sample", "inputs": {"num_samples": 6}}
+    samples = serving.parse_rest_response(servers["vae"].rest_predict(body))["output"]
+    assert samples.shape == (6, 28, 28, 1)
+
+
+def test_grpc_round_trip(servers, digits):
+    request = serving.grpc_request("vae", "encode", version=1, images=digits[:5])
+    assert isinstance(request, predict_pb2.PredictRequest)
+    wire = request.SerializeToString()  # what goes over gRPC
+    response = servers["vae"].grpc_predict(predict_pb2.PredictRequest.FromString(wire))
+    outputs = serving.parse_grpc_response(predict_pb2.PredictResponse.FromString(response.SerializeToString()))
+    assert set(outputs) == {"latent", "z_mean", "z_log_var"}
+    np.testing.assert_allclose(outputs["z_mean"], servers["vae"].predict("encode", images=digits[:5])["z_mean"], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "signature, inputs, message",
+    [
+        ("serving_default", {"images": np.zeros((2, 28, 28))},
+         r"signature 'serving_default' expects images: float32 \[batch, 28, 28, 1\]; got images: float64 \[2, 28, 28\]"),
+        ("serving_default", {"images": np.zeros((2, 28, 28, 1), np.int64)}, "got images: int64"),
+        ("serving_default", {"pixels": np.zeros((2, 28, 28, 1))}, r"got inputs \['pixels'\]"),
+        ("decode", {"latent": np.zeros((2, 28, 28, 1))}, r"signature 'decode' expects latent: float32 \[batch, any\]"),
+        ("sample", {"num_samples": 2.5}, r"signature 'sample' expects num_samples: int32 \[\]"),
+        ("generate", {"images": np.zeros((1, 28, 28, 1))}, "unknown signature 'generate'"),
+    ],
+)
+def test_bad_requests_name_the_expected_signature(signature, inputs, message):
+    with pytest.raises(ServingError, match=message):
+        serving.rest_request(signature, **inputs)
+    with pytest.raises(ServingError, match=message):
+        serving.grpc_request("dense", signature, **inputs)
+
+
+def test_the_server_checks_against_the_loaded_signature(servers):
+    with pytest.raises(ServingError, match=r"signature 'decode' expects latent: float32 \[batch, 16\]; got latent: float32 \[1, 3\]"):
+        servers["dense"].predict("decode", latent=np.zeros((1, 3), np.float32))
+    with pytest.raises(ServingError, match="unknown signature 'sample'"):
+        servers["dense"].predict("sample", num_samples=3)
+    with pytest.raises(ServingError, match='"instances" is empty'):
+        servers["dense"].rest_predict({"instances": []})
+
+
+def test_server_errors_are_raised_when_parsed():
+    with pytest.raises(ServingError, match="the server refused the request: Missing 'inputs'"):
+        serving.parse_rest_response('{"error": "Missing \'inputs\' or \'instances\' key"}')

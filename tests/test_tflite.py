@@ -1,0 +1,88 @@
+"""TFLite conversion of every model, run in the LiteRT interpreter."""
+
+import numpy as np
+import pytest
+
+from aekeras import tflite
+from aekeras.serving import LocalServer
+
+NAMES = ["dense", "conv", "denoising", "contractive", "vae"]
+
+
+@pytest.fixture(scope="module")
+def calibration(mnist_dir):
+    return tflite.calibration_images(200, data_dir=mnist_dir)
+
+
+@pytest.fixture(scope="module")
+def converted(exported_models, calibration):
+    """name -> {quantization: Runner}, converted once for the module."""
+    _, exported = exported_models
+    return {
+        name: {
+            q: tflite.Runner(tflite.convert(path, q, images=calibration if q == "int8" else None))
+            for q in tflite.QUANTIZATIONS
+        }
+        for name, (_, path) in exported.items()
+    }
+
+
+def keras_reconstruction(model, images):
+    low, high = model.value_range
+    return (model(images * (high - low) + low).numpy() - low) / (high - low)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_float32_matches_keras(exported_models, converted, digits, name):
+    model, path = exported_models[1][name]
+    runner = converted[name]["none"]
+    assert runner.path == path / f"{name}-none.tflite"
+    assert set(runner.signatures) == set(LocalServer(path).model.signatures)
+    out = runner("serving_default", images=digits[:32])
+    np.testing.assert_allclose(out["reconstruction"], keras_reconstruction(model, digits[:32]), atol=1e-5)
+    latent = runner("encode", images=digits[:32])["latent"]
+    low, high = model.value_range
+    np.testing.assert_allclose(latent, model.encode(digits[:32] * (high - low) + low), atol=1e-5)
+    np.testing.assert_allclose(runner("decode", latent=latent)["images"], out["reconstruction"], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_float16_and_dynamic_stay_close(exported_models, converted, digits, name):
+    model, _ = exported_models[1][name]
+    expected = keras_reconstruction(model, digits[:256])
+    float16 = converted[name]["float16"]("serving_default", images=digits[:256])["reconstruction"]
+    np.testing.assert_allclose(float16, expected, atol=1e-2)
+    # Dynamic-range kernels quantise activations on the fly: single pixels
+    # move by up to a few hundredths (README, "TFLite"), the mean far less.
+    dynamic = converted[name]["dynamic"]("serving_default", images=digits[:256])["reconstruction"]
+    assert np.mean(np.abs(dynamic - expected)) < 1e-2
+    assert np.max(np.abs(dynamic - expected)) < 0.1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_int8_mse_within_ten_percent_of_float(converted, digits, name):
+    float_mse = converted[name]["none"].reconstruction_mse(digits)
+    int8_mse = converted[name]["int8"].reconstruction_mse(digits)
+    assert int8_mse <= 1.10 * float_mse
+    sizes = {q: r.path.stat().st_size for q, r in converted[name].items()}
+    assert sizes["dynamic"] < sizes["none"] and sizes["int8"] < sizes["none"]
+
+
+def test_vae_sample_runs_in_litert(converted):
+    for q in ("none", "int8"):
+        runner = converted["vae"][q]
+        first = runner("sample", num_samples=np.array(4, np.int32))["images"]
+        second = runner("sample", num_samples=np.array(4, np.int32))["images"]
+        assert first.shape == (4, 28, 28, 1) and not np.array_equal(first, second)
+        assert 0 <= first.min() and first.max() <= 1
+
+
+def test_bad_arguments(exported_models, converted, tmp_path):
+    _, exported = exported_models
+    with pytest.raises(ValueError, match="unknown quantization 'int4'"):
+        tflite.convert(exported["dense"][1], "int4")
+    with pytest.raises(FileNotFoundError, match="no saved_model.pb"):
+        tflite.convert(tmp_path, "none")
+    runner = tflite.Runner(tflite.tflite_path(exported["dense"][1], "none"))
+    with pytest.raises(ValueError, match="unknown signature 'sample'"):
+        runner("sample", num_samples=np.array(1, np.int32))
