@@ -81,3 +81,34 @@ def exported_models(tmp_path_factory, mnist_dir):
 def digits(mnist_test_arrays):
     """2,000 real test digits, float32 on the [0, 1] scale of the signatures."""
     return mnist_test_arrays[0][:2000].astype("float32") / 255.0
+
+
+@pytest.fixture(scope="session")
+def mnist_train_small(mnist_dir):
+    """4,000 real training digits on [0, 1] with their labels."""
+    images, labels = aekeras.data.load_arrays("mnist", "train", data_dir=mnist_dir)
+    return images[:4000].astype("float32") / 255.0, labels[:4000]
+
+
+@pytest.fixture(scope="session")
+def trained_dense(mnist_train_small):
+    """The lecture's dense model, briefly trained on [-1, 1] digits."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = aekeras.models.DenseAutoencoder(latent_dim=30)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(mnist_train_small[0] * 2 - 1, epochs=5, batch_size=128, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def trained_vae2(mnist_train_small):
+    """A 2-D latent VAE, briefly trained."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = aekeras.models.VAE(latent_dim=2, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(mnist_train_small[0], epochs=5, batch_size=128, verbose=0)
+    return model

@@ -1,0 +1,40 @@
+"""The lecture's and lesson's applications, measured.
+
+Each function computes one part of `aekeras report` on real data and
+returns a dict of numpy arrays and metrics; `aekeras.plotting` draws them.
+"""
+
+from aekeras.analysis.anomaly import one_class_anomaly_detection, out_of_distribution
+from aekeras.analysis.inpainting import (
+    cv2_inpaint,
+    denoising_vs_inpainting,
+    manifold_inpainting,
+)
+from aekeras.analysis.interpolation import interpolation
+from aekeras.analysis.latent_maps import latent_grid, latent_scatter
+from aekeras.analysis.manifold2d import curve_denoising
+from aekeras.analysis.metrics import image_metrics, psnr, to_unit_range
+from aekeras.analysis.pca import compare_with_pca, principal_angles, tied_linear_subspace
+from aekeras.analysis.reconstructions import encoder_kernels, reconstructions
+from aekeras.analysis.superresolution import super_resolution
+
+__all__ = [
+    "compare_with_pca",
+    "curve_denoising",
+    "cv2_inpaint",
+    "denoising_vs_inpainting",
+    "encoder_kernels",
+    "image_metrics",
+    "interpolation",
+    "latent_grid",
+    "latent_scatter",
+    "manifold_inpainting",
+    "one_class_anomaly_detection",
+    "out_of_distribution",
+    "principal_angles",
+    "psnr",
+    "reconstructions",
+    "super_resolution",
+    "tied_linear_subspace",
+    "to_unit_range",
+]

@@ -1,0 +1,129 @@
+"""Parts 3 and 5: repairing images, by denoising, by OpenCV, by the manifold."""
+
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
+
+from aekeras import noise
+from aekeras.analysis.metrics import image_metrics, psnr, to_unit_range
+
+CV2_METHODS = {"telea": cv2.INPAINT_TELEA, "navier_stokes": cv2.INPAINT_NS}
+
+
+def cv2_inpaint(images, missing, method="telea", radius=3):
+    """Fills the `missing` pixels of [0, 1] images with OpenCV's `cv2.inpaint`.
+
+    Args:
+        images: `[n, 28, 28, 1]` on [0, 1]; missing pixels' values are ignored.
+        missing: boolean array of the same shape, True where a pixel is lost.
+        method: `"telea"` (`INPAINT_TELEA`) or `"navier_stokes"` (`INPAINT_NS`).
+        radius: the inpainting neighbourhood radius, in pixels.
+
+    Returns:
+        The repaired images, `[n, 28, 28, 1]` on [0, 1].
+    """
+    if method not in CV2_METHODS:
+        raise ValueError(f"unknown method {method!r} (expected one of {sorted(CV2_METHODS)})")
+    pixels = np.round(np.asarray(images)[..., 0] * 255).astype(np.uint8)
+    masks = np.asarray(missing)[..., 0].astype(np.uint8) * 255
+    repaired = [
+        cv2.inpaint(np.where(mask, 0, image).astype(np.uint8), mask, radius, CV2_METHODS[method])
+        for image, mask in zip(pixels, masks)
+    ]
+    return (np.stack(repaired).astype(np.float32) / 255.0)[..., np.newaxis]
+
+
+def denoising_vs_inpainting(denoiser, images, rate=0.5, radius=3, seed=0):
+    """Corrupts images with the lecture's dropout mask and repairs them three ways.
+
+    The denoising autoencoder gets the lecture's input (dropped pixels 0, kept
+    pixels scaled by 1 / (1 - rate), on the model's scale); OpenCV's Telea
+    and Navier-Stokes inpainting get the kept pixels and a mask of the
+    dropped ones.
+
+    Args:
+        denoiser: a trained aekeras autoencoder (the lecture's denoising model).
+        images: clean `[n, 28, 28, 1]` images on [0, 1].
+        rate: the drop probability.
+        radius: OpenCV's inpainting radius.
+        seed: seed of the masks.
+
+    Returns:
+        `{"missing", "corrupted", "images", "repairs": {"autoencoder",
+        "telea", "navier_stokes"}, "metrics": {method: {"mse", "psnr",
+        "ssim"}}}`; "corrupted" and the repairs are on [0, 1], and the metrics
+        also cover the corrupted input itself.
+    """
+    uniform = np.random.default_rng(seed).uniform(size=images.shape).astype(np.float32)
+    missing = uniform < rate
+    low, high = denoiser.value_range
+    corrupted = np.asarray(noise.dropout(images * (high - low) + low, uniform, rate))
+    repairs = {
+        "autoencoder": to_unit_range(denoiser.predict(corrupted, batch_size=1000, verbose=0), denoiser.value_range),
+        "telea": cv2_inpaint(images, missing, "telea", radius),
+        "navier_stokes": cv2_inpaint(images, missing, "navier_stokes", radius),
+    }
+    shown = to_unit_range(np.clip(corrupted, low, high), denoiser.value_range)
+    metrics = {"corrupted": image_metrics(shown, images)}
+    metrics.update({name: image_metrics(repair, images) for name, repair in repairs.items()})
+    return {"missing": missing, "corrupted": shown, "images": images, "repairs": repairs, "metrics": metrics}
+
+
+def manifold_inpainting(
+    vae, images, patch=8, corner=(10, 10), steps=300, learning_rate=0.05, prior_weight=1.0
+):
+    """Fills a covered patch by finding the closest point on the learned manifold.
+
+    A grey square covers a patch of each image. Starting from the encoder's
+    guess, gradient descent on z (with `tf.GradientTape`) minimises the
+    energy E(z) = -log p(known pixels | z) + prior_weight * ||z||^2 / 2: the
+    decoder's Bernoulli likelihood of the pixels that were not covered plus
+    the VAE's N(0, I) prior. The patch is then filled from decode(z).
+
+    Args:
+        vae: a trained `aekeras.models.VAE`.
+        images: clean `[n, 28, 28, 1]` images on [0, 1].
+        patch: side of the covered square, in pixels.
+        corner: (row, column) of its top-left pixel.
+        steps: gradient steps on z.
+        learning_rate: Adam's step size on z.
+        prior_weight: weight of the prior term (0 ignores the prior).
+
+    Returns:
+        `{"covered", "images", "fills": {"manifold", "autoencoder", "telea"},
+        "energy": energy per step, "patch_psnr": {method: mean dB}}`; each
+        fill keeps the known pixels and replaces the patch.
+    """
+    row, col = corner
+    known = np.ones(images.shape, np.float32)
+    known[:, row : row + patch, col : col + patch] = 0.0
+    covered = images * known + 0.5 * (1.0 - known)
+
+    z = tf.Variable(vae.encode(covered))
+    optimizer = keras.optimizers.Adam(learning_rate)
+    known_t, covered_t = tf.constant(known), tf.constant(covered)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            decoded = vae.decode(z)
+            pixel_nll = keras.ops.binary_crossentropy(covered_t, decoded)
+            nll = tf.reduce_sum(known_t * pixel_nll, axis=[1, 2, 3])
+            energy = nll + prior_weight * 0.5 * tf.reduce_sum(tf.square(z), axis=-1)
+            total = tf.reduce_sum(energy)
+        optimizer.apply_gradients([(tape.gradient(total, z), z)])
+        return tf.reduce_mean(energy)
+
+    energies = [float(step()) for _ in range(steps)]
+    manifold = vae.decode(z).numpy()
+    one_pass = vae.predict(covered, verbose=0)
+    telea = cv2_inpaint(images, known == 0, "telea")
+
+    def fill(source):
+        return images * known + np.asarray(source) * (1.0 - known)
+
+    fills = {"manifold": fill(manifold), "autoencoder": fill(one_pass), "telea": telea}
+    region = (slice(None), slice(row, row + patch), slice(col, col + patch))
+    patch_psnr = {name: float(np.mean(psnr(f[region], images[region]))) for name, f in fills.items()}
+    return {"covered": covered, "images": images, "fills": fills, "energy": np.array(energies), "patch_psnr": patch_psnr}

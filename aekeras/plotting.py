@@ -1,0 +1,193 @@
+"""Figures of `aekeras report`, drawn from what `aekeras.analysis` returns.
+
+Every function takes a result dict and a path, writes one PNG with
+matplotlib's Agg backend (no display needed) and returns the path.
+"""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(figure, path):
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def image_rows(rows, path, title=None, columns=10):
+    """A grid with one labelled row per `(label, images)` pair, images on [0, 1]."""
+    figure, axes = plt.subplots(
+        len(rows), columns, figsize=(columns * 0.9, len(rows) * 0.95 + 0.4), squeeze=False
+    )
+    for r, (label, images) in enumerate(rows):
+        for c in range(columns):
+            axis = axes[r, c]
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if c < len(images):
+                axis.imshow(np.squeeze(images[c]), cmap="gray", vmin=0, vmax=1)
+            else:
+                axis.axis("off")
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        figure.suptitle(title, fontsize=11)
+    return _save(figure, path)
+
+
+def reconstructions(result, path, count=10):
+    rows = [("test digit", result["images"][:count])]
+    rows += [(name, images[:count]) for name, images in result["reconstructions"].items()]
+    return image_rows(rows, path, "Test digits and their reconstructions", count)
+
+
+def kernels(kernel_sets, path):
+    """Side by side grids of encoder kernels: `{name: [n, 28, 28]}`."""
+    figure, axes = plt.subplots(4, 5 * len(kernel_sets) + len(kernel_sets) - 1, figsize=(12, 5))
+    for axis in axes.ravel():
+        axis.axis("off")
+    for k, (name, weights) in enumerate(kernel_sets.items()):
+        offset = k * 6
+        limit = np.abs(weights).max()
+        for i, weight in enumerate(weights[:20]):
+            axis = axes[i // 5, offset + i % 5]
+            axis.imshow(weight, cmap="seismic", vmin=-limit, vmax=limit)
+        axes[0, offset + 2].set_title(name, fontsize=11)
+    figure.suptitle("First 20 encoder kernels (weights from each pixel to a code unit; red +, blue -)")
+    return _save(figure, path)
+
+
+def denoising_vs_inpainting(result, path, count=10):
+    rows = [
+        ("mask", result["missing"][:count].astype(np.float32)),
+        ("corrupted", result["corrupted"][:count]),
+        ("clean", result["images"][:count]),
+        ("autoencoder", result["repairs"]["autoencoder"][:count]),
+        ("Telea", result["repairs"]["telea"][:count]),
+        ("Navier-Stokes", result["repairs"]["navier_stokes"][:count]),
+    ]
+    return image_rows(rows, path, "Dropout-masked digits repaired three ways (mask: white = dropped)", count)
+
+
+def interpolations(results, path):
+    """Rows of interpolations: `{label: images}` with 10 steps each."""
+    return image_rows(list(results.items()), path, "Interpolating between two test digits", 10)
+
+
+def manifold_inpainting(result, path, count=10):
+    rows = [
+        ("covered", result["covered"][:count]),
+        ("clean", result["images"][:count]),
+        ("manifold", result["fills"]["manifold"][:count]),
+        ("autoencoder", result["fills"]["autoencoder"][:count]),
+        ("Telea", result["fills"]["telea"][:count]),
+    ]
+    return image_rows(rows, path, "Filling an 8x8 grey patch", count)
+
+
+def anomaly(one_class, ood, path):
+    figure, (bars, hist) = plt.subplots(1, 2, figsize=(12, 4))
+    digits = sorted(one_class["auroc"])
+    bars.bar([str(d) for d in digits], [one_class["auroc"][d] for d in digits], color="tab:blue")
+    bars.axhline(one_class["mean_auroc"], color="tab:blue", linestyle="--",
+                 label=f"ours, mean {one_class['mean_auroc']:.1f}")
+    bars.axhline(one_class["reference_deep_svdd_mean_auroc"], color="tab:red", linestyle=":",
+                 label=f"Deep SVDD, mean {one_class['reference_deep_svdd_mean_auroc']:.1f}")
+    bars.set_ylim(0, 100)
+    bars.set_xlabel("normal digit")
+    bars.set_ylabel("AUROC (%)")
+    bars.set_title("One-class anomaly detection by reconstruction error")
+    bars.legend(loc="lower right")
+    if ood is None:
+        hist.axis("off")
+        hist.text(0.5, 0.5, "Fashion-MNIST not available", ha="center")
+    else:
+        top = np.quantile(np.concatenate([ood["in_scores"], ood["out_scores"]]), 0.995)
+        bins = np.linspace(0, top, 60)
+        hist.hist(ood["in_scores"], bins=bins, alpha=0.6, label="MNIST test (in)")
+        hist.hist(ood["out_scores"], bins=bins, alpha=0.6, label="Fashion-MNIST test (out)")
+        hist.set_xlabel("reconstruction MSE")
+        hist.set_title(f"MNIST model on Fashion-MNIST: AUROC {ood['auroc']:.1f}%")
+        hist.legend()
+    return _save(figure, path)
+
+
+def pca(result, angles, path):
+    figure, (mse, accuracy, angle) = plt.subplots(1, 3, figsize=(14, 4))
+    sizes = result["code_sizes"]
+    for method, style in (("pca", "o--"), ("autoencoder", "s-")):
+        mse.plot(sizes, result[method]["mse"], style, label=method)
+        accuracy.plot(sizes, result[method]["probe_accuracy"], style, label=method)
+    mse.set_xlabel("code size")
+    mse.set_ylabel("test MSE")
+    mse.set_title("Reconstruction")
+    accuracy.set_xlabel("code size")
+    accuracy.set_ylabel("probe accuracy")
+    accuracy.set_title("Logistic regression on the codes")
+    for axis in (mse, accuracy):
+        axis.set_xticks(sizes)
+        axis.legend()
+    angle.bar(range(1, len(angles) + 1), angles)
+    angle.set_xlabel("principal angle")
+    angle.set_ylabel("degrees")
+    angle.set_title("Tied linear AE vs top PCs")
+    return _save(figure, path)
+
+
+def super_resolution(result, path, count=10):
+    rows = [
+        ("14x14 input", result["low"][:count]),
+        ("bicubic", result["bicubic"][:count]),
+        ("autoencoder", result["model"][:count]),
+        ("original", result["images"][:count]),
+    ]
+    return image_rows(rows, path, "Super-resolution from 14x14 to 28x28", count)
+
+
+def latent_grid(result, path):
+    images = result["images"]
+    size = images.shape[0]
+    mosaic = images.transpose(0, 2, 1, 3).reshape(size * 28, size * 28)
+    figure, axis = plt.subplots(figsize=(8, 8))
+    axis.imshow(mosaic, cmap="gray", vmin=0, vmax=1)
+    ticks = np.arange(size) * 28 + 14
+    axis.set_xticks(ticks, [f"{v:.1f}" for v in result["z"][0, :, 0]], fontsize=7)
+    axis.set_yticks(ticks, [f"{v:.1f}" for v in result["z"][:, 0, 1]], fontsize=7)
+    axis.set_xlabel("z[0]")
+    axis.set_ylabel("z[1]")
+    axis.set_title("Decoded latent plane of the 2-D VAE (normal quantiles)")
+    return _save(figure, path)
+
+
+def latent_scatter(result, path):
+    figure, axis = plt.subplots(figsize=(8, 7))
+    points = axis.scatter(result["z_mean"][:, 0], result["z_mean"][:, 1], c=result["labels"],
+                          cmap="tab10", s=3, vmin=-0.5, vmax=9.5)
+    figure.colorbar(points, ticks=range(10), label="digit")
+    axis.set_xlabel("z_mean[0]")
+    axis.set_ylabel("z_mean[1]")
+    axis.set_title("Test digits in the 2-D VAE's latent space")
+    return _save(figure, path)
+
+
+def samples(images, path, title):
+    rows = [("", images[i * 10 : (i + 1) * 10]) for i in range(len(images) // 10)]
+    return image_rows(rows, path, title, 10)
+
+
+def curve_denoising(result, path):
+    figure, axis = plt.subplots(figsize=(7, 7))
+    points = axis.scatter(result["inputs"][:, 0], result["inputs"][:, 1], c=result["moved"], cmap="viridis", s=12)
+    step = max(1, len(result["inputs"]) // 400)
+    start, end = result["inputs"][::step], result["outputs"][::step]
+    axis.quiver(start[:, 0], start[:, 1], end[:, 0] - start[:, 0], end[:, 1] - start[:, 1],
+                angles="xy", scale_units="xy", scale=1, width=0.002, alpha=0.6)
+    axis.plot(result["curve"][:, 0], result["curve"][:, 1], color="red", linewidth=2, label="data curve")
+    figure.colorbar(points, label="distance moved by the denoising autoencoder")
+    axis.set_aspect("equal")
+    axis.legend(loc="upper right")
+    axis.set_title("Each point of the plane, and where the denoiser sends it")
+    return _save(figure, path)

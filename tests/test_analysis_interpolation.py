@@ -1,0 +1,15 @@
+import numpy as np
+
+from aekeras.analysis import interpolation
+
+
+def test_endpoints_and_linearity(trained_dense, digits):
+    result = interpolation(trained_dense, digits[0], digits[1], steps=10)
+    assert result["pixel"].shape == result["latent"].shape == (10, 28, 28, 1)
+    np.testing.assert_allclose(result["pixel"][0], digits[0])
+    np.testing.assert_allclose(result["pixel"][-1], digits[1], atol=1e-6)
+    np.testing.assert_allclose(result["pixel"][4], (5 / 9) * digits[0] + (4 / 9) * digits[1], atol=1e-6)
+    # Latent endpoints are the decoded endpoints.
+    np.testing.assert_allclose(result["latent"][0], result["decoded_endpoints"][0], atol=1e-5)
+    np.testing.assert_allclose(result["latent"][-1], result["decoded_endpoints"][1], atol=1e-5)
+    assert not np.allclose(result["latent"][4], result["pixel"][4], atol=0.05)

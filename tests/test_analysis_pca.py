@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA
+
+from aekeras import models
+from aekeras.analysis import compare_with_pca, principal_angles, tied_linear_subspace
+
+
+def test_principal_angles_of_exact_and_orthogonal_bases():
+    rng = np.random.default_rng(0)
+    basis, _ = np.linalg.qr(rng.normal(size=(784, 5)))
+    mixed = basis @ rng.normal(size=(5, 5))  # same subspace, other basis
+    np.testing.assert_allclose(principal_angles(basis, mixed), 0, atol=1e-5)
+    other = np.eye(784)[:, :3]
+    other_perp = np.eye(784)[:, 3:6]
+    np.testing.assert_allclose(principal_angles(other, other_perp), 90)
+
+
+def test_pca_basis_of_real_digits_against_itself(mnist_train_small):
+    flat = mnist_train_small[0].reshape(-1, 784)
+    components = PCA(n_components=10).fit(flat).components_
+    np.testing.assert_allclose(principal_angles(components.T, components.T), 0, atol=1e-4)
+
+
+def test_compare_with_pca(mnist_train_small, mnist_test_arrays):
+    images, labels = mnist_train_small
+    test_images = mnist_test_arrays[0][:1000].astype("float32") / 255
+    result = compare_with_pca(
+        lambda d: models.DenseAutoencoder(
+            latent_dim=d, hidden_dims=(128,), activation=None, output_activation="sigmoid",
+            reconstruction_loss="binary_crossentropy", value_range=(0, 1),
+        ),
+        images, labels, test_images, mnist_test_arrays[1][:1000],
+        code_sizes=(2, 10), epochs=5, probe_examples=2000,
+    )
+    assert result["code_sizes"] == [2, 10]
+    for method in ("pca", "autoencoder"):
+        assert all(0 < m < 0.12 for m in result[method]["mse"])
+        assert all(0.1 < a <= 1 for a in result[method]["probe_accuracy"])
+    # A larger code reconstructs better.
+    assert result["pca"]["mse"][1] < result["pca"]["mse"][0]
+
+
+def test_tied_linear_autoencoder_approaches_the_pca_subspace(mnist_train_small):
+    result = tied_linear_subspace(mnist_train_small[0], 4, epochs=15, learning_rate=3e-3)
+    assert result["angles"].shape == (4,)
+    # Random 4-D subspaces of R^784 sit near 90 degrees from each other.
+    assert np.max(result["angles"]) < 10

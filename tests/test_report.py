@@ -1,0 +1,54 @@
+"""`aekeras report --quick` end to end, as a user runs it."""
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+
+from aekeras import models
+from aekeras.report import cached_model
+
+FIGURES = [
+    "reconstructions.png", "kernels.png", "denoising_vs_inpainting.png", "interpolation.png",
+    "manifold_inpainting.png", "anomaly.png", "pca.png", "super_resolution.png",
+    "vae_latent_grid.png", "vae_latent_scatter.png", "vae_samples.png", "curve_denoising.png",
+]
+
+
+def test_quick_report_writes_every_figure_and_number(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "aekeras", "report", "--out", "reports", "--quick"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / "reports"
+    for name in FIGURES:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    report = (out / "REPORT.md").read_text()
+    linked = set(re.findall(r"\]\(([\w.]+\.png)\)", report))
+    assert linked == set(FIGURES)
+    assert [f"## {i}." in report for i in range(1, 11)] == [True] * 10
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["settings"]["train_limit"] == 2000 and metrics["settings"]["seed"] == 0
+    assert set(metrics["denoising_vs_inpainting"]) == {"corrupted", "autoencoder", "telea", "navier_stokes"}
+    assert len(metrics["anomaly"]["auroc"]) == 10
+    assert metrics["pca"]["code_sizes"] == [2, 10, 30] and len(metrics["pca"]["tied_linear_principal_angles"]) == 10
+    assert "[report" in result.stdout and "10/10" in result.stdout  # progress is shown
+
+
+def testcached_models_are_reused(tmp_path, mnist_train_small):
+    images = mnist_train_small[0][:256]
+    messages = []
+
+    def build():
+        return models.DenseAutoencoder(latent_dim=4, output_activation="sigmoid", value_range=(0, 1))
+
+    first = cached_model(tmp_path, "tiny", build, images, None, 1, 0, messages.append)
+    second = cached_model(tmp_path, "tiny", build, images, None, 1, 0, messages.append)
+    assert messages[0] == "tiny: training 1 epochs" and messages[1].startswith("tiny: reusing")
+    np.testing.assert_array_equal(first(images[:4]), second(images[:4]))
+    cached_model(tmp_path, "tiny", build, images, None, 2, 0, messages.append)
+    assert messages[2] == "tiny: training 2 epochs"  # other settings, another model
+    assert len(list(tmp_path.glob("tiny-*.keras"))) == 2
