@@ -7,12 +7,12 @@ VENV ?= .venv
 AEKERAS_DATA_DIR ?= $(abspath ../shared/data/mnist)
 export AEKERAS_DATA_DIR
 
-.PHONY: setup train test clean
+.PHONY: setup train test report bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e ".[dev]"
+	$(VENV)/bin/pip install --quiet -e ".[dev,bench]"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -23,6 +23,14 @@ train: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest
+
+# Every application of the lecture and the lesson, measured (about 20 minutes).
+report: setup
+	$(VENV)/bin/aekeras report --out reports/
+
+# aekeras against PyTorch; writes BENCHMARKS.md.
+bench: setup
+	$(VENV)/bin/python scripts/bench.py --out BENCHMARKS.md
 
 clean:
 	rm -rf runs reports .pytest_cache
