@@ -5,20 +5,44 @@ one ends the command with exit status 2 and one line on stderr.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 import keras
 
 from aekeras import export, serving, tflite
 from aekeras.data import DATA_DIR_ENV, DATASETS, DataError, idx_paths, load_arrays
+from aekeras.models import BaseAutoencoder
 from aekeras.noise import NOISE_KINDS
-from aekeras.training import ARCHITECTURES, MODEL_NAMES, TrainConfig, build_model, train
+from aekeras.training import (
+    ARCHITECTURES,
+    MODEL_NAMES,
+    STRATEGIES,
+    TrainConfig,
+    build_model,
+    distribution_strategy,
+    train,
+)
 
 EXIT_USAGE = 2
+
+# The train options that only some models take: giving one to another model
+# is a mistake, not something to ignore.
+MODEL_OPTIONS = {
+    "architecture": ("denoising", "contractive", "vae"),
+    "tied_weights": ("dense", "denoising", "contractive"),
+    "noise": ("denoising",),
+    "noise_level": ("denoising",),
+    "contraction_weight": ("contractive",),
+    "beta": ("vae",),
+    "binarize": ("vae",),
+    "nll_samples": ("vae",),
+}
 
 
 class UsageError(Exception):
@@ -96,34 +120,52 @@ def build_parser():
         help="code size (default: dense and contractive 30, denoising 500, vae 20, "
         "conv a spatial 4x4x8 code)",
     )
+    # Model-specific options are left out of args unless given, so that
+    # giving one to a model that does not take it can be refused.
+    model_option = dict(default=argparse.SUPPRESS)
     train.add_argument(
         "--architecture",
         choices=ARCHITECTURES,
-        default=defaults.architecture,
-        help="encoder/decoder of the denoising, contractive and vae models",
+        help=f"denoising, contractive, vae: encoder/decoder (default: {defaults.architecture})",
+        **model_option,
     )
     train.add_argument(
-        "--tied-weights", action="store_true", help="decoder = encoder transposed (dense)"
+        "--tied-weights",
+        action="store_true",
+        help="dense, denoising, contractive: decoder = encoder transposed",
+        **model_option,
     )
-    train.add_argument("--noise", choices=NOISE_KINDS, default=defaults.noise)
+    train.add_argument(
+        "--noise", choices=NOISE_KINDS, help=f"denoising (default: {defaults.noise})", **model_option
+    )
     train.add_argument(
         "--noise-level",
         type=float,
-        default=defaults.noise_level,
-        help="drop probability, Gaussian stddev or salt-and-pepper fraction",
+        help="denoising: drop probability, Gaussian stddev or salt-and-pepper "
+        f"fraction (default: {defaults.noise_level})",
+        **model_option,
     )
     train.add_argument(
-        "--contraction-weight", type=float, default=defaults.contraction_weight
+        "--contraction-weight",
+        type=float,
+        help=f"contractive: lambda (default: {defaults.contraction_weight})",
+        **model_option,
     )
-    train.add_argument("--beta", type=float, default=defaults.beta, help="VAE KL weight")
     train.add_argument(
-        "--binarize", action="store_true", help="VAE: dynamically binarised inputs"
+        "--beta", type=float, help=f"vae: KL weight (default: {defaults.beta})", **model_option
+    )
+    train.add_argument(
+        "--binarize",
+        action="store_true",
+        help="vae: dynamically binarised inputs",
+        **model_option,
     )
     train.add_argument(
         "--nll-samples",
         type=int,
-        default=defaults.nll_samples,
-        help="VAE: importance samples for the test NLL (0 skips it)",
+        help="vae: importance samples for the test NLL, 0 skips it "
+        f"(default: {defaults.nll_samples})",
+        **model_option,
     )
     train.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
     train.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
@@ -147,6 +189,14 @@ def build_parser():
         default=defaults.run_dir,
         help="checkpoints, logs and history go to RUN_DIR/MODEL/; "
         "the same command resumes an interrupted run",
+    )
+    train.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default=defaults.strategy,
+        help="default: one device; mirrored: every local GPU; multi_worker: the "
+        "cluster in $TF_CONFIG (run the same command on every worker; the chief "
+        "exports). --batch-size is the global batch",
     )
     train.add_argument(
         "--quiet", action="store_true", help="no progress bar, one line per epoch"
@@ -188,37 +238,35 @@ def build_parser():
     return parser
 
 
+def _check_model_options(args):
+    for option, models in MODEL_OPTIONS.items():
+        if hasattr(args, option) and args.model not in models:
+            raise UsageError(
+                f"--{option.replace('_', '-')} does not apply to the {args.model} "
+                f"model (only to {', '.join(models)})"
+            )
+    if getattr(args, "tied_weights", False) and getattr(args, "architecture", "dense") == "conv":
+        raise UsageError("--tied-weights conflicts with --architecture conv (it ties dense layers)")
+
+
 def _train(args):
+    _check_model_options(args)
     if args.data_dir is not None:
         _check_data_dir(args.data_dir)
     elif os.environ.get(DATA_DIR_ENV) and not Path(os.environ[DATA_DIR_ENV]).is_dir():
         raise UsageError(f"${DATA_DIR_ENV}={os.environ[DATA_DIR_ENV]}: data folder does not exist")
     check_writable_folder(args.out, "--out")
     check_writable_folder(args.run_dir, "--run-dir")
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(
-        model=args.model,
-        latent_dim=args.latent_dim,
-        architecture=args.architecture,
-        tied_weights=args.tied_weights,
-        noise=args.noise,
-        noise_level=args.noise_level,
-        contraction_weight=args.contraction_weight,
-        beta=args.beta,
-        binarize=args.binarize,
-        nll_samples=args.nll_samples,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        limit=args.limit,
-        seed=args.seed,
-        out=args.out,
-        run_dir=args.run_dir,
+        **{k: v for k, v in vars(args).items() if k in fields},
         verbose=2 if args.quiet else 1,
     )
     try:
         config.validate()
+        # Before anything else runs: multi_worker must configure TensorFlow's
+        # collectives first, and a bad TF_CONFIG is a usage error.
+        distribution_strategy(config.strategy)
         build_model(config)  # model arguments out of range fail here, before any data
     except ValueError as e:
         raise UsageError(str(e)) from None
@@ -226,8 +274,35 @@ def _train(args):
     for name, value in result["test_metrics"].items():
         print(f"test {name}: {value:.6f}")
     print(f"model: {result['model']}")
-    print(f"SavedModel: {result['export']}")
-    print(f"TF Serving config: {export.write_models_config(args.out)}")
+    if result["export"] is not None:
+        print(f"SavedModel: {result['export']}")
+        print(f"TF Serving config: {export.write_models_config(args.out)}")
+
+
+def load_model(path):
+    """Loads an aekeras model from a `.keras` file in Keras's safe mode.
+
+    Raises:
+        UsageError: in one line, if the file is not a `.keras` archive, asks
+            for Python code (a lambda) or for a class or function that is
+            not registered, or holds something other than an aekeras
+            autoencoder.
+    """
+    if not zipfile.is_zipfile(path):
+        raise UsageError(f"{path}: not a .keras file (expected the zip archive model.save writes)")
+    try:
+        model = keras.models.load_model(path, safe_mode=True)
+    except (ValueError, TypeError, KeyError) as e:
+        # Keras wraps the refusal once per enclosing layer; the innermost
+        # error names what was refused.
+        root = e
+        while root.__cause__ or root.__context__:
+            root = root.__cause__ or root.__context__
+        reason = str(root).strip().strip("\"'").split(". ")[0].splitlines()[0]
+        raise UsageError(f"{path}: cannot load it in Keras safe mode: {reason}") from None
+    if not isinstance(model, BaseAutoencoder):
+        raise UsageError(f"{path}: holds a {type(model).__name__}, not an aekeras autoencoder")
+    return model
 
 
 def _export(args):
@@ -237,11 +312,14 @@ def _export(args):
         raise UsageError(f"{args.source}: expected a .keras file or a run folder holding model.keras")
     check_writable_folder(args.out, "--out")
 
-    model = keras.models.load_model(model_path)
+    model = load_model(model_path)
     # A run folder's record of settings and metrics travels with the export.
     record_path = model_path.parent / export.SETTINGS_FILE
     settings = json.loads(record_path.read_text()) if record_path.is_file() else None
-    path = export.saved_model(model, args.out, args.name, settings=settings)
+    try:
+        path = export.saved_model(model, args.out, args.name, settings=settings)
+    except ValueError as e:  # a name TF Serving cannot watch; nothing is written
+        raise UsageError(str(e)) from None
     print(f"SavedModel: {path}")
     print(f"TF Serving config: {export.write_models_config(args.out, args.serving_root)}")
 

@@ -6,6 +6,7 @@ float32 images ready for `model.fit`.
 """
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -95,14 +96,19 @@ def parse_idx(content, name="<bytes>"):
         for i in range(ndim)
     )
     dtype = _IDX_DTYPES[type_code]
-    expected = header_size + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    # Python integers: a product of large dimensions must not wrap around.
+    expected = header_size + math.prod(shape) * dtype.itemsize
     if len(content) != expected:
         raise DataError(
             f"{name}: header promises shape {shape} ({expected} bytes in all) "
             f"but the file holds {len(content)} bytes"
         )
     array = np.frombuffer(content, dtype=dtype, offset=header_size)
-    return array.reshape(shape).astype(dtype.newbyteorder("="))
+    try:
+        array = array.reshape(shape)
+    except ValueError as e:  # too many dimensions, or sizes numpy cannot index
+        raise DataError(f"{name}: header promises shape {shape}, which numpy cannot hold ({e})") from None
+    return array.astype(dtype.newbyteorder("="))
 
 
 def idx_paths(folder, split):

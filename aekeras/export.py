@@ -3,13 +3,16 @@
 `saved_model(model, out, name)` writes `out/name/<version>/`, versions
 counting up from 1. Each version is written under a temporary name beside
 the others and renamed into place only when complete, so a server polling
-the folder never sees half a model. `write_models_config(out)` writes the
-TF Serving `models.config` listing every model under `out`.
+the folder never sees half a model, and an export that is killed leaves no
+version behind: only its staging folder, which the next export on the same
+machine removes. `write_models_config(out)` writes the TF Serving
+`models.config` listing every model under `out`.
 """
 
 import json
 import os
 import shutil
+import socket
 import uuid
 from pathlib import Path
 
@@ -32,6 +35,30 @@ def versions(model_dir):
     if not model_dir.is_dir():
         return []
     return sorted(int(p.name) for p in model_dir.iterdir() if p.name.isdigit())
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return True
+
+
+def remove_stale_staging(model_dir):
+    """Removes the staging folders of killed exports on this machine.
+
+    A staging folder is named `.staging-<host>-<pid>-<random>`; one whose
+    process is gone is removed. Folders of other machines (on a shared
+    file system) and of running exports are left alone.
+    """
+    host = socket.gethostname()
+    for path in Path(model_dir).glob(".staging-*"):
+        owner, _, pid = path.name[len(".staging-") :].rpartition("-")[0].rpartition("-")
+        if owner == host and pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _to_model_scale(model, images):
@@ -128,7 +155,8 @@ def saved_model(model, out, name, settings=None):
         )
     model_dir = Path(out) / name
     model_dir.mkdir(parents=True, exist_ok=True)
-    staging = model_dir / f".staging-{uuid.uuid4().hex}"
+    remove_stale_staging(model_dir)
+    staging = model_dir / f".staging-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}"
     try:
         build_archive(model).write_out(str(staging), verbose=False)
         if settings is not None:

@@ -8,7 +8,10 @@ from an exported SavedModel, loaded as TF Serving loads it, for tests and
 for debugging without the server binary.
 
 Inputs are checked before anything is sent: a wrong name, shape or dtype
-raises `ServingError` naming the signature and what it expects.
+raises `ServingError` naming the signature and what it expects, and so does
+an empty batch (REST has no form for it, and TensorFlow's oneDNN CPU kernels
+fail on a convolution of one). NaN and infinite values are sent as they are
+(JSON `NaN`, `Infinity`, which TF Serving reads and writes).
 """
 
 import json
@@ -60,7 +63,7 @@ def check_inputs(signature_name, inputs, specs=None):
     Raises:
         ServingError: naming the signature and what it expects, for an
             unknown signature, a missing or extra input, a wrong rank or
-            size, or a non-numeric or wrongly typed value.
+            size, an empty batch, or a non-numeric or wrongly typed value.
     """
     if specs is None:
         if signature_name not in SIGNATURE_INPUTS:
@@ -86,6 +89,10 @@ def check_inputs(signature_name, inputs, specs=None):
             raise ServingError(
                 f"{_expected(signature_name, specs)}; got {name}: "
                 f"{array.dtype} {list(array.shape)}"
+            )
+        if shape and shape[0] is None and len(array) == 0:
+            raise ServingError(
+                f"{_expected(signature_name, specs)}; got an empty batch (send at least one example)"
             )
         arrays[name] = array.astype(_DTYPES[kind])
     return arrays

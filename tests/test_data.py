@@ -4,6 +4,8 @@ import hashlib
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aekeras import data
 from aekeras.data import DataError
@@ -261,3 +263,71 @@ def test_env_folder_serves_other_data_sets_only_from_their_subfolder(tmp_path, m
     monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path / "missing"))
     with pytest.raises(DataError, match="AEKERAS_DATA_DIR=.*missing: data folder does not exist"):
         data.load_arrays("mnist", "test")
+
+
+# --- fuzzing the IDX reader -----------------------------------------------------
+
+IDX_ITEMSIZES = {0x08: 1, 0x09: 1, 0x0B: 2, 0x0C: 4, 0x0D: 4, 0x0E: 8}
+# Derandomized, so every run checks the same inputs; no example database.
+FUZZ = settings(deadline=None, derandomize=True, database=None)
+
+
+@st.composite
+def idx_files(draw):
+    """Mostly well-formed IDX files: some exact, some cut short or one byte long.
+
+    Small dimensions keep bodies of the promised size common; huge ones,
+    unknown type codes and absurd ranks reach the header checks.
+    """
+    type_code = draw(st.sampled_from([*IDX_ITEMSIZES] * 3 + [0x00, 0x0A, 0xFF]))
+    ndim = draw(st.sampled_from([1, 2, 3, 4] * 3 + [0, 33, 65, 255]))
+    if ndim <= 4:
+        dims = draw(
+            st.lists(st.sampled_from([*range(7)] * 3 + [2**31, 2**32 - 1]), min_size=ndim, max_size=ndim)
+        )
+        dim_bytes = b"".join(d.to_bytes(4, "big") for d in dims)
+    else:
+        dim_bytes = draw(st.binary(min_size=4 * ndim, max_size=4 * ndim))
+    size = IDX_ITEMSIZES.get(type_code, 1)
+    for i in range(ndim):
+        size *= int.from_bytes(dim_bytes[4 * i : 4 * i + 4], "big")
+    body = draw(st.binary(min_size=size, max_size=size) if size <= 256 else st.binary(max_size=16))
+    content = bytes([0, 0, type_code, ndim]) + dim_bytes + body
+    if draw(st.integers(0, 3)) == 0:
+        cut = draw(st.integers(0, len(content)))
+        content = content[:cut] if draw(st.booleans()) else content + b"\0"
+    return content
+
+
+def corrupted(compressed, position, value):
+    """`compressed` with the byte at `position` (modulo its length) replaced."""
+    i = position % len(compressed)
+    return compressed[:i] + bytes([value]) + compressed[i + 1 :]
+
+
+@settings(FUZZ, max_examples=3000)
+@given(st.binary(max_size=64) | idx_files())
+def test_fuzzed_idx_bytes_give_an_array_or_a_data_error(content):
+    try:
+        array = data.parse_idx(content)
+    except DataError:
+        return
+    assert isinstance(array, np.ndarray) and array.dtype.isnative
+    assert 4 + 4 * array.ndim + array.nbytes == len(content)
+
+
+@settings(FUZZ, max_examples=1000)
+@given(
+    st.binary(max_size=64)
+    | idx_files().map(gzip.compress)
+    | st.builds(corrupted, idx_files().map(gzip.compress), st.integers(0, 1000), st.integers(0, 255))
+)
+def test_fuzzed_gz_files_give_an_array_or_a_data_error(tmp_path_factory, content):
+    path = tmp_path_factory.getbasetemp() / "fuzzed-idx3-ubyte.gz"
+    path.write_bytes(content)
+    try:
+        array = data.read_idx(path)
+    except DataError as e:
+        assert str(path) in str(e)
+        return
+    np.testing.assert_array_equal(array, data.parse_idx(gzip.decompress(content)))

@@ -1,4 +1,5 @@
 import json
+import os
 
 import keras
 import numpy as np
@@ -197,3 +198,66 @@ def test_saved_model_cli_shows_and_runs_the_export(exported_models, digits, tmp_
     _, reconstruction = keras_outputs(model, digits[:8])
     np.testing.assert_allclose(np.load(tmp_path / "out" / "reconstruction.npy"), reconstruction, atol=1e-5)
     assert np.load(tmp_path / "out" / "score.npy").shape == (8,)
+
+
+# Exports a model but hangs once the SavedModel is written, before publishing.
+HANGING_EXPORT = """
+import sys, time
+from pathlib import Path
+from aekeras import export
+from aekeras.models import DenseAutoencoder
+
+build_archive = export.build_archive
+
+def build_archive_that_hangs(model):
+    archive = build_archive(model)
+    write_out = archive.write_out
+
+    def write_out_then_hang(filepath, **kwargs):
+        write_out(filepath, **kwargs)
+        Path(sys.argv[2]).touch()
+        time.sleep(600)
+
+    archive.write_out = write_out_then_hang
+    return archive
+
+export.build_archive = build_archive_that_hangs
+export.saved_model(DenseAutoencoder(latent_dim=4), sys.argv[1], "dense")
+"""
+
+
+def test_a_killed_export_leaves_no_version_and_its_leftovers_are_removed(tmp_path):
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    written, model_dir = tmp_path / "written", tmp_path / "out" / "dense"
+    with open(tmp_path / "stderr", "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-c", HANGING_EXPORT, str(tmp_path / "out"), str(written)],
+            stdout=subprocess.DEVNULL, stderr=stderr,
+        )
+        try:
+            deadline = time.time() + 120
+            while not written.exists() and process.poll() is None and time.time() < deadline:
+                time.sleep(0.05)
+            assert written.exists(), (tmp_path / "stderr").read_text()
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+        finally:
+            process.kill()
+            process.wait()
+    assert export.versions(model_dir) == []
+    (leftover,) = model_dir.iterdir()
+    assert leftover.name.startswith(".staging-") and (leftover / "saved_model.pb").is_file()
+
+    # Staging folders of a live export, or of another machine, are not touched.
+    live = model_dir / f".staging-{socket.gethostname()}-{os.getpid()}-0"
+    elsewhere = model_dir / ".staging-some-other-host-1-0"
+    live.mkdir()
+    elsewhere.mkdir()
+    path = export.saved_model(DenseAutoencoder(latent_dim=4), tmp_path / "out", "dense")
+    assert path == model_dir / "1"
+    assert sorted(p.name for p in model_dir.iterdir()) == sorted(["1", live.name, elsewhere.name])

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
 from aekeras import serving
@@ -84,3 +85,60 @@ def test_the_server_checks_against_the_loaded_signature(servers):
 def test_server_errors_are_raised_when_parsed():
     with pytest.raises(ServingError, match="the server refused the request: Missing 'inputs'"):
         serving.parse_rest_response('{"error": "Missing \'inputs\' or \'instances\' key"}')
+
+
+@pytest.mark.parametrize("name", ["dense", "conv", "denoising", "contractive", "vae"])
+def test_signatures_on_nan_empty_and_wrongly_typed_batches(exported_models, digits, name):
+    """What the export itself does, as TF Serving would run it."""
+    _, exported = exported_models
+    signatures = tf.saved_model.load(str(exported[name][1]), tags=["serve"]).signatures
+    images = digits[:4].copy()
+    clean = signatures["serving_default"](images=tf.constant(images))
+    images[1, 14, 14, 0] = np.nan
+    images[2, 0, 0, 0] = np.inf
+    dirty = signatures["serving_default"](images=tf.constant(images))
+    # A non-finite pixel makes its image's score non-finite (NaN for NaN);
+    # the other images of the batch are answered as without it.
+    score = dirty["score"].numpy()
+    assert np.isnan(score[1]) and not np.isfinite(score[2])
+    for output in ("reconstruction", "score"):
+        np.testing.assert_allclose(dirty[output].numpy()[[0, 3]], clean[output].numpy()[[0, 3]], atol=1e-6)
+
+    if name != "conv":
+        # An empty batch gives empty outputs. (Not for convolutions on a CPU:
+        # TensorFlow's oneDNN kernels fail on an empty batch, so aekeras.serving
+        # refuses to send one.)
+        empty = signatures["serving_default"](images=tf.zeros((0, 28, 28, 1)))
+        assert empty["reconstruction"].shape == (0, 28, 28, 1) and empty["score"].shape == (0,)
+        latent = signatures["encode"](images=tf.zeros((0, 28, 28, 1)))["latent"]
+        assert latent.shape[0] == 0
+        assert signatures["decode"](latent=latent)["images"].shape == (0, 28, 28, 1)
+
+    # Any dtype but float32 is refused, naming the one expected.
+    for dtype in (tf.float64, tf.float16, tf.int32, tf.uint8):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"expected to be a float tensor but is a"):
+            signatures["serving_default"](images=tf.zeros((1, 28, 28, 1), dtype))
+    if name == "vae":
+        assert signatures["sample"](num_samples=tf.constant(0))["images"].shape == (0, 28, 28, 1)
+        with pytest.raises(tf.errors.InvalidArgumentError):
+            signatures["sample"](num_samples=tf.constant(-1))
+
+
+def test_nan_goes_over_rest_as_json_nan(servers, digits):
+    images = digits[:3].copy()
+    images[1, 3, 3, 0] = np.nan
+    wire = json.dumps(serving.rest_request(images=images))  # NaN, as TF Serving reads it
+    assert "NaN" in wire
+    answer = serving.parse_rest_response(json.dumps(servers["dense"].rest_predict(wire)))
+    assert np.isnan(answer["score"][1]) and np.isfinite(answer["score"][[0, 2]]).all()
+
+
+def test_an_empty_batch_is_refused_before_it_is_sent(servers):
+    empty = np.zeros((0, 28, 28, 1), np.float32)
+    message = r"signature 'serving_default' expects images: float32 \[batch, 28, 28, 1\]; got an empty batch"
+    with pytest.raises(ServingError, match=message):
+        serving.rest_request(images=empty)
+    with pytest.raises(ServingError, match=message):
+        serving.grpc_request("conv", images=empty)
+    with pytest.raises(ServingError, match=message):
+        servers["conv"].predict(images=empty)

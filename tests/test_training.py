@@ -4,9 +4,11 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from aekeras import data
-from aekeras.training import TrainConfig, read_history, train
+from aekeras import data, training
+from aekeras.models import DenseAutoencoder
+from aekeras.training import AtomicBackupAndRestore, TrainConfig, read_history, train
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +68,7 @@ def test_read_history_keeps_the_last_row_of_a_repeated_epoch(tmp_path):
         ({"batch_size": -5}, "batch_size must be a positive integer"),
         ({"learning_rate": float("nan")}, "learning_rate must be a positive number"),
         ({"dataset": "cifar10"}, "unknown dataset 'cifar10'"),
+        ({"strategy": "tpu"}, "unknown strategy 'tpu'"),
     ],
 )
 def test_bad_settings_fail_before_anything_is_written(tmp_path, change, message):
@@ -73,3 +76,102 @@ def test_bad_settings_fail_before_anything_is_written(tmp_path, change, message)
     with pytest.raises(ValueError, match=message):
         train(config)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_multi_worker_needs_a_usable_tf_config(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match=r"strategy 'multi_worker' needs \$TF_CONFIG, such as"):
+        training.check_tf_config()
+    for bad in (
+        "{not json",
+        '{"cluster": {"worker": ["a:1"]}}',
+        '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}',
+        '{"cluster": {"ps": ["a:1"]}, "task": {"type": "ps", "index": 0}}',
+    ):
+        monkeypatch.setenv("TF_CONFIG", bad)
+        with pytest.raises(ValueError, match=r"does not name a chief or worker task of its cluster"):
+            training.check_tf_config()
+    monkeypatch.setenv(
+        "TF_CONFIG", '{"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "worker", "index": 0}}'
+    )
+    training.check_tf_config()
+
+
+def test_a_nan_loss_stops_training_naming_epoch_and_batch(tmp_path, monkeypatch):
+    load = data.load
+
+    def load_with_one_nan_batch(name, split, **kwargs):
+        dataset = load(name, split, **kwargs)
+        if split != "train":
+            return dataset
+        # Counts the batches drawn over all epochs: the 7th is epoch 2's 3rd.
+        drawn = tf.Variable(0)
+
+        def poison(images):
+            drawn.assign_add(1)
+            return images * tf.where(drawn == 7, float("nan"), 1.0)
+
+        return dataset.map(poison)
+
+    monkeypatch.setattr(training.data, "load", load_with_one_nan_batch)
+    config = TrainConfig(
+        epochs=3, limit=512, batch_size=128, out=str(tmp_path / "out"), run_dir=str(tmp_path / "runs"), verbose=0
+    )
+    checkpoint = tmp_path / "runs/dense/checkpoints/epoch-001.keras"
+    with pytest.raises(FloatingPointError) as error:
+        train(config)
+    assert str(error.value) == (
+        "training stopped: the loss became nan at epoch 2, batch 3; the last good checkpoint "
+        f"is {checkpoint}, and the same command resumes after epoch 1"
+    )
+    # The broken epoch saved nothing: the checkpoint and backup of epoch 1 are kept.
+    assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["epoch-001.keras"]
+    assert all(np.isfinite(w).all() for w in keras.models.load_model(checkpoint).get_weights())
+    assert read_history(tmp_path / "runs/dense/history.csv")["epoch"] == [0.0]
+    assert not (tmp_path / "out").exists()
+
+    monkeypatch.setattr(training.data, "load", load)
+    result = train(config)
+    assert result["history"]["epoch"] == [0.0, 1.0, 2.0]
+    assert np.isfinite(result["test_metrics"]["loss"])
+
+
+def test_a_backup_interrupted_while_written_keeps_the_previous_one(tmp_path):
+    """A kill while the backup is written must not cost the backup already there."""
+    images = np.random.default_rng(0).uniform(size=(64, 28, 28, 1)).astype("float32")
+
+    class Killed(Exception):
+        pass
+
+    class KillDuringSecondBackup(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                self.backed_up = self.model.get_weights()
+            if epoch == 1:
+                def torn_write(filepath, overwrite=True):
+                    Path(filepath).write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
+                    raise Killed
+
+                self.model.save_weights = torn_write
+
+    keras.utils.set_random_seed(0)
+    model = DenseAutoencoder(latent_dim=4)
+    model.compile(optimizer="adam")
+    killer = KillDuringSecondBackup()
+    backup_dir = str(tmp_path / "backup")
+    with pytest.raises(Killed):
+        model.fit(images, epochs=3, batch_size=32, verbose=0, callbacks=[killer, AtomicBackupAndRestore(backup_dir)])
+
+    class Restored(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.weights = self.model.get_weights()
+
+    resumed = DenseAutoencoder(latent_dim=4)
+    resumed.compile(optimizer="adam")
+    restored = Restored()
+    history = resumed.fit(
+        images, epochs=3, batch_size=32, verbose=0, callbacks=[AtomicBackupAndRestore(backup_dir), restored]
+    )
+    assert len(history.history["loss"]) == 2  # epochs 2 and 3
+    for a, b in zip(restored.weights, killer.backed_up):
+        np.testing.assert_array_equal(a, b)

@@ -117,6 +117,16 @@ class BaseAutoencoder(keras.Model):
         return self.decoder(codes, training=training)
 
     def call(self, inputs, training=False):
+        # Checked here, since a Flatten in the encoder would take any size.
+        got = tuple(inputs.shape[1:])
+        if len(got) != len(self.image_shape) or any(
+            d is not None and d != e for d, e in zip(got, self.image_shape)
+        ):
+            expected = ", ".join(str(d) for d in ("batch", *self.image_shape))
+            raise ValueError(
+                f"{type(self).__name__} expects inputs of shape ({expected}), got "
+                f"shape {tuple(inputs.shape)}"
+            )
         return self.decode(self.encode(inputs, training=training), training=training)
 
     def reconstruction_error(self, targets, reconstructions):

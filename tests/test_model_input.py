@@ -1,0 +1,34 @@
+"""Models given input of the wrong shape say which shape they expect."""
+
+import numpy as np
+import pytest
+
+from aekeras.models import ContractiveAutoencoder, ConvAutoencoder, DenoisingAutoencoder, DenseAutoencoder, VAE
+
+MODELS = {
+    "dense": lambda: DenseAutoencoder(latent_dim=4),
+    "conv": lambda: ConvAutoencoder(filters=(4, 2)),
+    "denoising": lambda: DenoisingAutoencoder(DenseAutoencoder(latent_dim=4)),
+    "contractive": lambda: ContractiveAutoencoder(DenseAutoencoder(latent_dim=4)),
+    "vae": lambda: VAE(latent_dim=2, hidden_dims=(8,)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_wrong_shapes_name_the_expected_shape(name):
+    model = MODELS[name]()
+    assert model(np.zeros((2, 28, 28, 1), np.float32)).shape == (2, 28, 28, 1)
+    # A dense encoder flattens whatever it gets: without the check, the first
+    # two would be taken as images.
+    for shape in ((2, 28, 28), (2, 784), (2, 27, 27, 1)):
+        with pytest.raises(ValueError, match=rf"expects inputs of shape \(batch, 28, 28, 1\), got shape \({shape[0]}, "):
+            model(np.zeros(shape, np.float32))
+    with pytest.raises(ValueError, match=r"expects inputs of shape \(batch, 28, 28, 1\), got shape \((3|None), 28, 28\)"):
+        model.predict(np.zeros((3, 28, 28), np.float32), verbose=0)
+
+
+def test_flat_models_expect_flat_inputs():
+    model = DenseAutoencoder(latent_dim=4, image_shape=(784,))
+    assert model(np.zeros((2, 784), np.float32)).shape == (2, 784)
+    with pytest.raises(ValueError, match=r"DenseAutoencoder expects inputs of shape \(batch, 784\), got shape \(2, 28, 28, 1\)"):
+        model(np.zeros((2, 28, 28, 1), np.float32))
