@@ -19,6 +19,7 @@ from aekeras import export, serving, tflite
 from aekeras.data import DATA_DIR_ENV, DATASETS, DataError, idx_paths, load_arrays
 from aekeras.models import BaseAutoencoder
 from aekeras.noise import NOISE_KINDS
+from aekeras.report import ReportSettings, build_report
 from aekeras.training import (
     ARCHITECTURES,
     MODEL_NAMES,
@@ -170,6 +171,12 @@ def build_parser():
     train.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
     train.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
     train.add_argument(
+        "--steps-per-execution",
+        type=_positive_int,
+        default=defaults.steps_per_execution,
+        help="training steps per graph call: faster for small models, coarser callbacks",
+    )
+    train.add_argument(
         "--learning-rate", type=_positive_float, default=defaults.learning_rate
     )
     train.add_argument("--dataset", choices=DATASETS, default=defaults.dataset)
@@ -233,6 +240,19 @@ def build_parser():
         help="int8: how many real MNIST training images calibrate the ranges",
     )
     convert.add_argument(
+        "--data-dir", help=f"folder of the MNIST IDX files (default: ${DATA_DIR_ENV}, then TFDS)"
+    )
+
+    report = commands.add_parser(
+        "report",
+        help="measure the lecture's applications and write figures and REPORT.md",
+        description="Train what the report needs (cached in OUT/cache/), then write "
+        "every figure, REPORT.md and metrics.json to OUT.",
+    )
+    report.add_argument("--out", default="reports", help="where the report goes")
+    report.add_argument("--quick", action="store_true", help="tiny settings: every figure in about a minute")
+    report.add_argument("--seed", type=int, default=0)
+    report.add_argument(
         "--data-dir", help=f"folder of the MNIST IDX files (default: ${DATA_DIR_ENV}, then TFDS)"
     )
     return parser
@@ -352,12 +372,22 @@ def _tflite(args):
     print(f"test reconstruction MSE: LiteRT {litert_mse:.6f}, SavedModel {saved_model_mse:.6f}")
 
 
+def _report(args):
+    if args.data_dir is not None:
+        _check_data_dir(args.data_dir)
+    check_writable_folder(args.out, "--out")
+    settings = ReportSettings.quick() if args.quick else ReportSettings()
+    settings.seed = args.seed
+    build_report(args.out, settings, data_dir=args.data_dir)
+
+
 def main(argv=None):
     """Runs the command; returns its exit status."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        {"train": _train, "export": _export, "tflite": _tflite}[args.command](args)
+        commands = {"train": _train, "export": _export, "tflite": _tflite, "report": _report}
+        commands[args.command](args)
     except (UsageError, DataError) as e:
         print(f"aekeras: error: {e}", file=sys.stderr)
         return EXIT_USAGE

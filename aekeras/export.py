@@ -90,12 +90,17 @@ def build_archive(model):
     model_input_shape = (-1, *model.image_shape)
     latent_shape = model.code_shape((None, *model.image_shape))
 
+    def model_inputs(images):
+        # A wrong shape fails here, in one op, instead of deep in a layer
+        # (where oneDNN convolutions can abort the whole server process).
+        images = tf.ensure_shape(images, (None, *IMAGE_SHAPE))
+        return _to_model_scale(model, tf.reshape(images, model_input_shape))
+
     def encode_images(images):
-        return model.encode(
-            _to_model_scale(model, tf.reshape(images, model_input_shape))
-        )
+        return model.encode(model_inputs(images))
 
     def decode_latent(latent):
+        latent = tf.ensure_shape(latent, latent_shape)
         decoded = _from_model_scale(model, model.decode(latent))
         return tf.reshape(decoded, (-1, *IMAGE_SHAPE))
 
@@ -106,9 +111,7 @@ def build_archive(model):
 
     def encode(images):
         if isinstance(model, VAE):
-            z_mean, z_log_var = model.encode_distribution(
-                _to_model_scale(model, tf.reshape(images, model_input_shape))
-            )
+            z_mean, z_log_var = model.encode_distribution(model_inputs(images))
             return {"latent": z_mean, "z_mean": z_mean, "z_log_var": z_log_var}
         return {"latent": encode_images(images)}
 

@@ -60,11 +60,21 @@ class ReportSettings:
         )
 
 
+def _without_names(config):
+    """A config less its "name" entries, which Keras numbers per instance."""
+    if isinstance(config, dict):
+        return {k: _without_names(v) for k, v in config.items() if k != "name"}
+    if isinstance(config, (list, tuple)):
+        return [_without_names(v) for v in config]
+    return config
+
+
 def cached_model(cache_dir, name, build, train_inputs, train_targets, epochs, seed, progress):
     """Trains `build()` on the data, or loads the model cached for the same settings."""
     model = build()
     key = json.dumps(
-        {"config": model.get_config(), "epochs": epochs, "seed": seed, "examples": len(train_inputs)},
+        {"config": _without_names(model.get_config()), "epochs": epochs, "seed": seed,
+         "examples": len(train_inputs)},
         sort_keys=True, default=str,
     )
     path = Path(cache_dir) / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.keras"

@@ -261,3 +261,16 @@ def test_a_killed_export_leaves_no_version_and_its_leftovers_are_removed(tmp_pat
     path = export.saved_model(DenseAutoencoder(latent_dim=4), tmp_path / "out", "dense")
     assert path == model_dir / "1"
     assert sorted(p.name for p in model_dir.iterdir()) == sorted(["1", live.name, elsewhere.name])
+
+
+@pytest.mark.parametrize("name", ["dense", "conv"])
+def test_wrong_shapes_fail_at_the_signature_not_deep_inside(exported_models, name):
+    # Before the EnsureShape check, a conv model's oneDNN kernel could abort
+    # the whole process on a [n, 784] batch.
+    _, exported = exported_models
+    loaded = tf.saved_model.load(str(exported[name][1]), tags=["serve"])
+    for wrong in (np.zeros((3, 784), np.float32), np.zeros((2, 27, 27, 1), np.float32)):
+        with pytest.raises((tf.errors.InvalidArgumentError, ValueError, TypeError)):
+            loaded.signatures["serving_default"](images=tf.constant(wrong))
+    with pytest.raises((tf.errors.InvalidArgumentError, ValueError, TypeError)):
+        loaded.signatures["decode"](latent=tf.zeros((2, 3)))

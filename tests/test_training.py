@@ -65,6 +65,7 @@ def test_read_history_keeps_the_last_row_of_a_repeated_epoch(tmp_path):
     [
         ({"model": "gan"}, "unknown model 'gan'"),
         ({"epochs": 0}, "epochs must be a positive integer, got 0"),
+        ({"steps_per_execution": 0}, "steps_per_execution must be a positive integer, got 0"),
         ({"batch_size": -5}, "batch_size must be a positive integer"),
         ({"learning_rate": float("nan")}, "learning_rate must be a positive number"),
         ({"dataset": "cifar10"}, "unknown dataset 'cifar10'"),
