@@ -19,7 +19,6 @@ from aekeras import export, serving, tflite
 from aekeras.data import DATA_DIR_ENV, DATASETS, DataError, idx_paths, load_arrays
 from aekeras.models import BaseAutoencoder
 from aekeras.noise import NOISE_KINDS
-from aekeras.report import ReportSettings, build_report
 from aekeras.training import (
     ARCHITECTURES,
     MODEL_NAMES,
@@ -373,6 +372,9 @@ def _tflite(args):
 
 
 def _report(args):
+    # Imported here: OpenCV, scikit-learn and matplotlib only serve the report.
+    from aekeras.report import ReportSettings, build_report
+
     if args.data_dir is not None:
         _check_data_dir(args.data_dir)
     check_writable_folder(args.out, "--out")
