@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 from sklearn.decomposition import PCA
 
 from aekeras import models
