@@ -1,11 +1,24 @@
-"""aekeras: autoencoders for Keras 3 on TensorFlow."""
+"""aekeras: autoencoders for Keras 3 on TensorFlow.
 
+Submodules load when first used, so that `import aekeras` (and the command
+line's `--help`) does not start TensorFlow.
+"""
+
+import importlib
 import os
 
 # Keras reads its backend when first imported; this library is TensorFlow-only.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from aekeras import data, losses, models  # noqa: E402
-
 __version__ = "0.1.0"
-__all__ = ["data", "losses", "models", "__version__"]
+_SUBMODULES = (
+    "analysis", "data", "export", "losses", "models", "noise", "plotting", "presets", "registry", "report",
+    "serving", "signatures", "tflite", "training",
+)
+__all__ = [*_SUBMODULES, "__version__"]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"aekeras.{name}")
+    raise AttributeError(f"module 'aekeras' has no attribute {name!r}")

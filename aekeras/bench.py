@@ -282,8 +282,8 @@ def inference(model, images, settings):
 def run(settings=None, progress=print):
     """Runs every benchmark; returns a JSON-ready dict of results."""
     settings = settings or BenchSettings()
-    train_images = data.load_arrays("mnist", "train")[0][: settings.train_limit].astype(np.float32) / 255
-    test_images = data.load_arrays("mnist", "test")[0][: settings.test_limit].astype(np.float32) / 255
+    train_images = data.load_arrays("mnist", "train")[0][: settings.train_limit]
+    test_images = data.load_arrays("mnist", "test")[0][: settings.test_limit]
     results = {
         "settings": dataclasses.asdict(settings),
         "environment": {**environment(), "torch": torch.__version__, "cpu": _cpu_name()},

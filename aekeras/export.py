@@ -17,13 +17,10 @@ import uuid
 from pathlib import Path
 
 import keras
-import tensorflow as tf
-
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from aekeras.data import IMAGE_SHAPE
-from aekeras.models import VAE
+from aekeras import signatures
 
 SETTINGS_FILE = "run.json"
 MODELS_CONFIG_FILE = "models.config"
@@ -61,80 +58,12 @@ def remove_stale_staging(model_dir):
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _to_model_scale(model, images):
-    low, high = model.value_range
-    return images * (high - low) + low
-
-
-def _from_model_scale(model, values):
-    low, high = model.value_range
-    return (values - low) / (high - low)
-
-
 def build_archive(model):
-    """Returns a `keras.export.ExportArchive` with the serving signatures.
-
-    Every signature takes and returns images as float32 `[batch, 28, 28, 1]`
-    on the [0, 1] scale; any scaling the model needs happens inside.
-
-    - `serving_default`: `images` -> `reconstruction`, and `score`, the
-      per-example mean squared reconstruction error (for anomaly detection).
-    - `encode`: `images` -> `latent` (for a VAE also `z_mean` and
-      `z_log_var`; `latent` is `z_mean`).
-    - `decode`: `latent` -> `images`.
-    - For a VAE, `sample`: `num_samples` (int32 scalar) -> `images` decoded
-      from fresh draws of the prior N(0, I).
-
-    Every batch dimension is dynamic.
-    """
-    model_input_shape = (-1, *model.image_shape)
-    latent_shape = model.code_shape((None, *model.image_shape))
-
-    def model_inputs(images):
-        # A wrong shape fails here, in one op, instead of deep in a layer
-        # (where oneDNN convolutions can abort the whole server process).
-        images = tf.ensure_shape(images, (None, *IMAGE_SHAPE))
-        return _to_model_scale(model, tf.reshape(images, model_input_shape))
-
-    def encode_images(images):
-        return model.encode(model_inputs(images))
-
-    def decode_latent(latent):
-        latent = tf.ensure_shape(latent, latent_shape)
-        decoded = _from_model_scale(model, model.decode(latent))
-        return tf.reshape(decoded, (-1, *IMAGE_SHAPE))
-
-    def serving_default(images):
-        reconstruction = decode_latent(encode_images(images))
-        score = tf.reduce_mean(tf.square(reconstruction - images), axis=[1, 2, 3])
-        return {"reconstruction": reconstruction, "score": score}
-
-    def encode(images):
-        if isinstance(model, VAE):
-            z_mean, z_log_var = model.encode_distribution(model_inputs(images))
-            return {"latent": z_mean, "z_mean": z_mean, "z_log_var": z_log_var}
-        return {"latent": encode_images(images)}
-
-    def decode(latent):
-        return {"images": decode_latent(latent)}
-
-    images_spec = tf.TensorSpec((None, *IMAGE_SHAPE), tf.float32, name="images")
-    latent_spec = tf.TensorSpec(latent_shape, tf.float32, name="latent")
+    """A `keras.export.ExportArchive` serving `aekeras.signatures.endpoints(model)`."""
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serving_default", serving_default, [images_spec])
-    archive.add_endpoint("encode", encode, [images_spec])
-    archive.add_endpoint("decode", decode, [latent_spec])
-    if isinstance(model, VAE):
-
-        def sample(num_samples):
-            # TF's stateful op, not the model's SeedGenerator: every request
-            # gets fresh draws, and TFLite has it as a builtin.
-            z = tf.random.normal((num_samples, model.latent_dim))
-            return {"images": decode_latent(z)}
-
-        num_samples_spec = tf.TensorSpec((), tf.int32, name="num_samples")
-        archive.add_endpoint("sample", sample, [num_samples_spec])
+    for name, (function, inputs) in signatures.endpoints(model).items():
+        archive.add_endpoint(name, function, list(inputs.values()))
     return archive
 
 

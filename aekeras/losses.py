@@ -9,13 +9,15 @@ from keras import ops
 
 
 def _per_example(values, reduction):
-    """Reduces every axis but the first with `reduction` ("mean" or "sum")."""
+    """Reduces every axis but the first with `reduction` ("mean", "sum", or "none")."""
+    if reduction == "none":
+        return values
     flat = ops.reshape(values, (ops.shape(values)[0], -1))
     if reduction == "mean":
         return ops.mean(flat, axis=-1)
     if reduction == "sum":
         return ops.sum(flat, axis=-1)
-    raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
 def squared_error(targets, reconstructions, reduction="mean"):
@@ -47,6 +49,61 @@ def reconstruction_loss(name, targets, reconstructions, reduction="mean"):
             f"{sorted(RECONSTRUCTION_LOSSES)})"
         )
     return RECONSTRUCTION_LOSSES[name](targets, reconstructions, reduction)
+
+
+def bernoulli_log_likelihood(targets, probs, reduction="sum"):
+    """log p(x | probs) of a Bernoulli decoder, summed over pixels per example."""
+    return -binary_crossentropy(targets, probs, reduction)
+
+
+def continuous_bernoulli_log_normalizer(probs):
+    """log C(lambda) of the continuous Bernoulli (Loaiza-Ganem and Cunningham, 2019).
+
+    C(lambda) = 2 artanh(1 - 2 lambda) / (1 - 2 lambda), and 2 at lambda =
+    1/2, where a Taylor expansion keeps it finite: log 2 + t^2 / 3 + 4 t^4 / 45
+    with t = 1 - 2 lambda.
+    """
+    probs = ops.clip(probs, 1e-6, 1.0 - 1e-6)
+    t = 1.0 - 2.0 * probs
+    near_half = ops.abs(t) < 1e-2
+    safe_t = ops.where(near_half, ops.ones_like(t), t)
+    exact = ops.log(2.0 * ops.arctanh(safe_t) / safe_t)
+    taylor = 0.6931471805599453 + ops.square(t) / 3.0 + 4.0 * ops.square(ops.square(t)) / 45.0
+    return ops.where(near_half, taylor, exact)
+
+
+def continuous_bernoulli_log_likelihood(targets, probs, reduction="sum"):
+    """log p(x | lambda) of a continuous Bernoulli decoder, summed per example.
+
+    The Bernoulli log-likelihood plus the log-normaliser that makes it a
+    density on [0, 1], so it is a likelihood of grey levels too.
+    """
+    return bernoulli_log_likelihood(targets, probs, reduction) + _per_example(
+        continuous_bernoulli_log_normalizer(probs), reduction
+    )
+
+
+def continuous_bernoulli_mean(probs):
+    """The mean of a continuous Bernoulli, which is not its parameter lambda.
+
+    lambda / (2 lambda - 1) + 1 / (2 artanh(1 - 2 lambda)); near lambda = 1/2
+    it is 1/2 - t / 6 with t = 1 - 2 lambda.
+    """
+    probs = ops.clip(probs, 1e-6, 1.0 - 1e-6)
+    t = 1.0 - 2.0 * probs
+    near_half = ops.abs(t) < 1e-2
+    safe_t = ops.where(near_half, ops.ones_like(t), t)
+    exact = -probs / safe_t + 0.5 / ops.arctanh(safe_t)
+    return ops.where(near_half, 0.5 - t / 6.0, exact)
+
+
+def gaussian_log_likelihood(targets, means, log_scale, reduction="sum"):
+    """log N(x; mean, scale^2 I) summed over pixels per example; `log_scale` is log sigma."""
+    log_two_pi = 1.8378770664093453
+    values = -0.5 * (
+        ops.square((targets - means) * ops.exp(-log_scale)) + 2.0 * log_scale + log_two_pi
+    )
+    return _per_example(values, reduction)
 
 
 def kl_divergence_standard_normal(z_mean, z_log_var):

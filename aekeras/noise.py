@@ -7,7 +7,7 @@ testable; the model draws the randomness with its `SeedGenerator`.
 
 from keras import ops
 
-NOISE_KINDS = ("dropout", "gaussian", "salt_and_pepper")
+from aekeras.choices import NOISE_KINDS  # noqa: F401 - re-exported
 
 
 def dropout(inputs, uniform, rate, scale_kept=True):

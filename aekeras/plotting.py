@@ -18,8 +18,13 @@ def _save(figure, path):
     return path
 
 
+def _show(axis, image):
+    """One grey or RGB image on [0, 1]."""
+    axis.imshow(np.clip(np.squeeze(image), 0, 1), cmap="gray", vmin=0, vmax=1)
+
+
 def image_rows(rows, path, title=None, columns=10):
-    """A grid with one labelled row per `(label, images)` pair, images on [0, 1]."""
+    """A grid with one labelled row per `(label, images)` pair, images on [0, 1], grey or RGB."""
     figure, axes = plt.subplots(
         len(rows), columns, figsize=(columns * 0.9, len(rows) * 0.95 + 0.4), squeeze=False
     )
@@ -29,7 +34,7 @@ def image_rows(rows, path, title=None, columns=10):
             axis.set_xticks([])
             axis.set_yticks([])
             if c < len(images):
-                axis.imshow(np.squeeze(images[c]), cmap="gray", vmin=0, vmax=1)
+                _show(axis, images[c])
             else:
                 axis.axis("off")
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
@@ -45,7 +50,7 @@ def reconstructions(result, path, count=10):
 
 
 def kernels(kernel_sets, path):
-    """Side by side grids of encoder kernels: `{name: [n, 28, 28]}`."""
+    """Side by side grids of encoder kernels: `{name: [n, h, w, c]}` (RGB kernels shown mid-grey at 0)."""
     figure, axes = plt.subplots(4, 5 * len(kernel_sets) + len(kernel_sets) - 1, figsize=(12, 5))
     for axis in axes.ravel():
         axis.axis("off")
@@ -54,7 +59,10 @@ def kernels(kernel_sets, path):
         limit = np.abs(weights).max()
         for i, weight in enumerate(weights[:20]):
             axis = axes[i // 5, offset + i % 5]
-            axis.imshow(weight, cmap="seismic", vmin=-limit, vmax=limit)
+            if np.shape(weight)[-1] == 3:
+                axis.imshow((weight / limit + 1) / 2)
+            else:
+                axis.imshow(np.squeeze(weight), cmap="seismic", vmin=-limit, vmax=limit)
         axes[0, offset + 2].set_title(name, fontsize=11)
     figure.suptitle("First 20 encoder kernels (weights from each pixel to a code unit; red +, blue -)")
     return _save(figure, path)
@@ -138,24 +146,25 @@ def pca(result, angles, path):
 
 
 def super_resolution(result, path, count=10):
+    low, high = ("x".join(str(d) for d in result[k].shape[1:3]) for k in ("low", "images"))
     rows = [
-        ("14x14 input", result["low"][:count]),
+        (f"{low} input", result["low"][:count]),
         ("bicubic", result["bicubic"][:count]),
         ("autoencoder", result["model"][:count]),
         ("original", result["images"][:count]),
     ]
-    return image_rows(rows, path, "Super-resolution from 14x14 to 28x28", count)
+    return image_rows(rows, path, f"Super-resolution from {low} to {high}", count)
 
 
 def latent_grid(result, path):
-    images = result["images"]
-    size = images.shape[0]
-    mosaic = images.transpose(0, 2, 1, 3).reshape(size * 28, size * 28)
+    images = result["images"]  # [size, size, h, w, c]
+    size, _, height, width = images.shape[:4]
+    mosaic = images.transpose(0, 2, 1, 3, 4).reshape(size * height, size * width, -1)
     figure, axis = plt.subplots(figsize=(8, 8))
-    axis.imshow(mosaic, cmap="gray", vmin=0, vmax=1)
-    ticks = np.arange(size) * 28 + 14
+    _show(axis, mosaic)
+    ticks = np.arange(size) * width + width // 2
     axis.set_xticks(ticks, [f"{v:.1f}" for v in result["z"][0, :, 0]], fontsize=7)
-    axis.set_yticks(ticks, [f"{v:.1f}" for v in result["z"][:, 0, 1]], fontsize=7)
+    axis.set_yticks(np.arange(size) * height + height // 2, [f"{v:.1f}" for v in result["z"][:, 0, 1]], fontsize=7)
     axis.set_xlabel("z[0]")
     axis.set_ylabel("z[1]")
     axis.set_title("Decoded latent plane of the 2-D VAE (normal quantiles)")

@@ -15,9 +15,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from aekeras import analysis, data, models, plotting
+from aekeras import analysis, data, plotting, presets
 from aekeras.analysis.superresolution import downsample, super_resolution_model
-from aekeras.training import environment
+from aekeras.training.records import environment
 
 
 @dataclasses.dataclass
@@ -115,22 +115,21 @@ def build_report(out, settings=None, data_dir=None, progress=print):
 
     train_images, train_labels = data.load_arrays("mnist", "train", data_dir=data_dir)
     test_images, test_labels = data.load_arrays("mnist", "test", data_dir=data_dir)
-    train_images = train_images[: settings.train_limit].astype(np.float32) / 255
+    train_images = train_images[: settings.train_limit]
     train_labels = train_labels[: settings.train_limit]
-    test_images = test_images[: settings.test_limit].astype(np.float32) / 255
+    test_images = test_images[: settings.test_limit]
     test_labels = test_labels[: settings.test_limit]
-    m11 = train_images * 2 - 1
+    m11 = data.to_model_scale(train_images, (-1.0, 1.0))
 
-    standard = cached_model(cache, "standard", lambda: models.DenseAutoencoder(latent_dim=30),
-                             m11, None, settings.dense_epochs, seed, step)
+    standard = cached_model(cache, "standard", presets.nyu_dense, m11, None, settings.dense_epochs, seed, step)
     denoising = cached_model(
         cache, "denoising",
-        lambda: models.DenoisingAutoencoder(models.DenseAutoencoder(latent_dim=500), seed=seed),
+        lambda: presets.nyu_denoising(seed=seed),
         m11, None, settings.dense_epochs, seed, step,
     )
-    vae2 = cached_model(cache, "vae2", lambda: models.VAE(latent_dim=2, seed=seed),
+    vae2 = cached_model(cache, "vae2", lambda: presets.lesson_vae(latent_dim=2, seed=seed),
                          train_images, None, settings.vae_epochs, seed, step)
-    vae20 = cached_model(cache, "vae20", lambda: models.VAE(latent_dim=20, seed=seed),
+    vae20 = cached_model(cache, "vae20", lambda: presets.lesson_vae(latent_dim=20, seed=seed),
                           train_images, None, settings.vae_epochs, seed, step)
     metrics, sections = {}, []
 
@@ -211,14 +210,13 @@ def build_report(out, settings=None, data_dir=None, progress=print):
     # 6. Anomaly detection.
     step("6/10 anomaly detection")
     one_class = analysis.one_class_anomaly_detection(
-        lambda: models.DenseAutoencoder(latent_dim=32, hidden_dims=(256,), activation=None,
-                                        output_activation="sigmoid", reconstruction_loss="binary_crossentropy",
-                                        value_range=(0, 1)),
-        train_images, train_labels, test_images, test_labels, epochs=settings.one_class_epochs, progress=step,
+        presets.one_class,
+        train_images, train_labels, test_images, test_labels, epochs=settings.one_class_epochs, seed=seed,
+        progress=step,
     )
     try:
-        fashion = data.load_arrays("fashion_mnist", "test", source="local")[0][: settings.test_limit]
-        ood = analysis.out_of_distribution(standard, test_images, fashion.astype(np.float32) / 255)
+        fashion = data.load_arrays("fashion_mnist", "test")[0][: settings.test_limit]
+        ood = analysis.out_of_distribution(standard, test_images, fashion)
     except data.DataError as e:
         step(f"Fashion-MNIST not available, out-of-distribution part skipped: {e}")
         ood = None
@@ -240,9 +238,7 @@ def build_report(out, settings=None, data_dir=None, progress=print):
     # 7. Autoencoder vs PCA.
     step("7/10 autoencoder vs PCA")
     comparison = analysis.compare_with_pca(
-        lambda d: models.DenseAutoencoder(latent_dim=d, hidden_dims=(256,), activation=None,
-                                          output_activation="sigmoid", reconstruction_loss="binary_crossentropy",
-                                          value_range=(0, 1)),
+        presets.pca_rival,
         train_images, train_labels, test_images, test_labels, epochs=settings.pca_epochs, seed=seed, progress=step,
     )
     tied = analysis.tied_linear_subspace(train_images, 10, epochs=settings.pca_epochs)
@@ -262,7 +258,8 @@ def build_report(out, settings=None, data_dir=None, progress=print):
 
     # 8. Super-resolution.
     step("8/10 super-resolution")
-    sr_model = cached_model(cache, "super_resolution", super_resolution_model, downsample(train_images),
+    low = downsample(train_images)
+    sr_model = cached_model(cache, "super_resolution", lambda: super_resolution_model(low.shape[1:]), low,
                              train_images, settings.super_resolution_epochs, seed, step)
     result = analysis.super_resolution(sr_model, test_images)
     metrics["super_resolution"] = result["psnr"]

@@ -7,11 +7,13 @@ answer back into numpy arrays with `parse_rest_response` or
 from an exported SavedModel, loaded as TF Serving loads it, for tests and
 for debugging without the server binary.
 
-Inputs are checked before anything is sent: a wrong name, shape or dtype
-raises `ServingError` naming the signature and what it expects, and so does
-an empty batch (REST has no form for it, and TensorFlow's oneDNN CPU kernels
-fail on a convolution of one). NaN and infinite values are sent as they are
-(JSON `NaN`, `Infinity`, which TF Serving reads and writes).
+Inputs are checked before anything is sent, against the export's own
+`Contract` where one is given (`load_contract`): a wrong name, shape or
+dtype raises `ServingError` naming the signature and what it expects, and so
+do an empty batch (REST has no form for it, and TensorFlow's oneDNN CPU
+kernels fail on a convolution of one) and images outside [0, 1]. NaN and
+infinite values are sent as they are (JSON `NaN`, `Infinity`, which TF
+Serving reads and writes).
 """
 
 import json
@@ -21,92 +23,57 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from aekeras.data import IMAGE_SHAPE
 from aekeras.export import versions
+from aekeras.signatures import Contract, ServingError, Signature, TensorInfo
 
-# The inputs of the exported signatures: name -> (shape, dtype kind); None
-# is any size. Floating inputs are sent as float32, integers as int32.
-SIGNATURE_INPUTS = {
-    "serving_default": {"images": ((None, *IMAGE_SHAPE), "float")},
-    "encode": {"images": ((None, *IMAGE_SHAPE), "float")},
-    "decode": {"latent": ((None, None), "float")},
-    "sample": {"num_samples": ((), "int")},
-}
-_DTYPES = {"float": np.float32, "int": np.int32}
-
-
-class ServingError(ValueError):
-    """A request that does not fit the signature it names."""
+# What every aekeras export shares, for requests built without the export's
+# own contract: names, dtypes and the [0, 1] image scale (shapes unchecked).
+GENERIC_CONTRACT = Contract({
+    "serving_default": Signature("serving_default", (TensorInfo("images", "float32", None),), ()),
+    "encode": Signature("encode", (TensorInfo("images", "float32", None),), ()),
+    "decode": Signature("decode", (TensorInfo("latent", "float32", None),), ()),
+    "sample": Signature("sample", (TensorInfo("num_samples", "int32", ()),), ()),
+})
 
 
-def _describe(spec):
-    shape, kind = spec
-    dims = ", ".join("batch" if i == 0 and d is None else "any" if d is None else str(d)
-                     for i, d in enumerate(shape))
-    return f"{_DTYPES[kind].__name__} [{dims}]"
+def version_folder(path):
+    """The highest version folder under a model folder, or `path` itself."""
+    path = Path(path)
+    found = versions(path)
+    return path / str(found[-1]) if found else path
 
 
-def _expected(signature_name, specs):
-    inputs = ", ".join(f"{name}: {_describe(spec)}" for name, spec in specs.items())
-    return f"signature {signature_name!r} expects {inputs}"
+def load_contract(path):
+    """The `Contract` of an export (a version folder, or a model folder: its latest version)."""
+    return Contract.from_saved_model(tf.saved_model.load(str(version_folder(path)), tags=["serve"]))
 
 
-def check_inputs(signature_name, inputs, specs=None):
+def check_inputs(signature_name, inputs, contract=None):
     """Returns `inputs` as numpy arrays of the signature's dtypes.
 
     Args:
         signature_name: the signature the inputs are for.
         inputs: dict of input name -> array-like.
-        specs: name -> (shape, "float" or "int"); defaults to the aekeras
-            signature of that name.
+        contract: the export's `Contract` (see `load_contract`), which
+            checks shapes too; by default only what every aekeras export
+            shares is checked.
 
     Raises:
-        ServingError: naming the signature and what it expects, for an
-            unknown signature, a missing or extra input, a wrong rank or
-            size, an empty batch, or a non-numeric or wrongly typed value.
+        ServingError: naming the signature and what it expects.
     """
-    if specs is None:
-        if signature_name not in SIGNATURE_INPUTS:
-            raise ServingError(
-                f"unknown signature {signature_name!r} (expected one of {sorted(SIGNATURE_INPUTS)})"
-            )
-        specs = SIGNATURE_INPUTS[signature_name]
-    if set(inputs) != set(specs):
-        raise ServingError(f"{_expected(signature_name, specs)}; got inputs {sorted(inputs)}")
-    arrays = {}
-    for name, value in inputs.items():
-        shape, kind = specs[name]
-        array = np.asarray(value)
-        fits_kind = (
-            np.issubdtype(array.dtype, np.floating)
-            if kind == "float"
-            else np.issubdtype(array.dtype, np.integer)
-        )
-        fits_shape = array.ndim == len(shape) and all(
-            d is None or d == n for d, n in zip(shape, array.shape)
-        )
-        if not (fits_kind and fits_shape):
-            raise ServingError(
-                f"{_expected(signature_name, specs)}; got {name}: "
-                f"{array.dtype} {list(array.shape)}"
-            )
-        if shape and shape[0] is None and len(array) == 0:
-            raise ServingError(
-                f"{_expected(signature_name, specs)}; got an empty batch (send at least one example)"
-            )
-        arrays[name] = array.astype(_DTYPES[kind])
-    return arrays
+    return (contract or GENERIC_CONTRACT).check(signature_name, inputs)
 
 
-def rest_request(signature_name="serving_default", **inputs):
+def rest_request(signature_name="serving_default", *, contract=None, **inputs):
     """The JSON body (a dict) of a REST `:predict` request.
 
     Batched inputs go in the row format, `{"signature_name": ..., "instances":
     [{name: value}, ...]}`; a scalar input (the VAE's `num_samples`) in the
     columnar format, `{"signature_name": ..., "inputs": {name: value}}`.
     POST it as JSON to `http://host:8501/v1/models/<name>:predict`.
+    `contract` (from `load_contract`) checks the shapes as well.
     """
-    arrays = check_inputs(signature_name, inputs)
+    arrays = check_inputs(signature_name, inputs, contract)
     if all(a.ndim > 0 for a in arrays.values()):
         batch = {len(a) for a in arrays.values()}.pop()
         instances = [{n: a[i].tolist() for n, a in arrays.items()} for i in range(batch)]
@@ -139,13 +106,14 @@ def parse_rest_response(body):
     return {"output": np.asarray(outputs, np.float32)}
 
 
-def grpc_request(model_name, signature_name="serving_default", version=None, **inputs):
+def grpc_request(model_name, signature_name="serving_default", version=None, *, contract=None, **inputs):
     """A `tensorflow_serving.apis.predict_pb2.PredictRequest`.
 
     Send it with `prediction_service_pb2_grpc.PredictionServiceStub(channel)
-    .Predict(request)` to `host:8500`.
+    .Predict(request)` to `host:8500`. `contract` (from `load_contract`)
+    checks the shapes as well.
     """
-    arrays = check_inputs(signature_name, inputs)
+    arrays = check_inputs(signature_name, inputs, contract)
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
     request.model_spec.signature_name = signature_name
@@ -180,27 +148,16 @@ class LocalServer:
     """
 
     def __init__(self, path):
-        path = Path(path)
-        found = versions(path)
-        self.path = path / str(found[-1]) if found else path
+        self.path = version_folder(path)
         self.model = tf.saved_model.load(str(self.path), tags=["serve"])
+        self.contract = Contract.from_saved_model(self.model)
 
-    def signature_specs(self, signature_name):
-        """The named inputs of a signature: name -> (shape, "float"/"int")."""
-        if signature_name not in self.model.signatures:
-            raise ServingError(
-                f"unknown signature {signature_name!r} (this model serves "
-                f"{sorted(self.model.signatures)})"
-            )
-        _, inputs = self.model.signatures[signature_name].structured_input_signature
-        return {
-            name: (tuple(spec.shape), "float" if spec.dtype.is_floating else "int")
-            for name, spec in inputs.items()
-        }
+    def input_names(self, signature_name):
+        return [i.name for i in self.contract.signature(signature_name).inputs]
 
     def predict(self, signature_name="serving_default", **inputs):
         """Calls a signature by name; returns a dict of numpy outputs."""
-        arrays = check_inputs(signature_name, inputs, self.signature_specs(signature_name))
+        arrays = self.contract.check(signature_name, inputs)
         outputs = self.model.signatures[signature_name](
             **{name: tf.constant(array) for name, array in arrays.items()}
         )
@@ -216,7 +173,7 @@ class LocalServer:
             if not instances:
                 raise ServingError('"instances" is empty: send at least one example')
             if not isinstance(instances[0], dict):
-                (name,) = self.signature_specs(signature_name)
+                (name,) = self.input_names(signature_name)
                 instances = [{name: row} for row in instances]
             inputs = {n: np.asarray([row[n] for row in instances]) for n in instances[0]}
             outputs = self.predict(signature_name, **inputs)
@@ -228,7 +185,7 @@ class LocalServer:
         if "inputs" in body:
             inputs = body["inputs"]
             if not isinstance(inputs, dict):
-                (name,) = self.signature_specs(signature_name)
+                (name,) = self.input_names(signature_name)
                 inputs = {name: inputs}
             outputs = self.predict(signature_name, **inputs)
             values = {n: v.tolist() for n, v in outputs.items()}
@@ -245,3 +202,9 @@ class LocalServer:
         for name, value in outputs.items():
             response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
         return response
+
+
+def reconstruction_mse(server, images, batch_size=1000):
+    """Mean squared error on [0, 1] of a `LocalServer`'s reconstructions (its `score`)."""
+    scores = [server.predict(images=images[i : i + batch_size])["score"] for i in range(0, len(images), batch_size)]
+    return float(np.mean(np.concatenate(scores)))

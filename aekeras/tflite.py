@@ -3,7 +3,8 @@
 `convert(version_dir, quantize)` converts every signature of an export into
 one `.tflite` file written beside it, `<version_dir>/<model>-<quantize>.tflite`.
 `Runner` runs such a file with the LiteRT interpreter (`ai_edge_litert`)
-through its signature runners.
+through its signature runners, checking every call against the file's own
+signatures.
 """
 
 import os
@@ -15,9 +16,10 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from aekeras import data
+from aekeras import data, losses
+from aekeras.signatures import IMAGE_INPUT, Contract
 
-QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+from aekeras.choices import QUANTIZATIONS
 
 
 def tflite_path(version_dir, quantize):
@@ -26,11 +28,30 @@ def tflite_path(version_dir, quantize):
     return version_dir / f"{version_dir.absolute().parent.name}-{quantize}.tflite"
 
 
-def calibration_images(num_images=500, *, data_dir=None, seed=0):
-    """Real MNIST training images on the [0, 1] scale, chosen with `seed`."""
-    images, _ = data.load_arrays("mnist", "train", data_dir=data_dir)
-    chosen = np.random.default_rng(seed).choice(len(images), num_images, replace=False)
-    return images[chosen].astype(np.float32) / 255.0
+def calibration_images(source, num_images=500, *, seed=0, **read_options):
+    """Up to `num_images` training images of `source` on [0, 1], chosen with `seed`.
+
+    A smaller training set is used whole.
+    """
+    images, _ = data.load_arrays(source, "train", **read_options)
+    count = min(num_images, len(images))
+    chosen = np.random.default_rng(seed).choice(len(images), count, replace=False)
+    return images[np.sort(chosen)]
+
+
+def _example_inputs(signature, batch, encode):
+    """Inputs for one signature from an image batch (latents from `encode`)."""
+    values = {}
+    for tensor in signature.inputs:
+        if tensor.name == IMAGE_INPUT:
+            values[tensor.name] = batch
+        elif tensor.name == "latent":
+            values[tensor.name] = encode(images=batch)["latent"]
+        elif tensor.shape == ():  # a count, such as the VAE's num_samples
+            values[tensor.name] = tf.constant(1, tensor.dtype)
+        else:
+            raise ValueError(f"cannot calibrate input {tensor.describe()} of {signature.name!r}")
+    return values
 
 
 def _representative_dataset(saved_model, images):
@@ -39,19 +60,25 @@ def _representative_dataset(saved_model, images):
     The decoder is calibrated on the codes the encoder gives for the same
     images, so its ranges are those it meets in use.
     """
-    signatures = saved_model.signatures
+    contract = Contract.from_saved_model(saved_model)
+    encode = saved_model.signatures["encode"]
 
     def generate():
         for image in images:
             batch = tf.constant(image[np.newaxis])
-            yield "serving_default", {"images": batch}
-            yield "encode", {"images": batch}
-            latent = signatures["encode"](images=batch)["latent"]
-            yield "decode", {"latent": latent}
-            if "sample" in signatures:
-                yield "sample", {"num_samples": tf.constant(1, tf.int32)}
+            for name, signature in contract.signatures.items():
+                yield name, _example_inputs(signature, batch, encode)
 
     return generate
+
+
+def _write_whole(path, content):
+    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    try:
+        staging.write_bytes(content)
+        os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
 
 
 def convert(version_dir, quantize="none", *, images=None):
@@ -64,8 +91,8 @@ def convert(version_dir, quantize="none", *, images=None):
             integer: int8 weights and activations, calibrated on `images`;
             inputs and outputs stay float32, so every variant is called the
             same way).
-        images: float32 `[n, 28, 28, 1]` calibration images in [0, 1] for
-            `"int8"`; defaults to 500 real MNIST training images.
+        images: float32 calibration images on [0, 1] of the export's image
+            shape, needed for `"int8"` (see `calibration_images`).
 
     Returns:
         The `Path` of the `.tflite` file, written whole or not at all.
@@ -84,8 +111,9 @@ def convert(version_dir, quantize="none", *, images=None):
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if quantize == "int8":
-        if images is None:
-            images = calibration_images()
+        if images is None or len(images) == 0:
+            raise ValueError("int8 quantisation needs calibration images (see calibration_images)")
+        Contract.from_saved_model(saved_model).check("encode", {IMAGE_INPUT: images[:1]})
         converter.representative_dataset = _representative_dataset(saved_model, images)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     with warnings.catch_warnings():
@@ -93,17 +121,16 @@ def convert(version_dir, quantize="none", *, images=None):
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
         content = converter.convert()
     path = tflite_path(version_dir, quantize)
-    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    try:
-        staging.write_bytes(content)
-        os.replace(staging, path)
-    finally:
-        staging.unlink(missing_ok=True)
+    _write_whole(path, content)
     return path
 
 
 class Runner:
     """Runs a converted file's signatures with the LiteRT interpreter.
+
+    Every call is checked against the file's own signatures first (names,
+    shapes, dtypes, images on [0, 1]): LiteRT itself would resize its
+    inputs to whatever it is given.
 
     Args:
         path: a `.tflite` file written by `convert`.
@@ -118,21 +145,23 @@ class Runner:
         self.path = Path(path)
         self.interpreter = Interpreter(model_path=str(self.path))
         self.signatures = self.interpreter.get_signature_list()
+        self.contract = Contract.from_tflite(self.interpreter)
         self._runners = {}
 
     def __call__(self, signature_name="serving_default", **inputs):
-        if signature_name not in self.signatures:
-            raise ValueError(
-                f"unknown signature {signature_name!r} (this file has {sorted(self.signatures)})"
-            )
+        arrays = self.contract.check(signature_name, inputs)
         if signature_name not in self._runners:
             self._runners[signature_name] = self.interpreter.get_signature_runner(signature_name)
-        return self._runners[signature_name](**inputs)
+        return self._runners[signature_name](**arrays)
+
+    def reconstruction_errors(self, images, batch_size=256):
+        """Per-image MSE on [0, 1] of `serving_default` reconstructions."""
+        outputs = [
+            self("serving_default", images=images[i : i + batch_size])["reconstruction"]
+            for i in range(0, len(images), batch_size)
+        ]
+        return np.asarray(losses.squared_error(images, np.concatenate(outputs)))
 
     def reconstruction_mse(self, images, batch_size=256):
         """Mean squared error of `serving_default` reconstructions on [0, 1] images."""
-        errors = [
-            self("serving_default", images=images[i : i + batch_size])["score"]
-            for i in range(0, len(images), batch_size)
-        ]
-        return float(np.mean(np.concatenate(errors)))
+        return float(np.mean(self.reconstruction_errors(images, batch_size)))

@@ -20,6 +20,15 @@ tf.config.set_logical_device_configuration(
 )
 
 import aekeras  # noqa: E402
+import aekeras.models  # noqa: E402, F401 - registers the classes with Keras
+from real_data import (  # noqa: E402, F401 - fixtures
+    digits_npz,
+    fashion_dir,
+    fashion_png_folder,
+    rgb_crops,
+    rgb_crops_folder,
+    tfds_digits_dir,
+)
 
 
 @pytest.fixture(scope="session")
@@ -80,14 +89,14 @@ def exported_models(tmp_path_factory, mnist_dir):
 @pytest.fixture(scope="session")
 def digits(mnist_test_arrays):
     """2,000 real test digits, float32 on the [0, 1] scale of the signatures."""
-    return mnist_test_arrays[0][:2000].astype("float32") / 255.0
+    return mnist_test_arrays[0][:2000]
 
 
 @pytest.fixture(scope="session")
 def mnist_train_small(mnist_dir):
     """4,000 real training digits on [0, 1] with their labels."""
     images, labels = aekeras.data.load_arrays("mnist", "train", data_dir=mnist_dir)
-    return images[:4000].astype("float32") / 255.0, labels[:4000]
+    return images[:4000], labels[:4000]
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ def small_model():
 
 def test_one_class_digits(mnist_train_small, mnist_test_arrays):
     images, labels = mnist_train_small
-    test_images = mnist_test_arrays[0][:1000].astype("float32") / 255
+    test_images = mnist_test_arrays[0][:1000]
     result = one_class_anomaly_detection(
         small_model, images, labels, test_images, mnist_test_arrays[1][:1000], epochs=10, digits=[1, 7]
     )

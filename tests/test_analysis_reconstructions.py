@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from aekeras.analysis import encoder_kernels, reconstructions
-from aekeras.models import ConvAutoencoder
+from aekeras.models import ConvAutoencoder, DenseAutoencoder
 
 
 def test_reconstructions_on_the_unit_scale(trained_dense, digits):
@@ -16,7 +16,14 @@ def test_reconstructions_on_the_unit_scale(trained_dense, digits):
 
 def test_encoder_kernels_are_weight_rows(trained_dense):
     kernels = encoder_kernels(trained_dense, count=20)
-    assert kernels.shape == (20, 28, 28)
+    assert kernels.shape == (20, 28, 28, 1)
     np.testing.assert_array_equal(kernels[3].ravel(), trained_dense.encoder.layers[-1].kernel.numpy()[:, 3])
     with pytest.raises(ValueError, match="expected a dense encoder reading 784 pixels"):
         encoder_kernels(ConvAutoencoder())
+
+
+def test_kernels_of_rgb_models_keep_their_shape():
+    model = DenseAutoencoder(latent_dim=5, image_shape=(6, 4, 3))
+    kernels = encoder_kernels(model, count=5)
+    assert kernels.shape == (5, 6, 4, 3)
+    np.testing.assert_array_equal(kernels[2].ravel(), model.encoder.layers[-1].kernel.numpy()[:, 2])

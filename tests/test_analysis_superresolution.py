@@ -13,7 +13,7 @@ def test_downsample_is_average_pooling(digits):
 
 def test_trained_model_beats_bicubic(mnist_train_small, digits):
     keras.utils.set_random_seed(0)
-    model = super_resolution_model()
+    model = super_resolution_model((14, 14, 1))
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     images = mnist_train_small[0]
     model.fit(downsample(images), images, epochs=3, batch_size=128, verbose=0)

@@ -61,7 +61,12 @@ class TestDenoisingAutoencoder(AutoencoderTestCase):
 
     def test_saving(self, images, tmp_path):
         loaded = self.run_saving_test(lecture_model(), images, tmp_path)
-        assert loaded.noise == "dropout" and loaded.encoder is loaded.autoencoder.encoder
+        assert loaded.noise == "dropout"
+        assert loaded.get_config()["autoencoder"]["class_name"] == "DenseAutoencoder"
+        # The wrapped model's layers are the wrapper's, each weight tracked once.
+        layers_weights = [*loaded.encoder.weights, *loaded.decoder.weights]
+        assert len(loaded.weights) == len(layers_weights)
+        assert {id(w) for w in loaded.weights} == {id(w) for w in layers_weights}
 
     def test_fit_on_real_mnist_lowers_validation_loss(self):
         train = mnist("train", limit=4096, value_range=(-1, 1))

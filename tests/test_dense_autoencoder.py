@@ -80,7 +80,7 @@ class TestDenseAutoencoder(AutoencoderTestCase):
         assert after["loss"] < 0.8 * before["loss"]
 
     def test_bad_arguments(self):
-        with pytest.raises(ValueError, match="latent_dim must be positive integers, got 0"):
+        with pytest.raises(ValueError, match="latent_dim must be a positive integer, got 0"):
             DenseAutoencoder(latent_dim=0)
         with pytest.raises(ValueError, match="needs value_range"):
             DenseAutoencoder(reconstruction_loss="binary_crossentropy")

@@ -38,7 +38,7 @@ def test_binary_crossentropy_stays_finite_at_saturated_outputs():
 def test_unknown_names_are_refused():
     with pytest.raises(ValueError, match="unknown reconstruction loss 'l1'"):
         losses.reconstruction_loss("l1", np.zeros((1, 1)), np.zeros((1, 1)))
-    with pytest.raises(ValueError, match="reduction must be 'mean' or 'sum'"):
+    with pytest.raises(ValueError, match="reduction must be 'mean', 'sum' or 'none'"):
         losses.squared_error(np.zeros((1, 1)), np.zeros((1, 1)), "max")
 
 
@@ -68,3 +68,34 @@ def test_dense_sigmoid_penalty_closed_form_on_a_tiny_case():
     assert float(losses.dense_sigmoid_contractive_penalty(codes, kernel)[0]) == pytest.approx(expected)
     jacobian = np.array([[[0.25 * 2.0], [0.09 * 3.0]]], np.float32)
     assert float(losses.squared_frobenius_norm(jacobian)[0]) == pytest.approx(expected)
+
+
+def test_continuous_bernoulli_is_a_density_with_the_stated_mean():
+    # Integrate p(x | lambda) and x p(x | lambda) over [0, 1] numerically.
+    x = (np.arange(200000, dtype=np.float64) + 0.5) / 200000
+    for lam in (0.02, 0.3, 0.4999, 0.5, 0.5004, 0.9):
+        lam_batch = np.full((1, 1), lam, np.float32)
+        log_c = float(losses.continuous_bernoulli_log_normalizer(lam_batch)[0, 0])
+        density = np.exp(x * np.log(lam) + (1 - x) * np.log(1 - lam) + log_c)
+        assert np.mean(density) == pytest.approx(1.0, abs=1e-4), lam
+        mean = float(losses.continuous_bernoulli_mean(lam_batch)[0, 0])
+        assert mean == pytest.approx(np.mean(x * density), abs=1e-4), lam
+    # Per example, it is the Bernoulli log-likelihood plus the normalisers.
+    targets = np.array([[0.2, 0.9]], np.float32)
+    probs = np.array([[0.3, 0.8]], np.float32)
+    expected = np.sum(targets * np.log(probs) + (1 - targets) * np.log(1 - probs)) + sum(
+        float(losses.continuous_bernoulli_log_normalizer(np.array([[p]], np.float32))[0, 0]) for p in (0.3, 0.8)
+    )
+    assert float(losses.continuous_bernoulli_log_likelihood(targets, probs)[0]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_gaussian_log_likelihood_matches_scipy():
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(0)
+    targets, means = rng.uniform(size=(3, 4, 4, 1)), rng.uniform(size=(3, 4, 4, 1))
+    got = np.asarray(losses.gaussian_log_likelihood(targets.astype(np.float32), means.astype(np.float32), np.log(0.2)))
+    expected = norm.logpdf(targets, means, 0.2).reshape(3, -1).sum(axis=1)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    per_pixel = np.asarray(losses.gaussian_log_likelihood(targets, means, np.log(0.2), reduction="none"))
+    np.testing.assert_allclose(per_pixel, norm.logpdf(targets, means, 0.2), rtol=1e-5)

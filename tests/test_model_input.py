@@ -32,3 +32,17 @@ def test_flat_models_expect_flat_inputs():
     assert model(np.zeros((2, 784), np.float32)).shape == (2, 784)
     with pytest.raises(ValueError, match=r"DenseAutoencoder expects inputs of shape \(batch, 784\), got shape \(2, 28, 28, 1\)"):
         model(np.zeros((2, 28, 28, 1), np.float32))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_the_shape_check_holds_after_a_first_predict(name):
+    # Keras retraces predict for a new shape with the shapes relaxed to None;
+    # the check must still hold there, not only on the first trace.
+    model = MODELS[name]()
+    model.predict(np.zeros((5, 28, 28, 1), np.float32), verbose=0)
+    for shape in ((2, 20, 20, 1), (2, 28, 28, 3), (2, 56, 28, 1)):
+        with pytest.raises(Exception, match=rf"{type(model).__name__} expects inputs of shape \(batch, 28, 28, 1\)"):
+            model.predict(np.random.default_rng(0).uniform(size=shape).astype(np.float32), verbose=0)
+    # A wrong code is refused by decode too.
+    with pytest.raises(ValueError, match="expects codes of shape"):
+        model.decode(np.zeros((2, 999), np.float32))

@@ -33,6 +33,30 @@ def start(args, cwd, tf_config=None):
     )
 
 
+def run_together(runs):
+    """Starts `(args, cwd, tf_config)` runs at once; returns their `(stdout, stderr)` once all succeeded."""
+    processes = []
+    try:
+        processes = [start(args, cwd, tf_config) for args, cwd, tf_config in runs]
+        outputs = [p.communicate(timeout=300) for p in processes]
+    finally:
+        for p in processes:
+            p.kill()
+            p.wait()
+    for p, (_, stderr) in zip(processes, outputs):
+        assert p.returncode == 0, stderr
+    return outputs
+
+
+def worker_runs(command, cwd):
+    """The runs of a two-worker cluster on 127.0.0.1, one per worker."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    return [
+        ([*command, "--strategy", "multi_worker"], cwd, {"cluster": cluster, "task": {"type": "worker", "index": i}})
+        for i in range(2)
+    ]
+
+
 def weights(path):
     return keras.models.load_model(path).get_weights()
 
@@ -51,25 +75,14 @@ def test_two_workers_train_as_one_process(tmp_path, args):
     model = args[0]
     # Two epochs of two global batches of 128: each worker takes 64 per step.
     command = ["train", *args, "--epochs", "2", "--limit", "256", "--batch-size", "128", "--quiet"]
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     (tmp_path / "single").mkdir()
-    processes = []
-    try:
-        for index in range(2):
-            tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
-            processes.append(start([*command, "--strategy", "multi_worker"], tmp_path, tf_config))
-        # The reference: one process, one replica, the same global batches.
-        # Under any strategy but the default, Keras peeks at one batch before
-        # training, which uses up the first shuffle order; so the reference
-        # runs under one too.
-        processes.append(start([*command, "--strategy", "mirrored"], tmp_path / "single"))
-        outputs = [p.communicate(timeout=300) for p in processes]
-    finally:
-        for p in processes:
-            p.kill()
-            p.wait()
-    for p, (_, stderr) in zip(processes, outputs):
-        assert p.returncode == 0, stderr
+    # The reference: one process, one replica, the same global batches.
+    # Under any strategy but the default, Keras peeks at one batch before
+    # training, which uses up the first shuffle order; so the reference runs
+    # under one too.
+    outputs = run_together(
+        [*worker_runs(command, tmp_path), ([*command, "--strategy", "mirrored"], tmp_path / "single", None)]
+    )
 
     # Only the chief exports; the other worker keeps its model in its own folder.
     assert "SavedModel" in outputs[0][0] and "SavedModel" not in outputs[1][0]
@@ -91,3 +104,17 @@ def test_two_workers_train_as_one_process(tmp_path, args):
         # rate, 1e-3, in four Adam steps.
         np.testing.assert_allclose(a, b, atol=1e-5)
     assert record["test_metrics"]["loss"] == pytest.approx(single_record["test_metrics"]["loss"], rel=1e-5)
+
+
+def test_two_workers_each_decode_their_own_share_of_a_folder(tmp_path, fashion_png_folder):
+    command = ["train", "conv", "--data", str(fashion_png_folder), "--epochs", "2", "--batch-size", "128", "--quiet"]
+    outputs = run_together(worker_runs(command, tmp_path))
+    # 1,350 training images: each worker decodes its 675, by file.
+    for index, (stdout, _) in enumerate(outputs):
+        assert f"data: this worker read 675 of the 1350 training images (share {index + 1} of 2, by file)" in stdout
+    chief = weights(tmp_path / "runs/conv/model.keras")
+    for a, b in zip(chief, weights(tmp_path / "runs/conv/worker-1/model.keras")):
+        np.testing.assert_array_equal(a, b)
+    record = json.loads((tmp_path / "saved_models/conv/1/run.json").read_text())
+    assert record["replicas"] == 2 and record["image_spec"]["shape"] == [28, 28, 1]
+    assert record["history"]["loss"][1] < record["history"]["loss"][0]

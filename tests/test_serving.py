@@ -55,22 +55,35 @@ def test_grpc_round_trip(servers, digits):
 
 
 @pytest.mark.parametrize(
-    "signature, inputs, message",
+    "model, signature, inputs, message",
     [
-        ("serving_default", {"images": np.zeros((2, 28, 28))},
+        ("dense", "serving_default", {"images": np.zeros((2, 28, 28))},
          r"signature 'serving_default' expects images: float32 \[batch, 28, 28, 1\]; got images: float64 \[2, 28, 28\]"),
-        ("serving_default", {"images": np.zeros((2, 28, 28, 1), np.int64)}, "got images: int64"),
-        ("serving_default", {"pixels": np.zeros((2, 28, 28, 1))}, r"got inputs \['pixels'\]"),
-        ("decode", {"latent": np.zeros((2, 28, 28, 1))}, r"signature 'decode' expects latent: float32 \[batch, any\]"),
-        ("sample", {"num_samples": 2.5}, r"signature 'sample' expects num_samples: int32 \[\]"),
-        ("generate", {"images": np.zeros((1, 28, 28, 1))}, "unknown signature 'generate'"),
+        ("dense", "serving_default", {"images": np.zeros((2, 28, 28, 1), np.int64)}, "got images: int64"),
+        ("dense", "serving_default", {"pixels": np.zeros((2, 28, 28, 1))}, r"got inputs \['pixels'\]"),
+        ("dense", "decode", {"latent": np.zeros((2, 28, 28, 1))}, r"signature 'decode' expects latent: float32 \[batch, 16\]"),
+        ("vae", "sample", {"num_samples": 2.5}, r"signature 'sample' expects num_samples: int32 \[\]"),
+        ("dense", "generate", {"images": np.zeros((1, 28, 28, 1))}, "unknown signature 'generate'"),
+        ("dense", "serving_default", {"images": np.full((1, 28, 28, 1), 255.0)},
+         r"signature 'serving_default' expects images on \[0, 1\]; got values from 255 to 255 \(divide 0-255 pixels by 255\)"),
     ],
 )
-def test_bad_requests_name_the_expected_signature(signature, inputs, message):
+def test_bad_requests_name_the_expected_signature(exported_models, model, signature, inputs, message):
+    out, _ = exported_models
+    contract = serving.load_contract(out / model)
     with pytest.raises(ServingError, match=message):
-        serving.rest_request(signature, **inputs)
+        serving.rest_request(signature, contract=contract, **inputs)
     with pytest.raises(ServingError, match=message):
-        serving.grpc_request("dense", signature, **inputs)
+        serving.grpc_request(model, signature, contract=contract, **inputs)
+
+
+def test_without_the_contract_what_every_export_shares_is_checked():
+    with pytest.raises(ServingError, match=r"expects images on \[0, 1\]; got values from 0 to 200"):
+        serving.rest_request(images=np.linspace(0, 200, 16).reshape(1, 4, 4, 1))
+    with pytest.raises(ServingError, match=r"signature 'serving_default' expects images: float32 \[batch, ...\]; got inputs \['pixels'\]"):
+        serving.rest_request(pixels=np.zeros((1, 4, 4, 1)))
+    # Shapes are the export's to check: any batch of [0, 1] images passes.
+    assert len(serving.rest_request(images=np.zeros((2, 5, 7, 3)))["instances"]) == 2
 
 
 def test_the_server_checks_against_the_loaded_signature(servers):
@@ -136,9 +149,9 @@ def test_nan_goes_over_rest_as_json_nan(servers, digits):
 def test_an_empty_batch_is_refused_before_it_is_sent(servers):
     empty = np.zeros((0, 28, 28, 1), np.float32)
     message = r"signature 'serving_default' expects images: float32 \[batch, 28, 28, 1\]; got an empty batch"
-    with pytest.raises(ServingError, match=message):
+    with pytest.raises(ServingError, match=r"expects images: float32 \[batch, ...\]; got an empty batch"):
         serving.rest_request(images=empty)
     with pytest.raises(ServingError, match=message):
-        serving.grpc_request("conv", images=empty)
+        serving.grpc_request("conv", contract=servers["conv"].contract, images=empty)
     with pytest.raises(ServingError, match=message):
         servers["conv"].predict(images=empty)

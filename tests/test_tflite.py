@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 
 from aekeras import tflite
-from aekeras.serving import LocalServer
+from aekeras.serving import LocalServer, ServingError
 
 NAMES = ["dense", "conv", "denoising", "contractive", "vae"]
 
 
 @pytest.fixture(scope="module")
 def calibration(mnist_dir):
-    return tflite.calibration_images(200, data_dir=mnist_dir)
+    return tflite.calibration_images("mnist", 200, data_dir=mnist_dir)
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,8 @@ def converted(exported_models, calibration):
 
 
 def keras_reconstruction(model, images):
-    low, high = model.value_range
-    return (model(images * (high - low) + low).numpy() - low) / (high - low)
+    spec = model.image_spec
+    return spec.to_unit_scale(model(spec.to_model_scale(images)).numpy())
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -41,8 +41,7 @@ def test_float32_matches_keras(exported_models, converted, digits, name):
     out = runner("serving_default", images=digits[:32])
     np.testing.assert_allclose(out["reconstruction"], keras_reconstruction(model, digits[:32]), atol=1e-5)
     latent = runner("encode", images=digits[:32])["latent"]
-    low, high = model.value_range
-    np.testing.assert_allclose(latent, model.encode(digits[:32] * (high - low) + low), atol=1e-5)
+    np.testing.assert_allclose(latent, model.encode(model.image_spec.to_model_scale(digits[:32])), atol=1e-5)
     np.testing.assert_allclose(runner("decode", latent=latent)["images"], out["reconstruction"], atol=1e-5)
 
 
@@ -86,3 +85,23 @@ def test_bad_arguments(exported_models, converted, tmp_path):
     runner = tflite.Runner(tflite.tflite_path(exported["dense"][1], "none"))
     with pytest.raises(ValueError, match="unknown signature 'sample'"):
         runner("sample", num_samples=np.array(1, np.int32))
+    with pytest.raises(ValueError, match="int8 quantisation needs calibration images"):
+        tflite.convert(exported["dense"][1], "int8")
+
+
+@pytest.mark.parametrize("quantize", ["none", "int8"])
+def test_runner_checks_every_call_against_the_file(converted, digits, quantize):
+    # LiteRT itself resizes its inputs to whatever it gets: [1, 56, 28, 1]
+    # would be taken as two images.
+    runner = converted["dense"][quantize]
+    assert runner.contract.signature("encode").inputs[0].shape == (None, 28, 28, 1)
+    for wrong in (np.zeros((1, 56, 28, 1), np.float32), np.zeros((1, 28, 28), np.float32),
+                  np.zeros((1, 28, 28, 3), np.float32)):
+        with pytest.raises(ServingError, match=r"signature 'encode' expects images: float32 \[batch, 28, 28, 1\]"):
+            runner("encode", images=wrong)
+    with pytest.raises(ServingError, match=r"expects images on \[0, 1\]"):
+        runner("serving_default", images=digits[:2] * 255)
+    with pytest.raises(ServingError, match=r"signature 'decode' expects latent: float32 \[batch, 16\]"):
+        runner("decode", latent=np.zeros((2, 3), np.float32))
+    # float64 images are sent as float32, as to TF Serving.
+    assert runner("encode", images=digits[:2].astype(np.float64))["latent"].shape == (2, 16)

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from aekeras import data, training
 from aekeras.models import DenseAutoencoder
-from aekeras.training import AtomicBackupAndRestore, TrainConfig, read_history, train
+from aekeras.training import AtomicBackupAndRestore, TrainConfig, read_history, runner, train
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +64,13 @@ def test_read_history_keeps_the_last_row_of_a_repeated_epoch(tmp_path):
     "change, message",
     [
         ({"model": "gan"}, "unknown model 'gan'"),
+        ({"options": {"noise": "gaussian"}}, "the dense model does not take noise"),
         ({"epochs": 0}, "epochs must be a positive integer, got 0"),
         ({"steps_per_execution": 0}, "steps_per_execution must be a positive integer, got 0"),
         ({"batch_size": -5}, "batch_size must be a positive integer"),
         ({"learning_rate": float("nan")}, "learning_rate must be a positive number"),
-        ({"dataset": "cifar10"}, "unknown dataset 'cifar10'"),
+        ({"data": "cifar10"}, "cifar10: no such file or folder"),
+        ({"data": "tfds:cifar10"}, "tfds:cifar10: not prepared"),
         ({"strategy": "tpu"}, "unknown strategy 'tpu'"),
     ],
 )
@@ -99,11 +101,11 @@ def test_multi_worker_needs_a_usable_tf_config(monkeypatch):
 
 
 def test_a_nan_loss_stops_training_naming_epoch_and_batch(tmp_path, monkeypatch):
-    load = data.load
+    make_dataset = data.make_dataset
 
-    def load_with_one_nan_batch(name, split, **kwargs):
-        dataset = load(name, split, **kwargs)
-        if split != "train":
+    def load_with_one_nan_batch(examples, spec, **kwargs):
+        dataset = make_dataset(examples, spec, **kwargs)
+        if not kwargs.get("shuffle"):  # the test split
             return dataset
         # Counts the batches drawn over all epochs: the 7th is epoch 2's 3rd.
         drawn = tf.Variable(0)
@@ -114,7 +116,7 @@ def test_a_nan_loss_stops_training_naming_epoch_and_batch(tmp_path, monkeypatch)
 
         return dataset.map(poison)
 
-    monkeypatch.setattr(training.data, "load", load_with_one_nan_batch)
+    monkeypatch.setattr(runner.data, "make_dataset", load_with_one_nan_batch)
     config = TrainConfig(
         epochs=3, limit=512, batch_size=128, out=str(tmp_path / "out"), run_dir=str(tmp_path / "runs"), verbose=0
     )
@@ -131,7 +133,7 @@ def test_a_nan_loss_stops_training_naming_epoch_and_batch(tmp_path, monkeypatch)
     assert read_history(tmp_path / "runs/dense/history.csv")["epoch"] == [0.0]
     assert not (tmp_path / "out").exists()
 
-    monkeypatch.setattr(training.data, "load", load)
+    monkeypatch.setattr(runner.data, "make_dataset", make_dataset)
     result = train(config)
     assert result["history"]["epoch"] == [0.0, 1.0, 2.0]
     assert np.isfinite(result["test_metrics"]["loss"])

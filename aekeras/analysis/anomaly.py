@@ -4,6 +4,8 @@ import keras
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from aekeras.analysis.metrics import mse, reconstruct
+
 # Ruff et al., "Deep One-Class Classification" (ICML 2018), one-class Deep
 # SVDD on MNIST: mean AUROC over the ten digits, in percent.
 DEEP_SVDD_MEAN_AUROC = 94.8
@@ -11,14 +13,12 @@ DEEP_SVDD_MEAN_AUROC = 94.8
 
 def reconstruction_scores(model, images, batch_size=1000):
     """Per-image mean squared reconstruction error on the [0, 1] scale."""
-    low, high = model.value_range
-    outputs = model.predict(images * (high - low) + low, batch_size=batch_size, verbose=0)
-    return np.mean(np.square((outputs - low) / (high - low) - images).reshape(len(images), -1), axis=1)
+    return mse(reconstruct(model, images, batch_size), images)
 
 
 def one_class_anomaly_detection(
     build_model, train_images, train_labels, test_images, test_labels, *, epochs, batch_size=128,
-    learning_rate=1e-3, digits=range(10), progress=None,
+    learning_rate=1e-3, digits=range(10), seed=0, progress=None,
 ):
     """One model per digit, trained on that digit only, scores every test image.
 
@@ -29,10 +29,12 @@ def one_class_anomaly_detection(
 
     Args:
         build_model: callable returning a fresh aekeras autoencoder.
-        train_images, train_labels, test_images, test_labels: MNIST arrays,
-            images `[n, 28, 28, 1]` on [0, 1].
+        train_images, train_labels, test_images, test_labels: labelled
+            images on [0, 1] of the model's shape.
         epochs, batch_size, learning_rate: training of each model.
         digits: which digits to run.
+        seed: seeds each model's weights and data order (with its digit),
+            so the figures do not depend on what ran before.
         progress: optional callable taking a message.
 
     Returns:
@@ -43,11 +45,11 @@ def one_class_anomaly_detection(
     for digit in digits:
         if progress:
             progress(f"one-class model for digit {digit}")
+        keras.utils.set_random_seed(seed + int(digit))
         model = build_model()
         model.compile(optimizer=keras.optimizers.Adam(learning_rate))
-        low, high = model.value_range
         normal = train_images[train_labels == digit]
-        model.fit(normal * (high - low) + low, epochs=epochs, batch_size=batch_size, verbose=0)
+        model.fit(model.image_spec.to_model_scale(normal), epochs=epochs, batch_size=batch_size, verbose=0)
         scores = reconstruction_scores(model, test_images)
         auroc[int(digit)] = 100.0 * roc_auc_score(test_labels != digit, scores)
     return {

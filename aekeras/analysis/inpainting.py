@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from aekeras import noise
-from aekeras.analysis.metrics import image_metrics, psnr, to_unit_range
+from aekeras.analysis.metrics import image_metrics, psnr, reconstruct
 
 CV2_METHODS = {"telea": cv2.INPAINT_TELEA, "navier_stokes": cv2.INPAINT_NS}
 
@@ -14,24 +14,29 @@ CV2_METHODS = {"telea": cv2.INPAINT_TELEA, "navier_stokes": cv2.INPAINT_NS}
 def cv2_inpaint(images, missing, method="telea", radius=3):
     """Fills the `missing` pixels of [0, 1] images with OpenCV's `cv2.inpaint`.
 
+    Each channel is inpainted on its own, with its own mask, so a value
+    lost in one channel only is filled from that channel's neighbours.
+
     Args:
-        images: `[n, 28, 28, 1]` on [0, 1]; missing pixels' values are ignored.
-        missing: boolean array of the same shape, True where a pixel is lost.
+        images: `[n, h, w, c]` on [0, 1]; missing values are ignored.
+        missing: boolean array of the same shape, True where a value is lost.
         method: `"telea"` (`INPAINT_TELEA`) or `"navier_stokes"` (`INPAINT_NS`).
         radius: the inpainting neighbourhood radius, in pixels.
 
     Returns:
-        The repaired images, `[n, 28, 28, 1]` on [0, 1].
+        The repaired images, `[n, h, w, c]` on [0, 1].
     """
     if method not in CV2_METHODS:
         raise ValueError(f"unknown method {method!r} (expected one of {sorted(CV2_METHODS)})")
-    pixels = np.round(np.asarray(images)[..., 0] * 255).astype(np.uint8)
-    masks = np.asarray(missing)[..., 0].astype(np.uint8) * 255
-    repaired = [
-        cv2.inpaint(np.where(mask, 0, image).astype(np.uint8), mask, radius, CV2_METHODS[method])
-        for image, mask in zip(pixels, masks)
-    ]
-    return (np.stack(repaired).astype(np.float32) / 255.0)[..., np.newaxis]
+    pixels = np.round(np.asarray(images) * 255).astype(np.uint8)
+    masks = np.asarray(missing).astype(np.uint8) * 255
+    repaired = np.empty_like(pixels)
+    for index in np.ndindex(len(pixels), pixels.shape[-1]):
+        image, mask = pixels[index[0], ..., index[1]], masks[index[0], ..., index[1]]
+        repaired[index[0], ..., index[1]] = cv2.inpaint(
+            np.where(mask, 0, image).astype(np.uint8), mask, radius, CV2_METHODS[method]
+        )
+    return repaired.astype(np.float32) / 255.0
 
 
 def denoising_vs_inpainting(denoiser, images, rate=0.5, radius=3, seed=0):
@@ -44,7 +49,7 @@ def denoising_vs_inpainting(denoiser, images, rate=0.5, radius=3, seed=0):
 
     Args:
         denoiser: a trained aekeras autoencoder (the lecture's denoising model).
-        images: clean `[n, 28, 28, 1]` images on [0, 1].
+        images: clean images on [0, 1] of the model's shape.
         rate: the drop probability.
         radius: OpenCV's inpainting radius.
         seed: seed of the masks.
@@ -57,35 +62,37 @@ def denoising_vs_inpainting(denoiser, images, rate=0.5, radius=3, seed=0):
     """
     uniform = np.random.default_rng(seed).uniform(size=images.shape).astype(np.float32)
     missing = uniform < rate
-    low, high = denoiser.value_range
-    corrupted = np.asarray(noise.dropout(images * (high - low) + low, uniform, rate))
+    spec = denoiser.image_spec
+    corrupted = np.asarray(noise.dropout(spec.to_model_scale(images), uniform, rate))
     repairs = {
-        "autoencoder": to_unit_range(denoiser.predict(corrupted, batch_size=1000, verbose=0), denoiser.value_range),
+        "autoencoder": spec.to_unit_scale(denoiser.predict(corrupted, batch_size=1000, verbose=0)),
         "telea": cv2_inpaint(images, missing, "telea", radius),
         "navier_stokes": cv2_inpaint(images, missing, "navier_stokes", radius),
     }
-    shown = to_unit_range(np.clip(corrupted, low, high), denoiser.value_range)
+    shown = spec.to_unit_scale(np.clip(corrupted, *spec.value_range))
     metrics = {"corrupted": image_metrics(shown, images)}
     metrics.update({name: image_metrics(repair, images) for name, repair in repairs.items()})
     return {"missing": missing, "corrupted": shown, "images": images, "repairs": repairs, "metrics": metrics}
 
 
 def manifold_inpainting(
-    vae, images, patch=8, corner=(10, 10), steps=300, learning_rate=0.05, prior_weight=1.0
+    vae, images, patch=None, corner=None, steps=300, learning_rate=0.05, prior_weight=1.0
 ):
     """Fills a covered patch by finding the closest point on the learned manifold.
 
     A grey square covers a patch of each image. Starting from the encoder's
     guess, gradient descent on z (with `tf.GradientTape`) minimises the
     energy E(z) = -log p(known pixels | z) + prior_weight * ||z||^2 / 2: the
-    decoder's Bernoulli likelihood of the pixels that were not covered plus
-    the VAE's N(0, I) prior. The patch is then filled from decode(z).
+    decoder's likelihood of the pixels that were not covered plus the VAE's
+    N(0, I) prior. The patch is then filled from decode(z).
 
     Args:
         vae: a trained `aekeras.models.VAE`.
-        images: clean `[n, 28, 28, 1]` images on [0, 1].
-        patch: side of the covered square, in pixels.
-        corner: (row, column) of its top-left pixel.
+        images: clean images of the VAE's shape on [0, 1].
+        patch: side of the covered square, in pixels; by default 2/7 of the
+            smaller side (8 for MNIST's 28).
+        corner: (row, column) of its top-left pixel; by default the square
+            is centred.
         steps: gradient steps on z.
         learning_rate: Adam's step size on z.
         prior_weight: weight of the prior term (0 ignores the prior).
@@ -95,7 +102,9 @@ def manifold_inpainting(
         "energy": energy per step, "patch_psnr": {method: mean dB}}`; each
         fill keeps the known pixels and replaces the patch.
     """
-    row, col = corner
+    height, width = images.shape[1:3]
+    patch = patch or max(1, round(min(height, width) * 2 / 7))
+    row, col = corner or ((height - patch) // 2, (width - patch) // 2)
     known = np.ones(images.shape, np.float32)
     known[:, row : row + patch, col : col + patch] = 0.0
     covered = images * known + 0.5 * (1.0 - known)
@@ -107,9 +116,8 @@ def manifold_inpainting(
     @tf.function
     def step():
         with tf.GradientTape() as tape:
-            decoded = vae.decode(z)
-            pixel_nll = keras.ops.binary_crossentropy(covered_t, decoded)
-            nll = tf.reduce_sum(known_t * pixel_nll, axis=[1, 2, 3])
+            pixel_nll = -vae.log_likelihood(covered_t, vae.decode_parameters(z), reduction="none")
+            nll = tf.reduce_sum(tf.reshape(known_t * pixel_nll, (tf.shape(z)[0], -1)), axis=-1)
             energy = nll + prior_weight * 0.5 * tf.reduce_sum(tf.square(z), axis=-1)
             total = tf.reduce_sum(energy)
         optimizer.apply_gradients([(tape.gradient(total, z), z)])
@@ -117,7 +125,7 @@ def manifold_inpainting(
 
     energies = [float(step()) for _ in range(steps)]
     manifold = vae.decode(z).numpy()
-    one_pass = vae.predict(covered, verbose=0)
+    one_pass = reconstruct(vae, covered)
     telea = cv2_inpaint(images, known == 0, "telea")
 
     def fill(source):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from aekeras.analysis.metrics import to_unit_range
+from aekeras.analysis.metrics import encode
 
 
 def interpolation(model, start, end, steps=10):
@@ -14,20 +14,20 @@ def interpolation(model, start, end, steps=10):
 
     Args:
         model: a trained aekeras autoencoder.
-        start, end: `[28, 28, 1]` images on [0, 1].
+        start, end: images of the model's shape on [0, 1].
         steps: number of points, endpoints included.
 
     Returns:
-        `{"t": [steps], "pixel": [steps, 28, 28, 1], "latent": [steps, 28,
-        28, 1], "decoded_endpoints": [2, 28, 28, 1]}` on [0, 1].
+        `{"t": [steps], "pixel": [steps, *shape], "latent": [steps, *shape],
+        "decoded_endpoints": [2, *shape]}` on [0, 1].
     """
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)
-    weights = t.reshape(-1, 1, 1, 1)
+    weights = t.reshape((-1,) + (1,) * np.ndim(start))
     pixel = (1 - weights) * start + weights * end
-    low, high = model.value_range
-    codes = np.asarray(model.encode(np.stack([start, end]) * (high - low) + low))
+    spec = model.image_spec
+    codes = encode(model, np.stack([start, end]))
     code_weights = t.reshape((-1,) + (1,) * (codes.ndim - 1))
     blended = (1 - code_weights) * codes[0] + code_weights * codes[1]
-    latent = to_unit_range(model.decode(blended), model.value_range)
-    endpoints = to_unit_range(model.decode(codes), model.value_range)
+    latent = spec.to_unit_scale(np.asarray(model.decode(blended)))
+    endpoints = spec.to_unit_scale(np.asarray(model.decode(codes)))
     return {"t": t, "pixel": pixel, "latent": latent, "decoded_endpoints": endpoints}

@@ -12,14 +12,14 @@ def latent_grid(vae, size=15, quantiles=(0.05, 0.95)):
     mass, as in the Keras VAE example's figure.
 
     Returns:
-        `{"z": [size, size, 2], "images": [size, size, 28, 28]}`.
+        `{"z": [size, size, 2], "images": [size, size, *image_shape]}`.
     """
     if vae.latent_dim != 2:
         raise ValueError(f"latent_grid needs a VAE with latent_dim=2, got {vae.latent_dim}")
     values = np.array([NormalDist().inv_cdf(q) for q in np.linspace(*quantiles, size)], np.float32)
     # Rows go from high z2 (top) to low, as on a plot's y axis.
     z = np.stack(np.meshgrid(values, values[::-1]), axis=-1)
-    images = np.asarray(vae.decode(z.reshape(-1, 2))).reshape(size, size, 28, 28)
+    images = np.asarray(vae.decode(z.reshape(-1, 2))).reshape(size, size, *vae.image_shape)
     return {"z": z, "images": images}
 
 

@@ -3,21 +3,21 @@
 import numpy as np
 import tensorflow as tf
 
+from aekeras import losses
+
 # PSNR of a perfect repair is infinite; it is capped here so means stay finite.
 MAX_PSNR = 100.0
 
 
-def to_unit_range(images, value_range):
-    """Maps images from a model's `value_range` to [0, 1]."""
-    low, high = value_range
-    return (np.asarray(images, np.float32) - low) / (high - low)
+def mse(images, references):
+    """Per-image mean squared error (`aekeras.losses.squared_error`), as numpy."""
+    return np.asarray(losses.squared_error(np.asarray(images, np.float32), np.asarray(references, np.float32)))
 
 
 def psnr(images, references):
     """Per-image PSNR in dB of [0, 1] images, capped at `MAX_PSNR`."""
-    mse = np.mean(np.square(np.asarray(images) - np.asarray(references)).reshape(len(images), -1), axis=1)
     with np.errstate(divide="ignore"):
-        values = 10.0 * np.log10(1.0 / mse)
+        values = 10.0 * np.log10(1.0 / mse(images, references))
     return np.minimum(values, MAX_PSNR)
 
 
@@ -25,9 +25,29 @@ def image_metrics(images, references):
     """Mean MSE, PSNR (dB) and SSIM of [0, 1] images against references."""
     images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
     references = np.asarray(references, np.float32)
-    ssim = tf.image.ssim(tf.constant(images), tf.constant(references), max_val=1.0).numpy()
+    # SSIM's 11x11 window needs images at least that large; smaller ones are
+    # measured without it.
+    ssim = (
+        tf.image.ssim(tf.constant(images), tf.constant(references), max_val=1.0).numpy()
+        if images.ndim == 4 and min(images.shape[1:3]) >= 11 else np.array([np.nan])
+    )
     return {
-        "mse": float(np.mean(np.square(images - references))),
+        "mse": float(np.mean(mse(images, references))),
         "psnr": float(np.mean(psnr(images, references))),
         "ssim": float(np.mean(ssim)),
     }
+
+
+def reconstruct(model, unit_images, batch_size=1000):
+    """A model's reconstructions of [0, 1] images, on [0, 1]."""
+    spec = model.image_spec
+    outputs = model.predict(spec.to_model_scale(unit_images), batch_size=batch_size, verbose=0)
+    return spec.to_unit_scale(outputs)
+
+
+def encode(model, unit_images, batch_size=1000):
+    """A model's codes of [0, 1] images."""
+    spec = model.image_spec
+    scaled = spec.to_model_scale(np.asarray(unit_images, np.float32))
+    return np.concatenate([np.asarray(model.encode(scaled[i : i + batch_size]))
+                           for i in range(0, len(scaled), batch_size)])

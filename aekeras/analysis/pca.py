@@ -7,10 +7,16 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 
 from aekeras import models
+from aekeras.analysis.metrics import encode, mse, reconstruct
 
 
 def _flat(images):
     return images.reshape(len(images), -1)
+
+
+def pca_reconstruct(pca, images):
+    """A fitted PCA's reconstructions of [0, 1] images, clipped to [0, 1] as the models' are."""
+    return np.clip(pca.inverse_transform(pca.transform(_flat(images))), 0.0, 1.0).reshape(images.shape)
 
 
 def _probe_accuracy(train_codes, train_labels, test_codes, test_labels, seed):
@@ -20,53 +26,60 @@ def _probe_accuracy(train_codes, train_labels, test_codes, test_labels, seed):
     return float(probe.score(test_codes, test_labels))
 
 
+def _code_size(model):
+    return int(np.prod(model.code_shape((None, *model.image_shape))[1:]))
+
+
 def compare_with_pca(
     build_autoencoder, train_images, train_labels, test_images, test_labels, *, code_sizes=(2, 10, 30),
     epochs, batch_size=256, probe_examples=10000, seed=0, progress=None,
 ):
-    """Test reconstruction MSE and probe accuracy of PCA and autoencoders per code size.
+    """Test reconstruction MSE (and probe accuracy) of PCA and autoencoders per code size.
 
     Args:
-        build_autoencoder: callable `code_size -> aekeras autoencoder`.
-        train_images, train_labels, test_images, test_labels: MNIST arrays,
-            images `[n, 28, 28, 1]` on [0, 1].
+        build_autoencoder: callable `code_size -> aekeras autoencoder` whose
+            code has exactly `code_size` values (a vector, or a spatial code).
+        train_images, test_images: images on [0, 1], any shape.
+        train_labels, test_labels: labels, or None to skip the probes.
         code_sizes: the code sizes compared.
         epochs, batch_size: training of each autoencoder.
         probe_examples: training codes the logistic-regression probe sees.
-        seed: seed of the probe.
+        seed: seeds each autoencoder's weights, its data order, and the probe.
         progress: optional callable taking a message.
 
     Returns:
         `{"code_sizes": [...], "pca": {"mse": [...], "probe_accuracy": [...]},
-        "autoencoder": {...}}`, MSE on the [0, 1] scale.
+        "autoencoder": {...}}`, MSE on the [0, 1] scale (PCA's
+        reconstructions clipped to [0, 1], as the models' are); no probe
+        accuracies without labels.
     """
+    labelled = train_labels is not None and test_labels is not None
     result = {"code_sizes": list(code_sizes), "pca": {"mse": [], "probe_accuracy": []},
               "autoencoder": {"mse": [], "probe_accuracy": []}}
-    probe_labels = train_labels[:probe_examples]
     for size in code_sizes:
         if progress:
             progress(f"PCA and autoencoder with a code of {size}")
         pca = PCA(n_components=size, random_state=seed).fit(_flat(train_images))
-        test_codes = pca.transform(_flat(test_images))
-        result["pca"]["mse"].append(
-            float(np.mean(np.square(pca.inverse_transform(test_codes) - _flat(test_images))))
-        )
-        result["pca"]["probe_accuracy"].append(_probe_accuracy(
-            pca.transform(_flat(train_images[:probe_examples])), probe_labels, test_codes, test_labels, seed
-        ))
-
+        result["pca"]["mse"].append(float(np.mean(mse(pca_reconstruct(pca, test_images), test_images))))
+        keras.utils.set_random_seed(seed)
         model = build_autoencoder(size)
+        if _code_size(model) != size:
+            raise ValueError(f"the autoencoder built for code size {size} has a code of {_code_size(model)} values")
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
-        low, high = model.value_range
-        model.fit(train_images * (high - low) + low, epochs=epochs, batch_size=batch_size, verbose=0)
-        outputs = (model.predict(test_images * (high - low) + low, batch_size=1000, verbose=0) - low) / (high - low)
-        result["autoencoder"]["mse"].append(float(np.mean(np.square(outputs - test_images))))
-        train_codes = np.asarray(model.encode(train_images[:probe_examples] * (high - low) + low))
-        codes = np.asarray(model.encode(test_images * (high - low) + low))
-        result["autoencoder"]["probe_accuracy"].append(
-            _probe_accuracy(_flat(train_codes), probe_labels, _flat(codes), test_labels, seed)
-        )
+        model.fit(model.image_spec.to_model_scale(train_images), epochs=epochs, batch_size=batch_size, verbose=0)
+        result["autoencoder"]["mse"].append(float(np.mean(mse(reconstruct(model, test_images), test_images))))
+        if labelled:
+            probe = (train_images[:probe_examples], train_labels[:probe_examples], test_images, test_labels, seed)
+            result["pca"]["probe_accuracy"].append(_probe(pca.transform, *probe))
+            result["autoencoder"]["probe_accuracy"].append(
+                _probe(lambda x, m=model: _flat(encode(m, x.reshape(-1, *m.image_shape))), *probe)
+            )
     return result
+
+
+def _probe(codes_of, train_images, train_labels, test_images, test_labels, seed):
+    """Test accuracy of a logistic-regression probe on the codes `codes_of(flat images)` gives."""
+    return _probe_accuracy(codes_of(_flat(train_images)), train_labels, codes_of(_flat(test_images)), test_labels, seed)
 
 
 def principal_angles(basis_a, basis_b):
@@ -89,11 +102,11 @@ def tied_linear_subspace(train_images, code_size, *, epochs, batch_size=256, lea
     """
     model = models.DenseAutoencoder(
         latent_dim=code_size, activation=None, output_activation=None, tied_weights=True,
-        value_range=(0, 1),
+        value_range=(0, 1), image_shape=train_images.shape[1:],
     )
     model.compile(optimizer=keras.optimizers.Adam(learning_rate))
     centred = train_images - train_images.mean(axis=0)
     model.fit(centred, epochs=epochs, batch_size=batch_size, verbose=0)
     components = PCA(n_components=code_size).fit(_flat(train_images)).components_
-    kernel = model.encoder.layers[-1].kernel.numpy()  # [784, code_size]
+    kernel = model.encoder.layers[-1].kernel.numpy()  # [pixels, code_size]
     return {"angles": principal_angles(kernel, components.T), "model": model, "components": components}

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from aekeras.analysis.metrics import image_metrics, to_unit_range
+from aekeras.analysis.metrics import image_metrics, reconstruct
 
 
 def reconstructions(models, images):
@@ -10,30 +10,27 @@ def reconstructions(models, images):
 
     Args:
         models: dict name -> aekeras autoencoder.
-        images: float32 `[n, 28, 28, 1]` on [0, 1].
+        images: float32 `[n, *image_shape]` on [0, 1].
 
     Returns:
-        `{"images": images, "reconstructions": {name: [n, 28, 28, 1]},
+        `{"images": images, "reconstructions": {name: [n, ...]},
         "metrics": {name: {"mse", "psnr", "ssim"}}}`, all on [0, 1].
     """
-    outputs, metrics = {}, {}
-    for name, model in models.items():
-        low, high = model.value_range
-        scaled = images * (high - low) + low
-        outputs[name] = to_unit_range(model.predict(scaled, verbose=0), model.value_range)
-        metrics[name] = image_metrics(outputs[name], images)
+    outputs = {name: reconstruct(model, images) for name, model in models.items()}
+    metrics = {name: image_metrics(output, images) for name, output in outputs.items()}
     return {"images": images, "reconstructions": outputs, "metrics": metrics}
 
 
 def encoder_kernels(model, count=20):
-    """The first `count` rows of a dense encoder's weights as 28x28 images.
+    """The first `count` rows of a dense encoder's first weights, as images of the model's shape.
 
-    Row j holds the weights from every pixel to code unit j (the kernel's
-    column j), the "filter" the lecture shows.
+    Row j holds the weights from every pixel to unit j (the kernel's column
+    j), the "filter" the lecture shows.
     """
-    kernel = next(
-        layer.kernel.numpy() for layer in model.encoder.layers if hasattr(layer, "kernel")
-    )
-    if kernel.shape[0] != 784:
-        raise ValueError(f"expected a dense encoder reading 784 pixels, got a kernel of shape {kernel.shape}")
-    return np.transpose(kernel)[:count].reshape(count, 28, 28)
+    kernel = next(layer.kernel.numpy() for layer in model.encoder.layers if hasattr(layer, "kernel"))
+    spec = model.image_spec
+    if kernel.ndim != 2 or kernel.shape[0] != spec.size:
+        raise ValueError(
+            f"expected a dense encoder reading {spec.size} pixels, got a kernel of shape {kernel.shape}"
+        )
+    return np.transpose(kernel)[:count].reshape(-1, *spec.shape)

@@ -1,13 +1,21 @@
-"""Autoencoder models, all trained with `compile(optimizer=...)` and `fit`."""
+"""Autoencoder models, all trained with `compile(optimizer=...)` and `fit`.
+
+Importing this package registers every class with Keras, so that
+`keras.models.load_model` can load aekeras models. `blocks` holds the
+encoder and decoder builders every model shares; `aekeras.registry` names
+the models the command line builds, and `aekeras.presets` the lectures'
+setups.
+"""
 
 from aekeras.models.autoencoder import Autoencoder
-from aekeras.models.base_autoencoder import BaseAutoencoder
-from aekeras.models.contractive_autoencoder import ContractiveAutoencoder
-from aekeras.models.conv_autoencoder import ConvAutoencoder
-from aekeras.models.dense_autoencoder import DenseAutoencoder
-from aekeras.models.denoising_autoencoder import DenoisingAutoencoder
+from aekeras.models.base import BaseAutoencoder
+from aekeras.models.contractive import ContractiveAutoencoder
+from aekeras.models.conv import ConvAutoencoder
+from aekeras.models.dense import DenseAutoencoder
+from aekeras.models.loading import ModelFileError, load_model
+from aekeras.models.denoising import DenoisingAutoencoder
 from aekeras.models.vae import VAE
-from aekeras.models.wrapped_autoencoder import WrappedAutoencoder
+from aekeras.models.wrapped import WrappedAutoencoder
 
 __all__ = [
     "Autoencoder",
@@ -16,6 +24,8 @@ __all__ = [
     "ConvAutoencoder",
     "DenoisingAutoencoder",
     "DenseAutoencoder",
+    "ModelFileError",
     "VAE",
     "WrappedAutoencoder",
+    "load_model",
 ]

@@ -2,7 +2,7 @@
 
 import keras
 
-from aekeras.models.base_autoencoder import BaseAutoencoder
+from aekeras.models.base import BaseAutoencoder, resolve_image_spec
 
 
 @keras.saving.register_keras_serializable(package="aekeras")
@@ -15,8 +15,11 @@ class Autoencoder(BaseAutoencoder):
         reconstruction_loss: `"mse"` or `"binary_crossentropy"` (which needs
             outputs and targets in [0, 1]).
         value_range: `(low, high)`, the pixel scale the model reads and
-            writes: `(0, 1)` or `(-1, 1)`.
-        image_shape: shape of one input example.
+            writes: `(0, 1)` or `(-1, 1)`; by default that of `image_spec`,
+            else `(0, 1)`.
+        image_shape: shape of one input example; by default that of
+            `image_spec`, else MNIST's.
+        image_spec: the `aekeras.data.ImageSpec` of the inputs.
         **kwargs: passed to `keras.Model` (for example `name`).
 
     Example:
@@ -30,36 +33,26 @@ class Autoencoder(BaseAutoencoder):
     >>> model.fit(aekeras.data.load("mnist", "train"), epochs=5)
     """
 
+    config_fields = ("reconstruction_loss",)
+
     def __init__(
         self,
         encoder,
         decoder,
         reconstruction_loss="mse",
-        value_range=(0.0, 1.0),
-        image_shape=(28, 28, 1),
+        value_range=None,
+        image_shape=None,
+        image_spec=None,
         **kwargs,
     ):
-        super().__init__(
-            encoder=encoder,
-            decoder=decoder,
-            reconstruction_loss=reconstruction_loss,
-            value_range=value_range,
-            image_shape=image_shape,
-            **kwargs,
-        )
+        spec = resolve_image_spec(image_spec, image_shape, value_range, (0.0, 1.0))
+        super().__init__(encoder, decoder, spec, reconstruction_loss, **kwargs)
         self.build((None, *self.image_shape))
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "encoder": keras.saving.serialize_keras_object(self.encoder),
-                "decoder": keras.saving.serialize_keras_object(self.decoder),
-                "reconstruction_loss": self.reconstruction_loss,
-                "value_range": self.value_range,
-                "image_shape": self.image_shape,
-            }
-        )
+        config["encoder"] = keras.saving.serialize_keras_object(self.encoder)
+        config["decoder"] = keras.saving.serialize_keras_object(self.decoder)
         return config
 
     @classmethod

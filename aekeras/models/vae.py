@@ -3,32 +3,82 @@
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
 from aekeras import losses
-from aekeras.models.base_autoencoder import BaseAutoencoder, draw_for_global_batch
+from aekeras.models import blocks
+from aekeras.models.base import BaseAutoencoder, draw_for_global_batch, resolve_image_spec
 
-ARCHITECTURES = ("dense", "conv")
+from aekeras.choices import VAE_ARCHITECTURES as ARCHITECTURES
+from aekeras.choices import VAE_LIKELIHOODS as LIKELIHOODS
+# The Gaussian decoder's scale starts at a typical reconstruction error of
+# [0, 1] images and is learned with the rest.
+_INITIAL_SCALE = 0.1
+
+
+def default_likelihood(image_spec, binarize):
+    """The decoder likelihood `likelihood="auto"` picks.
+
+    Bernoulli for binarised data and for single-channel images (the
+    lesson's MNIST setting, mostly near 0 or 1); a Gaussian with a learned
+    scale for colour images, whose grey levels a Bernoulli does not model.
+    """
+    if binarize or image_spec.channels in (None, 1):
+        return "bernoulli"
+    return "gaussian"
+
+
+def _stacks(architecture, image_shape, latent_dim, hidden_dims, filters):
+    """The encoder (to z_mean and z_log_var) and decoder (to likelihood parameters)."""
+    if architecture == "dense":
+        # The last Dense gives both z_mean and z_log_var, split in half.
+        encoder = blocks.dense_encoder(hidden_dims, 2 * latent_dim, "relu", None, "glorot_uniform")
+        decoder = blocks.dense_decoder(image_shape, hidden_dims, "relu", "sigmoid", "glorot_uniform")
+        return encoder, decoder
+    blocks.check_image_shape("VAE(architecture='conv')", image_shape)
+    code_shape = blocks.conv_code_shape(image_shape, filters)
+    head = keras.layers.Dense(2 * latent_dim, name="z_mean_and_log_var")
+    encoder = keras.Sequential(
+        [*blocks.conv_encoder_layers(filters, "strided", "relu"), keras.layers.Flatten(name="flatten"), head],
+        name="encoder",
+    )
+    decoder = keras.Sequential(
+        [
+            keras.layers.Dense(math.prod(code_shape), activation="relu", name="unlatent"),
+            keras.layers.Reshape(code_shape, name="reshape"),
+            *blocks.conv_decoder_layers(image_shape, filters, "strided", "relu", "sigmoid"),
+        ],
+        name="decoder",
+    )
+    return encoder, decoder
 
 
 @keras.saving.register_keras_serializable(package="aekeras")
 class VAE(BaseAutoencoder):
-    """A variational autoencoder with a Bernoulli decoder on [0, 1] images.
+    """A variational autoencoder for [0, 1] images of any shape.
 
     The encoder gives `z_mean` and `z_log_var`; training samples
     `z = z_mean + exp(0.5 * z_log_var) * eps` (eps from the model's seeded
     `SeedGenerator`) and minimises the negative ELBO: the reconstruction
-    term, binary cross-entropy summed over pixels per example, plus
-    `beta` times KL(q(z|x) || N(0, I)) in closed form; both are reported
-    (`reconstruction_loss`, `kl_loss`). `call` decodes the mean, so
-    inference is deterministic; `sample(n)` decodes draws from the prior;
-    `negative_log_likelihood` estimates -log p(x) in nats by importance
-    sampling (the IWAE bound).
+    term, -log p(x | z) summed over pixels per example, plus `beta` times
+    KL(q(z|x) || N(0, I)) in closed form; both are reported
+    (`reconstruction_loss`, `kl_loss`). `call` and `decode` give the mean of
+    p(x | z) at the mean code, so inference is deterministic; `sample(n)`
+    decodes draws from the prior; `negative_log_likelihood` estimates
+    -log p(x) in nats by importance sampling (the IWAE bound).
+
+    The likelihood p(x | z): `"bernoulli"` (binary cross-entropy; a
+    probability for binary images, the lesson's choice for MNIST),
+    `"continuous_bernoulli"` (its normalised version, a density for grey
+    levels on [0, 1]) or `"gaussian"` (mean from the decoder, one learned
+    scale). `"auto"` picks Bernoulli for binarised or single-channel images
+    and Gaussian for colour images (`default_likelihood`).
 
     Args:
-        architecture: `"dense"` (784 -> hidden_dims -> latent, as the lecture
-            series' VAE notebook, 784-400-20) or `"conv"` (strided
+        architecture: `"dense"` (input -> hidden_dims -> latent, as the
+            lecture series' VAE notebook, 784-400-20) or `"conv"` (strided
             convolutions with `filters`, then a dense layer to the latent).
         latent_dim: size of z.
         hidden_dims: hidden layer sizes of the dense encoder (mirrored by the
@@ -37,8 +87,13 @@ class VAE(BaseAutoencoder):
         beta: weight of the KL term (1 for the ELBO).
         binarize: train on dynamically binarised inputs (each pixel drawn
             as Bernoulli(pixel) afresh every batch), for likelihood work.
+        likelihood: `"auto"`, `"bernoulli"`, `"continuous_bernoulli"` or
+            `"gaussian"`.
         seed: seed of eps, of binarisation and of `sample`.
-        image_shape: shape of one input image.
+        image_shape: shape of one input image; by default that of
+            `image_spec`, else MNIST's.
+        image_spec: the `aekeras.data.ImageSpec` of the inputs; its value
+            range must be (0, 1).
         **kwargs: passed to `keras.Model` (for example `name`).
 
     Example:
@@ -50,6 +105,9 @@ class VAE(BaseAutoencoder):
     """
 
     loss_term_names = ("reconstruction_loss", "kl_loss")
+    config_fields = (
+        "architecture", "latent_dim", "hidden_dims", "filters", "beta", "binarize", "likelihood", "seed",
+    )
 
     def __init__(
         self,
@@ -59,74 +117,43 @@ class VAE(BaseAutoencoder):
         filters=(32, 64),
         beta=1.0,
         binarize=False,
+        likelihood="auto",
         seed=None,
-        image_shape=(28, 28, 1),
+        image_shape=None,
+        image_spec=None,
         **kwargs,
     ):
+        spec = resolve_image_spec(image_spec, image_shape, None, (0.0, 1.0))
+        if spec.value_range != (0.0, 1.0):
+            raise ValueError(f"a VAE models images on [0, 1], got value_range {spec.value_range}")
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
-        if not (isinstance(latent_dim, int) and latent_dim > 0):
-            raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
+        latent_dim = blocks.check_size("latent_dim", latent_dim)
+        hidden_dims = blocks.check_sizes("hidden_dims", hidden_dims, allow_empty=True)
+        filters = blocks.check_sizes("filters", filters)
         if not beta >= 0:
             raise ValueError(f"beta must be >= 0, got {beta!r}")
-        hidden_dims = tuple(int(d) for d in hidden_dims)
-        filters = tuple(int(f) for f in filters)
-        image_shape = tuple(int(d) for d in image_shape)
-        if architecture == "dense":
-            encoder_layers = [keras.layers.Flatten(name="flatten")] + [
-                keras.layers.Dense(d, activation="relu", name=f"hidden_{i}")
-                for i, d in enumerate(hidden_dims)
-            ]
-            decoder_layers = [
-                keras.layers.Dense(d, activation="relu", name=f"hidden_{i}")
-                for i, d in reversed(list(enumerate(hidden_dims)))
-            ] + [
-                keras.layers.Dense(math.prod(image_shape), activation="sigmoid", name="output"),
-                keras.layers.Reshape(image_shape, name="reshape"),
-            ]
-        else:
-            scale = 2 ** len(filters)
-            if image_shape[0] % scale or image_shape[1] % scale:
-                raise ValueError(
-                    f"image_shape {image_shape} must be divisible by {scale} for "
-                    f"{len(filters)} strided convolutions"
-                )
-            code_shape = (image_shape[0] // scale, image_shape[1] // scale, filters[-1])
-            encoder_layers = [
-                keras.layers.Conv2D(f, 3, strides=2, padding="same", activation="relu", name=f"conv_{i}")
-                for i, f in enumerate(filters)
-            ] + [keras.layers.Flatten(name="flatten")]
-            decoder_layers = [
-                keras.layers.Dense(math.prod(code_shape), activation="relu", name="unlatent"),
-                keras.layers.Reshape(code_shape, name="reshape"),
-            ] + [
-                keras.layers.Conv2DTranspose(
-                    f, 3, strides=2, padding="same", activation="relu", name=f"deconv_{i}"
-                )
-                for i, f in reversed(list(enumerate(filters)))
-            ] + [
-                keras.layers.Conv2D(
-                    image_shape[-1], 3, padding="same", activation="sigmoid", name="output"
-                )
-            ]
-        # One dense head gives both z_mean and z_log_var, split in half.
-        encoder_layers.append(keras.layers.Dense(2 * latent_dim, name="z_mean_and_log_var"))
-        super().__init__(
-            encoder=keras.Sequential(encoder_layers, name="encoder"),
-            decoder=keras.Sequential(decoder_layers, name="decoder"),
-            reconstruction_loss="binary_crossentropy",
-            value_range=(0.0, 1.0),
-            image_shape=image_shape,
-            **kwargs,
-        )
+        if likelihood == "auto":
+            likelihood = default_likelihood(spec, binarize)
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be 'auto' or one of {LIKELIHOODS}, got {likelihood!r}")
+        if binarize and likelihood != "bernoulli":
+            raise ValueError(f"binarize needs the bernoulli likelihood, got {likelihood!r}")
+        encoder, decoder = _stacks(architecture, spec.shape, latent_dim, hidden_dims, filters)
+        super().__init__(encoder, decoder, spec, "binary_crossentropy", **kwargs)
         self.architecture = architecture
         self.latent_dim = latent_dim
         self.hidden_dims = hidden_dims
         self.filters = filters
         self.beta = float(beta)
         self.binarize = binarize
+        self.likelihood = likelihood
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        if likelihood == "gaussian":
+            self.log_scale = self.add_weight(
+                shape=(), initializer=keras.initializers.Constant(np.log(_INITIAL_SCALE)), name="log_scale"
+            )
         self.build((None, *self.image_shape))
 
     def code_shape(self, input_shape):
@@ -134,12 +161,34 @@ class VAE(BaseAutoencoder):
 
     def encode_distribution(self, inputs, training=False):
         """Returns `(z_mean, z_log_var)` of q(z|x)."""
-        outputs = self.encoder(inputs, training=training)
+        outputs = self.encoder(self.checked(inputs, self.image_shape, "inputs"), training=training)
         return outputs[:, : self.latent_dim], outputs[:, self.latent_dim :]
 
     def encode(self, inputs, training=False):
         """The mean of q(z|x): the deterministic code."""
         return self.encode_distribution(inputs, training=training)[0]
+
+    def decode_parameters(self, codes, training=False):
+        """The decoder's parameters of p(x | z): probabilities, lambda or means."""
+        return self.decoder(self.checked(codes, (self.latent_dim,), "codes"), training=training)
+
+    def mean_of(self, parameters):
+        """The mean image of p(x | z) given its parameters."""
+        if self.likelihood == "continuous_bernoulli":
+            return losses.continuous_bernoulli_mean(parameters)
+        return parameters
+
+    def decode(self, codes, training=False):
+        """The mean image of p(x | z)."""
+        return self.mean_of(self.decode_parameters(codes, training=training))
+
+    def log_likelihood(self, targets, parameters, reduction="sum"):
+        """log p(x | z) per example (`reduction="none"`: per pixel), for the decoder's parameters."""
+        if self.likelihood == "bernoulli":
+            return losses.bernoulli_log_likelihood(targets, parameters, reduction)
+        if self.likelihood == "continuous_bernoulli":
+            return losses.continuous_bernoulli_log_likelihood(targets, parameters, reduction)
+        return losses.gaussian_log_likelihood(targets, parameters, self.log_scale, reduction)
 
     def reparameterize(self, z_mean, z_log_var):
         """z = mean + exp(0.5 log_var) * eps, eps ~ N(0, I) from the seed generator."""
@@ -147,7 +196,7 @@ class VAE(BaseAutoencoder):
         return z_mean + ops.exp(0.5 * z_log_var) * eps
 
     def sample(self, num_samples):
-        """Decodes `num_samples` draws from the prior N(0, I)."""
+        """Decodes `num_samples` draws from the prior N(0, I) (mean images)."""
         z = keras.random.normal((num_samples, self.latent_dim), seed=self.seed_generator)
         return self.decode(z)
 
@@ -162,31 +211,30 @@ class VAE(BaseAutoencoder):
             targets = binary if targets is inputs else targets
             inputs = binary
         z_mean, z_log_var = self.encode_distribution(inputs, training=training)
-        reconstructions = self.decode(self.reparameterize(z_mean, z_log_var), training=training)
+        parameters = self.decode_parameters(self.reparameterize(z_mean, z_log_var), training=training)
+        reconstructions = self.mean_of(parameters)
         self.reconstruction_error(targets, reconstructions)  # checks the shapes
         return {
-            "reconstruction_loss": losses.binary_crossentropy(targets, reconstructions, "sum"),
+            "reconstruction_loss": -self.log_likelihood(targets, parameters),
             "kl_loss": self.beta * losses.kl_divergence_standard_normal(z_mean, z_log_var),
-        }
+        }, reconstructions
 
     def negative_log_likelihood(self, inputs, num_samples=50):
         """Importance-sampled estimate of -log p(x) in nats, per example.
 
         log p(x) >= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i ~ q(z|x):
-        the IWAE bound, tighter as k grows; k=1 gives the ELBO. `inputs`
-        should be binary (the Bernoulli likelihood of grey levels is not a
-        probability of the image).
+        the IWAE bound, tighter as k grows; k=1 gives the ELBO. With the
+        Bernoulli likelihood, `inputs` should be binary (the Bernoulli
+        likelihood of grey levels is not a probability of the image).
         """
         inputs = ops.convert_to_tensor(inputs, "float32")
         z_mean, z_log_var = self.encode_distribution(inputs)
         batch = ops.shape(inputs)[0]
         eps = keras.random.normal((num_samples, batch, self.latent_dim), seed=self.seed_generator)
         z = z_mean + ops.exp(0.5 * z_log_var) * eps
-        probs = self.decode(ops.reshape(z, (-1, self.latent_dim)))
+        parameters = self.decode_parameters(ops.reshape(z, (-1, self.latent_dim)))
         repeated = ops.tile(inputs[None], (num_samples,) + (1,) * len(inputs.shape))
-        log_px_z = -losses.binary_crossentropy(
-            ops.reshape(repeated, (-1, *self.image_shape)), probs, "sum"
-        )
+        log_px_z = self.log_likelihood(ops.reshape(repeated, (-1, *self.image_shape)), parameters)
         log_px_z = ops.reshape(log_px_z, (num_samples, batch))
         log_pz = losses.gaussian_log_density(z, 0.0, 0.0)
         log_qz = losses.gaussian_log_density(z, z_mean, z_log_var)
@@ -194,18 +242,31 @@ class VAE(BaseAutoencoder):
         log_px = tf.reduce_logsumexp(log_weights, axis=0) - math.log(num_samples)
         return -log_px
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "architecture": self.architecture,
-                "latent_dim": self.latent_dim,
-                "hidden_dims": self.hidden_dims,
-                "filters": self.filters,
-                "beta": self.beta,
-                "binarize": self.binarize,
-                "seed": self.seed,
-                "image_shape": self.image_shape,
-            }
-        )
-        return config
+    def encode_outputs(self, inputs):
+        z_mean, z_log_var = self.encode_distribution(inputs)
+        return {"latent": z_mean, "z_mean": z_mean, "z_log_var": z_log_var}
+
+    def serving_endpoints(self):
+        def sample(num_samples):
+            # TF's stateful op, not the model's SeedGenerator: every request
+            # gets fresh draws, and TFLite has it as a builtin.
+            z = tf.random.normal((num_samples, self.latent_dim))
+            return {"images": self.decode(z)}
+
+        return {"sample": (sample, {"num_samples": tf.TensorSpec((), tf.int32, name="num_samples")})}
+
+    def evaluation_metrics(self, images, rng, nll_samples=50):
+        """`nll` (k = `nll_samples`) and `neg_elbo` (k = 1) on the images binarised once with `rng`.
+
+        Binarised for the Bernoulli likelihood only; the others model the
+        grey levels themselves.
+        """
+        if not nll_samples:
+            return {}
+        images = np.asarray(images)
+        if self.likelihood == "bernoulli":
+            images = (rng.uniform(size=images.shape) < images).astype(np.float32)
+        return {
+            "nll": self.negative_log_likelihood(images, nll_samples).numpy(),
+            "neg_elbo": self.negative_log_likelihood(images, 1).numpy(),
+        }

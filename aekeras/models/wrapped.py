@@ -2,7 +2,7 @@
 
 import keras
 
-from aekeras.models.base_autoencoder import BaseAutoencoder
+from aekeras.models.base import BaseAutoencoder
 
 
 @keras.saving.register_keras_serializable(package="aekeras")
@@ -11,9 +11,10 @@ class WrappedAutoencoder(BaseAutoencoder):
 
     Denoising and contractive training change the objective, not the
     architecture: they wrap any dense or convolutional autoencoder, take its
-    encoder, decoder, loss and scale, and override `compute_loss_terms`.
-    Subclasses add their own arguments to `get_config` and end `__init__`
-    with `self.build(...)`.
+    encoder, decoder, loss and image spec, and override `compute_loss_terms`.
+    The wrapped model itself is kept only as its config (its layers are the
+    wrapper's), so each weight is tracked once. Subclasses list their own
+    arguments in `config_fields` and end `__init__` with `self.build(...)`.
 
     Args:
         autoencoder: the aekeras autoencoder to train.
@@ -25,31 +26,27 @@ class WrappedAutoencoder(BaseAutoencoder):
     ...     loss_term_names = ("reconstruction_loss", "l1_loss")
     ...     def compute_loss_terms(self, inputs, targets, training=False):
     ...         codes = self.encode(inputs, training=training)
+    ...         reconstructions = self.decode(codes, training=training)
     ...         return {
-    ...             "reconstruction_loss": self.reconstruction_error(
-    ...                 targets, self.decode(codes, training=training)),
+    ...             "reconstruction_loss": self.reconstruction_error(targets, reconstructions),
     ...             "l1_loss": 1e-3 * keras.ops.sum(keras.ops.abs(codes), axis=-1),
-    ...         }
+    ...         }, reconstructions
     """
 
     def __init__(self, autoencoder, **kwargs):
         if not isinstance(autoencoder, BaseAutoencoder):
-            raise TypeError(
-                f"expected an aekeras autoencoder to wrap, got {type(autoencoder).__name__}"
-            )
+            raise TypeError(f"expected an aekeras autoencoder to wrap, got {type(autoencoder).__name__}")
         super().__init__(
-            encoder=autoencoder.encoder,
-            decoder=autoencoder.decoder,
-            reconstruction_loss=autoencoder.reconstruction_loss,
-            value_range=autoencoder.value_range,
-            image_shape=autoencoder.image_shape,
-            **kwargs,
+            autoencoder.encoder, autoencoder.decoder, autoencoder.image_spec,
+            autoencoder.reconstruction_loss, **kwargs,
         )
-        self.autoencoder = autoencoder
+        self._wrapped_config = keras.saving.serialize_keras_object(autoencoder)
 
     def get_config(self):
         config = super().get_config()
-        config["autoencoder"] = keras.saving.serialize_keras_object(self.autoencoder)
+        # The image spec is the wrapped model's, and travels in its config.
+        del config["image_spec"]
+        config["autoencoder"] = self._wrapped_config
         return config
 
     @classmethod

@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from aekeras import losses
-from aekeras.models.wrapped_autoencoder import WrappedAutoencoder
+from aekeras.models.wrapped import WrappedAutoencoder
 
 
 @keras.saving.register_keras_serializable(package="aekeras")
@@ -35,6 +35,7 @@ class ContractiveAutoencoder(WrappedAutoencoder):
     """
 
     loss_term_names = ("reconstruction_loss", "contractive_loss")
+    config_fields = ("contraction_weight",)
 
     def __init__(self, autoencoder, contraction_weight=1e-4, **kwargs):
         if not contraction_weight >= 0:
@@ -45,6 +46,7 @@ class ContractiveAutoencoder(WrappedAutoencoder):
 
     def jacobian_penalty(self, inputs, training=False):
         """Returns `(codes, ||J_h(x)||_F^2 per example)`."""
+        inputs = tf.convert_to_tensor(inputs)
         with tf.GradientTape() as tape:
             tape.watch(inputs)
             codes = self.encode(inputs, training=training)
@@ -57,9 +59,4 @@ class ContractiveAutoencoder(WrappedAutoencoder):
         return {
             "reconstruction_loss": self.reconstruction_error(targets, reconstructions),
             "contractive_loss": self.contraction_weight * penalty,
-        }
-
-    def get_config(self):
-        config = super().get_config()
-        config["contraction_weight"] = self.contraction_weight
-        return config
+        }, reconstructions

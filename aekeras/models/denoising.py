@@ -4,8 +4,14 @@ import keras
 from keras import ops
 
 from aekeras import noise as noises
-from aekeras.models.base_autoencoder import draw_for_global_batch
-from aekeras.models.wrapped_autoencoder import WrappedAutoencoder
+from aekeras.models.base import draw_for_global_batch
+from aekeras.models.wrapped import WrappedAutoencoder
+
+_VALID_LEVELS = {
+    "dropout": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "gaussian": (">= 0", lambda v: v >= 0),
+    "salt_and_pepper": ("in [0, 1]", lambda v: 0 <= v <= 1),
+}
 
 
 @keras.saving.register_keras_serializable(package="aekeras")
@@ -41,17 +47,13 @@ class DenoisingAutoencoder(WrappedAutoencoder):
     >>> model.fit(aekeras.data.load("mnist", "train", value_range=(-1, 1)))
     """
 
-    def __init__(
-        self, autoencoder, noise="dropout", noise_level=0.5, scale_kept=True, seed=None, **kwargs
-    ):
+    evaluation_term_names = ("clean_reconstruction_loss",)
+    config_fields = ("noise", "noise_level", "scale_kept", "seed")
+
+    def __init__(self, autoencoder, noise="dropout", noise_level=0.5, scale_kept=True, seed=None, **kwargs):
         if noise not in noises.NOISE_KINDS:
             raise ValueError(f"unknown noise {noise!r} (expected one of {noises.NOISE_KINDS})")
-        valid_levels = {
-            "dropout": ("in [0, 1)", lambda v: 0 <= v < 1),
-            "gaussian": (">= 0", lambda v: v >= 0),
-            "salt_and_pepper": ("in [0, 1]", lambda v: 0 <= v <= 1),
-        }
-        expected, is_valid = valid_levels[noise]
+        expected, is_valid = _VALID_LEVELS[noise]
         if not is_valid(noise_level):
             raise ValueError(f"noise_level for {noise} must be {expected}, got {noise_level!r}")
         super().__init__(autoencoder, **kwargs)
@@ -60,7 +62,6 @@ class DenoisingAutoencoder(WrappedAutoencoder):
         self.scale_kept = scale_kept
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.clean_tracker = keras.metrics.Mean(name="clean_reconstruction_loss")
         self.build((None, *self.image_shape))
 
     def corrupt(self, inputs):
@@ -68,32 +69,11 @@ class DenoisingAutoencoder(WrappedAutoencoder):
         random = draw_for_global_batch(
             noises.random_distribution(self.noise), ops.shape(inputs), self.seed_generator
         )
-        return noises.corrupt(
-            inputs, self.noise, self.noise_level, self.value_range, random, self.scale_kept
-        )
+        return noises.corrupt(inputs, self.noise, self.noise_level, self.value_range, random, self.scale_kept)
 
     def compute_loss_terms(self, inputs, targets, training=False):
         reconstructions = self(self.corrupt(inputs), training=training)
-        return {"reconstruction_loss": self.reconstruction_error(targets, reconstructions)}
+        return {"reconstruction_loss": self.reconstruction_error(targets, reconstructions)}, reconstructions
 
-    @property
-    def metrics(self):
-        return [*super().metrics, self.clean_tracker]
-
-    def test_step(self, data):
-        logs = super().test_step(data)
-        inputs, targets = self._unpack(data)
-        self.clean_tracker.update_state(self.reconstruction_error(targets, self(inputs)))
-        return {**logs, self.clean_tracker.name: self.clean_tracker.result()}
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "noise": self.noise,
-                "noise_level": self.noise_level,
-                "scale_kept": self.scale_kept,
-                "seed": self.seed,
-            }
-        )
-        return config
+    def evaluation_terms(self, inputs, targets):
+        return {"clean_reconstruction_loss": self.reconstruction_error(targets, self(inputs))}

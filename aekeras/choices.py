@@ -1,0 +1,12 @@
+"""The named choices of arguments across aekeras, importable without TensorFlow.
+
+The command line lists them in `--help`, which must answer without loading
+TensorFlow.
+"""
+
+VAE_ARCHITECTURES = ("dense", "conv")
+VAE_LIKELIHOODS = ("bernoulli", "continuous_bernoulli", "gaussian")
+DOWNSAMPLING = ("pool", "strided")
+NOISE_KINDS = ("dropout", "gaussian", "salt_and_pepper")
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+STRATEGIES = ("default", "mirrored", "multi_worker")

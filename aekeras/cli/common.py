@@ -1,0 +1,164 @@
+"""What the subcommands share: errors, argument types, the data options, quiet TensorFlow."""
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A command-line argument that cannot work; exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """Prints one line for a bad argument, and every option's default in its help."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        raise UsageError(message)
+
+
+def integer_at_least(minimum):
+    """An argument type: an integer of at least `minimum`."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"{value} is not a positive integer" if minimum == 1 else f"{value} is less than {minimum}"
+            )
+        return value
+
+    return parse
+
+
+positive_int = integer_at_least(1)
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def fraction(text):
+    value = positive_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def image_size(text):
+    """`H` or `HxW`, as `(height, width)`."""
+    parts = text.lower().split("x")
+    try:
+        sizes = [int(p) for p in parts]
+    except ValueError:
+        sizes = []
+    if len(sizes) not in (1, 2) or min(sizes) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (expected H or HxW, such as 32 or 32x48)")
+    return (sizes[0], sizes[-1])
+
+
+def add_data_arguments(parser, data_default="mnist", what="the data"):
+    """`--data` and the read options every kind of source takes."""
+    from aekeras.data import DATASETS
+
+    parser.add_argument(
+        "--data",
+        default=data_default,
+        help=f"{what}: {', '.join(DATASETS)}, tfds:NAME, a folder of images (flat, or one subfolder per "
+        "class) or an .npz/.npy file",
+    )
+    parser.add_argument("--dataset", dest="data", choices=DATASETS, help="the same as --data, for built-in names")
+    parser.add_argument(
+        "--data-dir",
+        help="built-in names: the folder of the four IDX files (default: $AEKERAS_DATA_DIR, then TFDS); "
+        "tfds: names: the TFDS data folder",
+    )
+    parser.add_argument("--image-size", type=image_size, help="resize the images to H or HxW pixels")
+    parser.add_argument("--channels", type=int, choices=(1, 3), help="convert the images to 1 or 3 channels")
+    parser.add_argument(
+        "--test-fraction", type=fraction, default=0.1,
+        help="share of the images held out for testing, where the source has no test split",
+    )
+
+
+def read_options(args):
+    """The `aekeras.data.ReadOptions` fields the data arguments give."""
+    options = {"data_dir": args.data_dir, "image_size": args.image_size, "channels": args.channels,
+               "test_fraction": args.test_fraction}
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def check_writable_folder(path, option):
+    """Raises UsageError unless `path` is, or can be made, a writable folder.
+
+    Nothing is created: the nearest existing ancestor is probed with a
+    temporary file that is removed at once.
+    """
+    path = Path(path).absolute()
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{option} {path}: {existing} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise UsageError(f"{option} {path}: {existing} is not writable ({e.strerror})") from None
+
+
+@contextlib.contextmanager
+def stderr_silenced():
+    """Sends the process's stderr (file descriptor 2) to a temporary file.
+
+    TensorFlow's C++ libraries log at load time, before any setting can
+    quiet them; what they wrote is shown only if the block fails.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def start_tensorflow(verbose):
+    """Loads TensorFlow, quietly unless `verbose`: no C++, absl or Python log lines."""
+    if verbose:
+        import tensorflow  # noqa: F401
+
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with stderr_silenced():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # where CUDA complains on a machine without it
+    tf.get_logger().setLevel("ERROR")
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.ERROR)

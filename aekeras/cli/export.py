@@ -1,0 +1,44 @@
+"""`aekeras export SOURCE --name NAME`: publish a `.keras` model as a SavedModel."""
+
+import json
+from pathlib import Path
+
+from aekeras.cli.common import UsageError, check_writable_folder
+
+
+def add_parser(commands):
+    parser = commands.add_parser(
+        "export",
+        help="export a trained model as a SavedModel for TF Serving",
+        description="Publish a .keras model (or a run folder's model.keras) as the next version of OUT/NAME/.",
+    )
+    parser.add_argument("source", help="a .keras file or a run folder")
+    parser.add_argument("--name", required=True, help="model name under OUT")
+    parser.add_argument("--out", default="saved_models", help="where the model folders are")
+    parser.add_argument(
+        "--serving-root",
+        help="where the server sees OUT, for models.config (e.g. /models in the tensorflow/serving container; "
+        "default: OUT's absolute path)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args):
+    from aekeras import export
+    from aekeras.models import load_model
+
+    source = Path(args.source)
+    model_path = source / "model.keras" if source.is_dir() else source
+    if not model_path.is_file() or model_path.suffix != ".keras":
+        raise UsageError(f"{args.source}: expected a .keras file or a run folder holding model.keras")
+    check_writable_folder(args.out, "--out")
+    model = load_model(model_path)
+    # A run folder's record of settings and metrics travels with the export.
+    record_path = model_path.parent / export.SETTINGS_FILE
+    settings = json.loads(record_path.read_text()) if record_path.is_file() else None
+    try:
+        path = export.saved_model(model, args.out, args.name, settings=settings)
+    except ValueError as e:  # a name TF Serving cannot watch; nothing is written
+        raise UsageError(str(e)) from None
+    print(f"SavedModel: {path}")
+    print(f"TF Serving config: {export.write_models_config(args.out, args.serving_root)}")

@@ -1,0 +1,27 @@
+"""`aekeras report`: the lectures' applications, measured, with figures and REPORT.md."""
+
+from aekeras.cli.common import check_writable_folder
+
+
+def add_parser(commands):
+    parser = commands.add_parser(
+        "report",
+        help="measure the lecture's applications and write figures and REPORT.md",
+        description="Train what the report needs (cached in OUT/cache/), then write every figure, REPORT.md "
+        "and metrics.json to OUT.",
+    )
+    parser.add_argument("--out", default="reports", help="where the report goes")
+    parser.add_argument("--quick", action="store_true", help="tiny settings: every figure in about a minute")
+    parser.add_argument("--seed", type=int, default=0, help="seeds every model, mask and sample")
+    parser.add_argument("--data-dir", help="folder of the MNIST IDX files (default: $AEKERAS_DATA_DIR, then TFDS)")
+    parser.set_defaults(run=run)
+
+
+def run(args):
+    # Imported here: OpenCV, scikit-learn and matplotlib only serve the report.
+    from aekeras.report import ReportSettings, build_report
+
+    check_writable_folder(args.out, "--out")
+    settings = ReportSettings.quick() if args.quick else ReportSettings()
+    settings.seed = args.seed
+    build_report(args.out, settings, data_dir=args.data_dir)

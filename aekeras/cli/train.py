@@ -1,0 +1,119 @@
+"""`aekeras train MODEL`: train, evaluate, save and publish a SavedModel."""
+
+import argparse
+
+from aekeras import registry
+from aekeras.cli.common import (
+    UsageError,
+    add_data_arguments,
+    check_writable_folder,
+    integer_at_least,
+    positive_float,
+    positive_int,
+    read_options,
+)
+
+# What TrainConfig takes from the command line besides the model's options.
+_RUN_FIELDS = (
+    "model", "data", "data_dir", "image_size", "channels", "test_fraction", "limit", "epochs", "batch_size",
+    "learning_rate", "seed", "out", "run_dir", "strategy", "steps_per_execution",
+)
+
+
+def _model_option_help(option, takers):
+    defaults = ", ".join(f"{name} {registry.get_model(name).option(option.name).default}" for name in takers)
+    return f"{', '.join(takers)}: {option.help} (default: {defaults})".replace("%", "%%")
+
+
+def _add_model_options(parser):
+    """One flag per option any registered model takes; left out of args unless given.
+
+    Left out, so that an option given to a model that does not take it can
+    be refused rather than ignored.
+    """
+    for option, takers in registry.options_by_name().values():
+        kwargs = dict(default=argparse.SUPPRESS, help=_model_option_help(option, takers))
+        if option.type is bool:
+            parser.add_argument(option.flag, action="store_true", **kwargs)
+        else:
+            kind = integer_at_least(option.minimum) if option.type is int else option.type
+            parser.add_argument(option.flag, type=kind, choices=option.choices, **kwargs)
+
+
+def add_parser(commands):
+    from aekeras.choices import STRATEGIES
+
+    parser = commands.add_parser(
+        "train",
+        help="train a model on any images and export it as a SavedModel",
+        description="Train an autoencoder, evaluate it on the test split, save it and publish a "
+        "SavedModel as the next version of OUT/MODEL/.",
+    )
+    parser.add_argument("model", choices=registry.model_names())
+    _add_model_options(parser)
+    add_data_arguments(parser)
+    parser.add_argument("--limit", type=positive_int, help="train on the first N examples only")
+    parser.add_argument("--epochs", type=positive_int, default=20)
+    parser.add_argument("--batch-size", type=positive_int, default=256)
+    parser.add_argument("--learning-rate", type=positive_float, default=1e-3, help="Adam's learning rate")
+    parser.add_argument("--steps-per-execution", type=positive_int, default=1,
+                        help="training steps per graph call: faster for small models, coarser callbacks")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the weights, the data order and the noise")
+    parser.add_argument("--out", default="saved_models", help="SavedModels go to OUT/MODEL/VERSION/")
+    parser.add_argument("--run-dir", default="runs", help="checkpoints, logs and history go to RUN_DIR/MODEL/; "
+                        "the same command resumes an interrupted run")
+    parser.add_argument(
+        "--strategy", choices=STRATEGIES, default="default",
+        help="default: one device; mirrored: every local GPU; multi_worker: the cluster in $TF_CONFIG (run the "
+        "same command on every worker; the chief exports). --batch-size is the global batch",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar, one line per epoch")
+    parser.set_defaults(run=run)
+
+
+def _config(args):
+    from aekeras.training import TrainConfig
+
+    options = {}
+    for name, (option, takers) in registry.options_by_name().items():
+        if not hasattr(args, name):
+            continue
+        options[name] = getattr(args, name)
+        if args.model not in takers:
+            raise UsageError(
+                f"--{name.replace('_', '-')} does not apply to the {args.model} model (only to {', '.join(takers)})"
+            )
+    fields = {f: getattr(args, f) for f in _RUN_FIELDS}
+    fields.update(read_options(args))
+    return TrainConfig(**fields, options=options, verbose=2 if args.quiet else 1)
+
+
+def run(args):
+    from aekeras import export
+    from aekeras.training import distribution_strategy, train
+    from aekeras.training.runner import open_data
+
+    config = _config(args)
+    check_writable_folder(args.out, "--out")
+    check_writable_folder(args.run_dir, "--run-dir")
+    try:
+        config.validate()
+        # Before anything else runs: multi_worker must configure TensorFlow's
+        # collectives first, and a bad TF_CONFIG is a usage error.
+        distribution_strategy(config.strategy)
+        source = open_data(config)
+        # Model arguments out of range fail here, before any data is read.
+        registry.build_model(config.model, source.spec, **config.options)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    result = train(config, source=source)
+    share = result["data_share"]
+    if share is not None:
+        print(f"data: this worker read {share['images']} of the {share['of']} training images "
+              f"(share {share['worker'] + 1} of {share['workers']}, by file)")
+    for name, value in result["test_metrics"].items():
+        print(f"test {name}: {value:.6f}")
+    print(f"model: {result['model']}")
+    if result["export"] is not None:
+        print(f"SavedModel: {result['export']}")
+        print(f"TF Serving config: {export.write_models_config(args.out)}")

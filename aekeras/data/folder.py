@@ -1,0 +1,117 @@
+"""Images from a folder: flat, one subfolder per class, or train/ and test/."""
+
+import dataclasses
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from aekeras.errors import DataError
+from aekeras.data.examples import Examples
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+# Pillow modes without colour; a folder of only these gives one channel.
+_GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+_SPLIT_FOLDERS = ("train", "test")
+
+
+@dataclasses.dataclass
+class FolderScan:
+    """What scanning a folder found: its files, labels and image sizes."""
+
+    splits: dict  # split -> Examples (files and labels)
+    class_names: tuple  # None for a flat folder
+    sizes: dict  # (height, width) -> a file of that size
+    grey: bool  # every image has no colour
+
+
+def _visible(entries):
+    return sorted(e for e in entries if not e.name.startswith("."))
+
+
+def _image_files(folder, recursive):
+    walk = folder.rglob("*") if recursive else folder.iterdir()
+    return [p for p in _visible(walk) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+
+
+def _list_split(folder, class_names=None):
+    """`(files, labels, class_names)` of a flat or one-subfolder-per-class folder."""
+    subfolders = [p for p in _visible(folder.iterdir()) if p.is_dir()]
+    flat = _image_files(folder, recursive=False)
+    classes = {d.name: _image_files(d, recursive=True) for d in subfolders}
+    classes = {name: files for name, files in classes.items() if files}
+    if flat and classes:
+        raise DataError(
+            f"{folder}: holds both image files and subfolders of images (expected either "
+            "images only, or one subfolder of images per class)"
+        )
+    if flat:
+        return flat, None, None
+    if class_names is None:
+        class_names = tuple(sorted(classes))
+    unknown = sorted(set(classes) - set(class_names))
+    if unknown:
+        raise DataError(f"{folder}: classes {unknown} are not among the training classes {list(class_names)}")
+    files = [f for name in class_names for f in classes.get(name, [])]
+    labels = [i for i, name in enumerate(class_names) for _ in classes.get(name, [])]
+    return files, labels, class_names
+
+
+def _inspect(path):
+    """`(height, width, grey)` of an image file, checking that it is whole."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            grey = image.mode in _GREY_MODES
+            image.verify()
+        return height, width, grey
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DataError(f"{path}: not a readable image ({e})") from None
+
+
+def scan_folder(folder):
+    """Lists and checks a folder's images; see `aekeras.data.load` for the layouts.
+
+    Every file is opened and verified (Pillow), so a corrupt one is named
+    here, before any training.
+
+    Raises:
+        DataError: for a missing or empty folder, a mixed layout, or an
+            unreadable image.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: folder does not exist")
+    names = {p.name for p in folder.iterdir() if p.is_dir()}
+    layout = [folder / s for s in _SPLIT_FOLDERS] if names >= set(_SPLIT_FOLDERS) else [folder]
+    train_files, train_labels, class_names = _list_split(layout[0])
+    splits = {"train": (train_files, train_labels)}
+    if len(layout) == 2:
+        test_files, test_labels, _ = _list_split(layout[1], class_names)
+        if not test_files:
+            raise DataError(f"{layout[1]}: no images (expected the test split's images)")
+        if (test_labels is None) != (train_labels is None):
+            raise DataError(f"{folder}: train/ and test/ must both be flat or both have class subfolders")
+        splits["test"] = (test_files, test_labels)
+    if not train_files:
+        raise DataError(
+            f"{layout[0]}: no images (expected PNG, JPEG, BMP or GIF files, in the folder or "
+            "in one subfolder per class)"
+        )
+    every_file = [f for files, _ in splits.values() for f in files]
+    with ThreadPoolExecutor(min(16, (os.cpu_count() or 1) * 4)) as pool:
+        found = list(pool.map(_inspect, every_file))
+    sizes = {}
+    for path, (height, width, _) in zip(every_file, found):
+        sizes.setdefault((height, width), path)
+    examples = {
+        split: Examples(
+            files=np.array([str(f) for f in files]),
+            labels=None if labels is None else np.array(labels, np.int64),
+        )
+        for split, (files, labels) in splits.items()
+    }
+    return FolderScan(examples, class_names, sizes, all(grey for _, _, grey in found))

@@ -1,0 +1,316 @@
+"""Where images come from: built-in names, `tfds:NAME`, folders and array files.
+
+`open_source(source, ...)` reads the description of a data set (its
+`ImageSpec`) and, on demand, the examples of its splits. Every kind of
+source applies the same options: a resize, a channel conversion and, where
+the source has no test split, a fixed held-out share.
+"""
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from aekeras.data import arrays, folder, tfds_source
+from aekeras.data.builtin import BUILTIN
+from aekeras.errors import DataError
+from aekeras.data.examples import Examples, convert_arrays, decode_file, holdout
+from aekeras.data.idx import idx_paths, read_idx_split
+from aekeras.data.spec import ImageSpec
+
+SPLITS = ("train", "test")
+TFDS_PREFIX = "tfds:"
+CHANNELS = (1, 3)
+
+
+def default_memory_limit():
+    """Bytes of decoded images kept in memory: a quarter of the RAM, at most 4 GiB."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        ram = 8 << 30
+    return min(ram // 4, 4 << 30)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadOptions:
+    """How a source is read; the same for every kind of source.
+
+    Args:
+        data_dir: for built-in names, a folder of the four IDX files; for
+            `tfds:` names, the TFDS data folder.
+        image_size: `(height, width)` to resize every image to; needed when
+            a folder's images differ in size.
+        channels: 1 or 3 to convert to; by default the data's own (alpha
+            dropped; a folder with any colour image gives 3).
+        test_fraction: the share of the training examples held out as the
+            test split, where a source has none (a fixed, seeded choice).
+        memory_limit: folders whose decoded images take more bytes than this
+            are decoded as they are read instead of once into memory.
+    """
+
+    data_dir: str = None
+    image_size: tuple = None
+    channels: int = None
+    test_fraction: float = 0.1
+    memory_limit: int = None
+
+    def __post_init__(self):
+        if self.image_size is not None:
+            size = tuple(self.image_size)
+            if len(size) != 2 or not all(isinstance(d, (int, np.integer)) and d > 0 for d in size):
+                raise DataError(f"image_size must be two positive integers, got {self.image_size!r}")
+            object.__setattr__(self, "image_size", tuple(int(d) for d in size))
+        if self.channels is not None and self.channels not in CHANNELS:
+            raise DataError(f"channels must be 1 or 3, got {self.channels!r}")
+        if not 0 < self.test_fraction < 1:
+            raise DataError(f"test_fraction must be between 0 and 1, got {self.test_fraction!r}")
+
+
+class Source:
+    """A data set: its `spec` and the `examples` of its splits.
+
+    Subclasses say what the data is natively (`_native`) and read a split
+    (`_read`); this class applies the options and caches what was read.
+    """
+
+    def __init__(self, location, options):
+        self.location = location
+        self.options = options
+        self._native_splits = {}
+        self._spec = None
+
+    def _native(self):
+        """`(size or None if it varies, channels, class_names, num_classes, splits)`."""
+        raise NotImplementedError
+
+    def _read(self, split):
+        """The `Examples` of a split the source has, at its own size."""
+        raise NotImplementedError
+
+    @property
+    def spec(self):
+        """The `ImageSpec` of the examples, options applied, on the [0, 1] scale."""
+        if self._spec is None:
+            size, channels, class_names, num_classes, _ = self._native()
+            size = self.options.image_size or size
+            channels = self.options.channels or (1 if channels in (1, 2) else 3)
+            self._spec = ImageSpec(
+                (*size, channels), num_classes=num_classes, class_names=class_names,
+                source=self.location,
+            )
+        return self._spec
+
+    def _native_split(self, split):
+        if split not in self._native_splits:
+            self._native_splits[split] = self._read(split)
+        return self._native_splits[split]
+
+    def _selected(self, split):
+        """A split's examples at the source's own size, test hold-out applied."""
+        if split not in SPLITS:
+            raise DataError(f"unknown split {split!r} (expected one of {SPLITS})")
+        if "test" in self._native()[4]:
+            return self._native_split(split)
+        return holdout(self._native_split("train"), split, self.options.test_fraction, self.location)
+
+    def count(self, split, shard=None):
+        """How many examples a split (or one worker's share of it) has, nothing decoded."""
+        count = len(self._selected(split))
+        return count if shard is None else count // shard[1]
+
+    def examples(self, split, shard=None):
+        """A split's examples at the spec's shape: arrays, or files decoded when read.
+
+        Args:
+            split: `"train"` or `"test"`.
+            shard: `(index, count)`: keep only this worker's share, one of
+                `count` equal ones (the few left over are left out).
+        """
+        spec = self.spec
+        examples = self._selected(split)
+        if shard is not None:
+            index, count = shard
+            share = len(examples) // count
+            examples = examples.subset(np.arange(index * share, (index + 1) * share))
+        if examples.files is None:
+            images = convert_arrays(examples.images, spec.channels, spec.shape[:2])
+            return Examples(images=images, labels=examples.labels)
+        limit = self.options.memory_limit or default_memory_limit()
+        if examples.nbytes(spec.shape) <= limit:
+            return Examples(images=decode_files(examples.files, spec), labels=examples.labels)
+        return examples
+
+
+def decode_files(files, spec):
+    """Decodes image files in parallel into uint8 `[n, *spec.shape]`, naming a bad one."""
+    size, channels = spec.shape[:2], spec.channels
+    dataset = tf.data.Dataset.from_tensor_slices(files).map(
+        lambda path: decode_file(path, channels, size), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    try:
+        return np.concatenate([batch.numpy() for batch in dataset.batch(1024)])
+    except tf.errors.InvalidArgumentError:
+        for path in files:  # slow, but only to name the file that failed
+            try:
+                decode_file(path, channels, size)
+            except tf.errors.InvalidArgumentError as e:
+                reason = e.message.strip().splitlines()[-1]
+                raise DataError(f"{path}: cannot be decoded as an image ({reason})") from None
+        raise
+
+
+class BuiltinSource(Source):
+    """MNIST or Fashion-MNIST from IDX files, else a prepared TFDS copy."""
+
+    def __init__(self, location, options):
+        super().__init__(location, options)
+        self.dataset = BUILTIN[location]
+
+    def _native(self):
+        d = self.dataset
+        return d.shape[:2], d.shape[2], d.class_names, len(d.class_names), SPLITS
+
+    def _folders(self):
+        if self.options.data_dir is not None:
+            return [("data_dir", Path(self.options.data_dir))]
+        return list(self.dataset.local_folders())
+
+    def _read(self, split):
+        tried = []
+        d = self.dataset
+        for label, candidate in self._folders():
+            try:
+                idx_paths(candidate, split)
+            except DataError as e:
+                if self.options.data_dir is not None:
+                    raise
+                tried.append(f"{label} ({e})")
+                continue
+            images, labels = read_idx_split(candidate, split, d.shape[:2], len(d.class_names))
+            return Examples(images=images, labels=labels)
+        try:
+            builder = tfds_source.tfds_builder(d.name, None)
+            images, labels = tfds_source.read_tfds_split(builder, split, d.shape[2], None)
+            return Examples(images=images, labels=labels)
+        except DataError as e:
+            tried.append(str(e))
+        raise DataError(
+            f"no source could serve {d.name} {split}; tried: " + "; ".join(tried)
+            + ". Point --data-dir or $AEKERAS_DATA_DIR at a folder holding the four IDX files"
+        )
+
+
+class TfdsSource(Source):
+    """Any TFDS image data set, `tfds:NAME`, read from a prepared data folder."""
+
+    def __init__(self, location, options):
+        super().__init__(location, options)
+        self.builder = tfds_source.tfds_builder(location[len(TFDS_PREFIX):], options.data_dir)
+
+    def _native(self):
+        image_key, label_key = tfds_source.image_and_label_keys(self.builder)
+        features = self.builder.info.features
+        height, width, channels = features[image_key].shape
+        if (height is None or width is None) and self.options.image_size is None:
+            raise DataError(f"{self.location}: images vary in size (pass --image-size)")
+        names = tuple(features[label_key].names) if label_key else None
+        return (height, width), channels, names, len(names) if names else None, tuple(self.builder.info.splits)
+
+    def _read(self, split):
+        images, labels = tfds_source.read_tfds_split(
+            self.builder, split, self.spec.channels, self.options.image_size
+        )
+        return Examples(images=images, labels=labels)
+
+
+class FolderSource(Source):
+    """A folder of PNG, JPEG, BMP or GIF images; see `aekeras.data.load`."""
+
+    def __init__(self, location, options):
+        super().__init__(location, options)
+        self.scan = folder.scan_folder(location)
+
+    def _native(self):
+        sizes = self.scan.sizes
+        if len(sizes) > 1 and self.options.image_size is None:
+            (a, path_a), (b, path_b) = list(sizes.items())[:2]
+            raise DataError(
+                f"{self.location}: images differ in size ({a[0]}x{a[1]} in {path_a}, {b[0]}x{b[1]} "
+                f"in {path_b}); pass --image-size HxW to resize them"
+            )
+        names = self.scan.class_names
+        return (
+            next(iter(sizes)), 1 if self.scan.grey else 3, names,
+            len(names) if names else None, tuple(self.scan.splits),
+        )
+
+    def _read(self, split):
+        return self.scan.splits[split]
+
+
+class ArraySource(Source):
+    """An `.npz` or `.npy` file of images; see `aekeras.data.load`."""
+
+    def __init__(self, location, options):
+        super().__init__(location, options)
+        self.splits = arrays.read_array_file(location)
+
+    def _native(self):
+        train = self.splits["train"]
+        labelled = [e.labels for e in self.splits.values() if e.labels is not None]
+        num_classes = int(max(labels.max() for labels in labelled)) + 1 if labelled else None
+        return train.images.shape[1:3], train.images.shape[3], None, num_classes, tuple(self.splits)
+
+    def _read(self, split):
+        return self.splits[split]
+
+
+def open_source(source, **options):
+    """Opens a data source: a built-in name, `tfds:NAME`, a folder or an array file.
+
+    Args:
+        source: `"mnist"`, `"fashion_mnist"`, `"tfds:NAME"`, a folder of
+            images, or an `.npz`/`.npy` file.
+        **options: the fields of `ReadOptions`.
+
+    Returns:
+        A `Source`, whose `spec` is read at once and whose splits are read
+        when first asked for.
+
+    Raises:
+        DataError: in one line, for a source that does not exist or cannot
+            be read, or options that cannot apply.
+    """
+    options = ReadOptions(**options)
+    if isinstance(source, os.PathLike):
+        source = os.fspath(source)
+    if not isinstance(source, str) or not source:
+        raise DataError(f"data source must be a name or a path, got {source!r}")
+    if source in BUILTIN:
+        opened = BuiltinSource(source, options)
+    elif source.startswith(TFDS_PREFIX):
+        opened = TfdsSource(source, options)
+    else:
+        opened = _open_path(source, options)
+    opened.spec  # noqa: B018 - reads the description now, so that errors come first
+    return opened
+
+
+def _open_path(source, options):
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataError(
+            f"{source}: no such file or folder (expected {', '.join(BUILTIN)}, tfds:NAME, a folder "
+            "of images, or an .npz/.npy file)"
+        )
+    location = str(path.absolute())
+    if path.is_dir():
+        return FolderSource(location, options)
+    if path.suffix.lower() in arrays.ARRAY_SUFFIXES:
+        return ArraySource(location, options)
+    raise DataError(
+        f"{source}: neither a folder of images nor an .npz/.npy array file"
+    )

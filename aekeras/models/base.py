@@ -1,0 +1,315 @@
+"""The base class of every aekeras autoencoder."""
+
+import keras
+import tensorflow as tf
+
+# Keras's monitoring callbacks (EarlyStopping, ReduceLROnPlateau, ...) read a
+# metric's direction only from inside a MetricsList.
+from keras.src.trainers.compile_utils import MetricsList
+
+from aekeras import losses
+from aekeras.data import DEFAULT_SPEC, ImageSpec
+
+
+def draw_for_global_batch(distribution, shape, seed_generator):
+    """Draws `"uniform"` or `"normal"` values of `shape` for this replica.
+
+    Under a `tf.distribute` strategy every replica draws values for the whole
+    global batch from the same seed state and keeps its own contiguous slice,
+    so each example gets the same noise however the batch is split: two
+    replicas train exactly as one device does.
+    """
+    draw = keras.random.normal if distribution == "normal" else keras.random.uniform
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    if replicas == 1:
+        return draw(shape, seed=seed_generator)
+    local = shape[0]
+    values = draw((local * replicas, *shape[1:]), seed=seed_generator)
+    start = context.replica_id_in_sync_group * local
+    return values[start : start + local]
+
+
+def resolve_image_spec(image_spec, image_shape, value_range, default_value_range):
+    """The `ImageSpec` a model is built for.
+
+    `image_spec` (an `ImageSpec` or its config) gives the shape, classes and
+    source; `image_shape` and `value_range` may be given instead or must
+    agree with it. A spec without a value range (a data source's) takes
+    `value_range`, else the model's default. With neither, the model is
+    built for `aekeras.data.DEFAULT_SPEC`, the lecture's MNIST.
+    """
+    if image_spec is None:
+        spec = DEFAULT_SPEC if image_shape is None else ImageSpec(image_shape)
+    else:
+        spec = ImageSpec.from_config(image_spec)
+        if image_shape is not None and tuple(image_shape) != spec.shape:
+            raise ValueError(f"image_shape {tuple(image_shape)} differs from image_spec's {spec.shape}")
+    if value_range is not None:
+        value_range = tuple(float(v) for v in value_range)
+        if spec.value_range is not None and spec.value_range != value_range:
+            raise ValueError(f"value_range {value_range} differs from image_spec's {spec.value_range}")
+        return spec.replace(value_range=value_range)
+    return spec if spec.value_range is not None else spec.replace(value_range=default_value_range)
+
+
+def _shape_text(shape):
+    return "(" + ", ".join(str(d) for d in ("batch", *shape)) + ")"
+
+
+class LossTrackers(MetricsList):
+    """Running means of the loss and its terms, each one to minimise."""
+
+    def __init__(self, names):
+        trackers = [keras.metrics.Mean(name=name) for name in names]
+        for tracker in trackers:
+            tracker._direction = "down"  # read by Keras's monitoring callbacks
+        super().__init__(trackers, name="loss_trackers")
+
+    def update_state(self, values):
+        for tracker in self.metrics:
+            tracker.update_state(values[tracker.name])
+
+    def result(self):
+        return {tracker.name: tracker.result() for tracker in self.metrics}
+
+
+@keras.saving.register_keras_serializable(package="aekeras")
+class BaseAutoencoder(keras.Model):
+    """What every aekeras autoencoder shares; subclass it for a new variant.
+
+    The base class owns `encode`, `decode` and `call` (checking shapes on
+    every call, traced or not); the loss trackers; a `train_step`/`test_step`
+    pair that averages per-example losses over the global batch, so training
+    under a `tf.distribute` strategy matches training on one device; and the
+    shared part of the config, the `ImageSpec`. A variant overrides only
+    `compute_loss_terms`, which returns its named per-example loss terms
+    (their sum is the loss, listed in `loss_term_names`) and its
+    reconstructions, and lists its own constructor arguments in
+    `config_fields`.
+
+    `fit` takes batches of inputs alone (the inputs are the targets) or
+    `(inputs, targets)` pairs, as for denoising or super-resolution. The
+    loss is part of the model's configuration: `compile` takes an optimizer
+    and metrics, which are computed on targets and reconstructions at the
+    model's scale, and refuses a `loss`.
+
+    Args:
+        encoder: a Keras layer or model mapping inputs to codes.
+        decoder: a Keras layer or model mapping codes to reconstructions.
+        image_spec: the `ImageSpec` of the inputs, its `value_range` the
+            pixel scale the model reads and writes (exports rescale to it).
+        reconstruction_loss: `"mse"` or `"binary_crossentropy"` (which needs
+            outputs and targets in [0, 1]).
+        **kwargs: passed to `keras.Model` (for example `name`).
+
+    Example:
+
+    >>> class L1Autoencoder(Autoencoder):
+    ...     def compute_loss_terms(self, inputs, targets, training=False):
+    ...         reconstructions = self(inputs, training=training)
+    ...         errors = keras.ops.abs(targets - reconstructions)
+    ...         return {"reconstruction_loss": keras.ops.mean(errors, axis=(1, 2, 3))}, reconstructions
+    """
+
+    loss_term_names = ("reconstruction_loss",)
+    # Tracked by `evaluate` only (see `evaluation_terms`).
+    evaluation_term_names = ()
+    # Constructor arguments that `get_config` returns besides the image spec.
+    config_fields = ()
+
+    def __init__(self, encoder, decoder, image_spec, reconstruction_loss="mse", **kwargs):
+        super().__init__(**kwargs)
+        spec = ImageSpec.from_config(image_spec)
+        if spec.value_range is None:
+            raise ValueError("image_spec needs a value_range: the scale the model computes in")
+        if reconstruction_loss not in losses.RECONSTRUCTION_LOSSES:
+            raise ValueError(
+                f"unknown reconstruction_loss {reconstruction_loss!r} (expected one of "
+                f"{sorted(losses.RECONSTRUCTION_LOSSES)})"
+            )
+        if reconstruction_loss == "binary_crossentropy" and spec.value_range != (0.0, 1.0):
+            raise ValueError(
+                f"reconstruction_loss 'binary_crossentropy' needs value_range (0, 1), got {spec.value_range}"
+            )
+        self.encoder = encoder
+        self.decoder = decoder
+        self.image_spec = spec
+        self.reconstruction_loss = reconstruction_loss
+        self.loss_trackers = LossTrackers(("loss", *self.loss_term_names))
+        self.evaluation_trackers = LossTrackers(self.evaluation_term_names)
+
+    @property
+    def image_shape(self):
+        return self.image_spec.shape
+
+    @property
+    def value_range(self):
+        return self.image_spec.value_range
+
+    def get_config(self):
+        config = super().get_config()
+        config["image_spec"] = self.image_spec.get_config()
+        config.update({field: getattr(self, field) for field in self.config_fields})
+        return config
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
+        """Keras's `compile`, less the loss, which the model's configuration sets."""
+        if loss is not None:
+            raise ValueError(
+                f"{type(self).__name__} sets its own loss (its constructor arguments, such as "
+                "reconstruction_loss); compile(loss=...) would be ignored, so pass only the "
+                "optimizer and metrics"
+            )
+        super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips a custom `compile` when it loads a model; this one only
+        # refuses a loss, so loading compiles as Keras's own would.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def code_shape(self, input_shape):
+        """The shape of the codes `encode` gives for inputs of `input_shape`."""
+        return self.encoder.compute_output_shape(input_shape)
+
+    def build(self, input_shape):
+        self.encoder.build(input_shape)
+        self.decoder.build(self.code_shape(input_shape))
+
+    def checked(self, tensor, shape, what):
+        """`tensor`, checked to be a batch of `shape`.
+
+        Where the static shape settles it, a wrong one raises ValueError now;
+        where it does not (a function traced for any size), the check runs
+        with the graph, and the tensor gets the static shape it was checked for.
+        """
+        expected = f"{type(self).__name__} expects {what} of shape {_shape_text(shape)}"
+        if not keras.backend.is_keras_tensor(tensor):
+            tensor = tf.convert_to_tensor(tensor)
+        static = tensor.shape
+        if static.rank is not None and (
+            static.rank != len(shape) + 1
+            or any(d is not None and d != e for d, e in zip(static[1:], shape))
+        ):
+            raise ValueError(f"{expected}, got shape {tuple(static)}")
+        if keras.backend.is_keras_tensor(tensor) or (static.rank is not None and None not in static[1:]):
+            return tensor
+        actual = tf.shape(tensor)
+        fits = tf.cond(
+            tf.equal(tf.size(actual), len(shape) + 1),
+            lambda: tf.reduce_all(tf.equal(actual[1:], shape)),
+            lambda: tf.constant(False),
+        )
+        with tf.control_dependencies([tf.debugging.Assert(fits, [f"{expected}, got shape", actual], summarize=8)]):
+            return tf.ensure_shape(tf.identity(tensor), (None, *shape))
+
+    def encode(self, inputs, training=False):
+        """Maps inputs to codes."""
+        return self.encoder(self.checked(inputs, self.image_shape, "inputs"), training=training)
+
+    def decode(self, codes, training=False):
+        """Maps codes to reconstructions."""
+        code_shape = tuple(self.code_shape((None, *self.image_shape))[1:])
+        return self.decoder(self.checked(codes, code_shape, "codes"), training=training)
+
+    def call(self, inputs, training=False):
+        return self.decode(self.encode(inputs, training=training), training=training)
+
+    def encode_outputs(self, inputs):
+        """The named outputs of the exported `encode` signature; `latent` first."""
+        return {"latent": self.encode(inputs)}
+
+    def serving_endpoints(self):
+        """Signatures this variant exports beyond `serving_default`, `encode` and `decode`.
+
+        Returns `{name: (function, {input name: tf.TensorSpec})}`; the
+        function takes the named inputs and returns named outputs, images on
+        [0, 1]. None by default; the VAE adds `sample`.
+        """
+        return {}
+
+    def evaluation_metrics(self, images, rng, **options):
+        """Per-example figures beyond the losses for a test batch on the model's scale.
+
+        `options` are the model's evaluation options (its registry entry's);
+        `rng` a numpy generator for any randomness. `aekeras.training`
+        averages the figures over the test set. None by default; the VAE
+        adds its importance-sampled likelihood.
+        """
+        return {}
+
+    def reconstruction_error(self, targets, reconstructions):
+        """The configured reconstruction loss, one value per example."""
+        expected, got = targets.shape[1:], reconstructions.shape[1:]
+        if len(expected) != len(got) or any(
+            a is not None and b is not None and a != b for a, b in zip(expected, got)
+        ):
+            raise ValueError(
+                f"targets of shape {tuple(targets.shape)} do not match reconstructions of shape "
+                f"{tuple(reconstructions.shape)}; fit takes batches of inputs alone or "
+                "(inputs, targets) pairs, not (images, labels)"
+            )
+        return losses.reconstruction_loss(self.reconstruction_loss, targets, reconstructions)
+
+    def compute_loss_terms(self, inputs, targets, training=False):
+        """Returns `(terms, reconstructions)`: named per-example loss terms (each `[batch]`).
+
+        Variants override this; the keys must be `loss_term_names`.
+        """
+        reconstructions = self(inputs, training=training)
+        return {"reconstruction_loss": self.reconstruction_error(targets, reconstructions)}, reconstructions
+
+    def evaluation_terms(self, inputs, targets):
+        """Per-example figures `evaluate` reports besides the loss terms."""
+        return {}
+
+    @property
+    def metrics(self):
+        own = [self.loss_trackers, self.evaluation_trackers]
+        # Keras's own "loss" tracker stays empty: the loss is tracked here.
+        others = [m for m in super().metrics if m.name != "loss" and all(m is not o for o in own)]
+        return [*own, *others]
+
+    def _unpack(self, data):
+        inputs, targets, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if sample_weight is not None:
+            raise ValueError(
+                f"{type(self).__name__} does not take sample weights; pass batches of inputs or "
+                "(inputs, targets) pairs"
+            )
+        return inputs, inputs if targets is None else targets
+
+    def _total_loss(self, terms):
+        """Per-example total: the terms plus any layer penalties (`self.losses`)."""
+        total = tf.add_n([terms[name] for name in self.loss_term_names])
+        if self.losses:
+            total += tf.add_n(self.losses)
+        return total
+
+    def _update_metrics(self, inputs, targets, terms, total, reconstructions):
+        """Updates the trackers and compiled metrics; returns the logs."""
+        self.loss_trackers.update_state({"loss": total, **terms})
+        logs = self.compute_metrics(inputs, targets, reconstructions, sample_weight=None)
+        return {k: v for k, v in logs.items() if k not in self.evaluation_term_names}
+
+    def train_step(self, data):
+        inputs, targets = self._unpack(data)
+        with tf.GradientTape() as tape:
+            terms, reconstructions = self.compute_loss_terms(inputs, targets, training=True)
+            total = self._total_loss(terms)
+            # Divide by the global batch size, not the replica's: gradients
+            # are summed over replicas, so the result matches one device.
+            loss = tf.nn.compute_average_loss(total)
+            scaled_loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled_loss, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
+        return self._update_metrics(inputs, targets, terms, total, reconstructions)
+
+    def test_step(self, data):
+        inputs, targets = self._unpack(data)
+        terms, reconstructions = self.compute_loss_terms(inputs, targets, training=False)
+        self.evaluation_trackers.update_state(self.evaluation_terms(inputs, targets))
+        logs = self._update_metrics(inputs, targets, terms, self._total_loss(terms), reconstructions)
+        return {**logs, **self.evaluation_trackers.result()}

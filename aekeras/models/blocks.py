@@ -1,0 +1,172 @@
+"""Encoder and decoder builders shared by every model: dense and convolutional stacks.
+
+Each builder takes the image shape it serves, so the models work for any
+HxWxC (and flat vectors for the dense ones) without knowing any size.
+"""
+
+import math
+import numbers
+
+import keras
+from keras import ops
+
+from aekeras.choices import DOWNSAMPLING  # noqa: F401 - re-exported
+
+
+def kernel_initializer(identifier):
+    """Resolves an initializer; `"torch_linear"` is PyTorch's `nn.Linear` default.
+
+    That default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), is what the lecture's
+    model trains from; it reaches a lower MSE in 20 epochs than Glorot here.
+    """
+    if identifier == "torch_linear":
+        return keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_in", distribution="uniform")
+    return keras.initializers.get(identifier)
+
+
+class DenseTransposed(keras.layers.Layer):
+    """A dense layer whose kernel is the transpose of another Dense's kernel.
+
+    It owns only its bias. The tie is a live reference, not a copy, so both
+    layers train one variable. The model that builds it rebuilds the tie
+    from its own config, which is why this layer has no config of its own.
+    """
+
+    def __init__(self, tied_to, activation=None, **kwargs):
+        super().__init__(**kwargs)
+        self.tied_to = tied_to
+        self.activation = keras.activations.get(activation)
+
+    def build(self, input_shape):
+        self.bias = self.add_weight(shape=(self.tied_to.kernel.shape[0],), initializer="zeros", name="bias")
+
+    def call(self, inputs):
+        outputs = ops.matmul(inputs, ops.transpose(self.tied_to.kernel))
+        return self.activation(outputs + self.bias)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.tied_to.kernel.shape[0])
+
+
+def dense_layers(sizes, activations, initializer="glorot_uniform", prefix="dense"):
+    """Dense layers of `sizes` with one activation each."""
+    return [
+        keras.layers.Dense(size, activation=act, kernel_initializer=kernel_initializer(initializer),
+                           name=f"{prefix}_{i}")
+        for i, (size, act) in enumerate(zip(sizes, activations))
+    ]
+
+
+def dense_encoder(hidden_dims, code_size, hidden_activation, code_activation, initializer):
+    """Flatten, then Dense layers through `hidden_dims` to `code_size`."""
+    sizes = (*hidden_dims, code_size)
+    activations = (*[hidden_activation] * len(hidden_dims), code_activation)
+    return keras.Sequential(
+        [keras.layers.Flatten(name="flatten"), *dense_layers(sizes, activations, initializer)],
+        name="encoder",
+    )
+
+
+def dense_decoder(image_shape, hidden_dims, hidden_activation, output_activation, initializer, tied_to=None):
+    """Dense layers mirroring `hidden_dims` back to `image_shape`, then a reshape.
+
+    With `tied_to` (the encoder's Dense layers), each layer's kernel is the
+    transpose of the matching encoder kernel.
+    """
+    output_sizes = (math.prod(image_shape), *hidden_dims)
+    layers = []
+    for i in reversed(range(len(output_sizes))):
+        activation = output_activation if i == 0 else hidden_activation
+        if tied_to is not None:
+            layers.append(DenseTransposed(tied_to[i], activation=activation, name=f"dense_{i}_t"))
+        else:
+            layers.append(keras.layers.Dense(
+                output_sizes[i], activation=activation, kernel_initializer=kernel_initializer(initializer),
+                name=f"dense_{i}_t",
+            ))
+    return keras.Sequential([*layers, keras.layers.Reshape(image_shape, name="reshape")], name="decoder")
+
+
+def level_sizes(image_shape, levels):
+    """Spatial sizes per level: each halving rounds up (28 -> 14 -> 7 -> 4)."""
+    sizes = [tuple(image_shape[:2])]
+    for _ in range(levels):
+        sizes.append(tuple(math.ceil(d / 2) for d in sizes[-1]))
+    return sizes
+
+
+def conv_encoder_layers(filters, downsampling, activation):
+    """3x3 convolutions, each halving the size (max pooling or stride 2)."""
+    layers = []
+    for level, f in enumerate(filters):
+        if downsampling == "pool":
+            layers += [
+                keras.layers.Conv2D(f, 3, padding="same", activation=activation, name=f"conv_{level}"),
+                keras.layers.MaxPooling2D(2, padding="same", name=f"pool_{level}"),
+            ]
+        else:
+            layers.append(keras.layers.Conv2D(
+                f, 3, strides=2, padding="same", activation=activation, name=f"conv_{level}"
+            ))
+    return layers
+
+
+def conv_decoder_layers(image_shape, filters, downsampling, activation, output_activation):
+    """The mirror of `conv_encoder_layers`, cropping where the encoder rounded up.
+
+    Ends with a 3x3 convolution to the image's channels, so the output has
+    exactly `image_shape` whatever the sizes.
+    """
+    sizes = level_sizes(image_shape, len(filters))
+    layers = []
+    for level in reversed(range(len(filters))):
+        if downsampling == "pool":
+            layers += [
+                keras.layers.Conv2D(filters[level], 3, padding="same", activation=activation,
+                                    name=f"deconv_{level}"),
+                # Nearest-neighbour 2x, as UpSampling2D, but through an image
+                # resize that keeps static shapes: UpSampling2D's repeat loses
+                # them and then fails TFLite conversion.
+                keras.layers.Resizing(*(2 * d for d in sizes[level + 1]), interpolation="nearest",
+                                      name=f"upsample_{level}"),
+            ]
+        else:
+            layers.append(keras.layers.Conv2DTranspose(
+                filters[level], 3, strides=2, padding="same", activation=activation, name=f"deconv_{level}"
+            ))
+        excess = [2 * s - t for s, t in zip(sizes[level + 1], sizes[level])]
+        if any(excess):
+            layers.append(keras.layers.Cropping2D(((0, excess[0]), (0, excess[1])), name=f"crop_{level}"))
+    layers.append(keras.layers.Conv2D(image_shape[-1], 3, padding="same", activation=output_activation,
+                                      name="output"))
+    return layers
+
+
+def conv_code_shape(image_shape, filters):
+    """The spatial code of `conv_encoder_layers`: `(h, w, filters[-1])`."""
+    return (*level_sizes(image_shape, len(filters))[-1], filters[-1])
+
+
+def check_sizes(name, sizes, allow_empty=False):
+    """Positive integers as a tuple, or ValueError naming `name`."""
+    sizes = tuple(sizes)
+    if (not sizes and not allow_empty) or not all(
+        isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in sizes
+    ):
+        raise ValueError(f"{name} must be positive integers, got {sizes!r}")
+    return tuple(int(s) for s in sizes)
+
+
+def check_size(name, size, allow_none=False):
+    """A positive integer (or None where allowed), or ValueError naming `name`."""
+    if size is None and allow_none:
+        return None
+    if not (isinstance(size, numbers.Integral) and not isinstance(size, bool) and size > 0):
+        raise ValueError(f"{name} must be a positive integer, got {size!r}")
+    return int(size)
+
+
+def check_image_shape(model_name, image_shape):
+    """Raises ValueError unless `image_shape` is (height, width, channels)."""
+    if len(image_shape) != 3:
+        raise ValueError(f"{model_name} needs (height, width, channels) images, got shape {image_shape}")

@@ -1,0 +1,34 @@
+"""Loading `.keras` files safely."""
+
+import zipfile
+
+import keras
+
+from aekeras.errors import ModelFileError
+from aekeras.models.base import BaseAutoencoder
+
+
+def load_model(path):
+    """Loads an aekeras model from a `.keras` file in Keras's safe mode.
+
+    Raises:
+        ModelFileError: in one line, if the file is not a `.keras` archive,
+            asks for Python code (a lambda) or for a class or function that
+            is not registered, or holds something other than an aekeras
+            autoencoder.
+    """
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path}: not a .keras file (expected the zip archive model.save writes)")
+    try:
+        model = keras.models.load_model(path, safe_mode=True)
+    except (ValueError, TypeError, KeyError) as e:
+        # Keras wraps the refusal once per enclosing layer; the innermost
+        # error names what was refused.
+        root = e
+        while root.__cause__ or root.__context__:
+            root = root.__cause__ or root.__context__
+        reason = str(root).strip().strip("\"'").split(". ")[0].splitlines()[0]
+        raise ModelFileError(f"{path}: cannot load it in Keras safe mode: {reason}") from None
+    if not isinstance(model, BaseAutoencoder):
+        raise ModelFileError(f"{path}: holds a {type(model).__name__}, not an aekeras autoencoder")
+    return model

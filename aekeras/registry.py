@@ -1,0 +1,140 @@
+"""The model registry: the names `aekeras train` takes, how each is built, and its options.
+
+Every front end (the command line, training, the report, the benchmark,
+the tests) reads this one table. A new variant is one file: its class,
+registered with Keras, and a `register_model` call that says how to build
+it for an image spec and which options it takes. Packages can add models
+through the `aekeras.models` entry-point group, whose entries are modules
+that call `register_model` when imported.
+"""
+
+import dataclasses
+import inspect
+from importlib import metadata
+
+ENTRY_POINT_GROUP = "aekeras.models"
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One model option, `--name` on the command line.
+
+    Args:
+        name: the keyword argument of the model's builder (`latent_dim`).
+        type: `int`, `float`, `str` or `bool` (a flag).
+        default: the value when the option is not given.
+        help: one line for `--help`.
+        choices: the values allowed, for `str` options.
+        minimum: the least value allowed, for `int` options.
+        evaluation: the option sets how the trained model is evaluated
+            (passed to `evaluate`, not to the builder).
+    """
+
+    name: str
+    type: type
+    default: object
+    help: str
+    choices: tuple = None
+    minimum: int = 1
+    evaluation: bool = False
+
+    @property
+    def flag(self):
+        return "--" + self.name.replace("_", "-")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    """A registered model: `build(image_spec, **options)` gives an untrained model."""
+
+    name: str
+    build: object
+    options: tuple
+    description: str
+
+    def option(self, name):
+        return next((o for o in self.options if o.name == name), None)
+
+    def defaults(self):
+        return {o.name: o.default for o in self.options}
+
+    def split_options(self, options):
+        """`(builder options, evaluation options)`, defaults filled in.
+
+        Raises:
+            ValueError: for an option this model does not take.
+        """
+        unknown = sorted(set(options) - {o.name for o in self.options})
+        if unknown:
+            raise ValueError(
+                f"the {self.name} model does not take {', '.join(unknown)} (it takes "
+                f"{', '.join(o.name for o in self.options) or 'no options'})"
+            )
+        values = {**self.defaults(), **options}
+        evaluation = {o.name for o in self.options if o.evaluation}
+        return (
+            {k: v for k, v in values.items() if k not in evaluation},
+            {k: v for k, v in values.items() if k in evaluation},
+        )
+
+
+_REGISTRY = {}
+_plugins_loaded = False
+
+
+def register_model(name, build, options=(), description=""):
+    """Registers `build(image_spec, **options) -> model` under `name`; returns the entry."""
+    if name in _REGISTRY and _REGISTRY[name].build is not build:
+        raise ValueError(f"a model named {name!r} is already registered")
+    _REGISTRY[name] = ModelEntry(name, build, tuple(options), description)
+    return _REGISTRY[name]
+
+
+def _load_plugins():
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    # The built-in models register themselves when their presets load.
+    from aekeras import presets  # noqa: F401
+
+    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        entry_point.load()
+
+
+def model_names():
+    """The registered names, in registration order."""
+    _load_plugins()
+    return tuple(_REGISTRY)
+
+
+def options_by_name():
+    """Every option any model takes: `{name: (option, names of the models taking it)}`.
+
+    The option's help and choices are those of the first model that takes it.
+    """
+    found = {}
+    for model in model_names():
+        for option in _REGISTRY[model].options:
+            found.setdefault(option.name, (option, []))[1].append(model)
+    return found
+
+
+def get_model(name):
+    """The `ModelEntry` of `name`; ValueError naming the registered ones otherwise."""
+    _load_plugins()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r} (expected one of {', '.join(_REGISTRY)})")
+    return _REGISTRY[name]
+
+
+def build_model(name, image_spec, seed=None, **options):
+    """The untrained model `name` for images of `image_spec`, with `options`.
+
+    `seed` goes to builders that take one (models that draw noise).
+    """
+    entry = get_model(name)
+    builder_options, _ = entry.split_options(options)
+    if seed is not None and "seed" in inspect.signature(entry.build).parameters:
+        builder_options["seed"] = seed
+    return entry.build(image_spec, **builder_options)

@@ -1,0 +1,220 @@
+"""The serving contract: the signatures an export offers, described once.
+
+`endpoints(model)` gives the functions every export format serves, built
+from the model itself (its image spec, its code shape, and the endpoints a
+variant adds); `Contract` describes their named inputs and outputs, and is
+read back the same way from a SavedModel (`Contract.from_saved_model`) and
+from a LiteRT file (`Contract.from_tflite`). `Contract.check` refuses
+requests that do not fit, with one line naming the signature and what it
+expects. Images are float32 on [0, 1] at every signature, whatever scale the
+model computes in.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from aekeras import losses
+
+IMAGE_INPUT = "images"
+IMAGE_RANGE = (0.0, 1.0)
+COMMON_SIGNATURES = ("serving_default", "encode", "decode")
+_DTYPES = {"float32": np.float32, "int32": np.int32}
+
+
+class ServingError(ValueError):
+    """A request that does not fit the signature it names."""
+
+
+def endpoints(model):
+    """The serving functions of `model`: `{name: (function, {input: tf.TensorSpec})}`.
+
+    - `serving_default`: `images` -> `reconstruction`, and `score`, the
+      per-example mean squared reconstruction error on [0, 1] (for anomaly
+      detection).
+    - `encode`: `images` -> `latent` (and what the variant adds, such as the
+      VAE's `z_mean` and `z_log_var`).
+    - `decode`: `latent` -> `images`.
+    - the variant's own (`model.serving_endpoints()`, such as the VAE's
+      `sample`).
+
+    Every batch dimension is dynamic; every other one is the model's.
+    """
+    spec = model.image_spec
+    latent_shape = tuple(model.code_shape((None, *spec.shape)))
+
+    def model_inputs(images):
+        # A wrong shape fails here, in one op, instead of deep in a layer
+        # (where oneDNN convolutions can abort the whole server process).
+        return spec.to_model_scale(tf.ensure_shape(images, (None, *spec.shape)))
+
+    def decode_latent(latent):
+        return spec.to_unit_scale(model.decode(tf.ensure_shape(latent, latent_shape)))
+
+    def serving_default(images):
+        reconstruction = decode_latent(model.encode(model_inputs(images)))
+        return {"reconstruction": reconstruction, "score": losses.squared_error(images, reconstruction)}
+
+    def encode(images):
+        return model.encode_outputs(model_inputs(images))
+
+    def decode(latent):
+        return {"images": decode_latent(latent)}
+
+    images = {IMAGE_INPUT: tf.TensorSpec((None, *spec.shape), tf.float32, name=IMAGE_INPUT)}
+    found = {
+        "serving_default": (serving_default, images),
+        "encode": (encode, images),
+        "decode": (decode, {"latent": tf.TensorSpec(latent_shape, tf.float32, name="latent")}),
+    }
+    found.update(model.serving_endpoints())
+    return found
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorInfo:
+    """One named input or output: dtype and shape (None: any size)."""
+
+    name: str
+    dtype: str
+    shape: tuple
+
+    def describe(self):
+        if self.shape is None:
+            return f"{self.name}: {self.dtype} [batch, ...]"
+        dims = ", ".join(
+            "batch" if i == 0 and d is None else "any" if d is None else str(d) for i, d in enumerate(self.shape)
+        )
+        return f"{self.name}: {self.dtype} [{dims}]"
+
+    @classmethod
+    def of(cls, name, dtype, shape):
+        dims = tuple(None if d is None or d < 0 else int(d) for d in shape)
+        return cls(name, tf.as_dtype(dtype).name, dims)
+
+
+@dataclasses.dataclass(frozen=True)
+class Signature:
+    name: str
+    inputs: tuple
+    outputs: tuple
+
+    def expects(self):
+        return f"signature {self.name!r} expects " + ", ".join(i.describe() for i in self.inputs)
+
+
+class Contract:
+    """The signatures of an export: names, dtypes and shapes of inputs and outputs."""
+
+    def __init__(self, signatures):
+        self.signatures = dict(signatures)
+
+    def __eq__(self, other):
+        return isinstance(other, Contract) and self.signatures == other.signatures
+
+    def __repr__(self):
+        return f"Contract({sorted(self.signatures)})"
+
+    @classmethod
+    def for_model(cls, model):
+        """The contract the model's export will have (each endpoint traced once)."""
+        signatures = {}
+        for name, (function, inputs) in endpoints(model).items():
+            concrete = tf.function(function).get_concrete_function(**inputs)
+            outputs = concrete.structured_outputs
+            signatures[name] = Signature(
+                name,
+                tuple(TensorInfo.of(k, s.dtype, s.shape) for k, s in sorted(inputs.items())),
+                tuple(TensorInfo.of(k, v.dtype, v.shape) for k, v in sorted(outputs.items())),
+            )
+        return cls(signatures)
+
+    @classmethod
+    def from_saved_model(cls, loaded):
+        """The contract of a SavedModel loaded with `tf.saved_model.load`."""
+        signatures = {}
+        for name, function in loaded.signatures.items():
+            _, inputs = function.structured_input_signature
+            signatures[name] = Signature(
+                name,
+                tuple(TensorInfo.of(k, s.dtype, s.shape) for k, s in sorted(inputs.items())),
+                tuple(TensorInfo.of(k, s.dtype, s.shape) for k, s in sorted(function.structured_outputs.items())),
+            )
+        return cls(signatures)
+
+    @classmethod
+    def from_tflite(cls, interpreter):
+        """The contract of a LiteRT interpreter's signature runners."""
+        signatures = {}
+        for name in interpreter.get_signature_list():
+            runner = interpreter.get_signature_runner(name)
+            describe = lambda details: tuple(  # noqa: E731
+                TensorInfo.of(k, d["dtype"], d["shape_signature"]) for k, d in sorted(details.items())
+            )
+            signatures[name] = Signature(name, describe(runner.get_input_details()),
+                                         describe(runner.get_output_details()))
+        return cls(signatures)
+
+    def signature(self, name):
+        if name not in self.signatures:
+            raise ServingError(f"unknown signature {name!r} (this model serves {sorted(self.signatures)})")
+        return self.signatures[name]
+
+    def check(self, signature_name, inputs):
+        """Returns `inputs` as numpy arrays of the signature's dtypes, or raises ServingError.
+
+        Refused, with one line naming the signature and what it expects: an
+        unknown signature, a missing or extra input, a wrong rank or size, an
+        empty batch, a value of the wrong kind (floats are sent as float32,
+        whatever their precision; integers as int32), and images outside
+        [0, 1] (such as 0-255 pixels).
+        """
+        signature = self.signature(signature_name)
+        specs = {i.name: i for i in signature.inputs}
+        if set(inputs) != set(specs):
+            raise ServingError(f"{signature.expects()}; got inputs {sorted(inputs)}")
+        return {name: _check_one(signature, specs[name], value) for name, value in inputs.items()}
+
+    def differences(self, other):
+        """One phrase per signature, input or output that differs from `other`'s."""
+        changes = []
+        for name in sorted(set(self.signatures) | set(other.signatures)):
+            mine, theirs = self.signatures.get(name), other.signatures.get(name)
+            if mine is None or theirs is None:
+                changes.append(f"signature {name!r} {'added' if mine is None else 'removed'}")
+                continue
+            for kind in ("inputs", "outputs"):
+                old = {t.name: t for t in getattr(mine, kind)}
+                new = {t.name: t for t in getattr(theirs, kind)}
+                for key in sorted(set(old) | set(new)):
+                    if old.get(key) != new.get(key):
+                        before = old[key].describe() if key in old else "none"
+                        after = new[key].describe() if key in new else "none"
+                        changes.append(f"{name} {kind[:-1]} {before} -> {after}")
+        return changes
+
+
+def _check_one(signature, spec, value):
+    array = np.asarray(value)
+    floating = np.issubdtype(array.dtype, np.floating)
+    fits_kind = floating if spec.dtype.startswith("float") else np.issubdtype(array.dtype, np.integer)
+    if spec.shape is None:  # any shape with a batch dimension
+        fits_shape = array.ndim > 0
+    else:
+        fits_shape = array.ndim == len(spec.shape) and all(
+            d is None or d == n for d, n in zip(spec.shape, array.shape)
+        )
+    if not (fits_kind and fits_shape):
+        raise ServingError(f"{signature.expects()}; got {spec.name}: {array.dtype} {list(array.shape)}")
+    if (spec.shape is None or (spec.shape and spec.shape[0] is None)) and len(array) == 0:
+        raise ServingError(f"{signature.expects()}; got an empty batch (send at least one example)")
+    array = array.astype(_DTYPES.get(spec.dtype, array.dtype))
+    if spec.name == IMAGE_INPUT:
+        finite = array[np.isfinite(array)]
+        if finite.size and (finite.min() < IMAGE_RANGE[0] or finite.max() > IMAGE_RANGE[1]):
+            raise ServingError(
+                f"signature {signature.name!r} expects images on [0, 1]; got values from "
+                f"{finite.min():g} to {finite.max():g} (divide 0-255 pixels by 255)"
+            )
+    return array

@@ -1,0 +1,86 @@
+"""The callbacks of a training run: the NaN stop, atomic backups, and the run's files."""
+
+import json
+import math
+import os
+
+import keras
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training at the first NaN or infinite loss, naming epoch and batch.
+
+    Keras's `TerminateOnNaN` lets the epoch end, so that epoch's checkpoint
+    and backup would hold the broken weights; raising `FloatingPointError`
+    here keeps the last good ones, and the backup to resume from.
+
+    Args:
+        checkpoints: the folder of per-epoch checkpoints, named in the
+            message; `None` where this process writes none.
+    """
+
+    def __init__(self, checkpoints=None):
+        super().__init__()
+        self.checkpoints = checkpoints
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if math.isfinite(loss):
+            return
+        if self.epoch == 0:
+            kept = "no epoch had completed, so there is no checkpoint"
+        elif self.checkpoints is None:
+            kept = f"the chief keeps the checkpoint of epoch {self.epoch}"
+        else:
+            kept = f"the last good checkpoint is {self.checkpoints / f'epoch-{self.epoch:03d}.keras'}"
+        raise FloatingPointError(
+            f"training stopped: the loss became {loss} at epoch {self.epoch + 1}, batch {batch + 1}; "
+            f"{kept}, and the same command resumes after epoch {self.epoch}"
+        )
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` whose files are replaced whole, never rewritten in place.
+
+    Keras writes the backup in place, so a kill during the write leaves a
+    file that cannot be restored. Here each file is written under a
+    temporary name and renamed over the old one; the weights go first, so a
+    kill between the two renames repeats an epoch rather than losing one.
+    """
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        staging = os.path.join(self.backup_dir, "staging.weights.h5")
+        self.model.save_weights(staging, overwrite=True)
+        os.replace(staging, self._weights_path)
+        staging = f"{self._training_metadata_path}.staging"
+        with open(staging, "w") as f:
+            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
+        os.replace(staging, self._training_metadata_path)
+
+
+def run_callbacks(run_dir, resuming, is_chief):
+    """The callbacks of a run writing to `run_dir`; a worker other than the chief keeps only its backup."""
+    backup = AtomicBackupAndRestore(str(run_dir / "backup"))
+    if not is_chief:
+        # Every worker must resume from the same epoch, so each keeps a
+        # backup; the rest is the chief's to write.
+        return [StopOnNonFiniteLoss(), backup]
+    checkpoints = run_dir / "checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    return [
+        StopOnNonFiniteLoss(checkpoints),
+        # Logged and checkpointed before the backup: a crash between them
+        # repeats the epoch (read_history keeps the last row) rather than
+        # losing its row or leaving a half-written checkpoint for good.
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resuming),
+        keras.callbacks.ModelCheckpoint(str(checkpoints / "epoch-{epoch:03d}.keras")),
+        keras.callbacks.TensorBoard(str(run_dir / "logs")),
+        # Restores weights, optimizer and epoch after an interruption; its
+        # folder is deleted when training completes.
+        backup,
+    ]

@@ -1,0 +1,87 @@
+"""The settings of one training run."""
+
+import dataclasses
+import math
+
+from aekeras.registry import get_model
+from aekeras.training.distribute import STRATEGIES
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """The settings of one training run; defaults are the lecture's.
+
+    Args:
+        model: a registered model name (`aekeras.registry`).
+        options: that model's options, such as `{"latent_dim": 500}`;
+            the rest take the registered defaults.
+        data: the data source (see `aekeras.data.load`): `"mnist"`,
+            `"fashion_mnist"`, `"tfds:NAME"`, a folder of images or an
+            `.npz`/`.npy` file.
+        data_dir: for built-in names, the folder of IDX files (else
+            `$AEKERAS_DATA_DIR` ...); for `tfds:` names, the TFDS data folder.
+        image_size: `(height, width)` to resize the images to.
+        channels: 1 or 3 to convert the images to.
+        test_fraction: the share held out for testing, where the source
+            has no test split.
+        limit: train on the first `limit` training examples only.
+        epochs: passes over the training set.
+        batch_size: examples per step (the global batch under a strategy).
+        learning_rate: Adam's learning rate.
+        seed: seeds the weights, the data order and any noise.
+        out: where SavedModels are published, one folder per model.
+        run_dir: where working files go, one folder per model; a run
+            started again with the same folder resumes.
+        verbose: Keras's `fit` verbosity (1 shows the progress bar).
+        strategy: `"default"` (one device), `"mirrored"` (every local GPU,
+            `tf.distribute.MirroredStrategy`) or `"multi_worker"` (the
+            cluster in `TF_CONFIG`, `tf.distribute.MultiWorkerMirroredStrategy`).
+        steps_per_execution: training steps run per call into the graph.
+            More is faster for small models (BENCHMARKS.md), but callbacks
+            then see only every n-th batch, so a NaN is reported at the end
+            of its group of steps and the progress bar moves in jumps.
+    """
+
+    model: str = "dense"
+    options: dict = dataclasses.field(default_factory=dict)
+    data: str = "mnist"
+    data_dir: str = None
+    image_size: tuple = None
+    channels: int = None
+    test_fraction: float = 0.1
+    limit: int = None
+    epochs: int = 20
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    seed: int = 0
+    out: str = "saved_models"
+    run_dir: str = "runs"
+    verbose: int = 1
+    strategy: str = "default"
+    steps_per_execution: int = 1
+
+    def validate(self):
+        """Raises ValueError naming the first setting that cannot work."""
+        get_model(self.model).split_options(self.options)
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r} (expected one of {STRATEGIES})")
+        for field in ("epochs", "batch_size", "steps_per_execution"):
+            value = getattr(self, field)
+            if not (isinstance(value, int) and value > 0):
+                raise ValueError(f"{field} must be a positive integer, got {value!r}")
+        if self.limit is not None and not (isinstance(self.limit, int) and self.limit > 0):
+            raise ValueError(f"limit must be a positive integer, got {self.limit!r}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+        nll = self.options.get("nll_samples", 0)
+        if not (isinstance(nll, int) and nll >= 0):
+            raise ValueError(f"nll_samples must be an integer >= 0, got {nll!r}")
+
+    def read_options(self):
+        """The `aekeras.data.ReadOptions` fields this run reads its data with."""
+        return {
+            "data_dir": self.data_dir,
+            "image_size": None if self.image_size is None else list(self.image_size),
+            "channels": self.channels,
+            "test_fraction": self.test_fraction,
+        }

@@ -1,0 +1,131 @@
+"""Distribution: strategies by name, the cluster in TF_CONFIG, and how data is split."""
+
+import json
+import os
+
+import tensorflow as tf
+
+from aekeras.choices import STRATEGIES  # noqa: F401 - re-exported
+TF_CONFIG_ENV = "TF_CONFIG"
+_strategies = {}
+
+
+def check_tf_config():
+    """Raises ValueError unless `TF_CONFIG` names a chief or worker of its cluster."""
+    example = (
+        '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
+    )
+    text = os.environ.get(TF_CONFIG_ENV)
+    if not text:
+        raise ValueError(f"strategy 'multi_worker' needs ${TF_CONFIG_ENV}, such as {example}")
+    try:
+        tf_config = json.loads(text)
+        task = tf_config["task"]
+        addresses = tf_config["cluster"][task["type"]]
+        valid = (
+            task["type"] in ("chief", "worker")
+            and isinstance(addresses, list)
+            and task["index"] in range(len(addresses))
+        )
+    except (ValueError, KeyError, TypeError):
+        valid = False
+    if not valid:
+        raise ValueError(
+            f"${TF_CONFIG_ENV} {text} does not name a chief or worker task of its cluster (expected "
+            f"JSON such as {example})"
+        )
+
+
+def distribution_strategy(name):
+    """The `tf.distribute` strategy a `TrainConfig.strategy` names.
+
+    Each is made once per process and reused: a second strategy's
+    collectives clash with the first's. `"multi_worker"` configures
+    collective ops, which TensorFlow allows only before it runs anything, so
+    make it first.
+
+    Raises:
+        ValueError: for an unknown name, or `"multi_worker"` without a
+            usable `TF_CONFIG`.
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r} (expected one of {STRATEGIES})")
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name not in _strategies:
+        if name == "multi_worker":
+            check_tf_config()
+            _strategies[name] = tf.distribute.MultiWorkerMirroredStrategy()
+        else:
+            _strategies[name] = tf.distribute.MirroredStrategy()
+    return _strategies[name]
+
+
+def is_chief(strategy):
+    return strategy.extended.should_checkpoint
+
+
+def worker_name(strategy):
+    """`worker-1` and the like: where a worker other than the chief keeps its files."""
+    resolver = strategy.cluster_resolver
+    return f"{resolver.task_type}-{resolver.task_id}"
+
+
+def shard_by_batch(dataset):
+    """Gives each worker of a cluster its contiguous slice of every batch.
+
+    Under `AutoShardPolicy.DATA` each global batch is split, worker i taking
+    slice i, as replica i of one machine does: with `draw_for_global_batch`
+    the examples and their random draws are the single-process ones.
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+def by_worker(strategy, make_dataset, global_batch_size):
+    """A distributed dataset in which each worker reads only its own share.
+
+    `make_dataset(shard, batch_size)` builds one worker's pipeline from its
+    `(index, count)` share of the examples; every share is equally large,
+    so every worker runs the same number of steps.
+
+    Returns:
+        `(dataset, shards)`: the distributed dataset and the `(index,
+        count)` shares this process reads.
+    """
+    shards = []
+
+    def worker_dataset(context):
+        shard = (context.input_pipeline_id, context.num_input_pipelines)
+        shards.append(shard)
+        dataset = make_dataset(shard, context.get_per_replica_batch_size(global_batch_size))
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        return dataset.with_options(options)
+
+    return strategy.distribute_datasets_from_function(worker_dataset), shards
+
+
+def vector_logs(step):
+    """Wraps a train or test step so that it returns 1-element vectors.
+
+    Keras 3 reduces the logs of each multi-worker step with
+    `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars
+    (tensorflow/tensorflow#72388); the mean over workers of 1-element
+    vectors is the scalar Keras expects.
+    """
+
+    def step_with_vector_logs(data):
+        return {name: tf.reshape(value, [1]) for name, value in step(data).items()}
+
+    return step_with_vector_logs
+
+
+def wait_for_all_workers(strategy):
+    """Returns once every worker got here (a one-number all-reduce).
+
+    A worker that exits while the chief is still exporting stops sending
+    heartbeats, which the chief's cluster logs as a crash.
+    """
+    strategy.reduce("SUM", strategy.run(tf.function(lambda: tf.constant(0.0))), axis=None)

@@ -1,0 +1,28 @@
+"""Evaluating a trained model: its own losses and the figures every model shares."""
+
+import keras
+import numpy as np
+
+from aekeras import losses
+
+
+def evaluate_model(model, test_data, seed=0, **evaluation_options):
+    """The model's own test losses, plus comparable figures for every model.
+
+    Returns `evaluate`'s metrics and `mse_01`, the mean squared error of
+    clean reconstructions on the [0, 1] scale; plus the per-example figures
+    the model itself adds (`model.evaluation_metrics`, such as the VAE's
+    `nll` and `neg_elbo`), averaged, drawing any randomness from `seed`.
+    """
+    metrics = {k: float(v) for k, v in model.evaluate(test_data, verbose=0, return_dict=True).items()}
+    spec = model.image_spec
+    rng = np.random.default_rng(seed)
+    per_example = {"mse_01": []}
+    for images in test_data:
+        reconstructions = model(images)
+        errors = losses.squared_error(spec.to_unit_scale(images), spec.to_unit_scale(reconstructions))
+        per_example["mse_01"].append(keras.ops.convert_to_numpy(errors))
+        for name, values in model.evaluation_metrics(images, rng, **evaluation_options).items():
+            per_example.setdefault(name, []).append(values)
+    metrics.update({name: float(np.mean(np.concatenate(v))) for name, v in per_example.items()})
+    return metrics

@@ -1,0 +1,49 @@
+"""What a run records: its history, its environment and `run.json` (`SETTINGS_FILE`)."""
+
+import csv
+import json
+import platform
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import aekeras
+from aekeras.export import SETTINGS_FILE
+
+
+def environment():
+    """Library versions and machine, recorded with every run."""
+    return {
+        "aekeras": aekeras.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+
+
+def read_history(path):
+    """The per-epoch metrics of a run's `history.csv`, resumed epochs included.
+
+    A run killed after logging an epoch but before backing it up logs that
+    epoch again when it resumes; the last row of each epoch wins.
+    """
+    with open(path, newline="") as f:
+        rows = list({row["epoch"]: row for row in csv.DictReader(f)}.values())
+    keys = rows[0].keys() if rows else ()
+    # CSVLogger adds val_* columns of "NA" when there is no validation data.
+    return {key: [float(row[key]) for row in rows] for key in keys if not all(row[key] == "NA" for row in rows)}
+
+
+def read_record(folder):
+    """The `run.json` in `folder` (a run folder or an export), or None."""
+    path = folder / SETTINGS_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def data_options(record):
+    """`(source, read options)` of the data a recorded run trained on."""
+    data = record["data"]
+    return data["source"], dict(data["options"])

@@ -1,0 +1,160 @@
+"""Users' own images, end to end through the command line, on real data no one here made.
+
+Each source is trained on by `aekeras train`, served from its SavedModel by
+REST and gRPC as TF Serving would, converted by `aekeras tflite --quantize
+int8` (calibrated and measured on the run's own data) and run in LiteRT.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from tensorflow_serving.apis import predict_pb2
+
+from aekeras import data, serving, tflite
+
+AEKERAS = [sys.executable, "-m", "aekeras"]
+
+
+def run(args, cwd, timeout=600, env=None):
+    return subprocess.run([*AEKERAS, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def train_serve_convert(tmp_path, source, model_args, image_shape):
+    """Runs the whole path; returns the export's folder, its run.json and the LiteRT runner."""
+    trained = run(["train", *model_args, "--data", str(source), "--epochs", "2", "--quiet"], cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    assert trained.stderr == ""  # TensorFlow's own log lines stay quiet
+    version = tmp_path / "saved_models" / model_args[0] / "1"
+    record = json.loads((version / "run.json").read_text())
+    assert record["data"]["source"] == str(source.absolute())
+    assert record["image_spec"]["shape"] == list(image_shape)
+
+    images, _ = data.load_arrays(source, "test")
+    server = serving.LocalServer(version)
+    contract = serving.load_contract(tmp_path / "saved_models" / model_args[0])
+    assert contract.signature("serving_default").inputs[0].shape == (None, *image_shape)
+    body = json.dumps(serving.rest_request(contract=contract, images=images[:3]))
+    rest = serving.parse_rest_response(json.dumps(server.rest_predict(body)))
+    request = serving.grpc_request(model_args[0], contract=contract, images=images[:3])
+    response = server.grpc_predict(predict_pb2.PredictRequest.FromString(request.SerializeToString()))
+    grpc = serving.parse_grpc_response(response)
+    assert rest["reconstruction"].shape == grpc["reconstruction"].shape == (3, *image_shape)
+    np.testing.assert_allclose(rest["reconstruction"], grpc["reconstruction"], atol=1e-6)
+    assert record["test_metrics"]["mse_01"] == pytest.approx(serving.reconstruction_mse(server, images), rel=1e-4)
+
+    converted = run(["tflite", str(version), "--quantize", "int8", "--calibration-images", "300"], cwd=tmp_path)
+    assert converted.returncode == 0, converted.stderr
+    calibrated = min(300, len(data.load_arrays(source, "train")[0]))
+    assert f"calibrating on {calibrated} training images of {record['data']['source']}" in converted.stdout
+    assert f"test reconstruction MSE on {len(images)} images" in converted.stdout
+    runner = tflite.Runner(version / f"{model_args[0]}-int8.tflite")
+    litert = runner("serving_default", images=images[:3])["reconstruction"]
+    assert np.mean(np.abs(litert - grpc["reconstruction"])) < 0.05
+    assert runner.reconstruction_mse(images) <= 1.2 * record["test_metrics"]["mse_01"]
+    return version, record, runner
+
+
+def test_scikit_learn_digits_npz_with_a_dense_model(tmp_path, digits_npz):
+    version, record, _ = train_serve_convert(tmp_path, digits_npz, ["dense", "--latent-dim", "8"], (8, 8, 1))
+    assert record["image_spec"]["num_classes"] == 10 and record["image_spec"]["value_range"] == [-1.0, 1.0]
+    assert record["data"]["options"]["test_fraction"] == 0.1
+
+
+def test_rgb_crops_png_folder_with_a_conv_model(tmp_path, rgb_crops_folder):
+    version, record, runner = train_serve_convert(tmp_path, rgb_crops_folder, ["conv"], (32, 32, 3))
+    assert record["image_spec"]["num_classes"] is None
+    assert runner.contract.signature("decode").inputs[0].shape == (None, 4, 4, 8)
+
+
+def test_fashion_mnist_png_class_folders_with_a_conv_vae(tmp_path, fashion_png_folder):
+    version, record, _ = train_serve_convert(
+        tmp_path, fashion_png_folder, ["vae", "--architecture", "conv", "--latent-dim", "4", "--nll-samples", "5"],
+        (28, 28, 1),
+    )
+    assert record["model_config"]["likelihood"] == "bernoulli"
+    assert len(record["image_spec"]["class_names"]) == 10 and "nll" in record["test_metrics"]
+    samples = serving.LocalServer(version).predict("sample", num_samples=np.int32(3))["images"]
+    assert samples.shape == (3, 28, 28, 1)
+
+
+def test_a_prepared_tfds_data_set_trains_offline(tmp_path, tfds_digits_dir):
+    data_dir, name = tfds_digits_dir
+    trained = run(["train", "conv", "--data", f"tfds:{name}", "--data-dir", str(data_dir), "--epochs", "1", "--quiet"],
+                  cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    record = json.loads((tmp_path / "saved_models/conv/1/run.json").read_text())
+    assert record["image_spec"]["shape"] == [8, 8, 1] and record["data"]["source"] == f"tfds:{name}"
+
+
+def test_tfds_without_data_or_network_fails_in_seconds_leaving_nothing(tmp_path):
+    env = {**os.environ, "HOME": str(tmp_path / "home")}
+    (tmp_path / "home").mkdir()
+    (tmp_path / "work").mkdir()
+    started = time.monotonic()
+    result = run(["train", "conv", "--data", "tfds:cifar10", "--epochs", "1"], cwd=tmp_path / "work", env=env)
+    # Offline, tfds.load would retry the download for about 3.5 minutes.
+    assert time.monotonic() - started < 60
+    assert result.returncode == 2
+    assert result.stderr.startswith("aekeras: error: tfds:cifar10: not prepared in")
+    assert result.stderr.count("\n") == 1
+    assert not (tmp_path / "home" / "tensorflow_datasets").exists()
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def _bad_sources(folder):
+    """name -> (path, expected message) for every kind of bad input."""
+    from PIL import Image
+
+    (folder / "empty").mkdir()
+    (folder / "notes.txt").write_text("not images")
+    (folder / "corrupt").mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(folder / "corrupt" / f"{i}.png")
+    (folder / "corrupt" / "2.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    (folder / "sizes").mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "sizes" / "a.png")
+    Image.fromarray(np.zeros((9, 8), np.uint8)).save(folder / "sizes" / "b.png")
+    np.savez(folder / "rank.npz", images=np.zeros((5, 8), np.uint8))
+    np.savez(folder / "dtype.npz", images=np.zeros((5, 8, 8), np.int32))
+    np.savez(folder / "nan.npz", images=np.full((5, 8, 8), np.nan, np.float32))
+    np.savez(folder / "labels.npz", images=np.zeros((5, 8, 8), np.uint8), labels=np.zeros(4, np.int64))
+    return {
+        "missing": ("missing", "missing: no such file or folder"),
+        "empty": ("empty", "empty: no images (expected PNG, JPEG, BMP or GIF files"),
+        "not data": ("notes.txt", "notes.txt: neither a folder of images nor an .npz/.npy array file"),
+        "corrupt": ("corrupt", "corrupt/2.png: not a readable image"),
+        "sizes": ("sizes", "images differ in size (8x8 in"),
+        "rank": ("rank.npz", "images of shape (5, 8) (expected [n, height, width]"),
+        "dtype": ("dtype.npz", "images of dtype int32 (expected uint8 0-255 or float in [0, 1])"),
+        "nan": ("nan.npz", "images hold NaN or infinite values"),
+        "labels": ("labels.npz", "4 labels for 5 images (expected one label per image)"),
+    }
+
+
+def test_bad_data_exits_2_with_one_line_and_writes_nothing(tmp_path, monkeypatch):
+    import contextlib
+    import io
+
+    from aekeras import cli
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    cases = _bad_sources(inputs)
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    for name, (path, message) in cases.items():
+        stderr = io.StringIO()
+        with contextlib.redirect_stderr(stderr):
+            status = cli.main(["train", "conv", "--data", str(inputs / path), "--epochs", "1"])
+        assert status == 2, name
+        assert stderr.getvalue().count("\n") == 1 and stderr.getvalue().startswith("aekeras: error: "), name
+        assert message in stderr.getvalue(), (name, stderr.getvalue())
+    assert list((tmp_path / "work").iterdir()) == []
+    result = run(["train", "conv", "--data", str(inputs / "sizes"), "--channels", "2"], cwd=tmp_path / "work")
+    assert result.returncode == 2 and "argument --channels: invalid choice: 2 (choose from 1, 3)" in result.stderr
+    assert list((tmp_path / "work").iterdir()) == []
