@@ -12,6 +12,11 @@ export AEKERAS_DATA_DIR
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e ".[dev]"
+	touch $@
+
+# PyTorch (CPU build) for the benchmark only.
+$(VENV)/.bench-installed: $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet -e ".[dev,bench]"
 	touch $@
 
@@ -22,6 +27,8 @@ train: setup
 	$(VENV)/bin/aekeras train dense --epochs 20
 
 test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest
 
 # Every application of the lecture and the lesson, measured (about 20 minutes).
@@ -29,8 +36,8 @@ report: setup
 	$(VENV)/bin/aekeras report --out reports/
 
 # aekeras against PyTorch; writes BENCHMARKS.md.
-bench: setup
-	$(VENV)/bin/python scripts/bench.py --out BENCHMARKS.md
+bench: $(VENV)/.bench-installed
+	$(VENV)/bin/python benchmarks/bench.py --out BENCHMARKS.md
 
 clean:
 	rm -rf runs reports .pytest_cache

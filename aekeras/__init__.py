@@ -12,8 +12,20 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 __version__ = "0.1.0"
 _SUBMODULES = (
-    "analysis", "data", "export", "losses", "models", "noise", "plotting", "presets", "registry", "report",
-    "serving", "signatures", "tflite", "training",
+    "analysis",
+    "data",
+    "export",
+    "losses",
+    "models",
+    "noise",
+    "plotting",
+    "presets",
+    "registry",
+    "report",
+    "serving",
+    "signatures",
+    "tflite",
+    "training",
 )
 __all__ = [*_SUBMODULES, "__version__"]
 

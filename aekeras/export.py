@@ -82,8 +82,7 @@ def saved_model(model, out, name, settings=None):
     """
     if not name or not name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(
-            f"model name {name!r} must be letters, digits, '-' or '_' "
-            "(it names a folder TF Serving watches)"
+            f"model name {name!r} must be letters, digits, '-' or '_' (it names a folder TF Serving watches)"
         )
     model_dir = Path(out) / name
     model_dir.mkdir(parents=True, exist_ok=True)

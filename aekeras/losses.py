@@ -45,8 +45,7 @@ def reconstruction_loss(name, targets, reconstructions, reduction="mean"):
     """Per-example reconstruction loss by name (a key of RECONSTRUCTION_LOSSES)."""
     if name not in RECONSTRUCTION_LOSSES:
         raise ValueError(
-            f"unknown reconstruction loss {name!r} (expected one of "
-            f"{sorted(RECONSTRUCTION_LOSSES)})"
+            f"unknown reconstruction loss {name!r} (expected one of {sorted(RECONSTRUCTION_LOSSES)})"
         )
     return RECONSTRUCTION_LOSSES[name](targets, reconstructions, reduction)
 
@@ -100,25 +99,19 @@ def continuous_bernoulli_mean(probs):
 def gaussian_log_likelihood(targets, means, log_scale, reduction="sum"):
     """log N(x; mean, scale^2 I) summed over pixels per example; `log_scale` is log sigma."""
     log_two_pi = 1.8378770664093453
-    values = -0.5 * (
-        ops.square((targets - means) * ops.exp(-log_scale)) + 2.0 * log_scale + log_two_pi
-    )
+    values = -0.5 * (ops.square((targets - means) * ops.exp(-log_scale)) + 2.0 * log_scale + log_two_pi)
     return _per_example(values, reduction)
 
 
 def kl_divergence_standard_normal(z_mean, z_log_var):
     """KL(N(z_mean, exp(z_log_var)) || N(0, I)) per example, in closed form."""
-    return 0.5 * ops.sum(
-        ops.exp(z_log_var) + ops.square(z_mean) - 1.0 - z_log_var, axis=-1
-    )
+    return 0.5 * ops.sum(ops.exp(z_log_var) + ops.square(z_mean) - 1.0 - z_log_var, axis=-1)
 
 
 def gaussian_log_density(z, mean, log_var):
     """log N(z; mean, diag(exp(log_var))), summed over the last axis."""
     log_two_pi = 1.8378770664093453
-    return -0.5 * ops.sum(
-        log_two_pi + log_var + ops.square(z - mean) * ops.exp(-log_var), axis=-1
-    )
+    return -0.5 * ops.sum(log_two_pi + log_var + ops.square(z - mean) * ops.exp(-log_var), axis=-1)
 
 
 def squared_frobenius_norm(jacobians):

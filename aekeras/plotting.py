@@ -100,10 +100,18 @@ def anomaly(one_class, ood, path):
     figure, (bars, hist) = plt.subplots(1, 2, figsize=(12, 4))
     digits = sorted(one_class["auroc"])
     bars.bar([str(d) for d in digits], [one_class["auroc"][d] for d in digits], color="tab:blue")
-    bars.axhline(one_class["mean_auroc"], color="tab:blue", linestyle="--",
-                 label=f"ours, mean {one_class['mean_auroc']:.1f}")
-    bars.axhline(one_class["reference_deep_svdd_mean_auroc"], color="tab:red", linestyle=":",
-                 label=f"Deep SVDD, mean {one_class['reference_deep_svdd_mean_auroc']:.1f}")
+    bars.axhline(
+        one_class["mean_auroc"],
+        color="tab:blue",
+        linestyle="--",
+        label=f"ours, mean {one_class['mean_auroc']:.1f}",
+    )
+    bars.axhline(
+        one_class["reference_deep_svdd_mean_auroc"],
+        color="tab:red",
+        linestyle=":",
+        label=f"Deep SVDD, mean {one_class['reference_deep_svdd_mean_auroc']:.1f}",
+    )
     bars.set_ylim(0, 100)
     bars.set_xlabel("normal digit")
     bars.set_ylabel("AUROC (%)")
@@ -164,7 +172,9 @@ def latent_grid(result, path):
     _show(axis, mosaic)
     ticks = np.arange(size) * width + width // 2
     axis.set_xticks(ticks, [f"{v:.1f}" for v in result["z"][0, :, 0]], fontsize=7)
-    axis.set_yticks(np.arange(size) * height + height // 2, [f"{v:.1f}" for v in result["z"][:, 0, 1]], fontsize=7)
+    axis.set_yticks(
+        np.arange(size) * height + height // 2, [f"{v:.1f}" for v in result["z"][:, 0, 1]], fontsize=7
+    )
     axis.set_xlabel("z[0]")
     axis.set_ylabel("z[1]")
     axis.set_title("Decoded latent plane of the 2-D VAE (normal quantiles)")
@@ -173,8 +183,15 @@ def latent_grid(result, path):
 
 def latent_scatter(result, path):
     figure, axis = plt.subplots(figsize=(8, 7))
-    points = axis.scatter(result["z_mean"][:, 0], result["z_mean"][:, 1], c=result["labels"],
-                          cmap="tab10", s=3, vmin=-0.5, vmax=9.5)
+    points = axis.scatter(
+        result["z_mean"][:, 0],
+        result["z_mean"][:, 1],
+        c=result["labels"],
+        cmap="tab10",
+        s=3,
+        vmin=-0.5,
+        vmax=9.5,
+    )
     figure.colorbar(points, ticks=range(10), label="digit")
     axis.set_xlabel("z_mean[0]")
     axis.set_ylabel("z_mean[1]")
@@ -189,11 +206,22 @@ def samples(images, path, title):
 
 def curve_denoising(result, path):
     figure, axis = plt.subplots(figsize=(7, 7))
-    points = axis.scatter(result["inputs"][:, 0], result["inputs"][:, 1], c=result["moved"], cmap="viridis", s=12)
+    points = axis.scatter(
+        result["inputs"][:, 0], result["inputs"][:, 1], c=result["moved"], cmap="viridis", s=12
+    )
     step = max(1, len(result["inputs"]) // 400)
     start, end = result["inputs"][::step], result["outputs"][::step]
-    axis.quiver(start[:, 0], start[:, 1], end[:, 0] - start[:, 0], end[:, 1] - start[:, 1],
-                angles="xy", scale_units="xy", scale=1, width=0.002, alpha=0.6)
+    axis.quiver(
+        start[:, 0],
+        start[:, 1],
+        end[:, 0] - start[:, 0],
+        end[:, 1] - start[:, 1],
+        angles="xy",
+        scale_units="xy",
+        scale=1,
+        width=0.002,
+        alpha=0.6,
+    )
     axis.plot(result["curve"][:, 0], result["curve"][:, 1], color="red", linewidth=2, label="data curve")
     figure.colorbar(points, label="distance moved by the denoising autoencoder")
     axis.set_aspect("equal")

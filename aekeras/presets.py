@@ -11,7 +11,6 @@ from aekeras.choices import NOISE_KINDS, VAE_ARCHITECTURES, VAE_LIKELIHOODS
 from aekeras.registry import Option, register_model
 
 
-
 def _models():
     """`aekeras.models`, imported when a builder runs: the registry (and
     `aekeras --help`) must load without TensorFlow."""
@@ -32,7 +31,9 @@ def _plain(image_spec, architecture, latent, tied_weights, **dense_options):
         if tied_weights:
             raise ValueError("tied_weights conflicts with architecture 'conv' (it ties dense layers)")
         return _models().ConvAutoencoder(latent_dim=latent, image_spec=image_spec)
-    return _models().DenseAutoencoder(latent_dim=latent, tied_weights=tied_weights, image_spec=image_spec, **dense_options)
+    return _models().DenseAutoencoder(
+        latent_dim=latent, tied_weights=tied_weights, image_spec=image_spec, **dense_options
+    )
 
 
 def nyu_dense(image_spec=None, latent_dim=30, tied_weights=False):
@@ -45,82 +46,129 @@ def lesson_conv(image_spec=None, latent_dim=None):
     return _models().ConvAutoencoder(filters=(16, 8, 8), latent_dim=latent_dim, image_spec=image_spec)
 
 
-def nyu_denoising(image_spec=None, latent_dim=None, architecture="dense", tied_weights=False,
-                  noise="dropout", noise_level=0.5, seed=0):
+def nyu_denoising(
+    image_spec=None,
+    latent_dim=None,
+    architecture="dense",
+    tied_weights=False,
+    noise="dropout",
+    noise_level=0.5,
+    seed=0,
+):
     """NYU: the over-complete (500) dense model trained on the dropout mask (0 or 2)."""
-    plain = _plain(image_spec, architecture, latent_dim or (500 if architecture == "dense" else None),
-                   tied_weights)
+    plain = _plain(
+        image_spec, architecture, latent_dim or (500 if architecture == "dense" else None), tied_weights
+    )
     return _models().DenoisingAutoencoder(plain, noise=noise, noise_level=noise_level, seed=seed)
 
 
-def nyu_contractive(image_spec=None, latent_dim=None, architecture="dense", tied_weights=False,
-                    contraction_weight=1e-4):
+def nyu_contractive(
+    image_spec=None, latent_dim=None, architecture="dense", tied_weights=False, contraction_weight=1e-4
+):
     """The classic contractive autoencoder: a sigmoid code on [0, 1] images, lambda 1e-4."""
     plain = _plain(
-        image_spec, architecture, latent_dim or (30 if architecture == "dense" else None), tied_weights,
-        activation="sigmoid", output_activation="sigmoid", value_range=(0, 1),
+        image_spec,
+        architecture,
+        latent_dim or (30 if architecture == "dense" else None),
+        tied_weights,
+        activation="sigmoid",
+        output_activation="sigmoid",
+        value_range=(0, 1),
     )
     return _models().ContractiveAutoencoder(plain, contraction_weight=contraction_weight)
 
 
-def lesson_vae(image_spec=None, latent_dim=20, architecture="dense", beta=1.0, binarize=False,
-               likelihood="auto", seed=0):
+def lesson_vae(
+    image_spec=None, latent_dim=20, architecture="dense", beta=1.0, binarize=False, likelihood="auto", seed=0
+):
     """The VAE: 784-400-20 dense (or strided conv), Bernoulli on grey, Gaussian on colour."""
-    return _models().VAE(architecture=architecture, latent_dim=latent_dim, beta=beta, binarize=binarize,
-               likelihood=likelihood, seed=seed, image_spec=image_spec)
-
-
-def one_class(image_spec=None):
-    """The report's anomaly detector: 784-256-32-256-784, linear code, sigmoid, BCE."""
-    return _models().DenseAutoencoder(latent_dim=32, hidden_dims=(256,), activation=None, output_activation="sigmoid",
-                            reconstruction_loss="binary_crossentropy", value_range=(0, 1),
-                            image_spec=image_spec)
+    return _models().VAE(
+        architecture=architecture,
+        latent_dim=latent_dim,
+        beta=beta,
+        binarize=binarize,
+        likelihood=likelihood,
+        seed=seed,
+        image_spec=image_spec,
+    )
 
 
 def pca_rival(code_size, image_spec=None):
-    """The report's autoencoder against PCA: input-256-d-256-input, linear code."""
-    return _models().DenseAutoencoder(latent_dim=code_size, hidden_dims=(256,), activation=None,
-                            output_activation="sigmoid", reconstruction_loss="binary_crossentropy",
-                            value_range=(0, 1), image_spec=image_spec)
+    """The report's autoencoder against PCA: input-256-d-256-input, linear code, sigmoid, BCE."""
+    return _models().DenseAutoencoder(
+        latent_dim=code_size,
+        hidden_dims=(256,),
+        activation=None,
+        output_activation="sigmoid",
+        reconstruction_loss="binary_crossentropy",
+        value_range=(0, 1),
+        image_spec=image_spec,
+    )
+
+
+def one_class(image_spec=None):
+    """The report's anomaly detector: the same, 784-256-32-256-784."""
+    return pca_rival(32, image_spec)
 
 
 register_model(
-    "dense", nyu_dense,
+    "dense",
+    nyu_dense,
     (latent_option(30, "code size (500: the over-complete model)"), TIED_WEIGHTS),
     "the NYU lecture's dense autoencoder, 784-30-784 tanh on [-1, 1]",
 )
 register_model(
-    "conv", lesson_conv,
+    "conv",
+    lesson_conv,
     (latent_option(None, "size of a dense code vector (default: the spatial code of the last level)"),),
     "the lesson's 16-8-8 convolutional autoencoder",
 )
 register_model(
-    "denoising", nyu_denoising,
+    "denoising",
+    nyu_denoising,
     (
-        latent_option(None, "code size (default: 500 dense, the spatial code conv)"), ARCHITECTURE, TIED_WEIGHTS,
+        latent_option(None, "code size (default: 500 dense, the spatial code conv)"),
+        ARCHITECTURE,
+        TIED_WEIGHTS,
         Option("noise", str, "dropout", "the corruption", NOISE_KINDS),
         Option("noise_level", float, 0.5, "drop probability, Gaussian stddev or salt-and-pepper fraction"),
     ),
     "the NYU lecture's denoising autoencoder, dropout mask",
 )
 register_model(
-    "contractive", nyu_contractive,
+    "contractive",
+    nyu_contractive,
     (
-        latent_option(None, "code size (default: 30 dense, the spatial code conv)"), ARCHITECTURE, TIED_WEIGHTS,
+        latent_option(None, "code size (default: 30 dense, the spatial code conv)"),
+        ARCHITECTURE,
+        TIED_WEIGHTS,
         Option("contraction_weight", float, 1e-4, "lambda, the weight of the Jacobian penalty"),
     ),
     "the contractive autoencoder, squared Frobenius norm of the code's Jacobian",
 )
 register_model(
-    "vae", lesson_vae,
+    "vae",
+    lesson_vae,
     (
-        latent_option(20), ARCHITECTURE,
+        latent_option(20),
+        ARCHITECTURE,
         Option("beta", float, 1.0, "weight of the KL term"),
         Option("binarize", bool, False, "train on dynamically binarised images"),
-        Option("likelihood", str, "auto", "p(x|z); auto: bernoulli for grey, gaussian for colour",
-               ("auto", *VAE_LIKELIHOODS)),
-        Option("nll_samples", int, 50, "importance samples for the test NLL, 0 skips it", minimum=0,
-               evaluation=True),
+        Option(
+            "likelihood",
+            str,
+            "auto",
+            "p(x|z); auto: bernoulli for grey, gaussian for colour",
+            ("auto", *VAE_LIKELIHOODS),
+        ),
+        Option(
+            "nll_samples",
+            int,
+            50,
+            "importance samples for the test NLL, 0 skips it",
+            minimum=0,
+            evaluation=True,
+        ),
     ),
     "the variational autoencoder, 784-400-20",
 )

@@ -28,12 +28,14 @@ from aekeras.signatures import Contract, ServingError, Signature, TensorInfo
 
 # What every aekeras export shares, for requests built without the export's
 # own contract: names, dtypes and the [0, 1] image scale (shapes unchecked).
-GENERIC_CONTRACT = Contract({
-    "serving_default": Signature("serving_default", (TensorInfo("images", "float32", None),), ()),
-    "encode": Signature("encode", (TensorInfo("images", "float32", None),), ()),
-    "decode": Signature("decode", (TensorInfo("latent", "float32", None),), ()),
-    "sample": Signature("sample", (TensorInfo("num_samples", "int32", ()),), ()),
-})
+GENERIC_CONTRACT = Contract(
+    {
+        "serving_default": Signature("serving_default", (TensorInfo("images", "float32", None),), ()),
+        "encode": Signature("encode", (TensorInfo("images", "float32", None),), ()),
+        "decode": Signature("decode", (TensorInfo("latent", "float32", None),), ()),
+        "sample": Signature("sample", (TensorInfo("num_samples", "int32", ()),), ()),
+    }
+)
 
 
 def version_folder(path):
@@ -206,5 +208,7 @@ class LocalServer:
 
 def reconstruction_mse(server, images, batch_size=1000):
     """Mean squared error on [0, 1] of a `LocalServer`'s reconstructions (its `score`)."""
-    scores = [server.predict(images=images[i : i + batch_size])["score"] for i in range(0, len(images), batch_size)]
+    scores = [
+        server.predict(images=images[i : i + batch_size])["score"] for i in range(0, len(images), batch_size)
+    ]
     return float(np.mean(np.concatenate(scores)))

@@ -84,7 +84,8 @@ class TensorInfo:
         if self.shape is None:
             return f"{self.name}: {self.dtype} [batch, ...]"
         dims = ", ".join(
-            "batch" if i == 0 and d is None else "any" if d is None else str(d) for i, d in enumerate(self.shape)
+            "batch" if i == 0 and d is None else "any" if d is None else str(d)
+            for i, d in enumerate(self.shape)
         )
         return f"{self.name}: {self.dtype} [{dims}]"
 
@@ -139,7 +140,9 @@ class Contract:
             signatures[name] = Signature(
                 name,
                 tuple(TensorInfo.of(k, s.dtype, s.shape) for k, s in sorted(inputs.items())),
-                tuple(TensorInfo.of(k, s.dtype, s.shape) for k, s in sorted(function.structured_outputs.items())),
+                tuple(
+                    TensorInfo.of(k, s.dtype, s.shape) for k, s in sorted(function.structured_outputs.items())
+                ),
             )
         return cls(signatures)
 
@@ -152,8 +155,9 @@ class Contract:
             describe = lambda details: tuple(  # noqa: E731
                 TensorInfo.of(k, d["dtype"], d["shape_signature"]) for k, d in sorted(details.items())
             )
-            signatures[name] = Signature(name, describe(runner.get_input_details()),
-                                         describe(runner.get_output_details()))
+            signatures[name] = Signature(
+                name, describe(runner.get_input_details()), describe(runner.get_output_details())
+            )
         return cls(signatures)
 
     def signature(self, name):
@@ -203,7 +207,7 @@ def _check_one(signature, spec, value):
         fits_shape = array.ndim > 0
     else:
         fits_shape = array.ndim == len(spec.shape) and all(
-            d is None or d == n for d, n in zip(spec.shape, array.shape)
+            d is None or d == n for d, n in zip(spec.shape, array.shape, strict=True)
         )
     if not (fits_kind and fits_shape):
         raise ServingError(f"{signature.expects()}; got {spec.name}: {array.dtype} {list(array.shape)}")

@@ -17,9 +17,8 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from aekeras import data, losses
-from aekeras.signatures import IMAGE_INPUT, Contract
-
 from aekeras.choices import QUANTIZATIONS
+from aekeras.signatures import IMAGE_INPUT, Contract
 
 
 def tflite_path(version_dir, quantize):

@@ -19,8 +19,6 @@ tf.config.set_logical_device_configuration(
     [tf.config.LogicalDeviceConfiguration()] * 2,
 )
 
-import aekeras  # noqa: E402
-import aekeras.models  # noqa: E402, F401 - registers the classes with Keras
 from real_data import (  # noqa: E402, F401 - fixtures
     digits_npz,
     fashion_dir,
@@ -29,14 +27,20 @@ from real_data import (  # noqa: E402, F401 - fixtures
     rgb_crops_folder,
     tfds_digits_dir,
 )
+from test_case import MODEL_NAMES, SMALL  # noqa: E402
+
+import aekeras  # noqa: E402
+import aekeras.models  # noqa: E402, F401 - registers the classes with Keras
+from aekeras import registry  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def mnist_dir():
     folder = Path(os.environ["AEKERAS_DATA_DIR"])
-    if not (folder / "train-images-idx3-ubyte.gz").exists() and not (
-        folder / "train-images-idx3-ubyte"
-    ).exists():
+    if (
+        not (folder / "train-images-idx3-ubyte.gz").exists()
+        and not (folder / "train-images-idx3-ubyte").exists()
+    ):
         pytest.fail(f"MNIST IDX files not found in {folder}; set AEKERAS_DATA_DIR")
     return folder
 
@@ -47,20 +51,8 @@ def mnist_test_arrays(mnist_dir):
 
 
 def _trained_models():
-    """One small, briefly trained model of each kind: name -> model."""
-    from aekeras import models
-
-    return {
-        "dense": models.DenseAutoencoder(latent_dim=16),
-        "conv": models.ConvAutoencoder(latent_dim=8),
-        "denoising": models.DenoisingAutoencoder(models.DenseAutoencoder(latent_dim=64), seed=0),
-        "contractive": models.ContractiveAutoencoder(
-            models.DenseAutoencoder(
-                latent_dim=16, activation="sigmoid", output_activation="sigmoid", value_range=(0, 1)
-            )
-        ),
-        "vae": models.VAE(latent_dim=4, hidden_dims=(64,), seed=0),
-    }
+    """One small model of each registered kind, for MNIST: name -> model."""
+    return {name: registry.build_model(name, None, seed=0, **SMALL.get(name, {})) for name in MODEL_NAMES}
 
 
 @pytest.fixture(scope="session")

@@ -41,10 +41,13 @@ def digits_npz(tmp_path_factory):
 
 def _crops(photo, stride):
     height, width = photo.shape[:2]
-    return np.stack([
-        photo[i : i + CROP, j : j + CROP]
-        for i in range(0, height - CROP + 1, stride) for j in range(0, width - CROP + 1, stride)
-    ])
+    return np.stack(
+        [
+            photo[i : i + CROP, j : j + CROP]
+            for i in range(0, height - CROP + 1, stride)
+            for j in range(0, width - CROP + 1, stride)
+        ]
+    )
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +77,7 @@ def _write_pngs(folder, images):
 def rgb_crops_folder(tmp_path_factory, rgb_crops):
     """The crops as PNG files: `train/` and `test/`, flat (unlabelled)."""
     folder = tmp_path_factory.mktemp("crops") / "crops"
-    for split, images in zip(("train", "test"), rgb_crops):
+    for split, images in zip(("train", "test"), rgb_crops, strict=True):
         _write_pngs(folder / split, images)
     return folder
 
@@ -108,10 +111,12 @@ def tfds_digits_dir(tmp_path_factory):
         def _info(self):
             return tfds.core.DatasetInfo(
                 builder=self,
-                features=tfds.features.FeaturesDict({
-                    "image": tfds.features.Image(shape=(8, 8, 1)),
-                    "label": tfds.features.ClassLabel(num_classes=10),
-                }),
+                features=tfds.features.FeaturesDict(
+                    {
+                        "image": tfds.features.Image(shape=(8, 8, 1)),
+                        "label": tfds.features.ClassLabel(num_classes=10),
+                    }
+                ),
                 supervised_keys=("image", "label"),
             )
 
@@ -124,7 +129,7 @@ def tfds_digits_dir(tmp_path_factory):
             }
 
         def _generate_examples(self, images, labels):
-            for i, (image, label) in enumerate(zip(images, labels)):
+            for i, (image, label) in enumerate(zip(images, labels, strict=True)):
                 yield i, {"image": image, "label": int(label)}
 
     data_dir = tmp_path_factory.mktemp("tfds")

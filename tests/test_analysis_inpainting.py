@@ -22,10 +22,12 @@ def test_denoising_vs_inpainting(trained_dense, digits):
     result = denoising_vs_inpainting(trained_dense, digits[:200], seed=0)
     assert result["missing"].mean() == pytest.approx(0.5, abs=0.01)
     assert set(result["metrics"]) == {"corrupted", "autoencoder", "telea", "navier_stokes"}
-    for name, m in result["metrics"].items():
+    for m in result["metrics"].values():
         assert 0 <= m["mse"] <= 1 and 0 < m["psnr"] < MAX_PSNR and -1 <= m["ssim"] <= 1
     # Every repair beats the corrupted input.
-    assert all(result["metrics"][n]["psnr"] > result["metrics"]["corrupted"]["psnr"] for n in result["repairs"])
+    assert all(
+        result["metrics"][n]["psnr"] > result["metrics"]["corrupted"]["psnr"] for n in result["repairs"]
+    )
 
 
 def test_manifold_inpainting(trained_vae2, digits):

@@ -11,7 +11,9 @@ def test_grid_at_normal_quantiles(trained_vae2):
     z = result["z"]
     np.testing.assert_allclose(z[0, 0], [-1.6448536, 1.6448536], rtol=1e-5)  # top left: low z1, high z2
     np.testing.assert_allclose(z[2, 2], [0, 0], atol=1e-6)
-    np.testing.assert_allclose(result["images"][1, 3], trained_vae2.decode(z[1, 3][None]).numpy()[0], atol=1e-6)
+    np.testing.assert_allclose(
+        result["images"][1, 3], trained_vae2.decode(z[1, 3][None]).numpy()[0], atol=1e-6
+    )
     with pytest.raises(ValueError, match="needs a VAE with latent_dim=2"):
         latent_grid(VAE(latent_dim=3))
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from aekeras.analysis import image_metrics, psnr
-from aekeras.data import to_unit_scale
 from aekeras.analysis.metrics import MAX_PSNR
+from aekeras.data import to_unit_scale
 
 
 def test_psnr_known_values_and_perfect_repair(digits):

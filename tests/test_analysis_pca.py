@@ -27,11 +27,20 @@ def test_compare_with_pca(mnist_train_small, mnist_test_arrays):
     test_images = mnist_test_arrays[0][:1000]
     result = compare_with_pca(
         lambda d: models.DenseAutoencoder(
-            latent_dim=d, hidden_dims=(128,), activation=None, output_activation="sigmoid",
-            reconstruction_loss="binary_crossentropy", value_range=(0, 1),
+            latent_dim=d,
+            hidden_dims=(128,),
+            activation=None,
+            output_activation="sigmoid",
+            reconstruction_loss="binary_crossentropy",
+            value_range=(0, 1),
         ),
-        images, labels, test_images, mnist_test_arrays[1][:1000],
-        code_sizes=(2, 10), epochs=5, probe_examples=2000,
+        images,
+        labels,
+        test_images,
+        mnist_test_arrays[1][:1000],
+        code_sizes=(2, 10),
+        epochs=5,
+        probe_examples=2000,
     )
     assert result["code_sizes"] == [2, 10]
     for method in ("pca", "autoencoder"):
@@ -58,11 +67,26 @@ def test_pca_beats_the_conv_autoencoder_on_rgb_crops_at_equal_code_size(rgb_crop
     """
     train, test = (crops.astype(np.float32) / 255 for crops in rgb_crops)
     result = compare_with_pca(
-        lambda size: models.ConvAutoencoder(filters=(16, 8, 8), image_shape=(32, 32, 3), reconstruction_loss="mse"),
-        train, None, test, None, code_sizes=(128,), epochs=10, batch_size=32,
+        lambda size: models.ConvAutoencoder(
+            filters=(16, 8, 8), image_shape=(32, 32, 3), reconstruction_loss="mse"
+        ),
+        train,
+        None,
+        test,
+        None,
+        code_sizes=(128,),
+        epochs=10,
+        batch_size=32,
     )
     pca, autoencoder = result["pca"]["mse"][0], result["autoencoder"]["mse"][0]
     assert result["pca"]["probe_accuracy"] == [] and 0 < pca < autoencoder < 0.05
     with pytest.raises(ValueError, match="built for code size 64 has a code of 128 values"):
-        compare_with_pca(lambda size: models.ConvAutoencoder(image_shape=(32, 32, 3)), train, None, test, None,
-                         code_sizes=(64,), epochs=1)
+        compare_with_pca(
+            lambda size: models.ConvAutoencoder(image_shape=(32, 32, 3)),
+            train,
+            None,
+            test,
+            None,
+            code_sizes=(64,),
+            epochs=1,
+        )

@@ -11,7 +11,9 @@ def test_reconstructions_on_the_unit_scale(trained_dense, digits):
     expected = (trained_dense.predict(digits[:100] * 2 - 1, verbose=0) + 1) / 2
     np.testing.assert_allclose(outputs, expected, atol=1e-6)
     assert 0 <= outputs.min() and outputs.max() <= 1
-    assert result["metrics"]["standard"]["mse"] == pytest.approx(np.mean((outputs - digits[:100]) ** 2), rel=1e-5)
+    assert result["metrics"]["standard"]["mse"] == pytest.approx(
+        np.mean((outputs - digits[:100]) ** 2), rel=1e-5
+    )
 
 
 def test_encoder_kernels_are_weight_rows(trained_dense):

@@ -1,9 +1,9 @@
 import keras
 import numpy as np
 import pytest
+from test_case import AutoencoderTestCase, mnist
 
 from aekeras.models import Autoencoder
-from test_case import AutoencoderTestCase, mnist
 
 
 def small_autoencoder():

@@ -2,17 +2,17 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_autoencoder import small_autoencoder
+from test_case import mnist
 
 from aekeras.models import (
+    VAE,
     Autoencoder,
     ContractiveAutoencoder,
     ConvAutoencoder,
     DenoisingAutoencoder,
     DenseAutoencoder,
-    VAE,
 )
-from test_autoencoder import small_autoencoder
-from test_case import mnist
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +40,6 @@ class TestBaseAutoencoder:
         logs = model.evaluate(images, verbose=0, return_dict=True)
         penalty = float(np.sum(np.square(encoder.layers[1].kernel.numpy())))
         assert logs["loss"] == pytest.approx(logs["reconstruction_loss"] + penalty, rel=1e-5)
-
-
 
 
 MODELS = {
@@ -84,6 +82,6 @@ def test_two_replicas_match_one_device(images, mirrored, name):
     got = train_one_step(replicated, batch, mirrored)
     expected = train_one_step(single, batch, tf.distribute.get_strategy())
     assert mirrored.num_replicas_in_sync == 2
-    assert any(not np.allclose(w, w0) for w, w0 in zip(expected, initial))
-    for a, b in zip(got, expected):
+    assert any(not np.allclose(w, w0) for w, w0 in zip(expected, initial, strict=True))
+    for a, b in zip(got, expected, strict=True):
         np.testing.assert_allclose(a, b, atol=2e-6)

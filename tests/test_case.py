@@ -8,6 +8,17 @@ import keras
 import numpy as np
 
 import aekeras
+from aekeras import registry
+
+# Small options for each registered model, so the session's exports train fast.
+SMALL = {
+    "dense": {"latent_dim": 16},
+    "conv": {"latent_dim": 8},
+    "denoising": {"latent_dim": 64},
+    "contractive": {"latent_dim": 16},
+    "vae": {"latent_dim": 4},
+}
+MODEL_NAMES = registry.model_names()
 
 
 class AutoencoderTestCase:
@@ -40,7 +51,7 @@ class AutoencoderTestCase:
         logs = loaded.fit(inputs, epochs=1, batch_size=len(inputs), verbose=0).history
         assert set(logs) == {"loss", *model.loss_term_names}
         after = [w.numpy() for w in loaded.trainable_weights]
-        assert any(not np.array_equal(a, b) for a, b in zip(before, after))
+        assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
         return loaded
 
     def run_fit_test(self, model, train, test, epochs=2, learning_rate=1e-3, val_rtol=1e-5):

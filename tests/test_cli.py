@@ -25,10 +25,9 @@ def run(args, cwd, timeout=300, env=None):
 
 
 def stderr_line(result):
-    """The one line a failing command prints, TensorFlow's log noise aside."""
-    lines = [l for l in result.stderr.splitlines() if l.startswith("aekeras")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
+    """The one line a failing command prints: nothing else reaches stderr."""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("aekeras: error: "), result.stderr
+    return result.stderr
 
 
 def test_train_then_export_end_to_end(tmp_path):
@@ -49,10 +48,14 @@ def test_train_then_export_end_to_end(tmp_path):
     config = (tmp_path / "saved_models/models.config").read_text()
     assert 'name: "dense"' in config and 'base_path: "/models/dense"' in config
 
-    converted = run(["tflite", "saved_models/dense/2", "--quantize", "int8", "--calibration-images", "100"], cwd=tmp_path)
+    converted = run(
+        ["tflite", "saved_models/dense/2", "--quantize", "int8", "--calibration-images", "100"], cwd=tmp_path
+    )
     assert converted.returncode == 0, converted.stderr
     assert (tmp_path / "saved_models/dense/2/dense-int8.tflite").is_file()
-    litert, saved = (float(v.split()[0].rstrip(",")) for v in converted.stdout.split("LiteRT ")[1].split("SavedModel "))
+    litert, saved = (
+        float(v.split()[0].rstrip(",")) for v in converted.stdout.split("LiteRT ")[1].split("SavedModel ")
+    )
     assert saved == pytest.approx(record["test_metrics"]["mse_01"], rel=1e-4) and litert <= 1.1 * saved
 
 
@@ -71,7 +74,10 @@ def test_console_script_and_help(tmp_path):
         (["train", "dense", "--epochs", "0"], "0 is not a positive integer"),
         (["train", "dense", "--batch-size", "many"], "'many' is not an integer"),
         (["train", "dense", "--latent-dim", "0"], "0 is not a positive integer"),
-        (["train", "dense", "--noise", "gaussian"], "--noise does not apply to the dense model (only to denoising)"),
+        (
+            ["train", "dense", "--noise", "gaussian"],
+            "--noise does not apply to the dense model (only to denoising)",
+        ),
         (["train", "dense", "--strategy", "multi_worker"], "strategy 'multi_worker' needs $TF_CONFIG"),
         (["train", "dense", "--learning-rate=-1e-3"], "-1e-3 is not a positive number"),
         (["train", "dense", "--data-dir", "no/such/folder"], "no/such/folder: data folder does not exist"),
@@ -108,9 +114,18 @@ def test_empty_data_folder(tmp_path):
         (["train", "vae", "--nll-samples", "-1"], "argument --nll-samples: -1 is less than 0"),
         (["train", "conv", "--architecture", "conv"], "--architecture does not apply to the conv model"),
         (["train", "vae", "--tied-weights"], "--tied-weights does not apply to the vae model"),
-        (["train", "contractive", "--binarize"], "--binarize does not apply to the contractive model (only to vae)"),
-        (["train", "dense", "--contraction-weight", "1"], "--contraction-weight does not apply to the dense model"),
-        (["train", "denoising", "--architecture", "conv", "--tied-weights"], "tied_weights conflicts with architecture 'conv'"),
+        (
+            ["train", "contractive", "--binarize"],
+            "--binarize does not apply to the contractive model (only to vae)",
+        ),
+        (
+            ["train", "dense", "--contraction-weight", "1"],
+            "--contraction-weight does not apply to the dense model",
+        ),
+        (
+            ["train", "denoising", "--architecture", "conv", "--tied-weights"],
+            "tied_weights conflicts with architecture 'conv'",
+        ),
         (["train", "dense", "--data-dir", "a_file"], "a_file: data folder does not exist"),
         (["train", "dense", "--out", "a_file"], "--out {tmp}/a_file: {tmp}/a_file is not a folder"),
         (["export", "runs/dense", "--name", "x"], "runs/dense: expected a .keras file or a run folder"),
@@ -161,7 +176,8 @@ def test_export_loads_in_safe_mode_and_refuses_code(tmp_path, monkeypatch, capsy
     keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs)).save(tmp_path / "lambda.keras")
     DenseAutoencoder(latent_dim=4).save(tmp_path / "dense.keras")
     keras_file_with_config(
-        tmp_path / "unknown.keras", tmp_path / "dense.keras",
+        tmp_path / "unknown.keras",
+        tmp_path / "dense.keras",
         lambda c: {**c, "module": "os", "class_name": "system", "registered_name": "os>system"},
     )
     (tmp_path / "text.keras").write_text("not a zip")
@@ -205,7 +221,11 @@ def test_killed_run_resumes_from_the_last_completed_epoch(tmp_path):
     # The same command run through, alongside the resumed run, for comparison.
     (tmp_path / "uninterrupted").mkdir()
     uninterrupted = subprocess.Popen(
-        [*AEKERAS, *args], cwd=tmp_path / "uninterrupted", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        [*AEKERAS, *args],
+        cwd=tmp_path / "uninterrupted",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         resumed = run(args, cwd=tmp_path)
@@ -235,9 +255,15 @@ def test_killed_run_resumes_from_the_last_completed_epoch(tmp_path):
     "args, metrics",
     [
         (["conv", "--latent-dim", "2", "--strategy", "mirrored"], {"loss", "reconstruction_loss", "mse_01"}),
-        (["denoising", "--noise", "gaussian", "--noise-level", "0.3"], {"loss", "reconstruction_loss", "clean_reconstruction_loss", "mse_01"}),
+        (
+            ["denoising", "--noise", "gaussian", "--noise-level", "0.3"],
+            {"loss", "reconstruction_loss", "clean_reconstruction_loss", "mse_01"},
+        ),
         (["contractive"], {"loss", "reconstruction_loss", "contractive_loss", "mse_01"}),
-        (["vae", "--binarize", "--nll-samples", "3"], {"loss", "reconstruction_loss", "kl_loss", "mse_01", "nll", "neg_elbo"}),
+        (
+            ["vae", "--binarize", "--nll-samples", "3"],
+            {"loss", "reconstruction_loss", "kl_loss", "mse_01", "nll", "neg_elbo"},
+        ),
     ],
 )
 def test_every_model_trains_and_exports(tmp_path, args, metrics):

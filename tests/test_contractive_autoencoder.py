@@ -2,10 +2,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_case import AutoencoderTestCase, mnist
 
 from aekeras import losses
 from aekeras.models import ContractiveAutoencoder, ConvAutoencoder, DenseAutoencoder
-from test_case import AutoencoderTestCase, mnist
 
 
 @pytest.fixture(scope="module")

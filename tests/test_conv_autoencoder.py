@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
+from test_case import AutoencoderTestCase, mnist
 
 from aekeras.models import ConvAutoencoder
-from test_case import AutoencoderTestCase, mnist
 
 
 @pytest.fixture(scope="module")

@@ -107,7 +107,9 @@ def test_load_flatten_labels_limit_and_remainder(mnist_dir, mnist_test_arrays):
 
 
 def first_labels(mnist_dir, seed):
-    dataset = data.load("mnist", "train", batch_size=32, labels=True, limit=2000, seed=seed, data_dir=mnist_dir)
+    dataset = data.load(
+        "mnist", "train", batch_size=32, labels=True, limit=2000, seed=seed, data_dir=mnist_dir
+    )
     return [y.numpy() for _, y in dataset.take(2)]
 
 
@@ -140,7 +142,9 @@ def test_auto_source_prefers_the_tfds_manual_folder(tmp_path, monkeypatch):
     monkeypatch.delenv(data.DATA_DIR_ENV)
     monkeypatch.setenv("HOME", str(tmp_path))
     images, labels = tiny_split(3)
-    write_split(tmp_path / "tensorflow_datasets/downloads/manual/mnist", images, labels, "test", compress=False)
+    write_split(
+        tmp_path / "tensorflow_datasets/downloads/manual/mnist", images, labels, "test", compress=False
+    )
     got_images, got_labels = data.load_arrays("mnist", "test")
     np.testing.assert_array_equal(got_images[..., 0], images / np.float32(255))
     np.testing.assert_array_equal(got_labels, labels)

@@ -1,9 +1,9 @@
 import keras
 import numpy as np
 import pytest
+from test_case import AutoencoderTestCase, mnist
 
 from aekeras.models import ConvAutoencoder, DenoisingAutoencoder, DenseAutoencoder
-from test_case import AutoencoderTestCase, mnist
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +36,7 @@ class TestDenoisingAutoencoder(AutoencoderTestCase):
         # copy would give equal losses; fresh noise gives different ones.
         model = lecture_model()
         model.compile(optimizer=keras.optimizers.SGD(0.0))
-        losses = [
-            model.train_on_batch(images, return_dict=True)["loss"] for _ in range(3)
-        ]
+        losses = [model.train_on_batch(images, return_dict=True)["loss"] for _ in range(3)]
         assert len(set(losses)) == 3
 
     @pytest.mark.parametrize("kind, level", [("gaussian", 0.3), ("salt_and_pepper", 0.2)])

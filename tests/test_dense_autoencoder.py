@@ -1,9 +1,9 @@
 import keras
 import numpy as np
 import pytest
+from test_case import AutoencoderTestCase, mnist
 
 from aekeras.models import DenseAutoencoder
-from test_case import AutoencoderTestCase, mnist
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ class TestDenseAutoencoder(AutoencoderTestCase):
         decoder_dense = model.decoder.layers[:-1]
         # Each decoder layer owns only a bias; the kernels are the encoder's.
         assert len(model.trainable_weights) == 3 * len(encoder_dense)
-        assert all(d.tied_to is e for d, e in zip(decoder_dense, reversed(encoder_dense)))
+        assert all(d.tied_to is e for d, e in zip(decoder_dense, reversed(encoder_dense), strict=True))
         codes = model.encode(images).numpy()
         hidden = codes
         for layer in decoder_dense:

@@ -5,10 +5,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_case import MODEL_NAMES, mnist
 
 from aekeras import export
 from aekeras.models import Autoencoder, DenseAutoencoder
-from test_case import mnist
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,9 @@ def test_versions_count_up_and_settings_travel(exported):
 
 def test_flat_input_models_take_flat_inputs(tmp_path, images):
     # The signature's shape is the model's own: no silent reshape.
-    model = DenseAutoencoder(latent_dim=4, image_shape=(784,), output_activation="sigmoid", value_range=(0, 1))
+    model = DenseAutoencoder(
+        latent_dim=4, image_shape=(784,), output_activation="sigmoid", value_range=(0, 1)
+    )
     path = export.saved_model(model, tmp_path, "flat")
     serve = tf.saved_model.load(str(path), tags=["serve"]).signatures["serving_default"]
     flat = images.reshape(-1, 784)
@@ -97,7 +99,7 @@ def keras_outputs(model, images):
     return latent, reconstruction
 
 
-@pytest.mark.parametrize("name", ["dense", "conv", "denoising", "contractive", "vae"])
+@pytest.mark.parametrize("name", MODEL_NAMES)
 def test_every_model_answers_every_signature_by_name(exported_models, digits, name):
     _, exported = exported_models
     model, path = exported[name]
@@ -188,14 +190,29 @@ def test_saved_model_cli_shows_and_runs_the_export(exported_models, digits, tmp_
     model, path = exported["dense"]
     shown = run_saved_model_cli("show", "--all", "--dir", str(path))
     assert shown.returncode == 0, shown.stderr
-    for line in ("signature_def['serving_default']", "inputs['images'] tensor_info",
-                 "outputs['reconstruction'] tensor_info", "outputs['score'] tensor_info",
-                 "signature_def['encode']", "signature_def['decode']", "shape: (-1, 28, 28, 1)"):
+    for line in (
+        "signature_def['serving_default']",
+        "inputs['images'] tensor_info",
+        "outputs['reconstruction'] tensor_info",
+        "outputs['score'] tensor_info",
+        "signature_def['encode']",
+        "signature_def['decode']",
+        "shape: (-1, 28, 28, 1)",
+    ):
         assert line in shown.stdout
     np.save(tmp_path / "digits.npy", digits[:8])
     ran = run_saved_model_cli(
-        "run", "--dir", str(path), "--tag_set", "serve", "--signature_def", "serving_default",
-        "--inputs", f"images={tmp_path / 'digits.npy'}", "--outdir", str(tmp_path / "out"),
+        "run",
+        "--dir",
+        str(path),
+        "--tag_set",
+        "serve",
+        "--signature_def",
+        "serving_default",
+        "--inputs",
+        f"images={tmp_path / 'digits.npy'}",
+        "--outdir",
+        str(tmp_path / "out"),
     )
     assert ran.returncode == 0, ran.stderr
     _, reconstruction = keras_outputs(model, digits[:8])
@@ -240,7 +257,8 @@ def test_a_killed_export_leaves_no_version_and_its_leftovers_are_removed(tmp_pat
     with open(tmp_path / "stderr", "w") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-c", HANGING_EXPORT, str(tmp_path / "out"), str(written)],
-            stdout=subprocess.DEVNULL, stderr=stderr,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
         )
         try:
             deadline = time.time() + 120

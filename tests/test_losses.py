@@ -50,7 +50,9 @@ def test_kl_divergence_matches_a_monte_carlo_estimate():
     log_q = np.asarray(losses.gaussian_log_density(z, mean, log_var))
     log_p = np.asarray(losses.gaussian_log_density(z, 0.0, 0.0))
     monte_carlo = np.mean(log_q - log_p, axis=0)
-    np.testing.assert_allclose(losses.kl_divergence_standard_normal(mean, log_var), monte_carlo, rtol=0.02, atol=0.01)
+    np.testing.assert_allclose(
+        losses.kl_divergence_standard_normal(mean, log_var), monte_carlo, rtol=0.02, atol=0.01
+    )
     assert np.allclose(losses.kl_divergence_standard_normal(np.zeros((1, 5)), np.zeros((1, 5))), 0)
 
 
@@ -84,9 +86,12 @@ def test_continuous_bernoulli_is_a_density_with_the_stated_mean():
     targets = np.array([[0.2, 0.9]], np.float32)
     probs = np.array([[0.3, 0.8]], np.float32)
     expected = np.sum(targets * np.log(probs) + (1 - targets) * np.log(1 - probs)) + sum(
-        float(losses.continuous_bernoulli_log_normalizer(np.array([[p]], np.float32))[0, 0]) for p in (0.3, 0.8)
+        float(losses.continuous_bernoulli_log_normalizer(np.array([[p]], np.float32))[0, 0])
+        for p in (0.3, 0.8)
     )
-    assert float(losses.continuous_bernoulli_log_likelihood(targets, probs)[0]) == pytest.approx(expected, rel=1e-5)
+    assert float(losses.continuous_bernoulli_log_likelihood(targets, probs)[0]) == pytest.approx(
+        expected, rel=1e-5
+    )
 
 
 def test_gaussian_log_likelihood_matches_scipy():
@@ -94,7 +99,9 @@ def test_gaussian_log_likelihood_matches_scipy():
 
     rng = np.random.default_rng(0)
     targets, means = rng.uniform(size=(3, 4, 4, 1)), rng.uniform(size=(3, 4, 4, 1))
-    got = np.asarray(losses.gaussian_log_likelihood(targets.astype(np.float32), means.astype(np.float32), np.log(0.2)))
+    got = np.asarray(
+        losses.gaussian_log_likelihood(targets.astype(np.float32), means.astype(np.float32), np.log(0.2))
+    )
     expected = norm.logpdf(targets, means, 0.2).reshape(3, -1).sum(axis=1)
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     per_pixel = np.asarray(losses.gaussian_log_likelihood(targets, means, np.log(0.2), reduction="none"))

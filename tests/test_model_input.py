@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from aekeras.models import ContractiveAutoencoder, ConvAutoencoder, DenoisingAutoencoder, DenseAutoencoder, VAE
+from aekeras.models import (
+    VAE,
+    ContractiveAutoencoder,
+    ConvAutoencoder,
+    DenoisingAutoencoder,
+    DenseAutoencoder,
+)
 
 MODELS = {
     "dense": lambda: DenseAutoencoder(latent_dim=4),
@@ -21,16 +27,23 @@ def test_wrong_shapes_name_the_expected_shape(name):
     # A dense encoder flattens whatever it gets: without the check, the first
     # two would be taken as images.
     for shape in ((2, 28, 28), (2, 784), (2, 27, 27, 1)):
-        with pytest.raises(ValueError, match=rf"expects inputs of shape \(batch, 28, 28, 1\), got shape \({shape[0]}, "):
+        with pytest.raises(
+            ValueError, match=rf"expects inputs of shape \(batch, 28, 28, 1\), got shape \({shape[0]}, "
+        ):
             model(np.zeros(shape, np.float32))
-    with pytest.raises(ValueError, match=r"expects inputs of shape \(batch, 28, 28, 1\), got shape \((3|None), 28, 28\)"):
+    with pytest.raises(
+        ValueError, match=r"expects inputs of shape \(batch, 28, 28, 1\), got shape \((3|None), 28, 28\)"
+    ):
         model.predict(np.zeros((3, 28, 28), np.float32), verbose=0)
 
 
 def test_flat_models_expect_flat_inputs():
     model = DenseAutoencoder(latent_dim=4, image_shape=(784,))
     assert model(np.zeros((2, 784), np.float32)).shape == (2, 784)
-    with pytest.raises(ValueError, match=r"DenseAutoencoder expects inputs of shape \(batch, 784\), got shape \(2, 28, 28, 1\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"DenseAutoencoder expects inputs of shape \(batch, 784\), got shape \(2, 28, 28, 1\)",
+    ):
         model(np.zeros((2, 28, 28, 1), np.float32))
 
 
@@ -41,7 +54,9 @@ def test_the_shape_check_holds_after_a_first_predict(name):
     model = MODELS[name]()
     model.predict(np.zeros((5, 28, 28, 1), np.float32), verbose=0)
     for shape in ((2, 20, 20, 1), (2, 28, 28, 3), (2, 56, 28, 1)):
-        with pytest.raises(Exception, match=rf"{type(model).__name__} expects inputs of shape \(batch, 28, 28, 1\)"):
+        with pytest.raises(
+            Exception, match=rf"{type(model).__name__} expects inputs of shape \(batch, 28, 28, 1\)"
+        ):
             model.predict(np.random.default_rng(0).uniform(size=shape).astype(np.float32), verbose=0)
     # A wrong code is refused by decode too.
     with pytest.raises(ValueError, match="expects codes of shape"):

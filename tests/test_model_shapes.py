@@ -50,9 +50,17 @@ def test_model_builds_trains_and_round_trips_for_any_shape(name, options, shape,
 
 def test_flat_vectors_for_dense_models_and_a_clear_refusal_for_conv():
     spec = ImageSpec((64,))
-    assert registry.build_model("dense", spec, latent_dim=3).predict(np.zeros((2, 64)), verbose=0).shape == (2, 64)
-    assert registry.build_model("vae", spec, latent_dim=3).predict(np.zeros((2, 64)), verbose=0).shape == (2, 64)
-    with pytest.raises(ValueError, match=r"ConvAutoencoder needs \(height, width, channels\) images, got shape \(64,\)"):
+    assert registry.build_model("dense", spec, latent_dim=3).predict(np.zeros((2, 64)), verbose=0).shape == (
+        2,
+        64,
+    )
+    assert registry.build_model("vae", spec, latent_dim=3).predict(np.zeros((2, 64)), verbose=0).shape == (
+        2,
+        64,
+    )
+    with pytest.raises(
+        ValueError, match=r"ConvAutoencoder needs \(height, width, channels\) images, got shape \(64,\)"
+    ):
         registry.build_model("conv", spec)
 
 

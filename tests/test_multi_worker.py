@@ -43,7 +43,7 @@ def run_together(runs):
         for p in processes:
             p.kill()
             p.wait()
-    for p, (_, stderr) in zip(processes, outputs):
+    for p, (_, stderr) in zip(processes, outputs, strict=True):
         assert p.returncode == 0, stderr
     return outputs
 
@@ -52,7 +52,11 @@ def worker_runs(command, cwd):
     """The runs of a two-worker cluster on 127.0.0.1, one per worker."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     return [
-        ([*command, "--strategy", "multi_worker"], cwd, {"cluster": cluster, "task": {"type": "worker", "index": i}})
+        (
+            [*command, "--strategy", "multi_worker"],
+            cwd,
+            {"cluster": cluster, "task": {"type": "worker", "index": i}},
+        )
         for i in range(2)
     ]
 
@@ -95,10 +99,10 @@ def test_two_workers_train_as_one_process(tmp_path, args):
     assert sorted(p.name for p in worker.iterdir()) == ["model.keras"]
 
     chief = weights(tmp_path / "runs" / model / "model.keras")
-    for a, b in zip(chief, weights(worker / "model.keras")):
+    for a, b in zip(chief, weights(worker / "model.keras"), strict=True):
         np.testing.assert_array_equal(a, b)
     single = weights(tmp_path / "single/runs" / model / "model.keras")
-    for a, b in zip(chief, single):
+    for a, b in zip(chief, single, strict=True):
         # Measured: at most 4e-7 (the all-reduce sums in another order); a
         # wrong batch split or draw moves weights by about the learning
         # rate, 1e-3, in four Adam steps.
@@ -107,13 +111,26 @@ def test_two_workers_train_as_one_process(tmp_path, args):
 
 
 def test_two_workers_each_decode_their_own_share_of_a_folder(tmp_path, fashion_png_folder):
-    command = ["train", "conv", "--data", str(fashion_png_folder), "--epochs", "2", "--batch-size", "128", "--quiet"]
+    command = [
+        "train",
+        "conv",
+        "--data",
+        str(fashion_png_folder),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "128",
+        "--quiet",
+    ]
     outputs = run_together(worker_runs(command, tmp_path))
     # 1,350 training images: each worker decodes its 675, by file.
     for index, (stdout, _) in enumerate(outputs):
-        assert f"data: this worker read 675 of the 1350 training images (share {index + 1} of 2, by file)" in stdout
+        assert (
+            f"data: this worker read 675 of the 1350 training images (share {index + 1} of 2, by file)"
+            in stdout
+        )
     chief = weights(tmp_path / "runs/conv/model.keras")
-    for a, b in zip(chief, weights(tmp_path / "runs/conv/worker-1/model.keras")):
+    for a, b in zip(chief, weights(tmp_path / "runs/conv/worker-1/model.keras"), strict=True):
         np.testing.assert_array_equal(a, b)
     record = json.loads((tmp_path / "saved_models/conv/1/run.json").read_text())
     assert record["replicas"] == 2 and record["image_spec"]["shape"] == [28, 28, 1]

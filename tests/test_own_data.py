@@ -21,7 +21,9 @@ AEKERAS = [sys.executable, "-m", "aekeras"]
 
 
 def run(args, cwd, timeout=600, env=None):
-    return subprocess.run([*AEKERAS, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [*AEKERAS, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def train_serve_convert(tmp_path, source, model_args, image_shape):
@@ -45,10 +47,15 @@ def train_serve_convert(tmp_path, source, model_args, image_shape):
     grpc = serving.parse_grpc_response(response)
     assert rest["reconstruction"].shape == grpc["reconstruction"].shape == (3, *image_shape)
     np.testing.assert_allclose(rest["reconstruction"], grpc["reconstruction"], atol=1e-6)
-    assert record["test_metrics"]["mse_01"] == pytest.approx(serving.reconstruction_mse(server, images), rel=1e-4)
+    assert record["test_metrics"]["mse_01"] == pytest.approx(
+        serving.reconstruction_mse(server, images), rel=1e-4
+    )
 
-    converted = run(["tflite", str(version), "--quantize", "int8", "--calibration-images", "300"], cwd=tmp_path)
+    converted = run(
+        ["tflite", str(version), "--quantize", "int8", "--calibration-images", "300"], cwd=tmp_path
+    )
     assert converted.returncode == 0, converted.stderr
+    assert converted.stderr == ""  # the converter's and LiteRT's C++ log lines stay quiet
     calibrated = min(300, len(data.load_arrays(source, "train")[0]))
     assert f"calibrating on {calibrated} training images of {record['data']['source']}" in converted.stdout
     assert f"test reconstruction MSE on {len(images)} images" in converted.stdout
@@ -73,7 +80,9 @@ def test_rgb_crops_png_folder_with_a_conv_model(tmp_path, rgb_crops_folder):
 
 def test_fashion_mnist_png_class_folders_with_a_conv_vae(tmp_path, fashion_png_folder):
     version, record, _ = train_serve_convert(
-        tmp_path, fashion_png_folder, ["vae", "--architecture", "conv", "--latent-dim", "4", "--nll-samples", "5"],
+        tmp_path,
+        fashion_png_folder,
+        ["vae", "--architecture", "conv", "--latent-dim", "4", "--nll-samples", "5"],
         (28, 28, 1),
     )
     assert record["model_config"]["likelihood"] == "bernoulli"
@@ -84,8 +93,10 @@ def test_fashion_mnist_png_class_folders_with_a_conv_vae(tmp_path, fashion_png_f
 
 def test_a_prepared_tfds_data_set_trains_offline(tmp_path, tfds_digits_dir):
     data_dir, name = tfds_digits_dir
-    trained = run(["train", "conv", "--data", f"tfds:{name}", "--data-dir", str(data_dir), "--epochs", "1", "--quiet"],
-                  cwd=tmp_path)
+    trained = run(
+        ["train", "conv", "--data", f"tfds:{name}", "--data-dir", str(data_dir), "--epochs", "1", "--quiet"],
+        cwd=tmp_path,
+    )
     assert trained.returncode == 0, trained.stderr
     record = json.loads((tmp_path / "saved_models/conv/1/run.json").read_text())
     assert record["image_spec"]["shape"] == [8, 8, 1] and record["data"]["source"] == f"tfds:{name}"
@@ -156,5 +167,8 @@ def test_bad_data_exits_2_with_one_line_and_writes_nothing(tmp_path, monkeypatch
         assert message in stderr.getvalue(), (name, stderr.getvalue())
     assert list((tmp_path / "work").iterdir()) == []
     result = run(["train", "conv", "--data", str(inputs / "sizes"), "--channels", "2"], cwd=tmp_path / "work")
-    assert result.returncode == 2 and "argument --channels: invalid choice: 2 (choose from 1, 3)" in result.stderr
+    assert (
+        result.returncode == 2
+        and "argument --channels: invalid choice: 2 (choose from 1, 3)" in result.stderr
+    )
     assert list((tmp_path / "work").iterdir()) == []

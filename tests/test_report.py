@@ -11,16 +11,28 @@ from aekeras import models
 from aekeras.report import cached_model
 
 FIGURES = [
-    "reconstructions.png", "kernels.png", "denoising_vs_inpainting.png", "interpolation.png",
-    "manifold_inpainting.png", "anomaly.png", "pca.png", "super_resolution.png",
-    "vae_latent_grid.png", "vae_latent_scatter.png", "vae_samples.png", "curve_denoising.png",
+    "reconstructions.png",
+    "kernels.png",
+    "denoising_vs_inpainting.png",
+    "interpolation.png",
+    "manifold_inpainting.png",
+    "anomaly.png",
+    "pca.png",
+    "super_resolution.png",
+    "vae_latent_grid.png",
+    "vae_latent_scatter.png",
+    "vae_samples.png",
+    "curve_denoising.png",
 ]
 
 
 def test_quick_report_writes_every_figure_and_number(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "aekeras", "report", "--out", "reports", "--quick"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = tmp_path / "reports"
@@ -34,7 +46,10 @@ def test_quick_report_writes_every_figure_and_number(tmp_path):
     assert metrics["settings"]["train_limit"] == 2000 and metrics["settings"]["seed"] == 0
     assert set(metrics["denoising_vs_inpainting"]) == {"corrupted", "autoencoder", "telea", "navier_stokes"}
     assert len(metrics["anomaly"]["auroc"]) == 10
-    assert metrics["pca"]["code_sizes"] == [2, 10, 30] and len(metrics["pca"]["tied_linear_principal_angles"]) == 10
+    assert (
+        metrics["pca"]["code_sizes"] == [2, 10, 30]
+        and len(metrics["pca"]["tied_linear_principal_angles"]) == 10
+    )
     assert "[report" in result.stdout and "10/10" in result.stdout  # progress is shown
 
 

@@ -24,7 +24,9 @@ def test_npz_without_test_split_holds_out_a_fixed_share(digits_npz):
     # the labels travel with their images.
     order = np.random.default_rng(HOLDOUT_SEED).permutation(1797)
     original = load_digits()
-    np.testing.assert_allclose(test[0][..., 0], np.round(original.images[order[:180]] * 255 / 16) / 255, atol=1e-7)
+    np.testing.assert_allclose(
+        test[0][..., 0], np.round(original.images[order[:180]] * 255 / 16) / 255, atol=1e-7
+    )
     np.testing.assert_array_equal(test[1], original.target[order[:180]])
     np.testing.assert_array_equal(train[1], original.target[order[180:]])
     again = data.load_arrays(digits_npz, "test", test_fraction=0.1)
@@ -47,7 +49,7 @@ def test_resize_and_channels_apply_to_every_source(digits_npz):
 def test_rgb_png_folder_with_train_and_test(rgb_crops_folder, rgb_crops):
     source = data.open_source(rgb_crops_folder)
     assert source.spec == ImageSpec((32, 32, 3), source=str(rgb_crops_folder))
-    for split, original in zip(("train", "test"), rgb_crops):
+    for split, original in zip(("train", "test"), rgb_crops, strict=True):
         images, labels = data.load_arrays(rgb_crops_folder, split)
         assert labels is None
         # PNG is lossless: the pixels are the photographs' own.
@@ -75,7 +77,7 @@ def test_large_folders_stream_and_give_the_same_batches(fashion_png_folder):
         kwargs = dict(batch_size=100, labels=True, seed=3, shuffle=True)
         a = data.make_dataset(in_memory.examples(split), in_memory.spec, **kwargs)
         b = data.make_dataset(streamed.examples(split), streamed.spec, **kwargs)
-        for (xa, ya), (xb, yb) in zip(a, b):
+        for (xa, ya), (xb, yb) in zip(a, b, strict=True):
             np.testing.assert_array_equal(xa.numpy(), xb.numpy())
             np.testing.assert_array_equal(ya.numpy(), yb.numpy())
 
@@ -100,7 +102,9 @@ def test_every_image_format_decodes_to_its_pixels(tmp_path):
 def test_folders_of_differing_sizes_need_image_size(tmp_path):
     Image.fromarray(np.zeros((10, 12), np.uint8)).save(tmp_path / "a.png")
     Image.fromarray(np.full((20, 8), 255, np.uint8)).save(tmp_path / "b.png")
-    with pytest.raises(DataError, match=r"images differ in size \(10x12 in .*a.png, 20x8 in .*b.png\); pass --image-size"):
+    with pytest.raises(
+        DataError, match=r"images differ in size \(10x12 in .*a.png, 20x8 in .*b.png\); pass --image-size"
+    ):
         data.open_source(tmp_path)
     images, _ = data.load_arrays(tmp_path, "train", image_size=(16, 16), test_fraction=0.5)
     assert images.shape == (1, 16, 16, 1)
@@ -116,8 +120,13 @@ def test_prepared_tfds_data_set_reads_offline(tfds_digits_dir):
     assert len(images) == 297
     original = load_digits()
     # TFDS shuffles examples when it prepares them; compare as sets of rows.
-    expected = {(tuple(np.round(i * 255 / 16).astype(int).ravel()), t) for i, t in zip(original.images[1500:], original.target[1500:])}
-    got = {(tuple(np.round(i[..., 0] * 255).astype(int).ravel()), t) for i, t in zip(images, labels)}
+    expected = {
+        (tuple(np.round(i * 255 / 16).astype(int).ravel()), t)
+        for i, t in zip(original.images[1500:], original.target[1500:], strict=True)
+    }
+    got = {
+        (tuple(np.round(i[..., 0] * 255).astype(int).ravel()), t) for i, t in zip(images, labels, strict=True)
+    }
     assert got == expected
 
 
@@ -143,14 +152,38 @@ def _write_npz(path, **arrays):
     [
         (lambda d: d / "missing", "missing: no such file or folder"),
         (lambda d: (d / "empty").mkdir() or d / "empty", "empty: no images (expected PNG, JPEG, BMP or GIF"),
-        (lambda d: (d / "notes.txt").write_text("hi") and d / "notes.txt", "notes.txt: neither a folder of images nor an .npz/.npy"),
-        (lambda d: _write_npz(d / "rank.npz", images=np.zeros((4, 5), np.uint8)), r"images of shape \(4, 5\) \(expected \[n, height, width\]"),
-        (lambda d: _write_npz(d / "int.npz", images=np.zeros((4, 5, 5), np.int64)), "images of dtype int64 (expected uint8 0-255 or float in [0, 1])"),
-        (lambda d: _write_npz(d / "nan.npz", images=np.full((4, 5, 5), np.nan, np.float32)), "hold NaN or infinite values"),
-        (lambda d: _write_npz(d / "inf.npz", images=np.full((4, 5, 5), np.inf, np.float64)), "hold NaN or infinite values"),
-        (lambda d: _write_npz(d / "scale.npz", images=np.full((4, 5, 5), 255.0)), r"float images range over \[255, 255\] \(expected \[0, 1\]"),
-        (lambda d: _write_npz(d / "labels.npz", images=np.zeros((4, 5, 5), np.uint8), labels=np.arange(3)), "3 labels for 4 images"),
-        (lambda d: _write_npz(d / "two.npz", a=np.zeros((4, 5, 5), np.uint8), b=np.zeros(4)), r"holds \['a', 'b'\] \(expected an array named 'images'"),
+        (
+            lambda d: (d / "notes.txt").write_text("hi") and d / "notes.txt",
+            "notes.txt: neither a folder of images nor an .npz/.npy",
+        ),
+        (
+            lambda d: _write_npz(d / "rank.npz", images=np.zeros((4, 5), np.uint8)),
+            r"images of shape \(4, 5\) \(expected \[n, height, width\]",
+        ),
+        (
+            lambda d: _write_npz(d / "int.npz", images=np.zeros((4, 5, 5), np.int64)),
+            "images of dtype int64 (expected uint8 0-255 or float in [0, 1])",
+        ),
+        (
+            lambda d: _write_npz(d / "nan.npz", images=np.full((4, 5, 5), np.nan, np.float32)),
+            "hold NaN or infinite values",
+        ),
+        (
+            lambda d: _write_npz(d / "inf.npz", images=np.full((4, 5, 5), np.inf, np.float64)),
+            "hold NaN or infinite values",
+        ),
+        (
+            lambda d: _write_npz(d / "scale.npz", images=np.full((4, 5, 5), 255.0)),
+            r"float images range over \[255, 255\] \(expected \[0, 1\]",
+        ),
+        (
+            lambda d: _write_npz(d / "labels.npz", images=np.zeros((4, 5, 5), np.uint8), labels=np.arange(3)),
+            "3 labels for 4 images",
+        ),
+        (
+            lambda d: _write_npz(d / "two.npz", a=np.zeros((4, 5, 5), np.uint8), b=np.zeros(4)),
+            r"holds \['a', 'b'\] \(expected an array named 'images'",
+        ),
     ],
 )
 def test_bad_sources_raise_one_line_naming_the_problem(tmp_path, make, message):

@@ -2,11 +2,12 @@
 
 import numpy as np
 import pytest
+from test_case import MODEL_NAMES
 
 from aekeras import tflite
 from aekeras.serving import LocalServer, ServingError
 
-NAMES = ["dense", "conv", "denoising", "contractive", "vae"]
+NAMES = MODEL_NAMES
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +96,14 @@ def test_runner_checks_every_call_against_the_file(converted, digits, quantize):
     # would be taken as two images.
     runner = converted["dense"][quantize]
     assert runner.contract.signature("encode").inputs[0].shape == (None, 28, 28, 1)
-    for wrong in (np.zeros((1, 56, 28, 1), np.float32), np.zeros((1, 28, 28), np.float32),
-                  np.zeros((1, 28, 28, 3), np.float32)):
-        with pytest.raises(ServingError, match=r"signature 'encode' expects images: float32 \[batch, 28, 28, 1\]"):
+    for wrong in (
+        np.zeros((1, 56, 28, 1), np.float32),
+        np.zeros((1, 28, 28), np.float32),
+        np.zeros((1, 28, 28, 3), np.float32),
+    ):
+        with pytest.raises(
+            ServingError, match=r"signature 'encode' expects images: float32 \[batch, 28, 28, 1\]"
+        ):
             runner("encode", images=wrong)
     with pytest.raises(ServingError, match=r"expects images on \[0, 1\]"):
         runner("serving_default", images=digits[:2] * 255)

@@ -25,7 +25,10 @@ def test_run_writes_everything(run):
     run_dir = f"{config.run_dir}/dense"
     assert result["run_dir"] == run_dir and result["export"] == f"{config.out}/dense/1"
     run_path = Path(run_dir)
-    assert sorted(p.name for p in (run_path / "checkpoints").iterdir()) == ["epoch-001.keras", "epoch-002.keras"]
+    assert sorted(p.name for p in (run_path / "checkpoints").iterdir()) == [
+        "epoch-001.keras",
+        "epoch-002.keras",
+    ]
     assert any((run_path / "logs" / "train").iterdir())
     assert not (run_path / "backup").exists()  # removed once training completes
     history = read_history(run_path / "history.csv")
@@ -95,7 +98,8 @@ def test_multi_worker_needs_a_usable_tf_config(monkeypatch):
         with pytest.raises(ValueError, match=r"does not name a chief or worker task of its cluster"):
             training.check_tf_config()
     monkeypatch.setenv(
-        "TF_CONFIG", '{"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "worker", "index": 0}}'
+        "TF_CONFIG",
+        '{"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "worker", "index": 0}}',
     )
     training.check_tf_config()
 
@@ -118,7 +122,12 @@ def test_a_nan_loss_stops_training_naming_epoch_and_batch(tmp_path, monkeypatch)
 
     monkeypatch.setattr(runner.data, "make_dataset", load_with_one_nan_batch)
     config = TrainConfig(
-        epochs=3, limit=512, batch_size=128, out=str(tmp_path / "out"), run_dir=str(tmp_path / "runs"), verbose=0
+        epochs=3,
+        limit=512,
+        batch_size=128,
+        out=str(tmp_path / "out"),
+        run_dir=str(tmp_path / "runs"),
+        verbose=0,
     )
     checkpoint = tmp_path / "runs/dense/checkpoints/epoch-001.keras"
     with pytest.raises(FloatingPointError) as error:
@@ -151,6 +160,7 @@ def test_a_backup_interrupted_while_written_keeps_the_previous_one(tmp_path):
             if epoch == 0:
                 self.backed_up = self.model.get_weights()
             if epoch == 1:
+
                 def torn_write(filepath, overwrite=True):
                     Path(filepath).write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
                     raise Killed
@@ -163,7 +173,9 @@ def test_a_backup_interrupted_while_written_keeps_the_previous_one(tmp_path):
     killer = KillDuringSecondBackup()
     backup_dir = str(tmp_path / "backup")
     with pytest.raises(Killed):
-        model.fit(images, epochs=3, batch_size=32, verbose=0, callbacks=[killer, AtomicBackupAndRestore(backup_dir)])
+        model.fit(
+            images, epochs=3, batch_size=32, verbose=0, callbacks=[killer, AtomicBackupAndRestore(backup_dir)]
+        )
 
     class Restored(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -176,5 +188,5 @@ def test_a_backup_interrupted_while_written_keeps_the_previous_one(tmp_path):
         images, epochs=3, batch_size=32, verbose=0, callbacks=[AtomicBackupAndRestore(backup_dir), restored]
     )
     assert len(history.history["loss"]) == 2  # epochs 2 and 3
-    for a, b in zip(restored.weights, killer.backed_up):
+    for a, b in zip(restored.weights, killer.backed_up, strict=True):
         np.testing.assert_array_equal(a, b)

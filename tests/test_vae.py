@@ -2,10 +2,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_case import AutoencoderTestCase, mnist
 
 from aekeras import losses
 from aekeras.models import VAE
-from test_case import AutoencoderTestCase, mnist
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,9 @@ class TestVAE(AutoencoderTestCase):
         gradients = tape.gradient(loss, model.encoder.trainable_weights)
         assert all(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in gradients)
         # Fresh eps every call.
-        assert not np.array_equal(model.reparameterize(z_mean, z_log_var), model.reparameterize(z_mean, z_log_var))
+        assert not np.array_equal(
+            model.reparameterize(z_mean, z_log_var), model.reparameterize(z_mean, z_log_var)
+        )
 
     def test_iwae_bound_is_below_the_negative_elbo(self, trained, images):
         binary = (np.random.default_rng(0).uniform(size=images.shape) < images).astype(np.float32)
@@ -69,7 +71,9 @@ class TestVAE(AutoencoderTestCase):
         terms, _ = trained.compute_loss_terms(tf.constant(binary), tf.constant(binary))
         assert 0 < nll <= neg_elbo + 0.5
         # k=1 is the ELBO: it agrees with the training loss on the same images.
-        assert neg_elbo == pytest.approx(float(np.mean(terms["reconstruction_loss"] + terms["kl_loss"])), rel=0.02)
+        assert neg_elbo == pytest.approx(
+            float(np.mean(terms["reconstruction_loss"] + terms["kl_loss"])), rel=0.02
+        )
 
     def test_binarize_draws_bernoulli_pixels(self, images):
         model = VAE(binarize=True, seed=0)
@@ -87,7 +91,11 @@ class TestVAE(AutoencoderTestCase):
 
     def test_fit_on_real_mnist_lowers_validation_loss(self):
         self.run_fit_test(
-            VAE(latent_dim=8, seed=0), mnist("train", limit=4096, batch_size=128), mnist("test", limit=512), epochs=2, val_rtol=0.02
+            VAE(latent_dim=8, seed=0),
+            mnist("train", limit=4096, batch_size=128),
+            mnist("test", limit=512),
+            epochs=2,
+            val_rtol=0.02,
         )
 
     def test_bad_arguments(self):

@@ -17,8 +17,18 @@ def reconstruction_scores(model, images, batch_size=1000):
 
 
 def one_class_anomaly_detection(
-    build_model, train_images, train_labels, test_images, test_labels, *, epochs, batch_size=128,
-    learning_rate=1e-3, digits=range(10), seed=0, progress=None,
+    build_model,
+    train_images,
+    train_labels,
+    test_images,
+    test_labels,
+    *,
+    epochs,
+    batch_size=128,
+    learning_rate=1e-3,
+    digits=range(10),
+    seed=0,
+    progress=None,
 ):
     """One model per digit, trained on that digit only, scores every test image.
 

@@ -75,6 +75,29 @@ def denoising_vs_inpainting(denoiser, images, rate=0.5, radius=3, seed=0):
     return {"missing": missing, "corrupted": shown, "images": images, "repairs": repairs, "metrics": metrics}
 
 
+def minimise_energy(vae, covered, known, steps, learning_rate, prior_weight):
+    """Adam on z from the encoder's code: `(decode(z), mean energy per step)`.
+
+    E(z) = -log p(pixels where `known` is 1 | z) + prior_weight * ||z||^2 / 2.
+    """
+    z = tf.Variable(vae.encode(covered))
+    optimizer = keras.optimizers.Adam(learning_rate)
+    known_t, covered_t = tf.constant(known), tf.constant(covered)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            pixel_nll = -vae.log_likelihood(covered_t, vae.decode_parameters(z), reduction="none")
+            nll = tf.reduce_sum(tf.reshape(known_t * pixel_nll, (tf.shape(z)[0], -1)), axis=-1)
+            energy = nll + prior_weight * 0.5 * tf.reduce_sum(tf.square(z), axis=-1)
+            total = tf.reduce_sum(energy)
+        optimizer.apply_gradients([(tape.gradient(total, z), z)])
+        return tf.reduce_mean(energy)
+
+    energies = [float(step()) for _ in range(steps)]
+    return vae.decode(z).numpy(), np.array(energies)
+
+
 def manifold_inpainting(
     vae, images, patch=None, corner=None, steps=300, learning_rate=0.05, prior_weight=1.0
 ):
@@ -109,22 +132,7 @@ def manifold_inpainting(
     known[:, row : row + patch, col : col + patch] = 0.0
     covered = images * known + 0.5 * (1.0 - known)
 
-    z = tf.Variable(vae.encode(covered))
-    optimizer = keras.optimizers.Adam(learning_rate)
-    known_t, covered_t = tf.constant(known), tf.constant(covered)
-
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            pixel_nll = -vae.log_likelihood(covered_t, vae.decode_parameters(z), reduction="none")
-            nll = tf.reduce_sum(tf.reshape(known_t * pixel_nll, (tf.shape(z)[0], -1)), axis=-1)
-            energy = nll + prior_weight * 0.5 * tf.reduce_sum(tf.square(z), axis=-1)
-            total = tf.reduce_sum(energy)
-        optimizer.apply_gradients([(tape.gradient(total, z), z)])
-        return tf.reduce_mean(energy)
-
-    energies = [float(step()) for _ in range(steps)]
-    manifold = vae.decode(z).numpy()
+    manifold, energies = minimise_energy(vae, covered, known, steps, learning_rate, prior_weight)
     one_pass = reconstruct(vae, covered)
     telea = cv2_inpaint(images, known == 0, "telea")
 
@@ -134,4 +142,10 @@ def manifold_inpainting(
     fills = {"manifold": fill(manifold), "autoencoder": fill(one_pass), "telea": telea}
     region = (slice(None), slice(row, row + patch), slice(col, col + patch))
     patch_psnr = {name: float(np.mean(psnr(f[region], images[region]))) for name, f in fills.items()}
-    return {"covered": covered, "images": images, "fills": fills, "energy": np.array(energies), "patch_psnr": patch_psnr}
+    return {
+        "covered": covered,
+        "images": images,
+        "fills": fills,
+        "energy": energies,
+        "patch_psnr": patch_psnr,
+    }

@@ -37,7 +37,10 @@ def curve_denoising(*, noise_std=0.1, train_points=4000, epochs=100, grid=41, se
 
     def mlp(sizes, name):
         return keras.Sequential(
-            [keras.layers.Dense(s, activation="tanh" if i < len(sizes) - 1 else None) for i, s in enumerate(sizes)],
+            [
+                keras.layers.Dense(s, activation="tanh" if i < len(sizes) - 1 else None)
+                for i, s in enumerate(sizes)
+            ],
             name=name,
         )
 

@@ -11,7 +11,9 @@ MAX_PSNR = 100.0
 
 def mse(images, references):
     """Per-image mean squared error (`aekeras.losses.squared_error`), as numpy."""
-    return np.asarray(losses.squared_error(np.asarray(images, np.float32), np.asarray(references, np.float32)))
+    return np.asarray(
+        losses.squared_error(np.asarray(images, np.float32), np.asarray(references, np.float32))
+    )
 
 
 def psnr(images, references):
@@ -29,7 +31,8 @@ def image_metrics(images, references):
     # measured without it.
     ssim = (
         tf.image.ssim(tf.constant(images), tf.constant(references), max_val=1.0).numpy()
-        if images.ndim == 4 and min(images.shape[1:3]) >= 11 else np.array([np.nan])
+        if images.ndim == 4 and min(images.shape[1:3]) >= 11
+        else np.array([np.nan])
     )
     return {
         "mse": float(np.mean(mse(images, references))),
@@ -49,5 +52,6 @@ def encode(model, unit_images, batch_size=1000):
     """A model's codes of [0, 1] images."""
     spec = model.image_spec
     scaled = spec.to_model_scale(np.asarray(unit_images, np.float32))
-    return np.concatenate([np.asarray(model.encode(scaled[i : i + batch_size]))
-                           for i in range(0, len(scaled), batch_size)])
+    return np.concatenate(
+        [np.asarray(model.encode(scaled[i : i + batch_size])) for i in range(0, len(scaled), batch_size)]
+    )

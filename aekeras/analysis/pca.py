@@ -30,9 +30,32 @@ def _code_size(model):
     return int(np.prod(model.code_shape((None, *model.image_shape))[1:]))
 
 
+def _trained(build_autoencoder, size, train_images, epochs, batch_size, seed):
+    """The autoencoder for a code of `size` values, trained with `seed`."""
+    keras.utils.set_random_seed(seed)
+    model = build_autoencoder(size)
+    if _code_size(model) != size:
+        raise ValueError(
+            f"the autoencoder built for code size {size} has a code of {_code_size(model)} values"
+        )
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(model.image_spec.to_model_scale(train_images), epochs=epochs, batch_size=batch_size, verbose=0)
+    return model
+
+
 def compare_with_pca(
-    build_autoencoder, train_images, train_labels, test_images, test_labels, *, code_sizes=(2, 10, 30),
-    epochs, batch_size=256, probe_examples=10000, seed=0, progress=None,
+    build_autoencoder,
+    train_images,
+    train_labels,
+    test_images,
+    test_labels,
+    *,
+    code_sizes=(2, 10, 30),
+    epochs,
+    batch_size=256,
+    probe_examples=10000,
+    seed=0,
+    progress=None,
 ):
     """Test reconstruction MSE (and probe accuracy) of PCA and autoencoders per code size.
 
@@ -54,22 +77,26 @@ def compare_with_pca(
         accuracies without labels.
     """
     labelled = train_labels is not None and test_labels is not None
-    result = {"code_sizes": list(code_sizes), "pca": {"mse": [], "probe_accuracy": []},
-              "autoencoder": {"mse": [], "probe_accuracy": []}}
+    result = {
+        "code_sizes": list(code_sizes),
+        "pca": {"mse": [], "probe_accuracy": []},
+        "autoencoder": {"mse": [], "probe_accuracy": []},
+    }
     for size in code_sizes:
         if progress:
             progress(f"PCA and autoencoder with a code of {size}")
         pca = PCA(n_components=size, random_state=seed).fit(_flat(train_images))
         result["pca"]["mse"].append(float(np.mean(mse(pca_reconstruct(pca, test_images), test_images))))
-        keras.utils.set_random_seed(seed)
-        model = build_autoencoder(size)
-        if _code_size(model) != size:
-            raise ValueError(f"the autoencoder built for code size {size} has a code of {_code_size(model)} values")
-        model.compile(optimizer=keras.optimizers.Adam(1e-3))
-        model.fit(model.image_spec.to_model_scale(train_images), epochs=epochs, batch_size=batch_size, verbose=0)
+        model = _trained(build_autoencoder, size, train_images, epochs, batch_size, seed)
         result["autoencoder"]["mse"].append(float(np.mean(mse(reconstruct(model, test_images), test_images))))
         if labelled:
-            probe = (train_images[:probe_examples], train_labels[:probe_examples], test_images, test_labels, seed)
+            probe = (
+                train_images[:probe_examples],
+                train_labels[:probe_examples],
+                test_images,
+                test_labels,
+                seed,
+            )
             result["pca"]["probe_accuracy"].append(_probe(pca.transform, *probe))
             result["autoencoder"]["probe_accuracy"].append(
                 _probe(lambda x, m=model: _flat(encode(m, x.reshape(-1, *m.image_shape))), *probe)
@@ -79,7 +106,9 @@ def compare_with_pca(
 
 def _probe(codes_of, train_images, train_labels, test_images, test_labels, seed):
     """Test accuracy of a logistic-regression probe on the codes `codes_of(flat images)` gives."""
-    return _probe_accuracy(codes_of(_flat(train_images)), train_labels, codes_of(_flat(test_images)), test_labels, seed)
+    return _probe_accuracy(
+        codes_of(_flat(train_images)), train_labels, codes_of(_flat(test_images)), test_labels, seed
+    )
 
 
 def principal_angles(basis_a, basis_b):
@@ -101,8 +130,12 @@ def tied_linear_subspace(train_images, code_size, *, epochs, batch_size=256, lea
         model, "components": the top-`code_size` principal directions}`.
     """
     model = models.DenseAutoencoder(
-        latent_dim=code_size, activation=None, output_activation=None, tied_weights=True,
-        value_range=(0, 1), image_shape=train_images.shape[1:],
+        latent_dim=code_size,
+        activation=None,
+        output_activation=None,
+        tied_weights=True,
+        value_range=(0, 1),
+        image_shape=train_images.shape[1:],
     )
     model.compile(optimizer=keras.optimizers.Adam(learning_rate))
     centred = train_images - train_images.mean(axis=0)

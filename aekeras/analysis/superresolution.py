@@ -29,8 +29,9 @@ def super_resolution_model(low_shape, filters=32):
         ],
         name="decoder",
     )
-    return models.Autoencoder(encoder, decoder, reconstruction_loss="mse", value_range=(0, 1),
-                              image_shape=tuple(low_shape))
+    return models.Autoencoder(
+        encoder, decoder, reconstruction_loss="mse", value_range=(0, 1), image_shape=tuple(low_shape)
+    )
 
 
 def even_crop(images):
@@ -57,5 +58,8 @@ def super_resolution(model, images):
         "bicubic": bicubic,
         "model": upsampled,
         "images": images,
-        "psnr": {"bicubic": float(np.mean(psnr(bicubic, images))), "model": float(np.mean(psnr(upsampled, images)))},
+        "psnr": {
+            "bicubic": float(np.mean(psnr(bicubic, images))),
+            "model": float(np.mean(psnr(upsampled, images))),
+        },
     }

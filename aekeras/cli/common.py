@@ -84,7 +84,9 @@ def add_data_arguments(parser, data_default="mnist", what="the data"):
         help=f"{what}: {', '.join(DATASETS)}, tfds:NAME, a folder of images (flat, or one subfolder per "
         "class) or an .npz/.npy file",
     )
-    parser.add_argument("--dataset", dest="data", choices=DATASETS, help="the same as --data, for built-in names")
+    parser.add_argument(
+        "--dataset", dest="data", choices=DATASETS, help="the same as --data, for built-in names"
+    )
     parser.add_argument(
         "--data-dir",
         help="built-in names: the folder of the four IDX files (default: $AEKERAS_DATA_DIR, then TFDS); "
@@ -93,15 +95,21 @@ def add_data_arguments(parser, data_default="mnist", what="the data"):
     parser.add_argument("--image-size", type=image_size, help="resize the images to H or HxW pixels")
     parser.add_argument("--channels", type=int, choices=(1, 3), help="convert the images to 1 or 3 channels")
     parser.add_argument(
-        "--test-fraction", type=fraction, default=0.1,
+        "--test-fraction",
+        type=fraction,
+        default=0.1,
         help="share of the images held out for testing, where the source has no test split",
     )
 
 
 def read_options(args):
     """The `aekeras.data.ReadOptions` fields the data arguments give."""
-    options = {"data_dir": args.data_dir, "image_size": args.image_size, "channels": args.channels,
-               "test_fraction": args.test_fraction}
+    options = {
+        "data_dir": args.data_dir,
+        "image_size": args.image_size,
+        "channels": args.channels,
+        "test_fraction": args.test_fraction,
+    }
     return {k: v for k, v in options.items() if v is not None}
 
 
@@ -145,6 +153,11 @@ def stderr_silenced():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def native_logs_hidden(verbose):
+    """A context in which C++ libraries' log lines (TFLite's converter, LiteRT) stay hidden unless `verbose`."""
+    return contextlib.nullcontext() if verbose else stderr_silenced()
 
 
 def start_tensorflow(verbose):

@@ -13,7 +13,9 @@ def add_parser(commands):
     parser.add_argument("--out", default="reports", help="where the report goes")
     parser.add_argument("--quick", action="store_true", help="tiny settings: every figure in about a minute")
     parser.add_argument("--seed", type=int, default=0, help="seeds every model, mask and sample")
-    parser.add_argument("--data-dir", help="folder of the MNIST IDX files (default: $AEKERAS_DATA_DIR, then TFDS)")
+    parser.add_argument(
+        "--data-dir", help="folder of the MNIST IDX files (default: $AEKERAS_DATA_DIR, then TFDS)"
+    )
     parser.set_defaults(run=run)
 
 

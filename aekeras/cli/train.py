@@ -15,8 +15,21 @@ from aekeras.cli.common import (
 
 # What TrainConfig takes from the command line besides the model's options.
 _RUN_FIELDS = (
-    "model", "data", "data_dir", "image_size", "channels", "test_fraction", "limit", "epochs", "batch_size",
-    "learning_rate", "seed", "out", "run_dir", "strategy", "steps_per_execution",
+    "model",
+    "data",
+    "data_dir",
+    "image_size",
+    "channels",
+    "test_fraction",
+    "limit",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "seed",
+    "out",
+    "run_dir",
+    "strategy",
+    "steps_per_execution",
 )
 
 
@@ -56,14 +69,24 @@ def add_parser(commands):
     parser.add_argument("--epochs", type=positive_int, default=20)
     parser.add_argument("--batch-size", type=positive_int, default=256)
     parser.add_argument("--learning-rate", type=positive_float, default=1e-3, help="Adam's learning rate")
-    parser.add_argument("--steps-per-execution", type=positive_int, default=1,
-                        help="training steps per graph call: faster for small models, coarser callbacks")
+    parser.add_argument(
+        "--steps-per-execution",
+        type=positive_int,
+        default=1,
+        help="training steps per graph call: faster for small models, coarser callbacks",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seeds the weights, the data order and the noise")
     parser.add_argument("--out", default="saved_models", help="SavedModels go to OUT/MODEL/VERSION/")
-    parser.add_argument("--run-dir", default="runs", help="checkpoints, logs and history go to RUN_DIR/MODEL/; "
-                        "the same command resumes an interrupted run")
     parser.add_argument(
-        "--strategy", choices=STRATEGIES, default="default",
+        "--run-dir",
+        default="runs",
+        help="checkpoints, logs and history go to RUN_DIR/MODEL/; "
+        "the same command resumes an interrupted run",
+    )
+    parser.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="default",
         help="default: one device; mirrored: every local GPU; multi_worker: the cluster in $TF_CONFIG (run the "
         "same command on every worker; the chief exports). --batch-size is the global batch",
     )
@@ -75,7 +98,7 @@ def _config(args):
     from aekeras.training import TrainConfig
 
     options = {}
-    for name, (option, takers) in registry.options_by_name().items():
+    for name, (_, takers) in registry.options_by_name().items():
         if not hasattr(args, name):
             continue
         options[name] = getattr(args, name)
@@ -109,8 +132,10 @@ def run(args):
     result = train(config, source=source)
     share = result["data_share"]
     if share is not None:
-        print(f"data: this worker read {share['images']} of the {share['of']} training images "
-              f"(share {share['worker'] + 1} of {share['workers']}, by file)")
+        print(
+            f"data: this worker read {share['images']} of the {share['of']} training images "
+            f"(share {share['worker'] + 1} of {share['workers']}, by file)"
+        )
     for name, value in result["test_metrics"].items():
         print(f"test {name}: {value:.6f}")
     print(f"model: {result['model']}")

@@ -12,12 +12,23 @@ import importlib
 # Names and the modules that define them: loaded when first used, so that
 # the command line can read the built-in names without TensorFlow.
 _LAZY = {
-    "BUILTIN": "builtin", "DATA_DIR_ENV": "builtin", "DEFAULT_SPEC": "builtin",
-    "idx_paths": "idx", "parse_idx": "idx", "read_idx": "idx",
-    "make_dataset": "pipeline", "unit_scale": "pipeline",
-    "SPLITS": "sources", "ReadOptions": "sources", "Source": "sources", "decode_files": "sources",
+    "BUILTIN": "builtin",
+    "DATA_DIR_ENV": "builtin",
+    "DEFAULT_SPEC": "builtin",
+    "idx_paths": "idx",
+    "parse_idx": "idx",
+    "read_idx": "idx",
+    "make_dataset": "pipeline",
+    "unit_scale": "pipeline",
+    "SPLITS": "sources",
+    "ReadOptions": "sources",
+    "Source": "sources",
+    "decode_files": "sources",
     "open_source": "sources",
-    "UNIT_RANGE": "spec", "VALUE_RANGES": "spec", "ImageSpec": "spec", "to_model_scale": "spec",
+    "UNIT_RANGE": "spec",
+    "VALUE_RANGES": "spec",
+    "ImageSpec": "spec",
+    "to_model_scale": "spec",
     "to_unit_scale": "spec",
 }
 DATASETS = ("mnist", "fashion_mnist")  # aekeras.data.builtin describes them
@@ -33,71 +44,43 @@ def __getattr__(name):
     raise AttributeError(f"module 'aekeras.data' has no attribute {name!r}")
 
 
-
-
-def load(
-    source,
-    split,
-    *,
-    batch_size=256,
-    shuffle=None,
-    value_range=(0.0, 1.0),
-    flatten=False,
-    labels=False,
-    seed=0,
-    limit=None,
-    drop_remainder=False,
-    **read_options,
-):
+def load(source, split, *, shuffle=None, **options):
     """One split of a data source as a `tf.data.Dataset` ready for `model.fit`.
 
-    Sources:
-
-    - `"mnist"`, `"fashion_mnist"`: four IDX files, found in `data_dir`,
-      else `$AEKERAS_DATA_DIR` (`<dir>/<name>/`, or for MNIST the folder
-      itself), the TFDS manual-download folder, Debian's
-      `/usr/share/datasets/fashion-mnist/`, then a prepared TFDS copy.
-    - `"tfds:NAME"`: any TFDS image data set, prepared in `data_dir` (or
-      TFDS's default folder); downloaded only where a network answers.
-    - a folder of PNG, JPEG, BMP or GIF images: flat (unlabelled), one
-      subfolder per class (labels from the sorted subfolder names), or
-      `train/` and `test/` folders of either form.
-    - an `.npz` file holding `images` (or a single array) and optionally
-      `labels`, `test_images`, `test_labels`; or an `.npy` file of images.
-      uint8 0-255 or float [0, 1], `[n, h, w]` or `[n, h, w, c]`.
-
-    A source without a test split holds out `test_fraction` of its training
+    Sources (README, "Your own data"): `"mnist"`, `"fashion_mnist"` (IDX
+    files, found in `data_dir`, `$AEKERAS_DATA_DIR`, the TFDS manual folder,
+    Debian's package, then a prepared TFDS copy); `"tfds:NAME"` (prepared in
+    `data_dir` or TFDS's folder; downloaded only where a network answers); a
+    folder of PNG, JPEG, BMP or GIF images (flat, one subfolder per class,
+    or `train/` and `test/`); an `.npz` (`images`, optional `labels`,
+    `test_images`, `test_labels`) or `.npy` file, uint8 or float [0, 1]. A
+    source without a test split holds out `test_fraction` of its training
     examples, the same ones on every run.
 
     Args:
-        source: see above.
+        source: a name or path, as above.
         split: `"train"` or `"test"`.
-        batch_size: examples per batch.
         shuffle: reshuffle every epoch; defaults to `split == "train"`.
-        value_range: `(0, 1)` or `(-1, 1)`, the scale of the pixels.
-        flatten: yield `[batch, h * w * c]` instead of `[batch, h, w, c]`.
-        labels: yield `(images, labels)` pairs (the source must have labels).
-        seed: shuffle seed; the same seed gives the same order.
-        limit: keep only the first `limit` examples of the split.
-        drop_remainder: drop the last, smaller batch.
-        **read_options: `data_dir`, `image_size`, `channels`,
-            `test_fraction`, `memory_limit`; see `ReadOptions`.
+        **options: how the source is read (`data_dir`, `image_size`,
+            `channels`, `test_fraction`, `memory_limit`: `ReadOptions`) and
+            how it is batched (`batch_size`, `seed`, `value_range`,
+            `flatten`, `labels`, `drop_remainder`, `limit`: `make_dataset`).
 
     Example:
 
     >>> train = aekeras.data.load("mnist", "train", value_range=(-1, 1))
     >>> model.fit(train, epochs=20)
     """
-    from aekeras.data.pipeline import make_dataset
-    from aekeras.data.sources import open_source
+    import dataclasses
 
-    opened = open_source(source, **read_options)
-    return make_dataset(
-        opened.examples(split), opened.spec, batch_size=batch_size,
-        shuffle=split == "train" if shuffle is None else shuffle, seed=seed,
-        value_range=value_range, flatten=flatten, labels=labels,
-        drop_remainder=drop_remainder, limit=limit,
-    )
+    from aekeras.data.pipeline import make_dataset
+    from aekeras.data.sources import ReadOptions, open_source
+
+    reading = {f.name for f in dataclasses.fields(ReadOptions)}
+    opened = open_source(source, **{k: v for k, v in options.items() if k in reading})
+    shuffle = split == "train" if shuffle is None else shuffle
+    batching = {k: v for k, v in options.items() if k not in reading}
+    return make_dataset(opened.examples(split), opened.spec, shuffle=shuffle, **batching)
 
 
 def load_arrays(source, split, **read_options):

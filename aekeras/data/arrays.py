@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-from aekeras.errors import DataError
 from aekeras.data.examples import Examples
+from aekeras.errors import DataError
 
 ARRAY_SUFFIXES = (".npz", ".npy")
 _NPZ_KEYS = ("images", "labels", "test_images", "test_labels")
@@ -26,9 +26,7 @@ def check_images(array, where):
     if array.dtype == np.uint8:
         return array
     if not np.issubdtype(array.dtype, np.floating):
-        raise DataError(
-            f"{where}: images of dtype {array.dtype} (expected uint8 0-255 or float in [0, 1])"
-        )
+        raise DataError(f"{where}: images of dtype {array.dtype} (expected uint8 0-255 or float in [0, 1])")
     array = array.astype(np.float32, copy=False)
     if not np.isfinite(array).all():
         raise DataError(f"{where}: images hold NaN or infinite values (expected floats in [0, 1])")

@@ -62,8 +62,18 @@ MNIST = BuiltinDataset("mnist", (28, 28, 1), tuple("0123456789"))
 FASHION_MNIST = BuiltinDataset(
     "fashion_mnist",
     (28, 28, 1),
-    ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-     "Ankle boot"),
+    (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
     Path("/usr/share/datasets/fashion-mnist"),
 )
 BUILTIN = {d.name: d for d in (MNIST, FASHION_MNIST)}

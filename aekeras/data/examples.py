@@ -59,8 +59,7 @@ def holdout(examples, split, fraction, where):
     n_test = max(1, int(round(n * fraction)))
     if n - n_test < 1:
         raise DataError(
-            f"{where}: {n} examples are too few to hold out a test split of {fraction:g} "
-            "(need at least 2)"
+            f"{where}: {n} examples are too few to hold out a test split of {fraction:g} (need at least 2)"
         )
     order = np.random.default_rng(HOLDOUT_SEED).permutation(n)
     return examples.subset(order[:n_test] if split == "test" else order[n_test:])
@@ -78,9 +77,7 @@ def convert_image(image, channels, image_size):
     count = tf.shape(image)[-1]
     image = image[..., : count - 1 + count % 2]
     if channels == 3:
-        image = tf.cond(
-            tf.shape(image)[-1] == 1, lambda: tf.repeat(image, 3, axis=-1), lambda: image
-        )
+        image = tf.cond(tf.shape(image)[-1] == 1, lambda: tf.repeat(image, 3, axis=-1), lambda: image)
     elif channels == 1:
         weights = tf.constant([0.2989, 0.587, 0.114], tf.float32)
 

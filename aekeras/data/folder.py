@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from aekeras.errors import DataError
 from aekeras.data.examples import Examples
+from aekeras.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 # Pillow modes without colour; a folder of only these gives one channel.
@@ -33,8 +33,13 @@ def _visible(entries):
 
 def _image_files(folder, recursive):
     walk = folder.rglob("*") if recursive else folder.iterdir()
-    return [p for p in _visible(walk) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+    return [
+        p
+        for p in _visible(walk)
+        if p.is_file()
+        and p.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    ]
 
 
 def _list_split(folder, class_names=None):
@@ -105,7 +110,7 @@ def scan_folder(folder):
     with ThreadPoolExecutor(min(16, (os.cpu_count() or 1) * 4)) as pool:
         found = list(pool.map(_inspect, every_file))
     sizes = {}
-    for path, (height, width, _) in zip(every_file, found):
+    for path, (height, width, _) in zip(every_file, found, strict=True):
         sizes.setdefault((height, width), path)
     examples = {
         split: Examples(

@@ -54,9 +54,7 @@ def read_idx(path):
 def _parse_header(content, name):
     """Returns `(shape, dtype, header_size)`, checking the magic number."""
     if len(content) < 4:
-        raise DataError(
-            f"{name}: {len(content)} bytes is too short for an IDX header (expected at least 4)"
-        )
+        raise DataError(f"{name}: {len(content)} bytes is too short for an IDX header (expected at least 4)")
     zero, type_code, ndim = content[0:2], content[2], content[3]
     if zero != b"\x00\x00" or type_code not in _IDX_DTYPES or ndim == 0:
         raise DataError(
@@ -66,12 +64,9 @@ def _parse_header(content, name):
     header_size = 4 + 4 * ndim
     if len(content) < header_size:
         raise DataError(
-            f"{name}: header promises {ndim} dimensions but the file ends after "
-            f"{len(content)} bytes"
+            f"{name}: header promises {ndim} dimensions but the file ends after {len(content)} bytes"
         )
-    shape = tuple(
-        int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)
-    )
+    shape = tuple(int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     return shape, _IDX_DTYPES[type_code], header_size
 
 
@@ -89,9 +84,7 @@ def parse_idx(content, name="<bytes>"):
     try:
         array = array.reshape(shape)
     except ValueError as e:  # too many dimensions, or sizes numpy cannot index
-        raise DataError(
-            f"{name}: header promises shape {shape}, which numpy cannot hold ({e})"
-        ) from None
+        raise DataError(f"{name}: header promises shape {shape}, which numpy cannot hold ({e})") from None
     return array.astype(dtype.newbyteorder("="))
 
 
@@ -160,7 +153,5 @@ def read_idx_split(folder, split, image_size, num_classes):
             f"{len(labels)} labels (expected equal counts)"
         )
     if labels.size and labels.max() >= num_classes:
-        raise DataError(
-            f"{labels_path}: label {labels.max()} found (expected 0-{num_classes - 1})"
-        )
+        raise DataError(f"{labels_path}: label {labels.max()} found (expected 0-{num_classes - 1})")
     return images[..., np.newaxis], labels.astype(np.int64)

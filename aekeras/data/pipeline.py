@@ -3,9 +3,9 @@
 import numpy as np
 import tensorflow as tf
 
-from aekeras.errors import DataError
 from aekeras.data.examples import decode_file
 from aekeras.data.spec import UNIT_RANGE, VALUE_RANGES, to_model_scale
+from aekeras.errors import DataError
 
 
 def unit_scale(images):
@@ -29,8 +29,17 @@ def _check(batch_size, limit, value_range):
 
 
 def make_dataset(
-    examples, spec, *, batch_size=256, shuffle=False, seed=0, value_range=UNIT_RANGE,
-    flatten=False, labels=False, drop_remainder=False, limit=None,
+    examples,
+    spec,
+    *,
+    batch_size=256,
+    shuffle=False,
+    seed=0,
+    value_range=UNIT_RANGE,
+    flatten=False,
+    labels=False,
+    drop_remainder=False,
+    limit=None,
 ):
     """A batched, prefetched `tf.data.Dataset` of float32 images at `value_range`.
 

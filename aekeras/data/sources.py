@@ -15,10 +15,10 @@ import tensorflow as tf
 
 from aekeras.data import arrays, folder, tfds_source
 from aekeras.data.builtin import BUILTIN
-from aekeras.errors import DataError
 from aekeras.data.examples import Examples, convert_arrays, decode_file, holdout
 from aekeras.data.idx import idx_paths, read_idx_split
 from aekeras.data.spec import ImageSpec
+from aekeras.errors import DataError
 
 SPLITS = ("train", "test")
 TFDS_PREFIX = "tfds:"
@@ -98,7 +98,9 @@ class Source:
             size = self.options.image_size or size
             channels = self.options.channels or (1 if channels in (1, 2) else 3)
             self._spec = ImageSpec(
-                (*size, channels), num_classes=num_classes, class_names=class_names,
+                (*size, channels),
+                num_classes=num_classes,
+                class_names=class_names,
                 source=self.location,
             )
         return self._spec
@@ -198,7 +200,8 @@ class BuiltinSource(Source):
         except DataError as e:
             tried.append(str(e))
         raise DataError(
-            f"no source could serve {d.name} {split}; tried: " + "; ".join(tried)
+            f"no source could serve {d.name} {split}; tried: "
+            + "; ".join(tried)
             + ". Point --data-dir or $AEKERAS_DATA_DIR at a folder holding the four IDX files"
         )
 
@@ -208,7 +211,7 @@ class TfdsSource(Source):
 
     def __init__(self, location, options):
         super().__init__(location, options)
-        self.builder = tfds_source.tfds_builder(location[len(TFDS_PREFIX):], options.data_dir)
+        self.builder = tfds_source.tfds_builder(location[len(TFDS_PREFIX) :], options.data_dir)
 
     def _native(self):
         image_key, label_key = tfds_source.image_and_label_keys(self.builder)
@@ -217,7 +220,13 @@ class TfdsSource(Source):
         if (height is None or width is None) and self.options.image_size is None:
             raise DataError(f"{self.location}: images vary in size (pass --image-size)")
         names = tuple(features[label_key].names) if label_key else None
-        return (height, width), channels, names, len(names) if names else None, tuple(self.builder.info.splits)
+        return (
+            (height, width),
+            channels,
+            names,
+            len(names) if names else None,
+            tuple(self.builder.info.splits),
+        )
 
     def _read(self, split):
         images, labels = tfds_source.read_tfds_split(
@@ -243,8 +252,11 @@ class FolderSource(Source):
             )
         names = self.scan.class_names
         return (
-            next(iter(sizes)), 1 if self.scan.grey else 3, names,
-            len(names) if names else None, tuple(self.scan.splits),
+            next(iter(sizes)),
+            1 if self.scan.grey else 3,
+            names,
+            len(names) if names else None,
+            tuple(self.scan.splits),
         )
 
     def _read(self, split):
@@ -311,6 +323,4 @@ def _open_path(source, options):
         return FolderSource(location, options)
     if path.suffix.lower() in arrays.ARRAY_SUFFIXES:
         return ArraySource(location, options)
-    raise DataError(
-        f"{source}: neither a folder of images nor an .npz/.npy array file"
-    )
+    raise DataError(f"{source}: neither a folder of images nor an .npz/.npy array file")

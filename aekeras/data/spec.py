@@ -69,9 +69,7 @@ class ImageSpec:
         if value_range is not None:
             value_range = tuple(float(v) for v in value_range)
         if value_range is not None and value_range not in VALUE_RANGES:
-            raise ValueError(
-                f"value_range {value_range} is not supported (expected one of {VALUE_RANGES})"
-            )
+            raise ValueError(f"value_range {value_range} is not supported (expected one of {VALUE_RANGES})")
         class_names = None if self.class_names is None else tuple(str(n) for n in self.class_names)
         num_classes = self.num_classes
         if class_names is not None and num_classes is None:

@@ -11,9 +11,9 @@ from aekeras.models.autoencoder import Autoencoder
 from aekeras.models.base import BaseAutoencoder
 from aekeras.models.contractive import ContractiveAutoencoder
 from aekeras.models.conv import ConvAutoencoder
+from aekeras.models.denoising import DenoisingAutoencoder
 from aekeras.models.dense import DenseAutoencoder
 from aekeras.models.loading import ModelFileError, load_model
-from aekeras.models.denoising import DenoisingAutoencoder
 from aekeras.models.vae import VAE
 from aekeras.models.wrapped import WrappedAutoencoder
 

@@ -191,7 +191,7 @@ class BaseAutoencoder(keras.Model):
         static = tensor.shape
         if static.rank is not None and (
             static.rank != len(shape) + 1
-            or any(d is not None and d != e for d, e in zip(static[1:], shape))
+            or any(d is not None and d != e for d, e in zip(static[1:], shape, strict=True))
         ):
             raise ValueError(f"{expected}, got shape {tuple(static)}")
         if keras.backend.is_keras_tensor(tensor) or (static.rank is not None and None not in static[1:]):
@@ -202,7 +202,9 @@ class BaseAutoencoder(keras.Model):
             lambda: tf.reduce_all(tf.equal(actual[1:], shape)),
             lambda: tf.constant(False),
         )
-        with tf.control_dependencies([tf.debugging.Assert(fits, [f"{expected}, got shape", actual], summarize=8)]):
+        with tf.control_dependencies(
+            [tf.debugging.Assert(fits, [f"{expected}, got shape", actual], summarize=8)]
+        ):
             return tf.ensure_shape(tf.identity(tensor), (None, *shape))
 
     def encode(self, inputs, training=False):
@@ -244,7 +246,7 @@ class BaseAutoencoder(keras.Model):
         """The configured reconstruction loss, one value per example."""
         expected, got = targets.shape[1:], reconstructions.shape[1:]
         if len(expected) != len(got) or any(
-            a is not None and b is not None and a != b for a, b in zip(expected, got)
+            a is not None and b is not None and a != b for a, b in zip(expected, got, strict=True)
         ):
             raise ValueError(
                 f"targets of shape {tuple(targets.shape)} do not match reconstructions of shape "
@@ -304,7 +306,7 @@ class BaseAutoencoder(keras.Model):
             loss = tf.nn.compute_average_loss(total)
             scaled_loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled_loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights, strict=True))
         return self._update_metrics(inputs, targets, terms, total, reconstructions)
 
     def test_step(self, data):

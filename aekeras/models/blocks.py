@@ -51,9 +51,10 @@ class DenseTransposed(keras.layers.Layer):
 def dense_layers(sizes, activations, initializer="glorot_uniform", prefix="dense"):
     """Dense layers of `sizes` with one activation each."""
     return [
-        keras.layers.Dense(size, activation=act, kernel_initializer=kernel_initializer(initializer),
-                           name=f"{prefix}_{i}")
-        for i, (size, act) in enumerate(zip(sizes, activations))
+        keras.layers.Dense(
+            size, activation=act, kernel_initializer=kernel_initializer(initializer), name=f"{prefix}_{i}"
+        )
+        for i, (size, act) in enumerate(zip(sizes, activations, strict=True))
     ]
 
 
@@ -80,10 +81,14 @@ def dense_decoder(image_shape, hidden_dims, hidden_activation, output_activation
         if tied_to is not None:
             layers.append(DenseTransposed(tied_to[i], activation=activation, name=f"dense_{i}_t"))
         else:
-            layers.append(keras.layers.Dense(
-                output_sizes[i], activation=activation, kernel_initializer=kernel_initializer(initializer),
-                name=f"dense_{i}_t",
-            ))
+            layers.append(
+                keras.layers.Dense(
+                    output_sizes[i],
+                    activation=activation,
+                    kernel_initializer=kernel_initializer(initializer),
+                    name=f"dense_{i}_t",
+                )
+            )
     return keras.Sequential([*layers, keras.layers.Reshape(image_shape, name="reshape")], name="decoder")
 
 
@@ -105,9 +110,11 @@ def conv_encoder_layers(filters, downsampling, activation):
                 keras.layers.MaxPooling2D(2, padding="same", name=f"pool_{level}"),
             ]
         else:
-            layers.append(keras.layers.Conv2D(
-                f, 3, strides=2, padding="same", activation=activation, name=f"conv_{level}"
-            ))
+            layers.append(
+                keras.layers.Conv2D(
+                    f, 3, strides=2, padding="same", activation=activation, name=f"conv_{level}"
+                )
+            )
     return layers
 
 
@@ -122,23 +129,33 @@ def conv_decoder_layers(image_shape, filters, downsampling, activation, output_a
     for level in reversed(range(len(filters))):
         if downsampling == "pool":
             layers += [
-                keras.layers.Conv2D(filters[level], 3, padding="same", activation=activation,
-                                    name=f"deconv_{level}"),
+                keras.layers.Conv2D(
+                    filters[level], 3, padding="same", activation=activation, name=f"deconv_{level}"
+                ),
                 # Nearest-neighbour 2x, as UpSampling2D, but through an image
                 # resize that keeps static shapes: UpSampling2D's repeat loses
                 # them and then fails TFLite conversion.
-                keras.layers.Resizing(*(2 * d for d in sizes[level + 1]), interpolation="nearest",
-                                      name=f"upsample_{level}"),
+                keras.layers.Resizing(
+                    *(2 * d for d in sizes[level + 1]), interpolation="nearest", name=f"upsample_{level}"
+                ),
             ]
         else:
-            layers.append(keras.layers.Conv2DTranspose(
-                filters[level], 3, strides=2, padding="same", activation=activation, name=f"deconv_{level}"
-            ))
-        excess = [2 * s - t for s, t in zip(sizes[level + 1], sizes[level])]
+            layers.append(
+                keras.layers.Conv2DTranspose(
+                    filters[level],
+                    3,
+                    strides=2,
+                    padding="same",
+                    activation=activation,
+                    name=f"deconv_{level}",
+                )
+            )
+        excess = [2 * s - t for s, t in zip(sizes[level + 1], sizes[level], strict=True)]
         if any(excess):
             layers.append(keras.layers.Cropping2D(((0, excess[0]), (0, excess[1])), name=f"crop_{level}"))
-    layers.append(keras.layers.Conv2D(image_shape[-1], 3, padding="same", activation=output_activation,
-                                      name="output"))
+    layers.append(
+        keras.layers.Conv2D(image_shape[-1], 3, padding="same", activation=output_activation, name="output")
+    )
     return layers
 
 

@@ -47,7 +47,12 @@ class ConvAutoencoder(BaseAutoencoder):
     """
 
     config_fields = (
-        "filters", "latent_dim", "downsampling", "activation", "output_activation", "reconstruction_loss",
+        "filters",
+        "latent_dim",
+        "downsampling",
+        "activation",
+        "output_activation",
+        "reconstruction_loss",
     )
 
     def __init__(
@@ -75,7 +80,10 @@ class ConvAutoencoder(BaseAutoencoder):
         )
         if latent_dim is not None:
             code_shape = blocks.conv_code_shape(spec.shape, filters)
-            encoder_layers += [keras.layers.Flatten(name="flatten"), keras.layers.Dense(latent_dim, name="latent")]
+            encoder_layers += [
+                keras.layers.Flatten(name="flatten"),
+                keras.layers.Dense(latent_dim, name="latent"),
+            ]
             decoder_layers = [
                 keras.layers.Dense(math.prod(code_shape), activation=activation, name="unlatent"),
                 keras.layers.Reshape(code_shape, name="reshape"),

@@ -49,8 +49,14 @@ class DenseAutoencoder(BaseAutoencoder):
     """
 
     config_fields = (
-        "latent_dim", "hidden_dims", "activation", "hidden_activation", "output_activation",
-        "tied_weights", "reconstruction_loss", "kernel_initializer",
+        "latent_dim",
+        "hidden_dims",
+        "activation",
+        "hidden_activation",
+        "output_activation",
+        "tied_weights",
+        "reconstruction_loss",
+        "kernel_initializer",
     )
 
     def __init__(
@@ -75,10 +81,16 @@ class DenseAutoencoder(BaseAutoencoder):
             raise ValueError(
                 f"kernel_initializer must be a name or a config dict, got {type(kernel_initializer).__name__}"
             )
-        encoder = blocks.dense_encoder(hidden_dims, latent_dim, hidden_activation, activation, kernel_initializer)
+        encoder = blocks.dense_encoder(
+            hidden_dims, latent_dim, hidden_activation, activation, kernel_initializer
+        )
         encoder_dense = [layer for layer in encoder.layers if isinstance(layer, keras.layers.Dense)]
         decoder = blocks.dense_decoder(
-            spec.shape, hidden_dims, hidden_activation, output_activation, kernel_initializer,
+            spec.shape,
+            hidden_dims,
+            hidden_activation,
+            output_activation,
+            kernel_initializer,
             tied_to=encoder_dense if tied_weights else None,
         )
         super().__init__(encoder, decoder, spec, reconstruction_loss, **kwargs)

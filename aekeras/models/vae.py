@@ -8,11 +8,11 @@ import tensorflow as tf
 from keras import ops
 
 from aekeras import losses
+from aekeras.choices import VAE_ARCHITECTURES as ARCHITECTURES
+from aekeras.choices import VAE_LIKELIHOODS as LIKELIHOODS
 from aekeras.models import blocks
 from aekeras.models.base import BaseAutoencoder, draw_for_global_batch, resolve_image_spec
 
-from aekeras.choices import VAE_ARCHITECTURES as ARCHITECTURES
-from aekeras.choices import VAE_LIKELIHOODS as LIKELIHOODS
 # The Gaussian decoder's scale starts at a typical reconstruction error of
 # [0, 1] images and is learned with the rest.
 _INITIAL_SCALE = 0.1
@@ -106,7 +106,14 @@ class VAE(BaseAutoencoder):
 
     loss_term_names = ("reconstruction_loss", "kl_loss")
     config_fields = (
-        "architecture", "latent_dim", "hidden_dims", "filters", "beta", "binarize", "likelihood", "seed",
+        "architecture",
+        "latent_dim",
+        "hidden_dims",
+        "filters",
+        "beta",
+        "binarize",
+        "likelihood",
+        "seed",
     )
 
     def __init__(

@@ -37,8 +37,11 @@ class WrappedAutoencoder(BaseAutoencoder):
         if not isinstance(autoencoder, BaseAutoencoder):
             raise TypeError(f"expected an aekeras autoencoder to wrap, got {type(autoencoder).__name__}")
         super().__init__(
-            autoencoder.encoder, autoencoder.decoder, autoencoder.image_spec,
-            autoencoder.reconstruction_loss, **kwargs,
+            autoencoder.encoder,
+            autoencoder.decoder,
+            autoencoder.image_spec,
+            autoencoder.reconstruction_loss,
+            **kwargs,
         )
         self._wrapped_config = keras.saving.serialize_keras_object(autoencoder)
 

@@ -6,6 +6,7 @@ import os
 import tensorflow as tf
 
 from aekeras.choices import STRATEGIES  # noqa: F401 - re-exported
+
 TF_CONFIG_ENV = "TF_CONFIG"
 _strategies = {}
 

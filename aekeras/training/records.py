@@ -34,7 +34,9 @@ def read_history(path):
         rows = list({row["epoch"]: row for row in csv.DictReader(f)}.values())
     keys = rows[0].keys() if rows else ()
     # CSVLogger adds val_* columns of "NA" when there is no validation data.
-    return {key: [float(row[key]) for row in rows] for key in keys if not all(row[key] == "NA" for row in rows)}
+    return {
+        key: [float(row[key]) for row in rows] for key in keys if not all(row[key] == "NA" for row in rows)
+    }
 
 
 def read_record(folder):

@@ -53,17 +53,25 @@ def _pipelines(config, source, model, strategy):
 
     def train_pipeline(shard=None, batch_size=config.batch_size):
         return data.make_dataset(
-            source.examples("train", shard=shard), spec, batch_size=batch_size, shuffle=True,
-            limit=config.limit, **load,
+            source.examples("train", shard=shard),
+            spec,
+            batch_size=batch_size,
+            shuffle=True,
+            limit=config.limit,
+            **load,
         )
 
     share = None
     if config.strategy == "multi_worker" and isinstance(source, FolderSource):
         # Each worker decodes only its own share of the files.
         train, shards = distribute.by_worker(strategy, train_pipeline, config.batch_size)
-        (index, count), = shards
-        share = {"worker": index, "workers": count, "images": source.count("train", (index, count)),
-                 "of": source.count("train")}
+        ((index, count),) = shards
+        share = {
+            "worker": index,
+            "workers": count,
+            "images": source.count("train", (index, count)),
+            "of": source.count("train"),
+        }
     else:
         train = distribute.shard_by_batch(train_pipeline())
     test = data.make_dataset(source.examples("test"), spec, batch_size=config.batch_size, **load)
@@ -129,16 +137,24 @@ def train(config, source=None):
 
     started = time.time()
     model.fit(
-        train_data, epochs=config.epochs, callbacks=run_callbacks(run_dir, resuming, is_chief),
-        verbose=config.verbose, shuffle=False,  # The dataset reshuffles itself every epoch.
+        train_data,
+        epochs=config.epochs,
+        callbacks=run_callbacks(run_dir, resuming, is_chief),
+        verbose=config.verbose,
+        shuffle=False,  # The dataset reshuffles itself every epoch.
     )
     train_seconds = time.time() - started
     _, evaluation = get_model(config.model).split_options(config.options)
     metrics = evaluate_model(model, test_data, config.seed, **evaluation)
     model_path = run_dir / "model.keras"
     model.save(model_path)
-    result = {"test_metrics": metrics, "export": None, "model": str(model_path), "run_dir": str(run_dir),
-              "data_share": share}
+    result = {
+        "test_metrics": metrics,
+        "export": None,
+        "model": str(model_path),
+        "run_dir": str(run_dir),
+        "data_share": share,
+    }
     if is_chief:
         record = _record(config, source, model, strategy, metrics, run_dir, train_seconds)
         export_path = export.saved_model(model, config.out, config.model, settings=record)

@@ -4,7 +4,7 @@ Everything is measured in one run on the same data, alternating the two
 sides epoch by epoch, and reported as ratios, so a shared, noisy machine
 moves both sides alike. `run(quick=False)` returns the results and
 `markdown(results)` renders BENCHMARKS.md. Needs the `bench` extra
-(`pip install -e ".[bench]"`, torch 2.13.0 CPU).
+(`pip install -e ".[bench]"`, torch 2.13.0 CPU; `make bench` installs it).
 """
 
 import dataclasses
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from aekeras import data, export, models, tflite
+from aekeras import data, export, registry, tflite
 from aekeras.training import environment
 
 BATCH_SIZE = 256
@@ -40,8 +40,14 @@ class BenchSettings:
 
     @classmethod
     def quick(cls):
-        return cls(epochs=2, train_limit=2048, test_limit=512, latency_repeats=20,
-                   throughput_seconds=0.3, matmul_size=512)
+        return cls(
+            epochs=2,
+            train_limit=2048,
+            test_limit=512,
+            latency_repeats=20,
+            throughput_seconds=0.3,
+            matmul_size=512,
+        )
 
 
 # --- the same models in PyTorch ------------------------------------------------
@@ -88,7 +94,9 @@ def _torch_twin(name, model):
     """The PyTorch module of the same architecture, with the Keras model's weights."""
     if name == "dense":
         return nn.Sequential(
-            nn.Flatten(), *_linear(model.encoder.layers[-1], nn.Tanh()), *_linear(model.decoder.layers[0], nn.Tanh())
+            nn.Flatten(),
+            *_linear(model.encoder.layers[-1], nn.Tanh()),
+            *_linear(model.decoder.layers[0], nn.Tanh()),
         )
     if name == "conv":
         layers = []
@@ -130,12 +138,9 @@ def _torch_loss(name, module, x):
 
 
 def _keras_model(name, seed):
+    """The registered model `name` with the lecture's defaults, for MNIST."""
     keras.utils.set_random_seed(seed)
-    if name == "dense":
-        return models.DenseAutoencoder(latent_dim=30)
-    if name == "conv":
-        return models.ConvAutoencoder()
-    return models.VAE(latent_dim=20, seed=seed)
+    return registry.build_model(name, None, seed=seed)
 
 
 # --- training, side by side ----------------------------------------------------
@@ -157,10 +162,15 @@ def training_race(name, train, test, epochs, *, jit_compile=False, steps_per_exe
     twin = _torch_twin(name, model)
     low, high = model.value_range
     x_train, x_test = train * (high - low) + low, test * (high - low) + low
-    to_torch = (lambda a: torch.from_numpy(a.transpose(0, 3, 1, 2).copy())) if name == "conv" else torch.from_numpy
+    to_torch = (
+        (lambda a: torch.from_numpy(a.transpose(0, 3, 1, 2).copy())) if name == "conv" else torch.from_numpy
+    )
     t_test = to_torch(x_test)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit_compile,
-                  steps_per_execution=steps_per_execution)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        jit_compile=jit_compile,
+        steps_per_execution=steps_per_execution,
+    )
     optimizer = torch.optim.Adam(twin.parameters(), lr=1e-3, eps=1e-7)
     rng = np.random.default_rng(seed)
     result = {side: {"epoch_seconds": [], "test_loss": []} for side in ("keras", "torch")}
@@ -181,8 +191,10 @@ def training_race(name, train, test, epochs, *, jit_compile=False, steps_per_exe
             optimizer.step()
         result["torch"]["epoch_seconds"].append(time.perf_counter() - started)
         with torch.no_grad():
-            losses = [float(_torch_loss(name, twin, t_test[i : i + 1000])) * len(t_test[i : i + 1000])
-                      for i in range(0, len(t_test), 1000)]
+            losses = [
+                float(_torch_loss(name, twin, t_test[i : i + 1000])) * len(t_test[i : i + 1000])
+                for i in range(0, len(t_test), 1000)
+            ]
         result["torch"]["test_loss"].append(sum(losses) / len(t_test))
     for side in result.values():
         later = side["epoch_seconds"][1:] or side["epoch_seconds"]
@@ -259,14 +271,18 @@ def inference(model, images, settings):
         throughput = {}
         for batch in (1, 32, 256):
             x = tf.constant(images[:batch])
-            seconds = _median_seconds(lambda: serve(images=x)["score"].numpy(), max(3, settings.latency_repeats // 10))
+            seconds = _median_seconds(
+                lambda x=x: serve(images=x)["score"].numpy(), max(3, settings.latency_repeats // 10)
+            )
             throughput[batch] = batch / seconds
         one = images[:1]
         low, high = model.value_range
         scaled = one * (high - low) + low
         latency = {
             "keras model(x)": _median_seconds(lambda: model(scaled).numpy(), settings.latency_repeats),
-            "keras predict(x)": _median_seconds(lambda: model.predict(scaled, verbose=0), settings.latency_repeats // 3 + 1),
+            "keras predict(x)": _median_seconds(
+                lambda: model.predict(scaled, verbose=0), settings.latency_repeats // 3 + 1
+            ),
         }
         sizes = {}
         calibration = images[:100]
@@ -274,7 +290,7 @@ def inference(model, images, settings):
             runner = tflite.Runner(tflite.convert(path, quantize, images=calibration))
             sizes[quantize] = runner.path.stat().st_size
             latency[f"LiteRT {quantize}"] = _median_seconds(
-                lambda: runner("serving_default", images=one), settings.latency_repeats
+                lambda runner=runner: runner("serving_default", images=one), settings.latency_repeats
             )
     return {"saved_model_images_per_second": throughput, "latency_seconds": latency, "tflite_bytes": sizes}
 
@@ -295,13 +311,20 @@ def run(settings=None, progress=print):
     # Each race: model, XLA, steps per execution; the first of each model
     # is `aekeras train`'s default. XLA cannot compile the conv model's
     # gradient on CPU (no ResizeNearestNeighborGrad kernel).
-    races = [("dense", False, 1), ("dense", False, STEPS_PER_EXECUTION), ("dense", True, 1),
-             ("conv", False, 1), ("vae", False, 1), ("vae", True, 1)]
+    races = [
+        ("dense", False, 1),
+        ("dense", False, STEPS_PER_EXECUTION),
+        ("dense", True, 1),
+        ("conv", False, 1),
+        ("vae", False, 1),
+        ("vae", True, 1),
+    ]
     for name, jit, steps in races:
         label = f"{name}{' (XLA)' if jit else ''}{f' ({steps} steps per execution)' if steps > 1 else ''}"
         progress(f"training race: {label}")
-        race = training_race(name, train_images, test_images, settings.epochs, jit_compile=jit,
-                             steps_per_execution=steps)
+        race = training_race(
+            name, train_images, test_images, settings.epochs, jit_compile=jit, steps_per_execution=steps
+        )
         model = race.pop("model")
         flops = 3 * forward_flops(model)  # forward + backward ~ 3x forward
         race["train_flops_per_sample"] = flops
@@ -319,8 +342,11 @@ def run(settings=None, progress=print):
     progress("input pipeline")
     delivered = pipeline_throughput(settings.throughput_seconds, settings.train_limit)
     consumed = max(r["keras"]["samples_per_second"] for r in results["training"].values())
-    results["pipeline"] = {"images_per_second": delivered, "fastest_training_consumption": consumed,
-                           "ratio": delivered / consumed}
+    results["pipeline"] = {
+        "images_per_second": delivered,
+        "fastest_training_consumption": consumed,
+        "ratio": delivered / consumed,
+    }
     progress(f"  pipeline/training: {delivered / consumed:.1f}x")
     progress("inference")
     results["inference"] = inference(dense_model, test_images, settings)
@@ -353,8 +379,10 @@ def summary_lines(results):
     pipeline = results["pipeline"]
     lines.append(f"input pipeline / fastest training consumption: {pipeline['ratio']:.1f}x")
     latency = results["inference"]["latency_seconds"]
-    lines.append(f"LiteRT int8 / Keras model(x) single-image latency: "
-                 f"{latency['LiteRT int8'] / latency['keras model(x)']:.3f}")
+    lines.append(
+        f"LiteRT int8 / Keras model(x) single-image latency: "
+        f"{latency['LiteRT int8'] / latency['keras model(x)']:.3f}"
+    )
     return lines
 
 
@@ -362,47 +390,72 @@ def markdown(results, command):
     """BENCHMARKS.md for a run's results."""
     env = results["environment"]
     out = [
-        "# Benchmarks", "",
-        f"Produced by `{command}`; every figure below comes from that one run.", "",
+        "# Benchmarks",
+        "",
+        f"Produced by `{command}`; every figure below comes from that one run.",
+        "",
         f"Machine: {env['cpu']}, 2 cores, no GPU; Python {env['python']}, TensorFlow {env['tensorflow']}, "
         f"Keras {env['keras']}, PyTorch {env['torch']}, NumPy {env['numpy']}. "
-        f"Settings: `{results['settings']}`.", "",
-        "## Summary", "", "```", *summary_lines(results), "```", "",
-        "## Training against PyTorch", "",
+        f"Settings: `{results['settings']}`.",
+        "",
+        "## Summary",
+        "",
+        "```",
+        *summary_lines(results),
+        "```",
+        "",
+        "## Training against PyTorch",
+        "",
         "Same architecture and initial weights (copied from the Keras model), same data order, Adam 1e-3 "
         "(epsilon 1e-7 on both sides), batch 256, the two sides alternating epoch by epoch. "
         "Throughput is the median over epochs after the first; time to target is the training time "
-        "until the test loss first reaches the worse of the two final losses.", "",
+        "until the test loss first reaches the worse of the two final losses.",
+        "",
         "| model | aekeras samples/s | PyTorch samples/s | ratio | aekeras s to target | PyTorch s to target "
         "| aekeras final test loss | PyTorch final test loss |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for label, race in results["training"].items():
         k, t = race["keras"], race["torch"]
-        out.append(f"| {label} | {k['samples_per_second']:.0f} | {t['samples_per_second']:.0f} | "
-                   f"{race['throughput_ratio']:.2f}x | {k['seconds_to_target']:.1f} | {t['seconds_to_target']:.1f} | "
-                   f"{k['test_loss'][-1]:.4f} | {t['test_loss'][-1]:.4f} |")
+        out.append(
+            f"| {label} | {k['samples_per_second']:.0f} | {t['samples_per_second']:.0f} | "
+            f"{race['throughput_ratio']:.2f}x | {k['seconds_to_target']:.1f} | {t['seconds_to_target']:.1f} | "
+            f"{k['test_loss'][-1]:.4f} | {t['test_loss'][-1]:.4f} |"
+        )
     out += [
-        "", "## Roofline", "",
+        "",
+        "## Roofline",
+        "",
         f"Measured float32 matmul peak ({results['settings']['matmul_size']}^2, best of repeated runs): "
         f"{results['matmul_peak_flops'] / 1e9:.1f} GFLOP/s. Training FLOPs per sample are 3x the forward "
-        "pass's multiply-adds (dense and conv layers; activations and the optimizer not counted).", "",
-        "| model | train FLOPs/sample | achieved GFLOP/s | fraction of peak |", "| --- | --- | --- | --- |",
+        "pass's multiply-adds (dense and conv layers; activations and the optimizer not counted).",
+        "",
+        "| model | train FLOPs/sample | achieved GFLOP/s | fraction of peak |",
+        "| --- | --- | --- | --- |",
     ]
     for label, race in results["training"].items():
-        out.append(f"| {label} | {race['train_flops_per_sample']:,} | {race['achieved_flops'] / 1e9:.2f} | "
-                   f"{100 * race['peak_fraction']:.1f}% |")
+        out.append(
+            f"| {label} | {race['train_flops_per_sample']:,} | {race['achieved_flops'] / 1e9:.2f} | "
+            f"{100 * race['peak_fraction']:.1f}% |"
+        )
     pipeline = results["pipeline"]
     inference_results = results["inference"]
     out += [
-        "", "## Input pipeline", "",
+        "",
+        "## Input pipeline",
+        "",
         f"`aekeras.data.load` alone delivers {pipeline['images_per_second']:,.0f} images/s; the fastest "
         f"training run consumed {pipeline['fastest_training_consumption']:,.0f}: "
-        f"{pipeline['ratio']:.1f}x.", "",
-        "## Inference (the lecture's dense model)", "",
-        "| SavedModel `serving_default` batch | images/s |", "| --- | --- |",
+        f"{pipeline['ratio']:.1f}x.",
+        "",
+        "## Inference (the lecture's dense model)",
+        "",
+        "| SavedModel `serving_default` batch | images/s |",
+        "| --- | --- |",
         *[f"| {b} | {v:,.0f} |" for b, v in inference_results["saved_model_images_per_second"].items()],
-        "", "| single image | median latency (ms) | file |", "| --- | --- | --- |",
+        "",
+        "| single image | median latency (ms) | file |",
+        "| --- | --- | --- |",
     ]
     for name, seconds in inference_results["latency_seconds"].items():
         quantize = name.split()[-1]
@@ -412,7 +465,7 @@ def markdown(results, command):
 
 
 def main(argv=None):
-    """`python scripts/bench.py [--quick] [--out BENCHMARKS.md]`."""
+    """`python benchmarks/bench.py [--quick] [--out BENCHMARKS.md]`."""
     import argparse
     import json
     import sys
@@ -422,7 +475,7 @@ def main(argv=None):
     parser.add_argument("--out", default="BENCHMARKS.md")
     args = parser.parse_args(argv)
     results = run(BenchSettings.quick() if args.quick else BenchSettings())
-    command = "python scripts/bench.py" + (" --quick" if args.quick else "")
+    command = "python benchmarks/bench.py" + (" --quick" if args.quick else "")
     with open(args.out, "w") as f:
         f.write(markdown(results, command))
     with open(f"{args.out}.json", "w") as f:
@@ -430,3 +483,9 @@ def main(argv=None):
     print("\n".join(summary_lines(results)))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

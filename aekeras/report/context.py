@@ -1,0 +1,154 @@
+"""What every part of the report shares: its settings, the data, and cached models."""
+
+import dataclasses
+import functools
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import keras
+
+from aekeras import data, presets
+from aekeras.analysis.superresolution import downsample, super_resolution_model
+
+
+@dataclasses.dataclass
+class ReportSettings:
+    """How much the report trains and measures; `quick()` is for tests.
+
+    Args:
+        seed: seeds every model, mask and sample.
+        train_limit: training images used (None: all 60,000).
+        test_limit: test images measured (None: all 10,000).
+        dense_epochs: the lecture's standard and denoising models.
+        vae_epochs: the 2-D and 20-D VAEs.
+        one_class_epochs: each of the ten one-class models.
+        pca_epochs: each autoencoder compared with PCA, and the tied
+            linear one.
+        super_resolution_epochs: the half-size -> full-size model.
+        curve_epochs: the 2-D toy denoiser.
+        manifold_images: test images whose patch is filled by energy
+            minimisation.
+        manifold_steps: gradient steps on z for each.
+    """
+
+    seed: int = 0
+    train_limit: int = None
+    test_limit: int = None
+    dense_epochs: int = 20
+    vae_epochs: int = 30
+    one_class_epochs: int = 30
+    pca_epochs: int = 20
+    super_resolution_epochs: int = 10
+    curve_epochs: int = 100
+    manifold_images: int = 500
+    manifold_steps: int = 300
+
+    @classmethod
+    def quick(cls):
+        return cls(
+            train_limit=2000,
+            test_limit=300,
+            dense_epochs=1,
+            vae_epochs=1,
+            one_class_epochs=1,
+            pca_epochs=1,
+            super_resolution_epochs=1,
+            curve_epochs=5,
+            manifold_images=20,
+            manifold_steps=20,
+        )
+
+
+def _without_names(config):
+    """A config less its "name" entries, which Keras numbers per instance."""
+    if isinstance(config, dict):
+        return {k: _without_names(v) for k, v in config.items() if k != "name"}
+    if isinstance(config, (list, tuple)):
+        return [_without_names(v) for v in config]
+    return config
+
+
+def cached_model(cache_dir, name, build, train_inputs, train_targets, epochs, seed, progress):
+    """Trains `build()` on the data, or loads the model cached for the same settings."""
+    model = build()
+    key = json.dumps(
+        {
+            "config": _without_names(model.get_config()),
+            "epochs": epochs,
+            "seed": seed,
+            "examples": len(train_inputs),
+        },
+        sort_keys=True,
+        default=str,
+    )
+    path = Path(cache_dir) / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.keras"
+    if path.is_file():
+        progress(f"{name}: reusing {path}")
+        return keras.models.load_model(path)
+    progress(f"{name}: training {epochs} epochs")
+    keras.utils.set_random_seed(seed)
+    model = build()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(train_inputs, train_targets, epochs=epochs, batch_size=256, verbose=2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    return model
+
+
+class Context:
+    """The settings, the real MNIST splits, the output folder and the shared models.
+
+    Models are trained (or loaded from `out/cache/`) the first time a part
+    asks for one.
+    """
+
+    def __init__(self, out, settings, data_dir=None, progress=print):
+        self.out = Path(out)
+        self.settings = settings
+        self.started = time.time()
+        self._progress = progress
+        train_images, train_labels = data.load_arrays("mnist", "train", data_dir=data_dir)
+        test_images, test_labels = data.load_arrays("mnist", "test", data_dir=data_dir)
+        self.train_images = train_images[: settings.train_limit]
+        self.train_labels = train_labels[: settings.train_limit]
+        self.test_images = test_images[: settings.test_limit]
+        self.test_labels = test_labels[: settings.test_limit]
+        self._models = {}
+
+    def step(self, message):
+        self._progress(f"[report {time.time() - self.started:6.0f}s] {message}")
+
+    @functools.cached_property
+    def _recipes(self):
+        """name -> (builder, inputs, targets, epochs) of the shared models."""
+        seed, settings, images = self.settings.seed, self.settings, self.train_images
+        on_m11 = data.to_model_scale(images, (-1.0, 1.0))
+        low = downsample(images)
+        return {
+            "standard": (presets.nyu_dense, on_m11, None, settings.dense_epochs),
+            "denoising": (lambda: presets.nyu_denoising(seed=seed), on_m11, None, settings.dense_epochs),
+            "vae2": (lambda: presets.lesson_vae(latent_dim=2, seed=seed), images, None, settings.vae_epochs),
+            "vae20": (
+                lambda: presets.lesson_vae(latent_dim=20, seed=seed),
+                images,
+                None,
+                settings.vae_epochs,
+            ),
+            "super_resolution": (
+                lambda: super_resolution_model(low.shape[1:]),
+                low,
+                images,
+                settings.super_resolution_epochs,
+            ),
+        }
+
+    def model(self, name):
+        """A shared model, trained with the report's settings (or loaded from the cache)."""
+        if name not in self._models:
+            build, inputs, targets, epochs = self._recipes[name]
+            self._models[name] = cached_model(
+                self.out / "cache", name, build, inputs, targets, epochs, self.settings.seed, self.step
+            )
+        return self._models[name]

@@ -1,0 +1,279 @@
+"""The report's parts, one function per section: compute, metrics, figure and text.
+
+Each part takes the `Context` and returns a `Section`; `PARTS` lists them in
+order, and the builder loops over it.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from aekeras import analysis, data, plotting, presets
+
+
+@dataclasses.dataclass
+class Section:
+    """One section of REPORT.md: its figure, its text, its table and its numbers."""
+
+    key: str
+    title: str
+    figure: object
+    text: str
+    table: str = None
+    metrics: object = None
+
+    def markdown(self):
+        body = f"## {self.title}\n\n![{self.title}]({self.figure.name})\n\n{self.text}\n"
+        return body + (f"\n{self.table}\n" if self.table else "")
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def fmt(value, digits=4):
+    return f"{value:.{digits}f}"
+
+
+def _quality_rows(metrics, names=None):
+    names = names or {}
+    return [
+        [names.get(n, n), fmt(m["mse"]), fmt(m["psnr"], 2), fmt(m["ssim"], 3)] for n, m in metrics.items()
+    ]
+
+
+def reconstructions(ctx):
+    models = {"standard (30)": ctx.model("standard"), "denoising (500)": ctx.model("denoising")}
+    result = analysis.reconstructions(models, ctx.test_images)
+    return Section(
+        "reconstructions",
+        "1. Reconstructions",
+        plotting.reconstructions(result, ctx.out / "reconstructions.png"),
+        "Test digits reconstructed by the lecture's standard model (784-30-784, tanh) and by its "
+        "denoising model (784-500-784, trained on dropout-masked inputs), on clean inputs.",
+        table(["model", "MSE [0, 1]", "PSNR (dB)", "SSIM"], _quality_rows(result["metrics"])),
+        result["metrics"],
+    )
+
+
+def kernels(ctx):
+    kernel_sets = {name: analysis.encoder_kernels(ctx.model(name)) for name in ("standard", "denoising")}
+    return Section(
+        "kernels",
+        "2. Encoder kernels",
+        plotting.kernels(kernel_sets, ctx.out / "kernels.png"),
+        "The first 20 rows of each encoder's weight matrix as 28x28 images, as the lecture compares "
+        "them: the weights from every pixel to one code unit.",
+    )
+
+
+def denoising_vs_inpainting(ctx):
+    result = analysis.denoising_vs_inpainting(ctx.model("denoising"), ctx.test_images, seed=ctx.settings.seed)
+    names = {
+        "corrupted": "corrupted input",
+        "autoencoder": "denoising autoencoder",
+        "telea": "OpenCV Telea",
+        "navier_stokes": "OpenCV Navier-Stokes",
+    }
+    best = max(result["repairs"], key=lambda n: result["metrics"][n]["psnr"])
+    return Section(
+        "denoising_vs_inpainting",
+        "3. Denoising vs inpainting",
+        plotting.denoising_vs_inpainting(result, ctx.out / "denoising_vs_inpainting.png"),
+        f"Each of {len(ctx.test_images)} test images loses each pixel with probability 0.5 (the lecture's "
+        "dropout mask). The denoising autoencoder sees the lecture's corrupted input (kept pixels doubled); "
+        "OpenCV's `cv2.inpaint` (radius 3) sees the kept pixels and the mask. Highest PSNR: "
+        f"**{names[best]}**.",
+        table(["method", "MSE", "PSNR (dB)", "SSIM"], _quality_rows(result["metrics"], names)),
+        result["metrics"],
+    )
+
+
+def interpolation(ctx):
+    a, b = ctx.test_images[0], ctx.test_images[1]
+    dense_path = analysis.interpolation(ctx.model("standard"), a, b)
+    vae_path = analysis.interpolation(ctx.model("vae20"), a, b)
+    paths = {
+        "pixel space": dense_path["pixel"],
+        "standard AE latent": dense_path["latent"],
+        "VAE (20) latent": vae_path["latent"],
+    }
+    return Section(
+        "interpolation",
+        "4. Pixel vs latent interpolation",
+        plotting.interpolations(paths, ctx.out / "interpolation.png"),
+        f"Ten steps from test digit {ctx.test_labels[0]} to test digit {ctx.test_labels[1]}: blending pixels "
+        "cross-fades two images; blending codes and decoding passes through digit-like images.",
+    )
+
+
+def manifold_inpainting(ctx):
+    steps = ctx.settings.manifold_steps
+    result = analysis.manifold_inpainting(
+        ctx.model("vae20"), ctx.test_images[: ctx.settings.manifold_images], steps=steps
+    )
+    energy = result["energy"]
+    return Section(
+        "manifold_inpainting",
+        "5. Inpainting by energy minimisation",
+        plotting.manifold_inpainting(result, ctx.out / "manifold_inpainting.png"),
+        f"An 8x8 grey square covers rows and columns 10-17 of {len(result['images'])} test digits. Starting "
+        f"from the VAE encoder's code of the covered image, {steps} Adam steps on z minimise -log p(known "
+        "pixels | z) + ||z||^2 / 2 (the VAE's prior); the patch is filled from the decoding. 'autoencoder' "
+        "fills it from the VAE's one-pass reconstruction of the covered image; 'Telea' is OpenCV's. Mean "
+        f"energy: {energy[0]:.1f} before, {energy[-1]:.1f} after.",
+        table(["fill", "PSNR on the patch (dB)"], [[n, fmt(v, 2)] for n, v in result["patch_psnr"].items()]),
+        {
+            "patch_psnr": result["patch_psnr"],
+            "energy_first": float(energy[0]),
+            "energy_last": float(energy[-1]),
+        },
+    )
+
+
+def _out_of_distribution(ctx):
+    try:
+        fashion = data.load_arrays("fashion_mnist", "test")[0][: ctx.settings.test_limit]
+    except data.DataError as e:
+        ctx.step(f"Fashion-MNIST not available, out-of-distribution part skipped: {e}")
+        return None
+    return analysis.out_of_distribution(ctx.model("standard"), ctx.test_images, fashion)
+
+
+def anomaly(ctx):
+    one_class = analysis.one_class_anomaly_detection(
+        presets.one_class,
+        ctx.train_images,
+        ctx.train_labels,
+        ctx.test_images,
+        ctx.test_labels,
+        epochs=ctx.settings.one_class_epochs,
+        seed=ctx.settings.seed,
+        progress=ctx.step,
+    )
+    ood = _out_of_distribution(ctx)
+    rows = [[d, fmt(v, 1)] for d, v in one_class["auroc"].items()]
+    rows.append(
+        [
+            "mean",
+            f"**{one_class['mean_auroc']:.1f}** (Deep SVDD: {one_class['reference_deep_svdd_mean_auroc']})",
+        ]
+    )
+    ood_text = (
+        f"The standard model, trained on all MNIST digits, separates the Fashion-MNIST test set from "
+        f"MNIST's by reconstruction error with AUROC **{ood['auroc']:.1f}%**."
+        if ood
+        else "Fashion-MNIST was not available, so the out-of-distribution part was skipped."
+    )
+    return Section(
+        "anomaly",
+        "6. Anomaly detection",
+        plotting.anomaly(one_class, ood, ctx.out / "anomaly.png"),
+        "One model per digit (784-256-32-256-784, sigmoid output, BCE) trained on that digit only; "
+        "every test image is scored by its reconstruction MSE, and the AUROC says how well other "
+        "digits rank above the normal one. Published one-class Deep SVDD (Ruff et al., 2018) averages "
+        f"94.8 over the ten digits. {ood_text}",
+        table(["normal digit", "AUROC (%)"], rows),
+        {**one_class, "mnist_vs_fashion_auroc": ood and ood["auroc"]},
+    )
+
+
+def pca(ctx):
+    settings = ctx.settings
+    comparison = analysis.compare_with_pca(
+        presets.pca_rival,
+        ctx.train_images,
+        ctx.train_labels,
+        ctx.test_images,
+        ctx.test_labels,
+        epochs=settings.pca_epochs,
+        seed=settings.seed,
+        progress=ctx.step,
+    )
+    tied = analysis.tied_linear_subspace(ctx.train_images, 10, epochs=settings.pca_epochs)
+    pca_result, ae = comparison["pca"], comparison["autoencoder"]
+    rows = [
+        [
+            d,
+            fmt(pca_result["mse"][i]),
+            fmt(ae["mse"][i]),
+            fmt(pca_result["probe_accuracy"][i], 3),
+            fmt(ae["probe_accuracy"][i], 3),
+        ]
+        for i, d in enumerate(comparison["code_sizes"])
+    ]
+    return Section(
+        "pca",
+        "7. Autoencoder vs PCA",
+        plotting.pca(comparison, tied["angles"], ctx.out / "pca.png"),
+        "At each code size, PCA (scikit-learn) and a nonlinear autoencoder (784-256-d-256-784) "
+        "reconstruct the test set; a logistic-regression probe trained on the codes of the first "
+        "10,000 training images classifies the test codes. Right: principal angles between the "
+        "encoder weights of a tied-weight linear autoencoder with a 10-unit code and the top 10 "
+        f"principal components (largest {tied['angles'].max():.1f} degrees; 0 means the same subspace).",
+        table(["code size", "PCA MSE", "AE MSE", "PCA probe acc.", "AE probe acc."], rows),
+        {**comparison, "tied_linear_principal_angles": tied["angles"].tolist()},
+    )
+
+
+def super_resolution(ctx):
+    result = analysis.super_resolution(ctx.model("super_resolution"), ctx.test_images)
+    return Section(
+        "super_resolution",
+        "8. Super-resolution",
+        plotting.super_resolution(result, ctx.out / "super_resolution.png"),
+        "Test digits average-pooled to 14x14, brought back to 28x28 by bicubic interpolation "
+        "(`tf.image.resize`) and by a small convolutional autoencoder trained on pooled/original pairs.",
+        table(["method", "PSNR (dB)"], [[n, fmt(v, 2)] for n, v in result["psnr"].items()]),
+        result["psnr"],
+    )
+
+
+def vae_maps(ctx):
+    vae2 = ctx.model("vae2")
+    plotting.latent_grid(analysis.latent_grid(vae2), ctx.out / "vae_latent_grid.png")
+    samples = np.asarray(ctx.model("vae20").sample(50))
+    plotting.samples(samples, ctx.out / "vae_samples.png", "50 samples from the prior of the 20-D VAE")
+    scatter = analysis.latent_scatter(vae2, ctx.test_images, ctx.test_labels)
+    return Section(
+        "vae_maps",
+        "9. VAE latent maps",
+        plotting.latent_scatter(scatter, ctx.out / "vae_latent_scatter.png"),
+        "The test set's z_mean under the 2-D VAE, coloured by digit; below, the latent plane decoded "
+        "on a 15x15 grid of normal quantiles (5%-95%), and samples from the 20-D VAE's prior.\n\n"
+        "![latent grid](vae_latent_grid.png)\n\n![samples](vae_samples.png)",
+    )
+
+
+def curve_denoising(ctx):
+    curve = analysis.curve_denoising(epochs=ctx.settings.curve_epochs, seed=ctx.settings.seed)
+    metrics = {
+        "mean_input_distance": float(curve["input_distance"].mean()),
+        "mean_output_distance": float(curve["output_distance"].mean()),
+    }
+    return Section(
+        "curve_denoising",
+        "10. The denoising picture in 2-D",
+        plotting.curve_denoising(curve, ctx.out / "curve_denoising.png"),
+        "A denoising autoencoder (2-64-64-1-64-64-2, tanh) trained on points of the red curve with "
+        "Gaussian noise (sigma 0.1), applied to every point of a grid over the plane; colour is how "
+        f"far each point moves. Mean distance to the curve: {metrics['mean_input_distance']:.3f} before, "
+        f"{metrics['mean_output_distance']:.3f} after.",
+        metrics=metrics,
+    )
+
+
+PARTS = (
+    reconstructions,
+    kernels,
+    denoising_vs_inpainting,
+    interpolation,
+    manifold_inpainting,
+    anomaly,
+    pca,
+    super_resolution,
+    vae_maps,
+    curve_denoising,
+)

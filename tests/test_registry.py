@@ -1,0 +1,105 @@
+"""The model registry: every front end reads it, and a new variant is one file plus its registration."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from aekeras import registry
+from aekeras.data import ImageSpec
+
+AEKERAS = [sys.executable, "-m", "aekeras"]
+
+# A whole new variant, as a user would write it: one class and its registration.
+TOY_VARIANT = '''
+import keras
+from keras import ops
+
+from aekeras.models import blocks
+from aekeras.models.base import BaseAutoencoder, resolve_image_spec
+from aekeras.registry import Option, register_model
+
+
+@keras.saving.register_keras_serializable(package="toy")
+class L1Autoencoder(BaseAutoencoder):
+    """A dense autoencoder trained on the mean absolute error."""
+
+    config_fields = ("latent_dim",)
+
+    def __init__(self, latent_dim=3, image_shape=None, value_range=None, image_spec=None, **kwargs):
+        spec = resolve_image_spec(image_spec, image_shape, value_range, (0.0, 1.0))
+        encoder = blocks.dense_encoder((), latent_dim, "relu", "relu", "glorot_uniform")
+        decoder = blocks.dense_decoder(spec.shape, (), "relu", "sigmoid", "glorot_uniform")
+        super().__init__(encoder, decoder, spec, **kwargs)
+        self.latent_dim = latent_dim
+        self.build((None, *self.image_shape))
+
+    def compute_loss_terms(self, inputs, targets, training=False):
+        reconstructions = self(inputs, training=training)
+        errors = ops.reshape(ops.abs(targets - reconstructions), (ops.shape(targets)[0], -1))
+        return {"reconstruction_loss": ops.mean(errors, axis=-1)}, reconstructions
+
+
+register_model(
+    "l1", lambda image_spec, latent_dim=3: L1Autoencoder(latent_dim=latent_dim, image_spec=image_spec),
+    (Option("latent_dim", int, 3, "code size"),), "a toy variant",
+)
+'''
+
+
+def test_every_built_in_model_is_registered_with_its_options():
+    assert registry.model_names()[:5] == ("dense", "conv", "denoising", "contractive", "vae")
+    entry = registry.get_model("denoising")
+    assert entry.defaults() == {
+        "latent_dim": None,
+        "architecture": "dense",
+        "tied_weights": False,
+        "noise": "dropout",
+        "noise_level": 0.5,
+    }
+    options = registry.options_by_name()
+    assert options["latent_dim"][1] == ["dense", "conv", "denoising", "contractive", "vae"]
+    assert options["noise"][1] == ["denoising"]
+    with pytest.raises(ValueError, match="the dense model does not take noise"):
+        registry.build_model("dense", None, noise="gaussian")
+    with pytest.raises(ValueError, match="unknown model 'gan'"):
+        registry.get_model("gan")
+    # The lectures' setups are the defaults.
+    model = registry.build_model("denoising", ImageSpec((28, 28, 1)), seed=7)
+    assert (
+        model.noise == "dropout"
+        and model.seed == 7
+        and model.get_config()["autoencoder"]["config"]["latent_dim"] == 500
+    )
+
+
+def test_a_new_variant_trains_exports_and_converts_from_the_command_line(tmp_path, digits_npz):
+    plugins = tmp_path / "plugins"
+    (plugins / "toy_variant-0.1.dist-info").mkdir(parents=True)
+    (plugins / "toy_variant.py").write_text(TOY_VARIANT)
+    # An installed package's entry point, as pip would write it.
+    (plugins / "toy_variant-0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: toy-variant\nVersion: 0.1\n"
+    )
+    (plugins / "toy_variant-0.1.dist-info" / "entry_points.txt").write_text(
+        "[aekeras.models]\nl1 = toy_variant\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugins), os.environ.get("PYTHONPATH", "")])}
+
+    def run(*args):
+        result = subprocess.run(
+            [*AEKERAS, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    help_text = " ".join(run("train", "--help").split())
+    assert "{dense,conv,denoising,contractive,vae,l1}" in help_text and "vae 20, l1 3)" in help_text
+    run("train", "l1", "--latent-dim", "5", "--data", str(digits_npz), "--epochs", "2", "--quiet")
+    record = json.loads((tmp_path / "saved_models/l1/1/run.json").read_text())
+    assert record["model_config"]["latent_dim"] == 5 and record["image_spec"]["shape"] == [8, 8, 1]
+    assert record["history"]["reconstruction_loss"][1] < record["history"]["reconstruction_loss"][0]
+    converted = run("tflite", "saved_models/l1/1", "--quantize", "int8")
+    assert "TFLite (int8): saved_models/l1/1/l1-int8.tflite" in converted
