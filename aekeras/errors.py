@@ -13,3 +13,25 @@ class DataError(ValueError):
 
 class ModelFileError(ValueError):
     """A file that is not a loadable aekeras model."""
+
+
+class ContractChangeError(ValueError):
+    """Publishing would change the signatures a served model name offers its clients."""
+
+
+class SettingsChangedError(ValueError):
+    """A run folder holds the backup of a run made with other settings."""
+
+
+class TrainingInterrupted(Exception):
+    """Training was interrupted (Ctrl-C); what was kept and how to go on.
+
+    Attributes:
+        run_dir: the run's folder.
+        epochs_kept: epochs whose backup the next run resumes after.
+        epochs: epochs the run was asked for.
+    """
+
+    def __init__(self, run_dir, epochs_kept, epochs):
+        super().__init__(f"{run_dir}: interrupted with {epochs_kept} of {epochs} epochs kept")
+        self.run_dir, self.epochs_kept, self.epochs = run_dir, epochs_kept, epochs

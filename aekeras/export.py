@@ -17,10 +17,12 @@ import uuid
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from aekeras import signatures
+from aekeras.errors import ContractChangeError
 
 SETTINGS_FILE = "run.json"
 MODELS_CONFIG_FILE = "models.config"
@@ -67,7 +69,36 @@ def build_archive(model):
     return archive
 
 
-def saved_model(model, out, name, settings=None):
+def check_name(name):
+    """Raises ValueError unless `name` can name a folder TF Serving watches."""
+    if not name or not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(
+            f"model name {name!r} must be letters, digits, '-' or '_' (it names a folder TF Serving watches)"
+        )
+
+
+def check_contract(model, out, name):
+    """Raises ContractChangeError if `out/name`'s latest version serves other signatures than `model` would.
+
+    TF Serving moves every client of a name to its newest version, so a new
+    version with other input or output names, dtypes or shapes would break
+    them without a word.
+    """
+    model_dir = Path(out) / name
+    existing = versions(model_dir)
+    if not existing:
+        return
+    latest = model_dir / str(existing[-1])
+    served = signatures.Contract.from_saved_model(tf.saved_model.load(str(latest), tags=["serve"]))
+    changes = served.differences(signatures.Contract.for_model(model))
+    if changes:
+        raise ContractChangeError(
+            f"{latest} serves other signatures than this model ({'; '.join(changes)}); publish it under a "
+            "new --name, or pass --allow-contract-change to change what its clients get"
+        )
+
+
+def saved_model(model, out, name, settings=None, allow_contract_change=False):
     """Exports `model` as the next version of `out/name/` and returns its path.
 
     Args:
@@ -76,14 +107,19 @@ def saved_model(model, out, name, settings=None):
         name: the model's name under `out`, as TF Serving will know it.
         settings: optional JSON-serialisable dict written beside the
             SavedModel as `run.json` (the run's settings and metrics).
+        allow_contract_change: publish even if the signatures differ from
+            those of the latest version under `name`.
 
     Returns:
         The `Path` of the published version folder.
+
+    Raises:
+        ValueError: for a name TF Serving cannot watch.
+        ContractChangeError: if the signatures would change, unless allowed.
     """
-    if not name or not name.replace("_", "").replace("-", "").isalnum():
-        raise ValueError(
-            f"model name {name!r} must be letters, digits, '-' or '_' (it names a folder TF Serving watches)"
-        )
+    check_name(name)
+    if not allow_contract_change:
+        check_contract(model, out, name)
     model_dir = Path(out) / name
     model_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(model_dir)

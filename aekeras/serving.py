@@ -11,9 +11,9 @@ Inputs are checked before anything is sent, against the export's own
 `Contract` where one is given (`load_contract`): a wrong name, shape or
 dtype raises `ServingError` naming the signature and what it expects, and so
 do an empty batch (REST has no form for it, and TensorFlow's oneDNN CPU
-kernels fail on a convolution of one) and images outside [0, 1]. NaN and
-infinite values are sent as they are (JSON `NaN`, `Infinity`, which TF
-Serving reads and writes).
+kernels fail on a convolution of one), NaN or infinite values (the export
+answers them with a NaN score, but int8 TFLite conversions with plausible
+numbers) and images outside [0, 1].
 """
 
 import json

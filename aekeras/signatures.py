@@ -171,8 +171,9 @@ class Contract:
         Refused, with one line naming the signature and what it expects: an
         unknown signature, a missing or extra input, a wrong rank or size, an
         empty batch, a value of the wrong kind (floats are sent as float32,
-        whatever their precision; integers as int32), and images outside
-        [0, 1] (such as 0-255 pixels).
+        whatever their precision; integers as int32), NaN or infinite values
+        (int8 models would answer them with plausible numbers), and images
+        outside [0, 1] (such as 0-255 pixels).
         """
         signature = self.signature(signature_name)
         specs = {i.name: i for i in signature.inputs}
@@ -214,11 +215,21 @@ def _check_one(signature, spec, value):
     if (spec.shape is None or (spec.shape and spec.shape[0] is None)) and len(array) == 0:
         raise ServingError(f"{signature.expects()}; got an empty batch (send at least one example)")
     array = array.astype(_DTYPES.get(spec.dtype, array.dtype))
-    if spec.name == IMAGE_INPUT:
-        finite = array[np.isfinite(array)]
-        if finite.size and (finite.min() < IMAGE_RANGE[0] or finite.max() > IMAGE_RANGE[1]):
+    if floating:
+        bad = ~np.isfinite(array).reshape(len(array), -1).all(axis=1) if array.ndim else ~np.isfinite(array)
+        if bad.any():
             raise ServingError(
-                f"signature {signature.name!r} expects images on [0, 1]; got values from "
-                f"{finite.min():g} to {finite.max():g} (divide 0-255 pixels by 255)"
+                f"signature {signature.name!r} got NaN or infinite values in {spec.name} ({int(bad.sum())} of "
+                f"{bad.size} examples); a model's outputs for them are meaningless, and quantised ones look "
+                "plausible, so they are refused"
             )
+    if (
+        spec.name == IMAGE_INPUT
+        and array.size
+        and (array.min() < IMAGE_RANGE[0] or array.max() > IMAGE_RANGE[1])
+    ):
+        raise ServingError(
+            f"signature {signature.name!r} expects images on [0, 1]; got values from "
+            f"{array.min():g} to {array.max():g} (divide 0-255 pixels by 255)"
+        )
     return array

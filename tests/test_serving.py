@@ -161,13 +161,20 @@ def test_signatures_on_nan_empty_and_wrongly_typed_batches(exported_models, digi
             signatures["sample"](num_samples=tf.constant(-1))
 
 
-def test_nan_goes_over_rest_as_json_nan(servers, digits):
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_pixels_are_refused_before_they_are_sent(servers, digits, bad):
     images = digits[:3].copy()
-    images[1, 3, 3, 0] = np.nan
-    wire = json.dumps(serving.rest_request(images=images))  # NaN, as TF Serving reads it
-    assert "NaN" in wire
-    answer = serving.parse_rest_response(json.dumps(servers["dense"].rest_predict(wire)))
-    assert np.isnan(answer["score"][1]) and np.isfinite(answer["score"][[0, 2]]).all()
+    images[1, 3, 3, 0] = bad
+    message = r"signature 'serving_default' got NaN or infinite values in images \(1 of 3 examples\)"
+    with pytest.raises(ServingError, match=message):
+        serving.rest_request(images=images)
+    with pytest.raises(ServingError, match=message):
+        serving.grpc_request("dense", contract=servers["dense"].contract, images=images)
+    for server in servers.values():
+        with pytest.raises(ServingError, match=message):
+            server.predict(images=images)
+    with pytest.raises(ServingError, match=r"signature 'decode' got NaN or infinite values in latent"):
+        servers["vae"].predict("decode", latent=np.full((1, 4), bad, np.float32))
 
 
 def test_an_empty_batch_is_refused_before_it_is_sent(servers):

@@ -111,3 +111,21 @@ def test_runner_checks_every_call_against_the_file(converted, digits, quantize):
         runner("decode", latent=np.zeros((2, 3), np.float32))
     # float64 images are sent as float32, as to TF Serving.
     assert runner("encode", images=digits[:2].astype(np.float64))["latent"].shape == (2, 16)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_non_finite_pixels_in_litert_are_refused_by_the_runner(converted, digits, name):
+    images = digits[:3].copy()
+    images[1, 14, 14, 0] = np.nan
+    images[2, 0, 0, 0] = np.inf
+    for quantize, runner in converted[name].items():
+        # Unchecked, the float files answer with non-finite scores, as the
+        # SavedModel does; the int8 file answers with plausible ones.
+        raw = runner.interpreter.get_signature_runner("serving_default")(images=images)["score"]
+        assert np.isfinite(raw[0])
+        if quantize == "int8":
+            assert np.isfinite(raw[1:]).all() and (raw[1:] < 1).all()
+        else:
+            assert not np.isfinite(raw[1:]).any()
+        with pytest.raises(ServingError, match=r"got NaN or infinite values in images \(2 of 3 examples\)"):
+            runner("serving_default", images=images)

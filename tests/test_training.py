@@ -134,7 +134,8 @@ def test_a_nan_loss_stops_training_naming_epoch_and_batch(tmp_path, monkeypatch)
         train(config)
     assert str(error.value) == (
         "training stopped: the loss became nan at epoch 2, batch 3; the last good checkpoint "
-        f"is {checkpoint}, and the same command resumes after epoch 1"
+        f"is {checkpoint}; look for NaN or infinite values in the data, or rerun with a lower "
+        "--learning-rate (it resumes after epoch 1)"
     )
     # The broken epoch saved nothing: the checkpoint and backup of epoch 1 are kept.
     assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["epoch-001.keras"]

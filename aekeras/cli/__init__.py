@@ -6,10 +6,19 @@ loads only once a command runs, quietly unless `--verbose`.
 """
 
 import importlib
+import shlex
 import sys
 
 from aekeras.cli.common import EXIT_USAGE, Parser, UsageError, start_tensorflow
-from aekeras.errors import DataError, ModelFileError
+from aekeras.errors import (
+    ContractChangeError,
+    DataError,
+    ModelFileError,
+    SettingsChangedError,
+    TrainingInterrupted,
+)
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 SUBCOMMANDS = ("train", "export", "tflite", "report")
 
@@ -23,16 +32,36 @@ def build_parser():
     return parser
 
 
+def _interrupted(error, argv):
+    """The one line for Ctrl-C during training: what was kept, and the command that goes on."""
+    command = shlex.join(["aekeras", *argv])
+    if error.epochs_kept == error.epochs:
+        return f"aekeras: interrupted after training; `{command}` evaluates and publishes it"
+    if error.epochs_kept:
+        return (
+            f"aekeras: interrupted; {error.run_dir} keeps epoch {error.epochs_kept} of {error.epochs}, and "
+            f"`{command}` resumes after it"
+        )
+    return f"aekeras: interrupted in the first epoch, before anything was kept; `{command}` starts afresh"
+
+
 def main(argv=None):
     """Runs the command; returns its exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = build_parser().parse_args(argv)
         start_tensorflow(args.verbose)
         args.run(args)
-    except (UsageError, DataError, ModelFileError) as e:
+    except (UsageError, DataError, ModelFileError, ContractChangeError, SettingsChangedError) as e:
         print(f"aekeras: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except FloatingPointError as e:
         print(f"aekeras: error: {e}", file=sys.stderr)
         return 1
+    except TrainingInterrupted as e:
+        print(_interrupted(e, argv), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("aekeras: interrupted; nothing was left half-written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0

@@ -102,6 +102,15 @@ def add_data_arguments(parser, data_default="mnist", what="the data"):
     )
 
 
+def add_contract_argument(parser):
+    parser.add_argument(
+        "--allow-contract-change",
+        action="store_true",
+        help="publish even if the signatures differ from those the name's latest version serves "
+        "(its clients then get the new ones)",
+    )
+
+
 def read_options(args):
     """The `aekeras.data.ReadOptions` fields the data arguments give."""
     options = {

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from aekeras.cli.common import UsageError, check_writable_folder
+from aekeras.cli.common import UsageError, add_contract_argument, check_writable_folder
 
 
 def add_parser(commands):
@@ -20,6 +20,7 @@ def add_parser(commands):
         help="where the server sees OUT, for models.config (e.g. /models in the tensorflow/serving container; "
         "default: OUT's absolute path)",
     )
+    add_contract_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -37,8 +38,10 @@ def run(args):
     record_path = model_path.parent / export.SETTINGS_FILE
     settings = json.loads(record_path.read_text()) if record_path.is_file() else None
     try:
-        path = export.saved_model(model, args.out, args.name, settings=settings)
-    except ValueError as e:  # a name TF Serving cannot watch; nothing is written
+        path = export.saved_model(
+            model, args.out, args.name, settings=settings, allow_contract_change=args.allow_contract_change
+        )
+    except ValueError as e:  # a name TF Serving cannot watch, a changed contract: nothing is written
         raise UsageError(str(e)) from None
     print(f"SavedModel: {path}")
     print(f"TF Serving config: {export.write_models_config(args.out, args.serving_root)}")

@@ -5,6 +5,7 @@ import argparse
 from aekeras import registry
 from aekeras.cli.common import (
     UsageError,
+    add_contract_argument,
     add_data_arguments,
     check_writable_folder,
     integer_at_least,
@@ -16,6 +17,9 @@ from aekeras.cli.common import (
 # What TrainConfig takes from the command line besides the model's options.
 _RUN_FIELDS = (
     "model",
+    "name",
+    "restart",
+    "allow_contract_change",
     "data",
     "data_dir",
     "image_size",
@@ -91,6 +95,13 @@ def add_parser(commands):
         "same command on every worker; the chief exports). --batch-size is the global batch",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar, one line per epoch")
+    parser.add_argument("--name", help="names the run folder and the served model (default: the model kind)")
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard the backup of an interrupted run instead of resuming it",
+    )
+    add_contract_argument(parser)
     parser.set_defaults(run=run)
 
 

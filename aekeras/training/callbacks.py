@@ -6,6 +6,9 @@ import os
 
 import keras
 
+# Above this, a NaN loss is most likely the learning rate's doing.
+HIGH_LEARNING_RATE = 0.01
+
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
     """Stops training at the first NaN or infinite loss, naming epoch and batch.
@@ -31,16 +34,28 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         loss = float((logs or {}).get("loss", 0.0))
         if math.isfinite(loss):
             return
-        if self.epoch == 0:
-            kept = "no epoch had completed, so there is no checkpoint"
-        elif self.checkpoints is None:
-            kept = f"the chief keeps the checkpoint of epoch {self.epoch}"
-        else:
-            kept = f"the last good checkpoint is {self.checkpoints / f'epoch-{self.epoch:03d}.keras'}"
         raise FloatingPointError(
             f"training stopped: the loss became {loss} at epoch {self.epoch + 1}, batch {batch + 1}; "
-            f"{kept}, and the same command resumes after epoch {self.epoch}"
+            f"{self._kept()}; {self._likely_cause()}"
         )
+
+    def _kept(self):
+        if self.epoch == 0:
+            return "no epoch had completed, so there is no checkpoint"
+        if self.checkpoints is None:
+            return f"the chief keeps the checkpoint of epoch {self.epoch}"
+        return f"the last good checkpoint is {self.checkpoints / f'epoch-{self.epoch:03d}.keras'}"
+
+    def _likely_cause(self):
+        """What to change: rerunning unchanged would stop at the same place."""
+        rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        resumes = f" (it resumes after epoch {self.epoch})" if self.epoch else ""
+        if rate > HIGH_LEARNING_RATE:
+            return (
+                f"the learning rate {rate:g} is likely too high (Adam's usual is 0.001): rerun with a lower "
+                f"--learning-rate{resumes}"
+            )
+        return f"look for NaN or infinite values in the data, or rerun with a lower --learning-rate{resumes}"
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -52,6 +67,12 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     kill between the two renames repeats an epoch rather than losing one.
     """
 
+    def __init__(self, backup_dir, clock=None):
+        # Kept after training: the runner deletes it once the run is
+        # evaluated and published, so an interrupt before that resumes.
+        super().__init__(backup_dir, delete_checkpoint=False)
+        self.clock = clock
+
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
         staging = os.path.join(self.backup_dir, "staging.weights.h5")
@@ -61,11 +82,34 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         with open(staging, "w") as f:
             json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
         os.replace(staging, self._training_metadata_path)
+        if self.clock is not None:
+            self.clock.save()
 
 
-def run_callbacks(run_dir, resuming, is_chief):
-    """The callbacks of a run writing to `run_dir`; a worker other than the chief keeps only its backup."""
-    backup = AtomicBackupAndRestore(str(run_dir / "backup"))
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves `folder/epoch-NNN.keras` after every epoch, written whole under a hidden name, then renamed.
+
+    Keras's `ModelCheckpoint` writes in place: an interrupt during the write
+    would leave a checkpoint that cannot be loaded.
+    """
+
+    def __init__(self, folder):
+        super().__init__()
+        self.folder = folder
+
+    def on_epoch_end(self, epoch, logs=None):
+        path = self.folder / f"epoch-{epoch + 1:03d}.keras"
+        staging = self.folder / f".staging-{path.name}"
+        self.model.save(staging)
+        os.replace(staging, path)
+
+
+def run_callbacks(run_dir, resuming, is_chief, clock=None):
+    """The callbacks of a run writing to `run_dir`; a worker other than the chief keeps only its backup.
+
+    `clock`, a `RunClock`, is saved with every backup.
+    """
+    backup = AtomicBackupAndRestore(str(run_dir / "backup"), clock)
     if not is_chief:
         # Every worker must resume from the same epoch, so each keeps a
         # backup; the rest is the chief's to write.
@@ -78,9 +122,8 @@ def run_callbacks(run_dir, resuming, is_chief):
         # repeats the epoch (read_history keeps the last row) rather than
         # losing its row or leaving a half-written checkpoint for good.
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resuming),
-        keras.callbacks.ModelCheckpoint(str(checkpoints / "epoch-{epoch:03d}.keras")),
+        EpochCheckpoint(checkpoints),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
-        # Restores weights, optimizer and epoch after an interruption; its
-        # folder is deleted when training completes.
+        # Restores weights, optimizer and epoch after an interruption.
         backup,
     ]

@@ -3,6 +3,7 @@
 import dataclasses
 import math
 
+from aekeras.export import check_name
 from aekeras.registry import get_model
 from aekeras.training.distribute import STRATEGIES
 
@@ -13,6 +14,8 @@ class TrainConfig:
 
     Args:
         model: a registered model name (`aekeras.registry`).
+        name: names the run folder and the served model; the model kind
+            by default.
         options: that model's options, such as `{"latent_dim": 500}`;
             the rest take the registered defaults.
         data: the data source (see `aekeras.data.load`): `"mnist"`,
@@ -36,6 +39,10 @@ class TrainConfig:
         strategy: `"default"` (one device), `"mirrored"` (every local GPU,
             `tf.distribute.MirroredStrategy`) or `"multi_worker"` (the
             cluster in `TF_CONFIG`, `tf.distribute.MultiWorkerMirroredStrategy`).
+        restart: discard the backup of an interrupted run in the run
+            folder instead of resuming it.
+        allow_contract_change: publish even if the signatures differ from
+            those the name's latest version serves.
         steps_per_execution: training steps run per call into the graph.
             More is faster for small models (BENCHMARKS.md), but callbacks
             then see only every n-th batch, so a NaN is reported at the end
@@ -43,6 +50,7 @@ class TrainConfig:
     """
 
     model: str = "dense"
+    name: str = None
     options: dict = dataclasses.field(default_factory=dict)
     data: str = "mnist"
     data_dir: str = None
@@ -59,10 +67,18 @@ class TrainConfig:
     verbose: int = 1
     strategy: str = "default"
     steps_per_execution: int = 1
+    restart: bool = False
+    allow_contract_change: bool = False
+
+    @property
+    def run_name(self):
+        """The run folder's and the served model's name."""
+        return self.name or self.model
 
     def validate(self):
         """Raises ValueError naming the first setting that cannot work."""
         get_model(self.model).split_options(self.options)
+        check_name(self.run_name)
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r} (expected one of {STRATEGIES})")
         for field in ("epochs", "batch_size", "steps_per_execution"):

@@ -12,18 +12,19 @@ in `run_dir/<model>/<task type>-<index>/`.
 import dataclasses
 import json
 import shutil
-import time
 from pathlib import Path
 
 import keras
 
 from aekeras import data, export
 from aekeras.data.sources import FolderSource
+from aekeras.errors import TrainingInterrupted
 from aekeras.registry import build_model, get_model
 from aekeras.training import distribute
 from aekeras.training.callbacks import run_callbacks
 from aekeras.training.evaluate import evaluate_model
 from aekeras.training.records import SETTINGS_FILE, environment, read_history
+from aekeras.training.resume import RunClock, completed_epochs, shaping_settings
 
 
 def open_data(config):
@@ -78,19 +79,49 @@ def _pipelines(config, source, model, strategy):
     return train, distribute.shard_by_batch(test), share
 
 
-def _prepare_run_dir(config, strategy):
-    run_dir = Path(config.run_dir) / config.model
+def _run_dir(config, strategy):
+    run_dir = Path(config.run_dir) / config.run_name
     if not distribute.is_chief(strategy):
         run_dir = run_dir / distribute.worker_name(strategy)
-    resuming = (run_dir / "backup").is_dir()
-    if not resuming:
+    return run_dir
+
+
+def _resume_or_start(config, source, run_dir):
+    """The run's `RunClock`; a fresh run clears what an earlier one left.
+
+    Raises:
+        SettingsChangedError: if the backup there is of a run with other
+            settings (and `config.restart` is not set).
+    """
+    backup = run_dir / "backup"
+    if config.restart:
+        shutil.rmtree(backup, ignore_errors=True)
+    builder_options, _ = get_model(config.model).split_options(config.options)
+    clock = RunClock(backup, shaping_settings(config, source.spec, builder_options))
+    if clock.resumed_after is None:
         # A fresh run must not inherit checkpoints of an earlier one.
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    for leftover in (run_dir / "checkpoints").glob(".staging-*"):
+        leftover.unlink()  # from a run interrupted while it saved
     run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir, resuming
+    return clock
 
 
-def _record(config, source, model, strategy, metrics, run_dir, train_seconds):
+def _fit(model, train_data, config, run_dir, clock, is_chief):
+    """`model.fit` with the run's callbacks; an interrupt says what was kept."""
+    try:
+        model.fit(
+            train_data,
+            epochs=config.epochs,
+            callbacks=run_callbacks(run_dir, clock.resumed_after is not None, is_chief, clock),
+            verbose=config.verbose,
+            shuffle=False,  # The dataset reshuffles itself every epoch.
+        )
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(run_dir, completed_epochs(run_dir / "backup"), config.epochs) from None
+
+
+def _record(config, source, model, strategy, metrics, run_dir, clock):
     return {
         "settings": dataclasses.asdict(config),
         "data": {"source": source.spec.source, "options": config.read_options()},
@@ -99,15 +130,33 @@ def _record(config, source, model, strategy, metrics, run_dir, train_seconds):
         "model_config": model.get_config(),
         "test_metrics": metrics,
         "history": read_history(run_dir / "history.csv"),
-        "train_seconds": round(train_seconds, 2),
+        "train_seconds": round(clock.seconds, 2),
+        "resumes": clock.resumes,
         "environment": environment(),
     }
 
 
-def train(config, source=None):
+def _prepare(config, source, strategy):
+    """The compiled model, its data and its run folder, every check made before anything is written."""
+    keras.utils.set_random_seed(config.seed)
+    with strategy.scope():
+        model = build(config, source.spec)
+    if config.strategy == "multi_worker":
+        model.train_step = distribute.vector_logs(model.train_step)
+        model.test_step = distribute.vector_logs(model.test_step)
+    if distribute.is_chief(strategy) and not config.allow_contract_change:
+        export.check_contract(model, config.out, config.run_name)
+    train_data, test_data, share = _pipelines(config, source, model, strategy)
+    run_dir = _run_dir(config, strategy)
+    return model, train_data, test_data, share, run_dir, _resume_or_start(config, source, run_dir)
+
+
+def train(config, source=None, progress=print):
     """Trains, evaluates and exports the model a `TrainConfig` describes.
 
-    `source`, the config's data source already opened, saves reading it twice.
+    `source`, the config's data source already opened, saves reading it
+    twice. A run whose folder holds the backup of the same run resumes
+    after its last completed epoch, saying so through `progress`.
 
     Returns:
         A dict with the settings, the data source and image spec, the test
@@ -117,47 +166,43 @@ def train(config, source=None):
         `test_metrics` and the paths, `export` being `None`.
 
     Raises:
-        ValueError: for settings that cannot work (`aekeras.data.DataError`
-            for data), before anything is written.
+        ValueError: for settings that cannot work (`DataError` for data,
+            `ContractChangeError`, `SettingsChangedError`), before anything
+            is written.
         FloatingPointError: if the loss became NaN or infinite; the
             checkpoints and the backup of the completed epochs are kept.
+        TrainingInterrupted: on Ctrl-C, saying how many epochs were kept.
     """
     config.validate()
     strategy = distribute.distribution_strategy(config.strategy)
     source = source or open_data(config)
-    keras.utils.set_random_seed(config.seed)
-    with strategy.scope():
-        model = build(config, source.spec)
-    if config.strategy == "multi_worker":
-        model.train_step = distribute.vector_logs(model.train_step)
-        model.test_step = distribute.vector_logs(model.test_step)
-    train_data, test_data, share = _pipelines(config, source, model, strategy)
-    run_dir, resuming = _prepare_run_dir(config, strategy)
-    is_chief = distribute.is_chief(strategy)
+    model, train_data, test_data, share, run_dir, clock = _prepare(config, source, strategy)
+    if clock.resumed_after is not None:
+        progress(f"resuming {run_dir} after epoch {clock.resumed_after} of {config.epochs}")
+    _fit(model, train_data, config, run_dir, clock, distribute.is_chief(strategy))
+    try:
+        result = _evaluate_and_publish(config, source, model, test_data, strategy, run_dir, clock)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(run_dir, config.epochs, config.epochs) from None
+    shutil.rmtree(run_dir / "backup", ignore_errors=True)
+    return {**result, "data_share": share}
 
-    started = time.time()
-    model.fit(
-        train_data,
-        epochs=config.epochs,
-        callbacks=run_callbacks(run_dir, resuming, is_chief),
-        verbose=config.verbose,
-        shuffle=False,  # The dataset reshuffles itself every epoch.
-    )
-    train_seconds = time.time() - started
+
+def _evaluate_and_publish(config, source, model, test_data, strategy, run_dir, clock):
     _, evaluation = get_model(config.model).split_options(config.options)
     metrics = evaluate_model(model, test_data, config.seed, **evaluation)
     model_path = run_dir / "model.keras"
     model.save(model_path)
-    result = {
-        "test_metrics": metrics,
-        "export": None,
-        "model": str(model_path),
-        "run_dir": str(run_dir),
-        "data_share": share,
-    }
-    if is_chief:
-        record = _record(config, source, model, strategy, metrics, run_dir, train_seconds)
-        export_path = export.saved_model(model, config.out, config.model, settings=record)
+    result = {"test_metrics": metrics, "export": None, "model": str(model_path), "run_dir": str(run_dir)}
+    if distribute.is_chief(strategy):
+        record = _record(config, source, model, strategy, metrics, run_dir, clock)
+        export_path = export.saved_model(
+            model,
+            config.out,
+            config.run_name,
+            settings=record,
+            allow_contract_change=config.allow_contract_change,
+        )
         (run_dir / SETTINGS_FILE).write_text(json.dumps(record, indent=2) + "\n")
         result = {**record, **result, "export": str(export_path)}
     if config.strategy == "multi_worker":

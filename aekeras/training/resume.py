@@ -1,0 +1,97 @@
+"""What a run's backup records, so that only the same run resumes from it.
+
+Keras's `BackupAndRestore` restores weights by position: a backup made with
+other settings fails deep in Keras, or worse, loads. The backup here also
+records the settings that shape the model and the data, the training time
+so far and how often the run resumed.
+"""
+
+import json
+import os
+import time
+from pathlib import Path
+
+from aekeras.errors import SettingsChangedError
+
+STATE_FILE = "run_state.json"
+_METADATA_FILE = "training_metadata.json"  # Keras's: {"epoch": completed epochs, ...}
+
+
+def shaping_settings(config, spec, builder_options):
+    """The settings a backup must share to resume: model, sizes, data and its spec, batch size."""
+    options = config.read_options()
+    options.pop("data_dir")  # where the files are, not what they are
+    return {
+        "model": config.model,
+        "options": {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(builder_options.items())},
+        "data": spec.source,
+        "read_options": options,
+        "image_spec": spec.get_config(),
+        "limit": config.limit,
+        "batch_size": config.batch_size,
+    }
+
+
+def completed_epochs(backup_dir):
+    """The epochs a backup holds, 0 if there is none."""
+    path = Path(backup_dir) / _METADATA_FILE
+    return int(json.loads(path.read_text())["epoch"]) if path.is_file() else 0
+
+
+def _differences(recorded, settings, prefix=""):
+    changes = []
+    for key in sorted(set(recorded) | set(settings)):
+        old, new = recorded.get(key), settings.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes += _differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            changes.append(f"{prefix}{key} {old!r} -> {new!r}")
+    return changes
+
+
+class RunClock:
+    """The run's state across attempts: its settings, training seconds and resumes.
+
+    Args:
+        backup_dir: the run's backup folder.
+        settings: `shaping_settings` of this attempt.
+
+    Raises:
+        SettingsChangedError: if the folder holds the backup of a run made
+            with other settings.
+    """
+
+    def __init__(self, backup_dir, settings):
+        self.backup_dir = Path(backup_dir)
+        self.settings = settings
+        self.seconds_before, self.resumes = 0.0, 0
+        self.resumed_after = completed_epochs(self.backup_dir) if self.backup_dir.is_dir() else None
+        if self.resumed_after is not None:
+            self._load()
+        self.started = time.time()
+
+    def _load(self):
+        where = self.backup_dir.parent
+        path = self.backup_dir / STATE_FILE
+        recorded = json.loads(path.read_text()) if path.is_file() else {}
+        changes = _differences(recorded.get("settings", {}), self.settings)
+        if changes:
+            shown = "; ".join(changes[:4]) + ("; ..." if len(changes) > 4 else "")
+            raise SettingsChangedError(
+                f"{where} holds the backup of an interrupted run with other settings ({shown}); rerun with "
+                "its settings to resume it, or pass --restart to discard the backup and start afresh"
+            )
+        self.seconds_before = float(recorded.get("seconds", 0.0))
+        self.resumes = int(recorded.get("resumes", 0)) + 1
+
+    @property
+    def seconds(self):
+        """Training seconds over every attempt, this one up to now."""
+        return self.seconds_before + time.time() - self.started
+
+    def save(self):
+        """Writes the state beside the backup, whole or not at all."""
+        state = {"settings": self.settings, "seconds": round(self.seconds, 2), "resumes": self.resumes}
+        staging = self.backup_dir / f"{STATE_FILE}.staging"
+        staging.write_text(json.dumps(state, indent=2) + "\n")
+        os.replace(staging, self.backup_dir / STATE_FILE)

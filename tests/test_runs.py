@@ -1,0 +1,150 @@
+"""Named runs, served contracts, stale backups, interrupts and NaN stops: real processes and signals."""
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+AEKERAS = [sys.executable, "-m", "aekeras"]
+
+
+def run(args, cwd, timeout=600):
+    return subprocess.run([*AEKERAS, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def one_line(result):
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("aekeras: "), result.stderr
+    return result.stderr.strip()
+
+
+def test_a_named_run_has_its_own_folder_and_served_name(tmp_path):
+    result = run(
+        ["train", "dense", "--name", "quick-try", "--epochs", "1", "--limit", "256", "--quiet"], tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "runs/quick-try/model.keras").is_file()
+    assert (tmp_path / "saved_models/quick-try/1/saved_model.pb").is_file()
+    assert not (tmp_path / "runs/dense").exists() and not (tmp_path / "saved_models/dense").exists()
+    assert 'name: "quick-try"' in (tmp_path / "saved_models/models.config").read_text()
+    bad = run(["train", "dense", "--name", "../elsewhere"], tmp_path)
+    assert bad.returncode == 2 and "model name '../elsewhere' must be letters" in one_line(bad)
+
+
+def test_a_served_name_keeps_its_contract(tmp_path):
+    first = [
+        "train",
+        "vae",
+        "--latent-dim",
+        "4",
+        "--epochs",
+        "1",
+        "--limit",
+        "256",
+        "--nll-samples",
+        "0",
+        "--quiet",
+    ]
+    assert run(first, tmp_path).returncode == 0
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    changed = run([*first[:3], "2", *first[4:]], tmp_path)
+    assert changed.returncode == 2
+    line = one_line(changed)
+    assert "saved_models/vae/1 serves other signatures than this model" in line
+    assert "decode input latent: float32 [batch, 4] -> latent: float32 [batch, 2]" in line
+    assert "encode output z_mean: float32 [batch, 4] -> z_mean: float32 [batch, 2]" in line
+    assert "publish it under a new --name, or pass --allow-contract-change" in line
+    # Refused before training: nothing was written.
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+    # The same contract publishes; so does a changed one, when asked to.
+    shutil.copy(tmp_path / "runs/vae/model.keras", tmp_path / "latent4.keras")
+    assert run(["export", "latent4.keras", "--name", "vae"], tmp_path).returncode == 0
+    allowed = run([*first[:3], "2", *first[4:], "--allow-contract-change"], tmp_path)
+    assert allowed.returncode == 0, allowed.stderr
+    assert sorted(p.name for p in (tmp_path / "saved_models/vae").iterdir()) == ["1", "2", "3"]
+    # aekeras export keeps the contract too.
+    back = run(["export", "latent4.keras", "--name", "vae"], tmp_path)
+    assert back.returncode == 2
+    assert "decode input latent: float32 [batch, 2] -> latent: float32 [batch, 4]" in one_line(back)
+    assert sorted(p.name for p in (tmp_path / "saved_models/vae").iterdir()) == ["1", "2", "3"]
+
+
+def interrupt_after_first_backup(args, cwd):
+    """Starts a training, sends SIGINT once an epoch is backed up; returns the finished process."""
+    process = subprocess.Popen(
+        [*AEKERAS, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    backed_up = cwd / "runs/dense/backup/training_metadata.json"
+    deadline = time.time() + 240
+    while not backed_up.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    return process.returncode, stdout, stderr
+
+
+def test_ctrl_c_says_what_was_kept_and_a_changed_rerun_is_refused(tmp_path):
+    args = ["train", "dense", "--epochs", "5", "--limit", "6144", "--quiet"]
+    status, _, stderr = interrupt_after_first_backup(args, tmp_path)
+    assert status == 130, stderr
+    assert stderr.count("\n") == 1 and "Traceback" not in stderr
+    kept = re.fullmatch(
+        r"aekeras: interrupted; runs/dense keeps epoch (\d) of 5, and `aekeras train dense --epochs 5 --limit 6144 "
+        r"--quiet` resumes after it\n",
+        stderr,
+    )
+    assert kept, stderr
+    # Nothing half-written: every checkpoint loads, no staging file is left.
+    assert not list((tmp_path / "runs/dense/checkpoints").glob(".staging-*"))
+    assert not (tmp_path / "saved_models").exists()
+
+    other = run(
+        ["train", "dense", "--latent-dim", "8", "--epochs", "5", "--limit", "6144", "--quiet"], tmp_path
+    )
+    assert other.returncode == 2
+    line = one_line(other)
+    assert (
+        "runs/dense holds the backup of an interrupted run with other settings (options.latent_dim 30 -> 8)"
+        in line
+    )
+    assert "rerun with its settings to resume it, or pass --restart" in line
+
+    resumed = run(args, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming runs/dense after epoch {kept.group(1)} of 5" in resumed.stdout
+    record = json.loads((tmp_path / "saved_models/dense/1/run.json").read_text())
+    assert record["resumes"] == 1 and record["history"]["epoch"] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert not (tmp_path / "runs/dense/backup").exists()
+
+
+def test_restart_discards_a_stale_backup(tmp_path):
+    args = ["train", "dense", "--epochs", "3", "--limit", "6144", "--quiet"]
+    status, _, _ = interrupt_after_first_backup(args, tmp_path)
+    assert status == 130
+    restarted = run(
+        ["train", "dense", "--latent-dim", "8", "--epochs", "1", "--limit", "512", "--quiet", "--restart"],
+        tmp_path,
+    )
+    assert restarted.returncode == 0, restarted.stderr
+    assert "resuming" not in restarted.stdout
+    record = json.loads((tmp_path / "saved_models/dense/1/run.json").read_text())
+    assert record["resumes"] == 0 and record["model_config"]["latent_dim"] == 8
+
+
+def test_a_nan_stop_names_the_learning_rate_and_promises_nothing(tmp_path):
+    result = run(
+        ["train", "vae", "--learning-rate", "1000", "--epochs", "2", "--limit", "2048", "--quiet"], tmp_path
+    )
+    assert result.returncode == 1
+    line = one_line(result)
+    assert re.match(r"aekeras: error: training stopped: the loss became nan at epoch 1, batch \d+", line), (
+        line
+    )
+    assert (
+        "the learning rate 1000 is likely too high (Adam's usual is 0.001): rerun with a lower --learning-rate"
+        in line
+    )
+    assert "same command" not in line
