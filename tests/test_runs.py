@@ -112,11 +112,16 @@ def test_ctrl_c_says_what_was_kept_and_a_changed_rerun_is_refused(tmp_path):
     )
     assert "rerun with its settings to resume it, or pass --restart" in line
 
+    first_seconds = json.loads((tmp_path / "runs/dense/backup/run_state.json").read_text())["seconds"]
+    started = time.monotonic()
     resumed = run(args, tmp_path)
+    resumed_wall = time.monotonic() - started
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming runs/dense after epoch {kept.group(1)} of 5" in resumed.stdout
     record = json.loads((tmp_path / "saved_models/dense/1/run.json").read_text())
     assert record["resumes"] == 1 and record["history"]["epoch"] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    # Training time over both attempts: the first's, and less than this whole process took.
+    assert first_seconds > 0 and first_seconds < record["train_seconds"] < first_seconds + resumed_wall
     assert not (tmp_path / "runs/dense/backup").exists()
 
 
