@@ -1,5 +1,7 @@
 """The benchmark: its PyTorch twins are faithful, and its quick mode runs."""
 
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -36,24 +38,45 @@ def test_forward_flops_of_the_lecture_model():
     assert bench.forward_flops(model) == 2 * (784 * 30 + 30 * 784)
 
 
-def test_quick_run_reports_every_figure():
-    results = bench.run(bench.BenchSettings.quick(), progress=lambda message: None)
-    assert set(results["training"]) == {
-        "dense",
-        "dense (32 steps per execution)",
-        "dense (XLA)",
-        "conv",
-        "vae",
-        "vae (XLA)",
-    }
+def test_peak_memory_is_the_commands_own():
+    # wait4's ru_maxrss would count this test process's memory (TensorFlow,
+    # PyTorch) in any child it forks; the benchmark reads the child's own.
+    own = bench._peak_resident_bytes(os.getpid())
+    seconds, peak = bench._timed_run([sys.executable, "-c", "import time; time.sleep(0.5)"], dict(os.environ))
+    assert seconds >= 0.5
+    assert 1 * 2**20 < peak < own / 2
+
+
+def test_quick_run_reports_every_figure(tmp_path):
+    settings = bench.BenchSettings.quick()
+    results = bench.run(settings, progress=lambda message: None)
+    assert set(results["training"]) == set(bench.MODELS)
     for race in results["training"].values():
-        assert race["throughput_ratio"] > 0 and 0 < race["peak_fraction"] < 1
-        assert len(race["keras"]["test_loss"]) == len(race["torch"]["test_loss"]) == 2
-    # Same weights, same batches: the dense twins end at nearly the same loss.
-    dense = results["training"]["dense"]
-    assert dense["keras"]["test_loss"][-1] == pytest.approx(dense["torch"]["test_loss"][-1], rel=0.01)
-    assert results["pipeline"]["ratio"] > 0
-    assert set(results["inference"]["saved_model_images_per_second"]) == {1, 32, 256}
+        assert {"aekeras", "PyTorch eager"} <= set(race["sides"])
+        assert race["versus_pytorch"]["ratio"] > 0
+        for side in race["sides"].values():
+            assert len(side["test_loss"]) == len(side["epoch_seconds"]) == settings.epochs
+    # Same weights, same batches in the same order: the dense twins end at
+    # nearly the same test loss, with aekeras's defaults and with XLA.
+    dense = results["training"]["dense"]["sides"]
+    for label in ("aekeras", results["training"]["dense"]["xla_toggled"]["label"]):
+        assert dense[label]["test_loss"][-1] == pytest.approx(
+            dense["PyTorch eager"]["test_loss"][-1], rel=0.01
+        )
+    assert 0 < results["dense_peak_fraction"] < 1
+    cli = results["cli"]["sides"]
+    assert set(cli) == {"aekeras train dense", "lecture PyTorch loop"}
+    assert all(len(side["epoch_seconds"]) == settings.cli_repeats for side in cli.values())
+    # Two different programs: their peaks are their own, not the benchmark's.
+    assert cli["aekeras train dense"]["peak_bytes"] != cli["lecture PyTorch loop"]["peak_bytes"]
+    assert all(rate > 0 for rate in results["pipeline"]["images_per_second"].values())
+    assert set(results["serving"]["saved_model_images_per_second"]) == {1, 256}
+    lines = bench.summary_lines(results)
+    assert [line.split(":")[0] for line in lines[:3]] == [f"train {name}" for name in bench.MODELS]
+    assert "aekeras/PyTorch throughput" in lines[0]
     text = bench.markdown(results, "python benchmarks/bench.py --quick")
-    assert "| dense (XLA) |" in text and "LiteRT int8" in text
-    assert len(bench.summary_lines(results)) == 8
+    assert "## Targets" in text and "LiteRT int8" in text
+    # BENCHMARKS.md can be rewritten from the run's saved results alone.
+    saved = tmp_path / "results.json"
+    saved.write_text(json.dumps(results, default=float))
+    assert bench.markdown(bench.load_results(saved), "python benchmarks/bench.py --quick") == text

@@ -76,8 +76,9 @@ def add_parser(commands):
     parser.add_argument(
         "--steps-per-execution",
         type=positive_int,
-        default=1,
-        help="training steps per graph call: faster for small models, coarser callbacks",
+        default=None,
+        help="training steps per graph call (default: the model's, 32; 1 under --strategy mirrored or "
+        "multi_worker); the progress bar and per-batch callbacks advance once per call",
     )
     parser.add_argument("--seed", type=int, default=0, help="seeds the weights, the data order and the noise")
     parser.add_argument("--out", default="saved_models", help="SavedModels go to OUT/MODEL/VERSION/")

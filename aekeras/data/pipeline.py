@@ -28,6 +28,37 @@ def _check(batch_size, limit, value_range):
     return value_range
 
 
+def index_batches(count, batch_size, shuffle, seed, drop_remainder):
+    """Batches of example indices: in order, or a new seeded permutation every epoch.
+
+    Each epoch's order is drawn in one op (`stateless_shuffle`, seeded by a
+    fresh draw of `Dataset.random` per iteration), not example by example: a
+    per-element shuffle buffer alone delivers fewer batches per second than
+    small models train on.
+    """
+    full = count // batch_size * batch_size
+
+    def epoch(epoch_seed):
+        order = tf.range(count, dtype=tf.int64)
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(
+                order, seed=tf.stack([tf.constant(seed, tf.int64), epoch_seed])
+            )
+        batches = tf.data.Dataset.from_tensor_slices(tf.reshape(order[:full], (-1, batch_size)))
+        if full < count and not drop_remainder:
+            batches = batches.concatenate(tf.data.Dataset.from_tensors(order[full:]))
+        return batches
+
+    if shuffle:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+    else:
+        seeds = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64))
+    # `flat_map` hides the count; Keras needs it to end each epoch without
+    # a "ran out of data" warning when several steps run per call.
+    batches = full // batch_size + (full < count and not drop_remainder)
+    return seeds.flat_map(epoch).apply(tf.data.experimental.assert_cardinality(batches))
+
+
 def make_dataset(
     examples,
     spec,
@@ -43,8 +74,9 @@ def make_dataset(
 ):
     """A batched, prefetched `tf.data.Dataset` of float32 images at `value_range`.
 
-    Examples in memory are shuffled as indices and gathered a batch at a
-    time; files are shuffled as paths and decoded in parallel, in order.
+    Examples in memory are gathered a batch at a time by index; files are
+    decoded in parallel, in order. Both follow `index_batches`, so both give
+    the same batches.
 
     Args:
         examples: a split's `Examples`, at the spec's shape.
@@ -57,32 +89,27 @@ def make_dataset(
         examples = examples.subset(np.arange(min(limit, len(examples))))
     if labels and examples.labels is None:
         raise DataError(f"{spec.source}: has no labels (labels=True needs a labelled source)")
-    count = len(examples)
-    dataset = tf.data.Dataset.range(count)
-    if shuffle:
-        dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    dataset = index_batches(len(examples), batch_size, shuffle, seed, drop_remainder)
     label_table = tf.constant(examples.labels) if labels else None
 
-    def scale(images):
-        images = to_model_scale(unit_scale(images), value_range)
-        return tf.reshape(images, (-1, spec.size)) if flatten else images
-
-    if examples.files is not None:
-        files = tf.constant(examples.files)
+    def images_of(indices):
+        if examples.files is None:
+            return tf.gather(table, indices)
         size, channels = spec.shape[:2], spec.channels
-        decode = lambda i: decode_file(tf.gather(files, i), channels, size)  # noqa: E731
-        dataset = dataset.map(
-            lambda i: (decode(i), i), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-        ).batch(batch_size, drop_remainder=drop_remainder)
-        batches = lambda images, i: (scale(images), i)  # noqa: E731
-    else:
-        table = tf.constant(examples.images)
-        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-        batches = lambda i: (scale(tf.gather(table, i)), i)  # noqa: E731
+        return tf.map_fn(
+            lambda path: decode_file(path, channels, size),
+            tf.gather(files, indices),
+            fn_output_signature=tf.TensorSpec((*spec.shape,), tf.uint8),
+        )
 
-    def finish(*batch):
-        images, indices = batches(*batch)
+    def batch_of(indices):
+        if not drop_remainder:  # any batch size, as Dataset.batch's last batch may be
+            indices = tf.raw_ops.PlaceholderWithDefault(input=indices, shape=[None])
+        images = to_model_scale(unit_scale(images_of(indices)), value_range)
+        images = tf.reshape(images, (-1, spec.size)) if flatten else images
         return (images, tf.gather(label_table, indices)) if labels else images
 
-    dataset = dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    table = tf.constant(examples.images) if examples.files is None else None
+    files = tf.constant(examples.files) if examples.files is not None else None
+    dataset = dataset.map(batch_of, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -9,6 +9,7 @@ from keras.src.trainers.compile_utils import MetricsList
 
 from aekeras import losses
 from aekeras.data import DEFAULT_SPEC, ImageSpec
+from aekeras.models import nonfinite
 
 
 def draw_for_global_batch(distribution, shape, seed_generator):
@@ -117,6 +118,9 @@ class BaseAutoencoder(keras.Model):
     evaluation_term_names = ()
     # Constructor arguments that `get_config` returns besides the image spec.
     config_fields = ()
+    # What `compile` uses unless told otherwise (measured in BENCHMARKS.md).
+    default_steps_per_execution = 32
+    default_jit_compile = False
 
     def __init__(self, encoder, decoder, image_spec, reconstruction_loss="mse", **kwargs):
         super().__init__(**kwargs)
@@ -138,6 +142,11 @@ class BaseAutoencoder(keras.Model):
         self.reconstruction_loss = reconstruction_loss
         self.loss_trackers = LossTrackers(("loss", *self.loss_term_names))
         self.evaluation_trackers = LossTrackers(self.evaluation_term_names)
+        # The optimizer step at which the loss first became non-finite (-1:
+        # none); see `aekeras.models.nonfinite`. A plain TensorFlow variable,
+        # not a Keras weight: it is bookkeeping, so it is neither saved in
+        # .keras files nor counted in `count_params` or the summary.
+        self.nonfinite_step = nonfinite.step_variable()
 
     @property
     def image_shape(self):
@@ -153,15 +162,55 @@ class BaseAutoencoder(keras.Model):
         config.update({field: getattr(self, field) for field in self.config_fields})
         return config
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
-        """Keras's `compile`, less the loss, which the model's configuration sets."""
+    def compile(
+        self,
+        optimizer="rmsprop",
+        loss=None,
+        metrics=None,
+        steps_per_execution=None,
+        jit_compile=None,
+        **kwargs,
+    ):
+        """Keras's `compile`, less the loss, which the model's configuration sets.
+
+        `steps_per_execution` and `jit_compile` default to what trains this
+        model fastest on a CPU (`default_steps_per_execution`,
+        `default_jit_compile`; BENCHMARKS.md); the NaN stop stays exact
+        whatever they are.
+        """
         if loss is not None:
             raise ValueError(
                 f"{type(self).__name__} sets its own loss (its constructor arguments, such as "
                 "reconstruction_loss); compile(loss=...) would be ignored, so pass only the "
                 "optimizer and metrics"
             )
-        super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+        # Keras cannot run several steps per call under a tf.distribute
+        # strategy (keras-team/keras#19246), nor XLA across its replicas.
+        distributed = (
+            tf.distribute.has_strategy() or self.distribute_strategy is not tf.distribute.get_strategy()
+        )
+        if steps_per_execution is None:
+            steps_per_execution = 1 if distributed else self.default_steps_per_execution
+        if jit_compile is None:
+            jit_compile = False if distributed else self.default_jit_compile
+        super().compile(
+            optimizer=optimizer,
+            metrics=metrics,
+            steps_per_execution=steps_per_execution,
+            jit_compile=jit_compile,
+            **kwargs,
+        )
+
+    def fit(self, x=None, *args, callbacks=None, **kwargs):
+        """Keras's `fit`, with a `NonFiniteStop` unless one is given: a NaN loss stops training at once."""
+        callbacks = list(callbacks or [])
+        if not any(isinstance(c, nonfinite.NonFiniteStop) for c in callbacks):
+            callbacks.append(nonfinite.NonFiniteStop())
+        if isinstance(x, tf.data.Dataset):
+            # A dataset shuffles itself (aekeras.data's do, every epoch);
+            # Keras's default shuffle=True would only warn that it cannot.
+            kwargs.setdefault("shuffle", False)
+        return super().fit(x, *args, callbacks=callbacks, **kwargs)
 
     def compile_from_config(self, config):
         # Keras skips a custom `compile` when it loads a model; this one only
@@ -306,7 +355,10 @@ class BaseAutoencoder(keras.Model):
             loss = tf.nn.compute_average_loss(total)
             scaled_loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled_loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights, strict=True))
+        # The exact NaN stop: no update from a non-finite loss or after one.
+        healthy = nonfinite.healthy(loss, self.nonfinite_step)
+        nonfinite.record_first(self.nonfinite_step, healthy, self.optimizer.iterations)
+        nonfinite.apply_gradients_if(healthy, self.optimizer, gradients, self.trainable_weights)
         return self._update_metrics(inputs, targets, terms, total, reconstructions)
 
     def test_step(self, data):

@@ -48,6 +48,26 @@ class DenseTransposed(keras.layers.Layer):
         return (*input_shape[:-1], self.tied_to.kernel.shape[0])
 
 
+@keras.saving.register_keras_serializable(package="aekeras")
+class NearestUpsampling2D(keras.layers.Layer):
+    """Nearest-neighbour 2x upsampling, as `UpSampling2D`, by a reshape and a broadcast.
+
+    `UpSampling2D`'s repeat loses static shapes (and then fails TFLite
+    conversion), and an image resize has no gradient kernel that XLA
+    compiles on CPU; a reshape and a broadcast do both.
+    """
+
+    def call(self, inputs):
+        batch, height, width, channels = ops.shape(inputs)
+        grid = ops.reshape(inputs, (batch, height, 1, width, 1, channels))
+        grid = ops.broadcast_to(grid, (batch, height, 2, width, 2, channels))
+        return ops.reshape(grid, (batch, 2 * height, 2 * width, channels))
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        return (batch, None if height is None else 2 * height, None if width is None else 2 * width, channels)
+
+
 def dense_layers(sizes, activations, initializer="glorot_uniform", prefix="dense"):
     """Dense layers of `sizes` with one activation each."""
     return [
@@ -132,12 +152,7 @@ def conv_decoder_layers(image_shape, filters, downsampling, activation, output_a
                 keras.layers.Conv2D(
                     filters[level], 3, padding="same", activation=activation, name=f"deconv_{level}"
                 ),
-                # Nearest-neighbour 2x, as UpSampling2D, but through an image
-                # resize that keeps static shapes: UpSampling2D's repeat loses
-                # them and then fails TFLite conversion.
-                keras.layers.Resizing(
-                    *(2 * d for d in sizes[level + 1]), interpolation="nearest", name=f"upsample_{level}"
-                ),
+                NearestUpsampling2D(name=f"upsample_{level}"),
             ]
         else:
             layers.append(

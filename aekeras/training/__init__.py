@@ -2,11 +2,11 @@
 
 `config` holds the settings; `runner` runs a training end to end;
 `distribute` the strategies and how data is split among workers;
-`callbacks` the NaN stop and atomic backups; `evaluate` the test figures;
+`callbacks` atomic backups and checkpoints; `evaluate` the test figures;
 `records` the history, environment and `run.json`.
 """
 
-from aekeras.training.callbacks import AtomicBackupAndRestore, StopOnNonFiniteLoss
+from aekeras.training.callbacks import AtomicBackupAndRestore
 from aekeras.training.config import TrainConfig
 from aekeras.training.distribute import STRATEGIES, check_tf_config, distribution_strategy
 from aekeras.training.evaluate import evaluate_model
@@ -17,7 +17,6 @@ __all__ = [
     "AtomicBackupAndRestore",
     "SETTINGS_FILE",
     "STRATEGIES",
-    "StopOnNonFiniteLoss",
     "TrainConfig",
     "check_tf_config",
     "distribution_strategy",

@@ -1,61 +1,11 @@
 """The callbacks of a training run: the NaN stop, atomic backups, and the run's files."""
 
 import json
-import math
 import os
 
 import keras
 
-# Above this, a NaN loss is most likely the learning rate's doing.
-HIGH_LEARNING_RATE = 0.01
-
-
-class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Stops training at the first NaN or infinite loss, naming epoch and batch.
-
-    Keras's `TerminateOnNaN` lets the epoch end, so that epoch's checkpoint
-    and backup would hold the broken weights; raising `FloatingPointError`
-    here keeps the last good ones, and the backup to resume from.
-
-    Args:
-        checkpoints: the folder of per-epoch checkpoints, named in the
-            message; `None` where this process writes none.
-    """
-
-    def __init__(self, checkpoints=None):
-        super().__init__()
-        self.checkpoints = checkpoints
-        self.epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = float((logs or {}).get("loss", 0.0))
-        if math.isfinite(loss):
-            return
-        raise FloatingPointError(
-            f"training stopped: the loss became {loss} at epoch {self.epoch + 1}, batch {batch + 1}; "
-            f"{self._kept()}; {self._likely_cause()}"
-        )
-
-    def _kept(self):
-        if self.epoch == 0:
-            return "no epoch had completed, so there is no checkpoint"
-        if self.checkpoints is None:
-            return f"the chief keeps the checkpoint of epoch {self.epoch}"
-        return f"the last good checkpoint is {self.checkpoints / f'epoch-{self.epoch:03d}.keras'}"
-
-    def _likely_cause(self):
-        """What to change: rerunning unchanged would stop at the same place."""
-        rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        resumes = f" (it resumes after epoch {self.epoch})" if self.epoch else ""
-        if rate > HIGH_LEARNING_RATE:
-            return (
-                f"the learning rate {rate:g} is likely too high (Adam's usual is 0.001): rerun with a lower "
-                f"--learning-rate{resumes}"
-            )
-        return f"look for NaN or infinite values in the data, or rerun with a lower --learning-rate{resumes}"
+from aekeras.models.nonfinite import NonFiniteStop
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -113,11 +63,11 @@ def run_callbacks(run_dir, resuming, is_chief, clock=None):
     if not is_chief:
         # Every worker must resume from the same epoch, so each keeps a
         # backup; the rest is the chief's to write.
-        return [StopOnNonFiniteLoss(), backup]
+        return [NonFiniteStop(chief_keeps=True), backup]
     checkpoints = run_dir / "checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
     return [
-        StopOnNonFiniteLoss(checkpoints),
+        NonFiniteStop(checkpoints),
         # Logged and checkpointed before the backup: a crash between them
         # repeats the epoch (read_history keeps the last row) rather than
         # losing its row or leaving a half-written checkpoint for good.

@@ -43,10 +43,11 @@ class TrainConfig:
             folder instead of resuming it.
         allow_contract_change: publish even if the signatures differ from
             those the name's latest version serves.
-        steps_per_execution: training steps run per call into the graph.
-            More is faster for small models (BENCHMARKS.md), but callbacks
-            then see only every n-th batch, so a NaN is reported at the end
-            of its group of steps and the progress bar moves in jumps.
+        steps_per_execution: training steps run per call into the graph;
+            `None`: the model's default (`BaseAutoencoder.compile`). More is
+            faster for small models (BENCHMARKS.md); per-batch callbacks
+            and the progress bar then advance once per call (the NaN stop
+            still names the exact batch).
     """
 
     model: str = "dense"
@@ -66,7 +67,7 @@ class TrainConfig:
     run_dir: str = "runs"
     verbose: int = 1
     strategy: str = "default"
-    steps_per_execution: int = 1
+    steps_per_execution: int = None
     restart: bool = False
     allow_contract_change: bool = False
 
@@ -83,6 +84,8 @@ class TrainConfig:
             raise ValueError(f"unknown strategy {self.strategy!r} (expected one of {STRATEGIES})")
         for field in ("epochs", "batch_size", "steps_per_execution"):
             value = getattr(self, field)
+            if field == "steps_per_execution" and value is None:
+                continue  # the model's default
             if not (isinstance(value, int) and value > 0):
                 raise ValueError(f"{field} must be a positive integer, got {value!r}")
         if self.limit is not None and not (isinstance(self.limit, int) and self.limit > 0):

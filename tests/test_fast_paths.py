@@ -1,0 +1,137 @@
+"""The fast paths train exactly as the plain one: several steps per call, XLA, the index pipeline."""
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from test_case import mnist
+
+from aekeras import data
+from aekeras.data.pipeline import index_batches
+from aekeras.models import ContractiveAutoencoder, ConvAutoencoder, DenseAutoencoder
+from aekeras.models.blocks import NearestUpsampling2D
+
+STEPS = 7  # 1,024 images in batches of 128: 8 steps an epoch
+
+
+def train(build, epochs=2, **compile_options):
+    """Trains on a fresh pipeline: each pipeline reshuffles on every pass over it."""
+    keras.utils.set_random_seed(0)
+    model = build()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), **compile_options)
+    dataset = mnist("train", limit=1024, batch_size=128, value_range=model.value_range)
+    model.fit(dataset, epochs=epochs, verbose=0)
+    return model
+
+
+# Deterministic models: the ones that draw noise draw it as often on every
+# path, but Keras's one-step loop makes one extra draw at the end of an epoch.
+@pytest.mark.parametrize(
+    "build, xla",
+    [
+        (lambda: DenseAutoencoder(latent_dim=8), True),
+        (lambda: ConvAutoencoder(filters=(8, 4)), True),
+        # XLA takes a minute to compile the Jacobian, and is not its default.
+        (
+            lambda: ContractiveAutoencoder(
+                DenseAutoencoder(latent_dim=4, activation="sigmoid", value_range=(0, 1))
+            ),
+            False,
+        ),
+    ],
+    ids=["dense", "conv", "contractive"],
+)
+def test_several_steps_per_call_and_xla_give_the_one_step_weights(build, xla):
+    one_step = train(build, steps_per_execution=1, jit_compile=False)
+    paths = [({"steps_per_execution": STEPS, "jit_compile": False}, 1e-6)]
+    if xla:
+        paths.append(({"steps_per_execution": STEPS, "jit_compile": True}, 2e-4))
+    for options, atol in paths:
+        fast = train(build, **options)
+        for a, b in zip(fast.get_weights(), one_step.get_weights(), strict=True):
+            np.testing.assert_allclose(a, b, atol=atol)
+
+
+def poisoned(batches, bad_batch):
+    """The batches with NaN pixels in the `bad_batch`-th one drawn (counting over epochs from 1)."""
+    drawn = tf.Variable(0)
+
+    def poison(images):
+        drawn.assign_add(1)
+        return images * tf.where(drawn == bad_batch, float("nan"), 1.0)
+
+    return batches.map(poison)
+
+
+@pytest.mark.parametrize("steps", [1, STEPS, 100])
+def test_the_nan_stop_names_the_exact_batch_and_skips_every_later_update(steps):
+    clean = mnist("train", limit=1024, batch_size=128, value_range=(-1, 1), shuffle=False)
+    keras.utils.set_random_seed(0)
+    model = DenseAutoencoder(latent_dim=8)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=steps)
+    initial = model.get_weights()
+    # Batch 11 drawn is epoch 2's third (8 batches an epoch).
+    with pytest.raises(
+        FloatingPointError, match=r"the loss became nan at epoch 2, batch 3; no epoch|epoch 2, batch 3"
+    ):
+        model.fit(poisoned(clean, 11), epochs=3, verbose=0)
+    # The weights are those after the 10 good steps: no update from the NaN or after it.
+    keras.utils.set_random_seed(0)
+    reference = DenseAutoencoder(latent_dim=8)
+    reference.set_weights(initial)
+    reference.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=1)
+    reference.fit(clean.repeat(2).take(10), epochs=1, verbose=0)
+    for a, b in zip(model.trainable_weights, reference.trainable_weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+    # A later fit starts clean.
+    history = model.fit(clean, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][0])
+
+
+def test_nearest_upsampling_is_upsampling2d():
+    images = np.random.default_rng(0).uniform(size=(3, 5, 4, 2)).astype(np.float32)
+    np.testing.assert_array_equal(NearestUpsampling2D()(images), keras.layers.UpSampling2D(2)(images))
+    assert NearestUpsampling2D().compute_output_shape((None, 5, 4, 2)) == (None, 10, 8, 2)
+
+
+def test_index_batches_are_a_fresh_seeded_permutation_every_epoch():
+    dataset = index_batches(1000, 128, shuffle=True, seed=5, drop_remainder=False)
+    epochs = [np.concatenate([b.numpy() for b in dataset]) for _ in range(3)]
+    assert [len(b) for b in dataset] == [128] * 7 + [104]
+    for order in epochs:
+        assert sorted(order) == list(range(1000))
+    assert not np.array_equal(epochs[0], epochs[1]) and not np.array_equal(epochs[1], epochs[2])
+    again = index_batches(1000, 128, shuffle=True, seed=5, drop_remainder=False)
+    np.testing.assert_array_equal(np.concatenate([b.numpy() for b in again]), epochs[0])
+    # Keras needs the count to end an epoch mid-call without a warning.
+    assert int(dataset.cardinality()) == 8
+    assert int(index_batches(1000, 128, True, 5, drop_remainder=True).cardinality()) == 7
+    in_order = index_batches(1000, 128, shuffle=False, seed=5, drop_remainder=True)
+    np.testing.assert_array_equal(np.concatenate([b.numpy() for b in in_order]), np.arange(896))
+
+
+def test_the_in_memory_pipeline_gathers_the_right_images(mnist_dir):
+    images, labels = data.load_arrays("mnist", "test", data_dir=mnist_dir)
+    dataset = data.load(
+        "mnist", "test", batch_size=100, labels=True, shuffle=True, seed=1, limit=1000, data_dir=mnist_dir
+    )
+    for batch, batch_labels in dataset:
+        # Each image carries its own label: find it by its pixels.
+        for image, label in zip(batch.numpy()[:5], batch_labels.numpy()[:5], strict=True):
+            index = np.flatnonzero((images[:1000] == image).all(axis=(1, 2, 3)))
+            assert label in labels[index]
+
+
+def test_fit_on_the_pipeline_warns_of_nothing():
+    # 8 batches in calls of 32 steps: Keras would warn "ran out of data" for
+    # a dataset of unknown size, and "shuffle ... will be ignored" for any.
+    model = DenseAutoencoder(latent_dim=8)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    dataset = mnist("train", limit=1024, batch_size=128, value_range=model.value_range)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        history = model.fit(dataset, epochs=2, validation_data=dataset, verbose=0)
+    assert len(history.history["loss"]) == 2
