@@ -72,6 +72,24 @@ def endpoints(model):
     return found
 
 
+def example_inputs(signature, images, encode):
+    """Inputs for one signature made from an image batch: latents from `encode`, counts of 1.
+
+    Used to calibrate and to compare export formats on the same real images.
+    """
+    values = {}
+    for tensor in signature.inputs:
+        if tensor.name == IMAGE_INPUT:
+            values[tensor.name] = images
+        elif tensor.name == "latent":
+            values[tensor.name] = encode(images=images)["latent"]
+        elif tensor.shape == ():  # a count, such as the VAE's num_samples
+            values[tensor.name] = tf.constant(1, tensor.dtype)
+        else:
+            raise ValueError(f"cannot make input {tensor.describe()} of {signature.name!r} from images")
+    return values
+
+
 @dataclasses.dataclass(frozen=True)
 class TensorInfo:
     """One named input or output: dtype and shape (None: any size)."""
@@ -159,6 +177,24 @@ class Contract:
                 name, describe(runner.get_input_details()), describe(runner.get_output_details())
             )
         return cls(signatures)
+
+    @classmethod
+    def from_onnx(cls, sessions):
+        """The contract of onnxruntime sessions, `{signature name: InferenceSession}`."""
+        dtypes = {"tensor(float)": "float32", "tensor(int32)": "int32", "tensor(int64)": "int64"}
+
+        def describe(args):
+            return tuple(
+                TensorInfo.of(a.name, dtypes[a.type], [d if isinstance(d, int) else -1 for d in a.shape])
+                for a in sorted(args, key=lambda a: a.name)
+            )
+
+        return cls(
+            {
+                name: Signature(name, describe(session.get_inputs()), describe(session.get_outputs()))
+                for name, session in sessions.items()
+            }
+        )
 
     def signature(self, name):
         if name not in self.signatures:

@@ -18,7 +18,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from aekeras import data, losses
 from aekeras.choices import QUANTIZATIONS
-from aekeras.signatures import IMAGE_INPUT, Contract
+from aekeras.signatures import IMAGE_INPUT, Contract, example_inputs
 
 
 def tflite_path(version_dir, quantize):
@@ -38,21 +38,6 @@ def calibration_images(source, num_images=500, *, seed=0, **read_options):
     return images[np.sort(chosen)]
 
 
-def _example_inputs(signature, batch, encode):
-    """Inputs for one signature from an image batch (latents from `encode`)."""
-    values = {}
-    for tensor in signature.inputs:
-        if tensor.name == IMAGE_INPUT:
-            values[tensor.name] = batch
-        elif tensor.name == "latent":
-            values[tensor.name] = encode(images=batch)["latent"]
-        elif tensor.shape == ():  # a count, such as the VAE's num_samples
-            values[tensor.name] = tf.constant(1, tensor.dtype)
-        else:
-            raise ValueError(f"cannot calibrate input {tensor.describe()} of {signature.name!r}")
-    return values
-
-
 def _representative_dataset(saved_model, images):
     """Calibration examples for every signature, as (signature, inputs) pairs.
 
@@ -66,7 +51,7 @@ def _representative_dataset(saved_model, images):
         for image in images:
             batch = tf.constant(image[np.newaxis])
             for name, signature in contract.signatures.items():
-                yield name, _example_inputs(signature, batch, encode)
+                yield name, example_inputs(signature, batch, encode)
 
     return generate
 

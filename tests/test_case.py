@@ -52,7 +52,22 @@ class AutoencoderTestCase:
         assert set(logs) == {"loss", *model.loss_term_names}
         after = [w.numpy() for w in loaded.trainable_weights]
         assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+        self.check_conveniences(loaded, inputs)
         return loaded
+
+    def check_conveniences(self, model, inputs):
+        """`reconstruct`, `embed` and `interpolate` take and give images on [0, 1]."""
+        spec = model.image_spec
+        unit = spec.to_unit_scale(np.asarray(inputs))  # the inputs are on the model's scale
+        reconstructions = model.reconstruct(unit)
+        np.testing.assert_allclose(reconstructions, spec.to_unit_scale(model(inputs).numpy()), atol=1e-5)
+        codes = model.embed(unit)
+        np.testing.assert_allclose(codes, keras.ops.convert_to_numpy(model.encode(inputs)), atol=1e-5)
+        path = model.interpolate(unit[0], unit[1], steps=3)
+        assert path.shape == (3, *model.image_shape)
+        np.testing.assert_allclose(path[[0, 2]], reconstructions[:2], atol=1e-5)
+        halfway = spec.to_unit_scale(keras.ops.convert_to_numpy(model.decode((codes[:1] + codes[1:2]) / 2)))
+        np.testing.assert_allclose(path[1:2], halfway, atol=1e-5)
 
     def run_fit_test(self, model, train, test, epochs=2, learning_rate=1e-3, val_rtol=1e-5):
         """A short fit on real data lowers the test loss; evaluate works as validation.

@@ -85,6 +85,7 @@ def test_console_script_and_help(tmp_path):
         (["train", "dense", "--run-dir", "a_file/runs"], "a_file is not a folder"),
         (["export", "nothing.keras", "--name", "x"], "nothing.keras: expected a .keras file"),
         (["tflite", "saved_models/dense/9"], "saved_models/dense/9: no saved_model.pb"),
+        (["onnx", "saved_models/dense/9"], "saved_models/dense/9: no saved_model.pb"),
         (["tflite", ".", "--quantize", "int4"], "argument --quantize: invalid choice: 'int4'"),
     ],
 )

@@ -7,6 +7,7 @@ int8` (calibrated and measured on the run's own data) and run in LiteRT.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 from tensorflow_serving.apis import predict_pb2
 
-from aekeras import data, serving, tflite
+from aekeras import data, onnx, serving, tflite
 
 AEKERAS = [sys.executable, "-m", "aekeras"]
 
@@ -63,7 +64,24 @@ def train_serve_convert(tmp_path, source, model_args, image_shape):
     litert = runner("serving_default", images=images[:3])["reconstruction"]
     assert np.mean(np.abs(litert - grpc["reconstruction"])) < 0.05
     assert runner.reconstruction_mse(images) <= 1.2 * record["test_metrics"]["mse_01"]
+    check_onnx(tmp_path, version, contract, len(images))
     return version, record, runner
+
+
+def check_onnx(tmp_path, version, contract, num_test_images):
+    """`aekeras onnx` converts every signature and reports each within 1e-4 of the SavedModel."""
+    converted = run(["onnx", str(version)], cwd=tmp_path)
+    assert converted.returncode == 0, converted.stderr
+    assert converted.stderr == ""
+    differences = re.findall(
+        r"ONNX (\w+): .*max \|ONNX - SavedModel\| (\S+) on (\d+) test images", converted.stdout
+    )
+    random = set(re.findall(r"ONNX (\w+): .*draws random numbers", converted.stdout))
+    assert random <= {"sample"}
+    assert {name for name, _, _ in differences} | random == set(contract.signatures)
+    for _, difference, count in differences:
+        assert float(difference) <= 1e-4 and int(count) == num_test_images
+    assert onnx.Runner(version).contract.signatures.keys() == contract.signatures.keys()
 
 
 def test_scikit_learn_digits_npz_with_a_dense_model(tmp_path, digits_npz):

@@ -13,7 +13,7 @@ from aekeras.analysis.inpainting import (
 from aekeras.analysis.interpolation import interpolation
 from aekeras.analysis.latent_maps import latent_grid, latent_scatter
 from aekeras.analysis.manifold2d import curve_denoising
-from aekeras.analysis.metrics import encode, image_metrics, mse, psnr, reconstruct
+from aekeras.analysis.metrics import image_metrics, mse, psnr
 from aekeras.analysis.pca import compare_with_pca, principal_angles, tied_linear_subspace
 from aekeras.analysis.reconstructions import encoder_kernels, reconstructions
 from aekeras.analysis.superresolution import super_resolution
@@ -24,10 +24,8 @@ __all__ = [
     "cv2_inpaint",
     "denoising_vs_inpainting",
     "encoder_kernels",
-    "encode",
     "image_metrics",
     "mse",
-    "reconstruct",
     "interpolation",
     "latent_grid",
     "latent_scatter",

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from aekeras.analysis.metrics import mse, reconstruct
+from aekeras.analysis.metrics import mse
 
 # Ruff et al., "Deep One-Class Classification" (ICML 2018), one-class Deep
 # SVDD on MNIST: mean AUROC over the ten digits, in percent.
@@ -13,7 +13,7 @@ DEEP_SVDD_MEAN_AUROC = 94.8
 
 def reconstruction_scores(model, images, batch_size=1000):
     """Per-image mean squared reconstruction error on the [0, 1] scale."""
-    return mse(reconstruct(model, images, batch_size), images)
+    return mse(model.reconstruct(images, batch_size), images)
 
 
 def one_class_anomaly_detection(

@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from aekeras import noise
-from aekeras.analysis.metrics import image_metrics, psnr, reconstruct
+from aekeras.analysis.metrics import image_metrics, psnr
 
 CV2_METHODS = {"telea": cv2.INPAINT_TELEA, "navier_stokes": cv2.INPAINT_NS}
 
@@ -133,7 +133,7 @@ def manifold_inpainting(
     covered = images * known + 0.5 * (1.0 - known)
 
     manifold, energies = minimise_energy(vae, covered, known, steps, learning_rate, prior_weight)
-    one_pass = reconstruct(vae, covered)
+    one_pass = vae.reconstruct(covered)
     telea = cv2_inpaint(images, known == 0, "telea")
 
     def fill(source):

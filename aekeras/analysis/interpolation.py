@@ -2,8 +2,6 @@
 
 import numpy as np
 
-from aekeras.analysis.metrics import encode
-
 
 def interpolation(model, start, end, steps=10):
     """Linear interpolation between two [0, 1] images, in pixels and in codes.
@@ -24,10 +22,6 @@ def interpolation(model, start, end, steps=10):
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)
     weights = t.reshape((-1,) + (1,) * np.ndim(start))
     pixel = (1 - weights) * start + weights * end
-    spec = model.image_spec
-    codes = encode(model, np.stack([start, end]))
-    code_weights = t.reshape((-1,) + (1,) * (codes.ndim - 1))
-    blended = (1 - code_weights) * codes[0] + code_weights * codes[1]
-    latent = spec.to_unit_scale(np.asarray(model.decode(blended)))
-    endpoints = spec.to_unit_scale(np.asarray(model.decode(codes)))
+    latent = model.interpolate(start, end, steps)
+    endpoints = model.reconstruct(np.stack([start, end]))
     return {"t": t, "pixel": pixel, "latent": latent, "decoded_endpoints": endpoints}

@@ -39,19 +39,3 @@ def image_metrics(images, references):
         "psnr": float(np.mean(psnr(images, references))),
         "ssim": float(np.mean(ssim)),
     }
-
-
-def reconstruct(model, unit_images, batch_size=1000):
-    """A model's reconstructions of [0, 1] images, on [0, 1]."""
-    spec = model.image_spec
-    outputs = model.predict(spec.to_model_scale(unit_images), batch_size=batch_size, verbose=0)
-    return spec.to_unit_scale(outputs)
-
-
-def encode(model, unit_images, batch_size=1000):
-    """A model's codes of [0, 1] images."""
-    spec = model.image_spec
-    scaled = spec.to_model_scale(np.asarray(unit_images, np.float32))
-    return np.concatenate(
-        [np.asarray(model.encode(scaled[i : i + batch_size])) for i in range(0, len(scaled), batch_size)]
-    )

@@ -7,7 +7,7 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 
 from aekeras import models
-from aekeras.analysis.metrics import encode, mse, reconstruct
+from aekeras.analysis.metrics import mse
 
 
 def _flat(images):
@@ -88,7 +88,7 @@ def compare_with_pca(
         pca = PCA(n_components=size, random_state=seed).fit(_flat(train_images))
         result["pca"]["mse"].append(float(np.mean(mse(pca_reconstruct(pca, test_images), test_images))))
         model = _trained(build_autoencoder, size, train_images, epochs, batch_size, seed)
-        result["autoencoder"]["mse"].append(float(np.mean(mse(reconstruct(model, test_images), test_images))))
+        result["autoencoder"]["mse"].append(float(np.mean(mse(model.reconstruct(test_images), test_images))))
         if labelled:
             probe = (
                 train_images[:probe_examples],
@@ -99,7 +99,7 @@ def compare_with_pca(
             )
             result["pca"]["probe_accuracy"].append(_probe(pca.transform, *probe))
             result["autoencoder"]["probe_accuracy"].append(
-                _probe(lambda x, m=model: _flat(encode(m, x.reshape(-1, *m.image_shape))), *probe)
+                _probe(lambda x, m=model: _flat(m.embed(x.reshape(-1, *m.image_shape))), *probe)
             )
     return result
 

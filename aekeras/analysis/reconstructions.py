@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from aekeras.analysis.metrics import image_metrics, reconstruct
+from aekeras.analysis.metrics import image_metrics
 
 
 def reconstructions(models, images):
@@ -16,7 +16,7 @@ def reconstructions(models, images):
         `{"images": images, "reconstructions": {name: [n, ...]},
         "metrics": {name: {"mse", "psnr", "ssim"}}}`, all on [0, 1].
     """
-    outputs = {name: reconstruct(model, images) for name, model in models.items()}
+    outputs = {name: model.reconstruct(images) for name, model in models.items()}
     metrics = {name: image_metrics(output, images) for name, output in outputs.items()}
     return {"images": images, "reconstructions": outputs, "metrics": metrics}
 

@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from aekeras import models
-from aekeras.analysis.metrics import psnr, reconstruct
+from aekeras.analysis.metrics import psnr
 
 
 def downsample(images, factor=2):
@@ -52,7 +52,7 @@ def super_resolution(model, images):
     """
     low = downsample(images)
     bicubic = np.clip(tf.image.resize(low, images.shape[1:3], method="bicubic").numpy(), 0.0, 1.0)
-    upsampled = reconstruct(model, low)
+    upsampled = model.reconstruct(low)
     return {
         "low": low,
         "bicubic": bicubic,

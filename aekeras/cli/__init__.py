@@ -20,7 +20,7 @@ from aekeras.errors import (
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
-SUBCOMMANDS = ("train", "export", "tflite", "report")
+SUBCOMMANDS = ("train", "export", "tflite", "onnx", "report")
 
 
 def build_parser():

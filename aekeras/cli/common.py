@@ -184,3 +184,45 @@ def start_tensorflow(verbose):
     import absl.logging
 
     absl.logging.set_verbosity(absl.logging.ERROR)
+
+
+def check_version_dir(path):
+    """An export's version folder that this process may write into, as a Path."""
+    version_dir = Path(path)
+    if not (version_dir / "saved_model.pb").is_file():
+        raise UsageError(
+            f"{version_dir}: no saved_model.pb (expected an export's version folder, "
+            "e.g. saved_models/dense/1)"
+        )
+    check_writable_folder(version_dir, "version_dir")
+    return version_dir
+
+
+def export_data(args, version_dir, image_shape):
+    """`(source, read options)`: `--data`, else what the export's run.json names."""
+    from aekeras.training.records import data_options, read_record
+
+    if args.data is not None:
+        options = read_options(args)
+        # The export's size and channels, unless asked otherwise.
+        options.setdefault("image_size", image_shape[:2])
+        options.setdefault("channels", image_shape[2])
+        return args.data, options
+    record = read_record(version_dir)
+    if record is None or "data" not in record:
+        raise UsageError(f"{version_dir}: no run.json says what data the model was trained on; pass --data")
+    return data_options(record)
+
+
+def export_test_images(args, version_dir, contract):
+    """`(source, read options, test images)` for an export, at the export's image shape."""
+    from aekeras import data
+
+    image_shape = next(i for i in contract.signature("encode").inputs if i.name == "images").shape[1:]
+    source, options = export_data(args, version_dir, image_shape)
+    test_images = data.load_arrays(source, "test", **options)[0]
+    if test_images.shape[1:] != tuple(image_shape):
+        raise UsageError(
+            f"{source}: images of shape {test_images.shape[1:]}, but the export takes {tuple(image_shape)}"
+        )
+    return source, options, test_images

@@ -1,15 +1,12 @@
 """`aekeras tflite VERSION_DIR`: convert an export to TFLite and check it in LiteRT."""
 
-from pathlib import Path
-
 from aekeras.choices import QUANTIZATIONS
 from aekeras.cli.common import (
-    UsageError,
     add_data_arguments,
-    check_writable_folder,
+    check_version_dir,
+    export_test_images,
     native_logs_hidden,
     positive_int,
-    read_options,
 )
 
 
@@ -36,40 +33,12 @@ def add_parser(commands):
     parser.set_defaults(run=run)
 
 
-def _data(args, version_dir, image_shape):
-    """`(source, read options)`: `--data`, else what the export's run.json names."""
-    from aekeras.training.records import data_options, read_record
-
-    if args.data is not None:
-        options = read_options(args)
-        # The export's size and channels, unless asked otherwise.
-        options.setdefault("image_size", image_shape[:2])
-        options.setdefault("channels", image_shape[2])
-        return args.data, options
-    record = read_record(version_dir)
-    if record is None or "data" not in record:
-        raise UsageError(f"{version_dir}: no run.json says what data the model was trained on; pass --data")
-    return data_options(record)
-
-
 def run(args):
-    from aekeras import data, serving, tflite
+    from aekeras import serving, tflite
 
-    version_dir = Path(args.version_dir)
-    if not (version_dir / "saved_model.pb").is_file():
-        raise UsageError(
-            f"{version_dir}: no saved_model.pb (expected an export's version folder, "
-            "e.g. saved_models/dense/1)"
-        )
-    check_writable_folder(version_dir, "version_dir")
+    version_dir = check_version_dir(args.version_dir)
     server = serving.LocalServer(version_dir)
-    image_shape = next(i for i in server.contract.signature("encode").inputs if i.name == "images").shape[1:]
-    source, options = _data(args, version_dir, image_shape)
-    test_images = data.load_arrays(source, "test", **options)[0]
-    if test_images.shape[1:] != tuple(image_shape):
-        raise UsageError(
-            f"{source}: images of shape {test_images.shape[1:]}, but the export takes {tuple(image_shape)}"
-        )
+    source, options, test_images = export_test_images(args, version_dir, server.contract)
     images = None
     if args.quantize == "int8":
         images = tflite.calibration_images(source, args.calibration_images, **options)

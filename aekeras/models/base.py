@@ -1,6 +1,7 @@
 """The base class of every aekeras autoencoder."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 # Keras's monitoring callbacks (EarlyStopping, ReduceLROnPlateau, ...) read a
@@ -267,6 +268,33 @@ class BaseAutoencoder(keras.Model):
 
     def call(self, inputs, training=False):
         return self.decode(self.encode(inputs, training=training), training=training)
+
+    def reconstruct(self, images, batch_size=1000):
+        """Reconstructions of images on [0, 1], on [0, 1], as NumPy (any scale the model computes in)."""
+        spec = self.image_spec
+        outputs = self.predict(
+            spec.to_model_scale(np.asarray(images, np.float32)), batch_size=batch_size, verbose=0
+        )
+        return spec.to_unit_scale(outputs)
+
+    def embed(self, images, batch_size=1000):
+        """Codes of images on [0, 1], as NumPy (the VAE's: the means of q(z|x))."""
+        scaled = self.image_spec.to_model_scale(np.asarray(images, np.float32))
+        return np.concatenate(
+            [np.asarray(self.encode(scaled[i : i + batch_size])) for i in range(0, len(scaled), batch_size)]
+        )
+
+    def interpolate(self, start, end, steps=10):
+        """Decodes `steps` evenly spaced codes from `start`'s to `end`'s (images on [0, 1]), endpoints included.
+
+        Returns `[steps, *image_shape]` on [0, 1].
+        """
+        if steps < 2:
+            raise ValueError(f"steps must be at least 2 (the two endpoints), got {steps}")
+        codes = self.embed(np.stack([start, end]))
+        t = np.linspace(0.0, 1.0, steps, dtype=np.float32).reshape((-1,) + (1,) * (codes.ndim - 1))
+        blended = (1 - t) * codes[0] + t * codes[1]
+        return self.image_spec.to_unit_scale(np.asarray(self.decode(blended)))
 
     def encode_outputs(self, inputs):
         """The named outputs of the exported `encode` signature; `latent` first."""

@@ -1,0 +1,40 @@
+"""`aekeras onnx VERSION_DIR`: convert an export to ONNX and check it in onnxruntime."""
+
+from aekeras.cli.common import (
+    add_data_arguments,
+    check_version_dir,
+    export_test_images,
+    native_logs_hidden,
+)
+
+
+def add_parser(commands):
+    parser = commands.add_parser(
+        "onnx",
+        help="convert an exported SavedModel to ONNX and check it in onnxruntime",
+        description="Convert every signature of an export into an ONNX file (VERSION_DIR/onnx/SIGNATURE.onnx, "
+        "with the SavedModel's input and output names), then run each in onnxruntime on the run's own "
+        "test images (the data its run.json names, or --data) and report the largest difference from the "
+        "SavedModel.",
+    )
+    parser.add_argument("version_dir", help="an export, e.g. saved_models/dense/1")
+    add_data_arguments(parser, data_default=None, what="the data to test on (default: the run's)")
+    parser.set_defaults(run=run)
+
+
+def run(args):
+    from aekeras import onnx, serving
+
+    version_dir = check_version_dir(args.version_dir)
+    server = serving.LocalServer(version_dir)
+    source, _, test_images = export_test_images(args, version_dir, server.contract)
+    with native_logs_hidden(args.verbose):
+        paths = onnx.convert(version_dir)
+        differences = onnx.max_differences(version_dir, test_images)
+    for name, path in paths.items():
+        checked = (
+            f"max |ONNX - SavedModel| {differences[name]:.2e} on {len(test_images)} test images of {source}"
+            if name in differences
+            else "draws random numbers: not compared value by value"
+        )
+        print(f"ONNX {name}: {path} ({path.stat().st_size} bytes); {checked}")

@@ -1,0 +1,143 @@
+"""ONNX conversion of exported SavedModels, and running the result in onnxruntime.
+
+`convert(version_dir)` writes one ONNX file per signature of an export into
+`<version_dir>/onnx/<signature>.onnx` (tf2onnx), each with the SavedModel's
+input and output names. `Runner` runs them with onnxruntime, checking every
+call against the files' own signatures first, as the LiteRT `Runner` does.
+`max_differences` compares every signature with the SavedModel's on the
+same images.
+"""
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import tensorflow as tf
+import tf2onnx
+
+from aekeras.signatures import IMAGE_INPUT, Contract, example_inputs
+
+# 17 is what onnxruntime, TensorRT and most other runtimes of 2024 on accept.
+DEFAULT_OPSET = 17
+ONNX_FOLDER = "onnx"
+
+
+def onnx_dir(version_dir):
+    """Where `convert` writes: `<version_dir>/onnx/`."""
+    return Path(version_dir) / ONNX_FOLDER
+
+
+def _load(version_dir):
+    version_dir = Path(version_dir)
+    if not (version_dir / "saved_model.pb").is_file():
+        raise FileNotFoundError(f"{version_dir}: no saved_model.pb (expected an export's version folder)")
+    return tf.saved_model.load(str(version_dir), tags=["serve"])
+
+
+def _convert_signature(function, path, opset):
+    """One signature's ONNX file, inputs and outputs named as in the SavedModel."""
+    _, inputs = function.structured_input_signature
+    names = sorted(inputs)
+    specs = [tf.TensorSpec(inputs[n].shape, inputs[n].dtype, name=n) for n in names]
+    # tf2onnx traces a function of positional inputs; the signature takes names.
+    traced = tf.function(lambda *args: function(**dict(zip(names, args, strict=True))), input_signature=specs)
+    tf2onnx.convert.from_function(traced, input_signature=specs, opset=opset, output_path=str(path))
+
+
+def convert(version_dir, *, opset=DEFAULT_OPSET):
+    """Converts every signature of an export to ONNX, beside it.
+
+    Args:
+        version_dir: an export's version folder (`saved_models/<name>/<n>`).
+        opset: the ONNX opset to target.
+
+    Returns:
+        `{signature name: Path}`. The folder is replaced whole: a failed or
+        interrupted conversion leaves the previous files (or none).
+    """
+    saved_model = _load(version_dir)
+    target = onnx_dir(version_dir)
+    staging = target.with_name(f".{ONNX_FOLDER}-staging-{uuid.uuid4().hex}")
+    staging.mkdir()
+    try:
+        for name, function in saved_model.signatures.items():
+            _convert_signature(function, staging / f"{name}.onnx", opset)
+        old = target.with_name(f".{ONNX_FOLDER}-old-{uuid.uuid4().hex}")
+        if target.exists():
+            os.replace(target, old)
+        os.replace(staging, target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {name: target / f"{name}.onnx" for name in sorted(saved_model.signatures)}
+
+
+class Runner:
+    """Runs an export's ONNX files with onnxruntime, one session per signature.
+
+    Every call is checked against the files' own signatures (names, shapes,
+    dtypes, finite values, images on [0, 1]) before it runs.
+
+    Args:
+        folder: the folder `convert` wrote (`<version_dir>/onnx`), or the
+            version folder itself.
+
+    Example:
+
+    >>> runner = Runner("saved_models/dense/1/onnx")
+    >>> runner("serving_default", images=images)["score"]
+    """
+
+    def __init__(self, folder):
+        folder = Path(folder)
+        if (folder / ONNX_FOLDER).is_dir():
+            folder = folder / ONNX_FOLDER
+        files = sorted(folder.glob("*.onnx"))
+        if not files:
+            raise FileNotFoundError(f"{folder}: no .onnx files (run `aekeras onnx VERSION_DIR` first)")
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # errors only
+        self.folder = folder
+        self.sessions = {
+            f.stem: onnxruntime.InferenceSession(str(f), options, providers=["CPUExecutionProvider"])
+            for f in files
+        }
+        self.contract = Contract.from_onnx(self.sessions)
+
+    def __call__(self, signature_name="serving_default", **inputs):
+        arrays = self.contract.check(signature_name, inputs)
+        session = self.sessions[signature_name]
+        names = [o.name for o in session.get_outputs()]
+        return dict(zip(names, session.run(names, arrays), strict=True))
+
+
+def max_differences(version_dir, images, batch_size=500):
+    """Largest absolute difference between ONNX and SavedModel outputs, per signature.
+
+    Every deterministic signature runs on `images` (latents for `decode`
+    from the SavedModel's `encode`); signatures that draw random numbers
+    (the VAE's `sample`) cannot be compared value by value and are left out.
+
+    Returns:
+        `{signature name: max |ONNX - SavedModel|}` over every output.
+    """
+    saved_model = _load(version_dir)
+    runner = Runner(onnx_dir(version_dir))
+    contract = Contract.from_saved_model(saved_model)
+    encode = saved_model.signatures["encode"]
+    differences = {}
+    for name, signature in contract.signatures.items():
+        if not any(t.name in (IMAGE_INPUT, "latent") for t in signature.inputs):
+            continue  # a count in, random draws out
+        largest = 0.0
+        for start in range(0, len(images), batch_size):
+            batch = tf.constant(images[start : start + batch_size])
+            inputs = {k: np.asarray(v) for k, v in example_inputs(signature, batch, encode).items()}
+            expected = saved_model.signatures[name](**inputs)
+            got = runner(name, **inputs)
+            largest = max(largest, *(float(np.max(np.abs(got[k] - expected[k].numpy()))) for k in got))
+        differences[name] = largest
+    return differences

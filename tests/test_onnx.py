@@ -1,0 +1,92 @@
+"""ONNX exports: every signature of every model, checked in onnxruntime against the SavedModel."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from aekeras import export, onnx
+from aekeras.models import ConvAutoencoder, DenseAutoencoder
+from aekeras.serving import LocalServer
+from aekeras.signatures import Contract, ServingError
+
+
+@pytest.fixture(scope="module")
+def converted(exported_models):
+    """name -> (version folder, {signature: ONNX path}), converted once for the module."""
+    _, exported = exported_models
+    return {name: (path, onnx.convert(path)) for name, (_, path) in exported.items()}
+
+
+def test_every_signature_of_every_model_matches_the_saved_model(converted, digits):
+    for name, (path, files) in converted.items():
+        saved = Contract.from_saved_model(LocalServer(path).model)
+        assert set(files) == set(saved.signatures), name
+        assert all(f.parent == path / "onnx" and f.stat().st_size > 0 for f in files.values())
+        runner = onnx.Runner(path)
+        for signature, expected in saved.signatures.items():
+            got = runner.contract.signature(signature)
+            # The SavedModel's names, dtypes and input shapes.
+            assert got.inputs == expected.inputs, (name, signature)
+            assert [o.name for o in got.outputs] == [o.name for o in expected.outputs]
+        differences = onnx.max_differences(path, digits[:1000])
+        assert set(differences) == set(saved.signatures) - {"sample"}
+        assert max(differences.values()) <= 1e-4, (name, differences)
+
+
+def test_other_shapes_and_channels(tmp_path, rgb_crops):
+    # Real RGB crops, cut to a size the conv model's downsampling does not divide.
+    images = rgb_crops[1][:, :30, :26].astype(np.float32) / 255
+    for model in (ConvAutoencoder(image_shape=(30, 26, 3)), DenseAutoencoder(image_shape=(30, 26, 3))):
+        model(np.zeros((1, 30, 26, 3), np.float32))
+        path = export.saved_model(model, tmp_path, type(model).__name__.lower())
+        onnx.convert(path)
+        differences = onnx.max_differences(path, images)
+        assert set(differences) == {"serving_default", "encode", "decode"}
+        assert max(differences.values()) <= 1e-4
+        out = onnx.Runner(path)("serving_default", images=images[:4])
+        assert out["reconstruction"].shape == (4, 30, 26, 3) and out["score"].shape == (4,)
+
+
+def test_vae_sample_draws_fresh_images(converted):
+    runner = onnx.Runner(converted["vae"][0])
+    first = runner("sample", num_samples=np.array(4, np.int32))["images"]
+    second = runner("sample", num_samples=np.array(4, np.int32))["images"]
+    assert first.shape == (4, 28, 28, 1) and not np.array_equal(first, second)
+    assert 0 <= first.min() and first.max() <= 1
+
+
+def test_runner_checks_every_call(converted, digits):
+    runner = onnx.Runner(converted["dense"][0] / "onnx")
+    with pytest.raises(
+        ServingError,
+        match=r"expects images: float32 \[batch, 28, 28, 1\]; got images: float32 \[2, 56, 28, 1\]",
+    ):
+        runner("encode", images=np.zeros((2, 56, 28, 1), np.float32))
+    broken = digits[:3].copy()
+    broken[1, 5, 5, 0] = np.nan
+    with pytest.raises(ServingError, match="NaN or infinite values in images"):
+        runner("serving_default", images=broken)
+    with pytest.raises(ServingError, match="expects images on \\[0, 1\\]"):
+        runner("serving_default", images=digits[:3] * 255)
+    with pytest.raises(ServingError, match="unknown signature 'sample'"):
+        runner("sample", num_samples=np.array(1, np.int32))
+
+
+def test_a_failed_conversion_keeps_the_previous_files(converted, monkeypatch):
+    path, files = converted["dense"]
+    before = {name: f.read_bytes() for name, f in files.items()}
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("converter failed")
+
+    monkeypatch.setattr(onnx.tf2onnx.convert, "from_function", fail)
+    with pytest.raises(RuntimeError, match="converter failed"):
+        onnx.convert(path)
+    assert {name: f.read_bytes() for name, f in files.items()} == before
+    assert sorted(p.name for p in path.iterdir() if p.name.startswith(".onnx")) == []
+    assert tf.io.gfile.exists(str(path / "saved_model.pb"))
+
+
+def test_runner_without_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no .onnx files"):
+        onnx.Runner(tmp_path)
