@@ -13,11 +13,13 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 __version__ = "0.1.0"
 _SUBMODULES = (
     "analysis",
+    "callbacks",
     "data",
     "export",
     "losses",
     "models",
     "noise",
+    "onnx",
     "plotting",
     "presets",
     "registry",

@@ -18,6 +18,7 @@ import onnxruntime
 import tensorflow as tf
 import tf2onnx
 
+from aekeras.progress import tracked
 from aekeras.signatures import IMAGE_INPUT, Contract, example_inputs
 
 # 17 is what onnxruntime, TensorRT and most other runtimes of 2024 on accept.
@@ -114,7 +115,7 @@ class Runner:
         return dict(zip(names, session.run(names, arrays), strict=True))
 
 
-def max_differences(version_dir, images, batch_size=500):
+def max_differences(version_dir, images, batch_size=500, verbose=False):
     """Largest absolute difference between ONNX and SavedModel outputs, per signature.
 
     Every deterministic signature runs on `images` (latents for `decode`
@@ -133,7 +134,8 @@ def max_differences(version_dir, images, batch_size=500):
         if not any(t.name in (IMAGE_INPUT, "latent") for t in signature.inputs):
             continue  # a count in, random draws out
         largest = 0.0
-        for start in range(0, len(images), batch_size):
+        starts = range(0, len(images), batch_size)
+        for start in tracked(starts, len(starts), f"ONNX {name} against the SavedModel (batches)", verbose):
             batch = tf.constant(images[start : start + batch_size])
             inputs = {k: np.asarray(v) for k, v in example_inputs(signature, batch, encode).items()}
             expected = saved_model.signatures[name](**inputs)

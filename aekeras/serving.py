@@ -24,6 +24,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
 from aekeras.export import versions
+from aekeras.progress import tracked
 from aekeras.signatures import Contract, ServingError, Signature, TensorInfo
 
 # What every aekeras export shares, for requests built without the export's
@@ -206,9 +207,11 @@ class LocalServer:
         return response
 
 
-def reconstruction_mse(server, images, batch_size=1000):
+def reconstruction_mse(server, images, batch_size=1000, verbose=False):
     """Mean squared error on [0, 1] of a `LocalServer`'s reconstructions (its `score`)."""
+    starts = range(0, len(images), batch_size)
     scores = [
-        server.predict(images=images[i : i + batch_size])["score"] for i in range(0, len(images), batch_size)
+        server.predict(images=images[i : i + batch_size])["score"]
+        for i in tracked(starts, len(starts), "SavedModel on the test images (batches)", verbose)
     ]
     return float(np.mean(np.concatenate(scores)))

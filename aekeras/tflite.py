@@ -18,6 +18,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from aekeras import data, losses
 from aekeras.choices import QUANTIZATIONS
+from aekeras.progress import tracked
 from aekeras.signatures import IMAGE_INPUT, Contract, example_inputs
 
 
@@ -138,14 +139,15 @@ class Runner:
             self._runners[signature_name] = self.interpreter.get_signature_runner(signature_name)
         return self._runners[signature_name](**arrays)
 
-    def reconstruction_errors(self, images, batch_size=256):
-        """Per-image MSE on [0, 1] of `serving_default` reconstructions."""
+    def reconstruction_errors(self, images, batch_size=256, verbose=False):
+        """Per-image MSE on [0, 1] of `serving_default` reconstructions (`verbose`: show progress)."""
+        starts = range(0, len(images), batch_size)
         outputs = [
             self("serving_default", images=images[i : i + batch_size])["reconstruction"]
-            for i in range(0, len(images), batch_size)
+            for i in tracked(starts, len(starts), "LiteRT on the test images (batches)", verbose)
         ]
         return np.asarray(losses.squared_error(images, np.concatenate(outputs)))
 
-    def reconstruction_mse(self, images, batch_size=256):
+    def reconstruction_mse(self, images, batch_size=256, verbose=False):
         """Mean squared error of `serving_default` reconstructions on [0, 1] images."""
-        return float(np.mean(self.reconstruction_errors(images, batch_size)))
+        return float(np.mean(self.reconstruction_errors(images, batch_size, verbose)))

@@ -1,6 +1,7 @@
 """The `aekeras` command, run as a user runs it: in a real subprocess."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -53,9 +54,7 @@ def test_train_then_export_end_to_end(tmp_path):
     )
     assert converted.returncode == 0, converted.stderr
     assert (tmp_path / "saved_models/dense/2/dense-int8.tflite").is_file()
-    litert, saved = (
-        float(v.split()[0].rstrip(",")) for v in converted.stdout.split("LiteRT ")[1].split("SavedModel ")
-    )
+    litert, saved = map(float, re.search(r"LiteRT ([\d.]+), SavedModel ([\d.]+)", converted.stdout).groups())
     assert saved == pytest.approx(record["test_metrics"]["mse_01"], rel=1e-4) and litert <= 1.1 * saved
 
 

@@ -60,6 +60,8 @@ def train_serve_convert(tmp_path, source, model_args, image_shape):
     calibrated = min(300, len(data.load_arrays(source, "train")[0]))
     assert f"calibrating on {calibrated} training images of {record['data']['source']}" in converted.stdout
     assert f"test reconstruction MSE on {len(images)} images" in converted.stdout
+    batches = -(-len(images) // 256)  # progress, as plain lines off a terminal
+    assert f"LiteRT on the test images (batches): {batches}/{batches} (" in converted.stdout
     runner = tflite.Runner(version / f"{model_args[0]}-int8.tflite")
     litert = runner("serving_default", images=images[:3])["reconstruction"]
     assert np.mean(np.abs(litert - grpc["reconstruction"])) < 0.05

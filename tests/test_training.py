@@ -30,6 +30,12 @@ def test_run_writes_everything(run):
         "epoch-002.keras",
     ]
     assert any((run_path / "logs" / "train").iterdir())
+    # TensorBoard's pictures: reconstructions each epoch, and the projector of 1,000 test codes.
+    assert len(list((run_path / "logs" / "images").glob("events.out.tfevents.*"))) == 1
+    projector = run_path / "logs" / "projector"
+    assert (projector / "projector_config.pbtxt").is_file()
+    metadata = (projector / "metadata.tsv").read_text().splitlines()
+    assert metadata[0] == "label\tclass" and len(metadata) == 1001
     assert not (run_path / "backup").exists()  # removed once training completes
     history = read_history(run_path / "history.csv")
     assert history["epoch"] == [0.0, 1.0] and history["loss"][1] < history["loss"][0]

@@ -30,7 +30,7 @@ def run(args):
     source, _, test_images = export_test_images(args, version_dir, server.contract)
     with native_logs_hidden(args.verbose):
         paths = onnx.convert(version_dir)
-        differences = onnx.max_differences(version_dir, test_images)
+        differences = onnx.max_differences(version_dir, test_images, verbose=True)
     for name, path in paths.items():
         checked = (
             f"max |ONNX - SavedModel| {differences[name]:.2e} on {len(test_images)} test images of {source}"

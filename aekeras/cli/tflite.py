@@ -45,8 +45,8 @@ def run(args):
         print(f"calibrating on {len(images)} training images of {source}")
     with native_logs_hidden(args.verbose):
         path = tflite.convert(version_dir, args.quantize, images=images)
-        litert_mse = tflite.Runner(path).reconstruction_mse(test_images)
-    saved_model_mse = serving.reconstruction_mse(server, test_images)
+        litert_mse = tflite.Runner(path).reconstruction_mse(test_images, verbose=True)
+    saved_model_mse = serving.reconstruction_mse(server, test_images, verbose=True)
     print(f"TFLite ({args.quantize}): {path} ({path.stat().st_size} bytes)")
     print(
         f"test reconstruction MSE on {len(test_images)} images of {source}: LiteRT {litert_mse:.6f}, "

@@ -64,10 +64,16 @@ class DenoisingAutoencoder(WrappedAutoencoder):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.build((None, *self.image_shape))
 
-    def corrupt(self, inputs):
-        """Returns `inputs` with freshly drawn noise."""
+    def corrupt(self, inputs, seed=None):
+        """Returns `inputs` with freshly drawn noise.
+
+        With an integer `seed`, the same noise on every call, drawn without
+        touching the generator training draws from (for pictures).
+        """
         random = draw_for_global_batch(
-            noises.random_distribution(self.noise), ops.shape(inputs), self.seed_generator
+            noises.random_distribution(self.noise),
+            ops.shape(inputs),
+            self.seed_generator if seed is None else seed,
         )
         return noises.corrupt(inputs, self.noise, self.noise_level, self.value_range, random, self.scale_kept)
 

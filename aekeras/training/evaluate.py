@@ -4,21 +4,24 @@ import keras
 import numpy as np
 
 from aekeras import losses
+from aekeras.progress import tracked
 
 
-def evaluate_model(model, test_data, seed=0, **evaluation_options):
+def evaluate_model(model, test_data, seed=0, verbose=False, **evaluation_options):
     """The model's own test losses, plus comparable figures for every model.
 
     Returns `evaluate`'s metrics and `mse_01`, the mean squared error of
     clean reconstructions on the [0, 1] scale; plus the per-example figures
     the model itself adds (`model.evaluation_metrics`, such as the VAE's
-    `nll` and `neg_elbo`), averaged, drawing any randomness from `seed`.
+    `nll` and `neg_elbo`), averaged, drawing any randomness from `seed`;
+    `verbose` shows the progress of that pass over the test batches.
     """
     metrics = {k: float(v) for k, v in model.evaluate(test_data, verbose=0, return_dict=True).items()}
     spec = model.image_spec
     rng = np.random.default_rng(seed)
     per_example = {"mse_01": []}
-    for images in test_data:
+    batches = int(test_data.cardinality())
+    for images in tracked(test_data, batches if batches >= 0 else None, "test figures (batches)", verbose):
         reconstructions = model(images)
         errors = losses.squared_error(spec.to_unit_scale(images), spec.to_unit_scale(reconstructions))
         per_example["mse_01"].append(keras.ops.convert_to_numpy(errors))

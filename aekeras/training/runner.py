@@ -15,9 +15,12 @@ import shutil
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from aekeras import data, export
-from aekeras.data.sources import FolderSource
+from aekeras.callbacks import LatentProjector, ReconstructionImages
+from aekeras.data.pipeline import unit_scale
+from aekeras.data.sources import FolderSource, decode_files
 from aekeras.errors import TrainingInterrupted
 from aekeras.registry import build_model, get_model
 from aekeras.training import distribute
@@ -25,6 +28,9 @@ from aekeras.training.callbacks import run_callbacks
 from aekeras.training.evaluate import evaluate_model
 from aekeras.training.records import SETTINGS_FILE, environment, read_history
 from aekeras.training.resume import RunClock, completed_epochs, shaping_settings
+
+# Test images whose codes TensorBoard's projector shows, at most.
+PROJECTED_IMAGES = 1000
 
 
 def open_data(config):
@@ -107,13 +113,31 @@ def _resume_or_start(config, source, run_dir):
     return clock
 
 
-def _fit(model, train_data, config, run_dir, clock, is_chief):
+def _pictures(source, count=PROJECTED_IMAGES):
+    """The first `count` test images on [0, 1] and their labels, for TensorBoard's pictures."""
+    examples = source.examples("test")
+    examples = examples.subset(np.arange(min(count, len(examples))))
+    images = examples.images if examples.files is None else decode_files(examples.files, source.spec)
+    return unit_scale(images), examples.labels
+
+
+def _fit(model, train_data, config, run_dir, clock, is_chief, source):
     """`model.fit` with the run's callbacks; an interrupt says what was kept."""
+    callbacks = run_callbacks(run_dir, clock.resumed_after is not None, is_chief, clock)
+    # The pictures run the model on the chief alone, which a multi-worker
+    # cluster's collectives cannot do.
+    if is_chief and config.strategy != "multi_worker":
+        images, labels = _pictures(source)
+        logs = run_dir / "logs"
+        callbacks[-1:-1] = [
+            ReconstructionImages(logs / "images", images[:8]),
+            LatentProjector(logs / "projector", images, labels, source.spec.class_names),
+        ]
     try:
         model.fit(
             train_data,
             epochs=config.epochs,
-            callbacks=run_callbacks(run_dir, clock.resumed_after is not None, is_chief, clock),
+            callbacks=callbacks,
             verbose=config.verbose,
             shuffle=False,  # The dataset reshuffles itself every epoch.
         )
@@ -179,7 +203,7 @@ def train(config, source=None, progress=print):
     model, train_data, test_data, share, run_dir, clock = _prepare(config, source, strategy)
     if clock.resumed_after is not None:
         progress(f"resuming {run_dir} after epoch {clock.resumed_after} of {config.epochs}")
-    _fit(model, train_data, config, run_dir, clock, distribute.is_chief(strategy))
+    _fit(model, train_data, config, run_dir, clock, distribute.is_chief(strategy), source)
     try:
         result = _evaluate_and_publish(config, source, model, test_data, strategy, run_dir, clock)
     except KeyboardInterrupt:
@@ -190,7 +214,7 @@ def train(config, source=None, progress=print):
 
 def _evaluate_and_publish(config, source, model, test_data, strategy, run_dir, clock):
     _, evaluation = get_model(config.model).split_options(config.options)
-    metrics = evaluate_model(model, test_data, config.seed, **evaluation)
+    metrics = evaluate_model(model, test_data, config.seed, verbose=config.verbose == 1, **evaluation)
     model_path = run_dir / "model.keras"
     model.save(model_path)
     result = {"test_metrics": metrics, "export": None, "model": str(model_path), "run_dir": str(run_dir)}

@@ -1,0 +1,166 @@
+"""TensorBoard pictures for any `fit` of an aekeras model: reconstructions and the latent projector.
+
+`ReconstructionImages` writes a fixed grid every epoch: the images, then
+(denoising models) the corrupted inputs, then the reconstructions; VAEs also
+decode the same prior draws every epoch, so their samples can be watched
+improving. `LatentProjector` writes, when training ends, the codes of up to
+a few thousand images with a sprite and label metadata, so TensorBoard's
+embedding projector shows them. `aekeras train` adds both to every run
+(`runs/NAME/logs/images` and `runs/NAME/logs/projector`).
+
+Example:
+
+>>> model.fit(train, epochs=20, callbacks=[
+...     ReconstructionImages("logs/images", test_images[:8]),
+...     LatentProjector("logs/projector", test_images[:1000], test_labels[:1000]),
+... ])
+"""
+
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tensorboard.plugins import projector
+
+# TensorBoard's projector reads sprites up to 8192 pixels a side.
+MAX_SPRITE_SIDE = 8192
+# The name a TF2 checkpoint gives `tf.train.Checkpoint(embedding=...)`.
+EMBEDDING_TENSOR = "embedding/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def image_grid(rows):
+    """One picture of equal-sized image batches on [0, 1]: a row per batch, `[1, rows*h, n*w, c]`."""
+    stacked = np.stack([np.asarray(r, np.float32) for r in rows])  # [rows, n, h, w, c]
+    count, n, h, w, c = stacked.shape
+    grid = stacked.transpose(0, 2, 1, 3, 4).reshape(count * h, n * w, c)
+    return np.clip(grid, 0.0, 1.0)[np.newaxis]
+
+
+def picture_rows(model, images):
+    """`{name: [rows]}`: the pictures `ReconstructionImages` writes for `model` and `images` on [0, 1]."""
+    spec = model.image_spec
+    if hasattr(model, "corrupt"):
+        # A fixed seed: the same corruption every epoch, and training's own
+        # noise generator left as it was.
+        corrupted = model.corrupt(spec.to_model_scale(images), seed=0)
+        corrupted = spec.to_unit_scale(keras.ops.convert_to_numpy(corrupted))
+        return {"reconstructions": [images, corrupted, model.reconstruct(corrupted)]}
+    return {"reconstructions": [images, model.reconstruct(images)]}
+
+
+class ReconstructionImages(keras.callbacks.Callback):
+    """Every epoch, a grid of fixed images beside their reconstructions, for TensorBoard.
+
+    Args:
+        log_dir: the folder for the event files (a run of its own in
+            TensorBoard).
+        images: the images to show, on [0, 1] at the model's shape (8 or so).
+        num_samples: a VAE's prior draws shown beside them (the same draws
+            every epoch); 0 for none.
+        seed: seeds those draws.
+    """
+
+    def __init__(self, log_dir, images, num_samples=8, seed=0):
+        super().__init__()
+        self.log_dir = str(log_dir)
+        self.images = np.asarray(images, np.float32)
+        self.num_samples = num_samples
+        self.seed = seed
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        self._writer = tf.summary.create_file_writer(self.log_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        pictures = {name: image_grid(rows) for name, rows in picture_rows(self.model, self.images).items()}
+        if self.num_samples and hasattr(self.model, "latent_dim") and hasattr(self.model, "sample"):
+            draws = np.random.default_rng(self.seed).normal(size=(self.num_samples, self.model.latent_dim))
+            decoded = self.model.decode(draws.astype(np.float32))
+            pictures["prior_samples"] = image_grid(
+                [self.model.image_spec.to_unit_scale(keras.ops.convert_to_numpy(decoded))]
+            )
+        with self._writer.as_default():
+            for name, picture in pictures.items():
+                tf.summary.image(name, picture, step=epoch)
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _sprite(images):
+    """A square sprite of the images (grey ones as RGB), shrunk to fit TensorBoard's limit."""
+    columns = math.ceil(math.sqrt(len(images)))
+    height, width = images.shape[1:3]
+    scale = min(1.0, MAX_SPRITE_SIDE / (columns * max(height, width)))
+    if scale < 1.0:
+        height, width = max(1, int(height * scale)), max(1, int(width * scale))
+        images = tf.image.resize(images, (height, width)).numpy()
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    padded = np.ones((columns * columns, height, width, 3), np.float32)
+    padded[: len(images)] = images
+    grid = image_grid(padded.reshape(columns, columns, height, width, 3))[0]
+    return tf.image.encode_png(tf.image.convert_image_dtype(grid, tf.uint8, saturate=True)).numpy(), (
+        width,
+        height,
+    )
+
+
+def _metadata(count, labels, class_names):
+    """The projector's metadata.tsv: one row per image (a header only with two columns)."""
+    if labels is None:
+        return "".join(f"{i}\n" for i in range(count))
+    if class_names is None:
+        return "".join(f"{int(label)}\n" for label in labels)
+    rows = [f"{int(label)}\t{class_names[int(label)]}\n" for label in labels]
+    return "label\tclass\n" + "".join(rows)
+
+
+def write_projector(model, log_dir, images, labels=None, class_names=None):
+    """The codes of `images` (on [0, 1]) with sprite and metadata, for TensorBoard's projector.
+
+    Writes `embedding.ckpt-1.*`, `metadata.tsv`, `sprite.png` and
+    `projector_config.pbtxt` into `log_dir`; returns the codes, `[n, code size]`.
+    """
+    folder = Path(log_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    images = np.asarray(images, np.float32)
+    codes = model.embed(images).reshape(len(images), -1)
+    tf.train.Checkpoint(embedding=tf.Variable(codes)).save(str(folder / "embedding.ckpt"))
+    (folder / "metadata.tsv").write_text(_metadata(len(images), labels, class_names))
+    sprite, (width, height) = _sprite(images)
+    (folder / "sprite.png").write_bytes(sprite)
+    config = projector.ProjectorConfig()
+    embedding = config.embeddings.add()
+    embedding.tensor_name = EMBEDDING_TENSOR
+    embedding.metadata_path = "metadata.tsv"
+    embedding.sprite.image_path = "sprite.png"
+    embedding.sprite.single_image_dim.extend([width, height])
+    projector.visualize_embeddings(str(folder), config)
+    return codes
+
+
+class LatentProjector(keras.callbacks.Callback):
+    """When training ends, the codes of `images` for TensorBoard's embedding projector.
+
+    Args:
+        log_dir: the folder for the projector's files (a run of its own).
+        images: images on [0, 1] at the model's shape (1,000 or more shows
+            the structure; each becomes one point).
+        labels: their integer labels, or None.
+        class_names: names of the labels, or None.
+    """
+
+    def __init__(self, log_dir, images, labels=None, class_names=None):
+        super().__init__()
+        self.log_dir = log_dir
+        self.images = images
+        self.labels = labels
+        self.class_names = class_names
+
+    def on_train_end(self, logs=None):
+        write_projector(self.model, self.log_dir, self.images, self.labels, self.class_names)

@@ -1,0 +1,97 @@
+"""TensorBoard pictures: reconstruction grids every epoch and the latent projector, read back."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from google.protobuf import text_format
+from tensorboard.plugins.projector import projector_config_pb2
+from test_case import mnist
+
+from aekeras.callbacks import EMBEDDING_TENSOR, LatentProjector, ReconstructionImages, image_grid
+from aekeras.models import VAE, DenoisingAutoencoder, DenseAutoencoder
+
+
+def pictures(log_dir):
+    """`{tag: {step: uint8 picture}}` from the event files in `log_dir`."""
+    found = {}
+    for path in tf.io.gfile.glob(str(log_dir / "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                encoded = tf.make_ndarray(value.tensor)[2]  # width, height, then the PNG
+                found.setdefault(value.tag, {})[event.step] = tf.io.decode_png(encoded).numpy()
+    return found
+
+
+def fit(model, callbacks, epochs=2):
+    keras.utils.set_random_seed(0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    train = mnist("train", limit=1024, batch_size=128, value_range=model.value_range)
+    model.fit(train, epochs=epochs, callbacks=callbacks, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def test_digits(mnist_test_arrays):
+    images, labels = mnist_test_arrays
+    return images[:1000], labels[:1000]
+
+
+def test_every_epoch_shows_the_images_beside_their_reconstructions(tmp_path, test_digits):
+    images = test_digits[0][:8]
+    model = fit(DenseAutoencoder(latent_dim=8), [ReconstructionImages(tmp_path, images)])
+    grids = pictures(tmp_path)
+    assert set(grids) == {"reconstructions"} and set(grids["reconstructions"]) == {0, 1}
+    last = grids["reconstructions"][1].astype(np.float32) / 255
+    assert last.shape == (2 * 28, 8 * 28, 1)
+    np.testing.assert_allclose(last[:28], image_grid([images])[0][:28], atol=1 / 255 + 1e-6)
+    np.testing.assert_allclose(last[28:], image_grid([model.reconstruct(images)])[0], atol=1 / 255 + 1e-6)
+    # The reconstructions change as the model learns; the images stay.
+    first = grids["reconstructions"][0]
+    assert np.array_equal(first[:28], grids["reconstructions"][1][:28])
+    assert not np.array_equal(first[28:], grids["reconstructions"][1][28:])
+
+
+def test_denoising_adds_the_corrupted_inputs_and_the_vae_its_prior_samples(tmp_path, test_digits):
+    images = test_digits[0][:4]
+    denoising = lambda: DenoisingAutoencoder(DenseAutoencoder(latent_dim=16), seed=1)  # noqa: E731
+    pictured = fit(denoising(), [ReconstructionImages(tmp_path / "d", images)], 2)
+    # The pictures draw their own noise: training's draws, and so its weights, are untouched.
+    plain = fit(denoising(), [], 2)
+    for a, b in zip(pictured.weights, plain.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    grids = pictures(tmp_path / "d")["reconstructions"]
+    assert np.array_equal(grids[0][28:56], grids[1][28:56])  # the same corruption every epoch
+    grid = grids[0]
+    assert grid.shape == (3 * 28, 4 * 28, 1)
+    corrupted = grid[28:56].astype(np.float32) / 255
+    # The lecture's dropout mask on the model's [-1, 1] scale: about half the
+    # pixels become 0 there, mid-grey (0.5) on [0, 1]; the digits have almost none.
+    dropped = lambda pictures: np.mean(np.abs(pictures - 0.5) < 1 / 255)  # noqa: E731
+    assert dropped(corrupted) > 0.3 and dropped(images) < 0.05
+
+    fit(VAE(latent_dim=2, seed=0), [ReconstructionImages(tmp_path / "v", images, num_samples=6)], 2)
+    grids = pictures(tmp_path / "v")
+    assert grids["prior_samples"][0].shape == (28, 6 * 28, 1)
+    assert not np.array_equal(grids["prior_samples"][0], grids["prior_samples"][1])
+
+
+def test_the_projector_shows_the_codes_with_sprite_and_labels(tmp_path, test_digits):
+    images, labels = test_digits
+    names = [f"digit {d}" for d in range(10)]
+    model = fit(DenseAutoencoder(latent_dim=8), [LatentProjector(tmp_path, images, labels, names)], 1)
+    config = text_format.Parse(
+        (tmp_path / "projector_config.pbtxt").read_text(), projector_config_pb2.ProjectorConfig()
+    )
+    (embedding,) = config.embeddings
+    assert embedding.tensor_name == EMBEDDING_TENSOR
+    checkpoint = tf.train.latest_checkpoint(str(tmp_path))
+    codes = tf.train.load_checkpoint(checkpoint).get_tensor(EMBEDDING_TENSOR)
+    np.testing.assert_allclose(codes, model.embed(images), atol=1e-6)
+    rows = (tmp_path / embedding.metadata_path).read_text().splitlines()
+    assert rows[0] == "label\tclass" and len(rows) == 1001
+    assert rows[1:4] == [f"{labels[i]}\tdigit {labels[i]}" for i in range(3)]
+    sprite = tf.io.decode_png((tmp_path / embedding.sprite.image_path).read_bytes()).numpy()
+    assert list(embedding.sprite.single_image_dim) == [28, 28]
+    assert sprite.shape == (32 * 28, 32 * 28, 3)  # 1,000 thumbnails in a 32x32 square
+    np.testing.assert_allclose(sprite[:28, :28, 0] / 255, images[0, :, :, 0], atol=1 / 255 + 1e-6)
