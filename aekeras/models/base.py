@@ -270,12 +270,14 @@ class BaseAutoencoder(keras.Model):
         return self.decode(self.encode(inputs, training=training), training=training)
 
     def reconstruct(self, images, batch_size=1000):
-        """Reconstructions of images on [0, 1], on [0, 1], as NumPy (any scale the model computes in)."""
-        spec = self.image_spec
-        outputs = self.predict(
-            spec.to_model_scale(np.asarray(images, np.float32)), batch_size=batch_size, verbose=0
-        )
-        return spec.to_unit_scale(outputs)
+        """Reconstructions of images on [0, 1], on [0, 1], as NumPy (any scale the model computes in).
+
+        Direct calls, not `predict`: `predict`'s set-up costs more than a
+        few images take, and TensorBoard's pictures ask for a few every epoch.
+        """
+        scaled = self.image_spec.to_model_scale(np.asarray(images, np.float32))
+        outputs = [np.asarray(self(scaled[i : i + batch_size])) for i in range(0, len(scaled), batch_size)]
+        return self.image_spec.to_unit_scale(np.concatenate(outputs))
 
     def embed(self, images, batch_size=1000):
         """Codes of images on [0, 1], as NumPy (the VAE's: the means of q(z|x))."""
