@@ -89,12 +89,18 @@ def load_arrays(source, split, **read_options):
     Images are float32 `[n, h, w, c]` on [0, 1]; labels int64 `[n]`, or
     `None` for an unlabelled source. See `load` for the sources and options.
     """
-    from aekeras.data.pipeline import unit_scale
-    from aekeras.data.sources import decode_files, open_source
+    from aekeras.data.sources import open_source
 
     opened = open_source(source, **read_options)
-    examples = opened.examples(split)
-    images = examples.images if examples.files is None else decode_files(examples.files, opened.spec)
+    return arrays_of(opened.examples(split), opened.spec)
+
+
+def arrays_of(examples, spec):
+    """`(images on [0, 1], labels)` of a split's `Examples`, files decoded at `spec`'s shape."""
+    from aekeras.data.pipeline import unit_scale
+    from aekeras.data.sources import decode_files
+
+    images = examples.images if examples.files is None else decode_files(examples.files, spec)
     return unit_scale(images), examples.labels
 
 
@@ -109,6 +115,7 @@ __all__ = [
     "Source",
     "UNIT_RANGE",
     "VALUE_RANGES",
+    "arrays_of",
     "idx_paths",
     "load",
     "load_arrays",

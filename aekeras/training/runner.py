@@ -19,8 +19,7 @@ import numpy as np
 
 from aekeras import data, export
 from aekeras.callbacks import LatentProjector, ReconstructionImages
-from aekeras.data.pipeline import unit_scale
-from aekeras.data.sources import FolderSource, decode_files
+from aekeras.data.sources import FolderSource
 from aekeras.errors import TrainingInterrupted
 from aekeras.registry import build_model, get_model
 from aekeras.training import distribute
@@ -116,9 +115,7 @@ def _resume_or_start(config, source, run_dir):
 def _pictures(source, count=PROJECTED_IMAGES):
     """The first `count` test images on [0, 1] and their labels, for TensorBoard's pictures."""
     examples = source.examples("test")
-    examples = examples.subset(np.arange(min(count, len(examples))))
-    images = examples.images if examples.files is None else decode_files(examples.files, source.spec)
-    return unit_scale(images), examples.labels
+    return data.arrays_of(examples.subset(np.arange(min(count, len(examples)))), source.spec)
 
 
 def _fit(model, train_data, config, run_dir, clock, is_chief, source):
