@@ -22,7 +22,10 @@ def _per_example(values, reduction):
 
 def squared_error(targets, reconstructions, reduction="mean"):
     """Per-example squared error: the mean (MSE) or sum over all pixels."""
-    return _per_example(ops.square(targets - reconstructions), reduction)
+    # A product, not ops.square: TFLite fuses square(a - b) into
+    # SQUARED_DIFFERENCE, which LiteRT cannot run on 16-bit activations.
+    difference = targets - reconstructions
+    return _per_example(difference * difference, reduction)
 
 
 def binary_crossentropy(targets, reconstructions, reduction="mean"):
@@ -112,6 +115,17 @@ def gaussian_log_density(z, mean, log_var):
     """log N(z; mean, diag(exp(log_var))), summed over the last axis."""
     log_two_pi = 1.8378770664093453
     return -0.5 * ops.sum(log_two_pi + log_var + ops.square(z - mean) * ops.exp(-log_var), axis=-1)
+
+
+def vector_quantization(encoded, quantized, commitment_cost):
+    """The VQ-VAE's codebook and commitment terms, summed over code positions, per example.
+
+    ||sg(z_e) - z_q||^2 moves the codebook to the encoder's outputs;
+    `commitment_cost` * ||z_e - sg(z_q)||^2 keeps the encoder near its codes.
+    """
+    codebook = ops.square(ops.stop_gradient(encoded) - quantized)
+    commitment = ops.square(encoded - ops.stop_gradient(quantized))
+    return _per_example(codebook + commitment_cost * commitment, "sum")
 
 
 def squared_frobenius_norm(jacobians):

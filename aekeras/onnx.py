@@ -13,13 +13,12 @@ import shutil
 import uuid
 from pathlib import Path
 
-import numpy as np
 import onnxruntime
 import tensorflow as tf
 import tf2onnx
 
-from aekeras.progress import tracked
-from aekeras.signatures import IMAGE_INPUT, Contract, example_inputs
+from aekeras.signatures import Contract
+from aekeras.signatures import max_differences as max_differences_from
 
 # 17 is what onnxruntime, TensorRT and most other runtimes of 2024 on accept.
 DEFAULT_OPSET = 17
@@ -116,30 +115,10 @@ class Runner:
 
 
 def max_differences(version_dir, images, batch_size=500, verbose=False):
-    """Largest absolute difference between ONNX and SavedModel outputs, per signature.
+    """`{signature: {output: max |ONNX - SavedModel|}}` on `images`.
 
-    Every deterministic signature runs on `images` (latents for `decode`
-    from the SavedModel's `encode`); signatures that draw random numbers
-    (the VAE's `sample`) cannot be compared value by value and are left out.
-
-    Returns:
-        `{signature name: max |ONNX - SavedModel|}` over every output.
+    See `aekeras.signatures.max_differences`.
     """
-    saved_model = _load(version_dir)
-    runner = Runner(onnx_dir(version_dir))
-    contract = Contract.from_saved_model(saved_model)
-    encode = saved_model.signatures["encode"]
-    differences = {}
-    for name, signature in contract.signatures.items():
-        if not any(t.name in (IMAGE_INPUT, "latent") for t in signature.inputs):
-            continue  # a count in, random draws out
-        largest = 0.0
-        starts = range(0, len(images), batch_size)
-        for start in tracked(starts, len(starts), f"ONNX {name} against the SavedModel (batches)", verbose):
-            batch = tf.constant(images[start : start + batch_size])
-            inputs = {k: np.asarray(v) for k, v in example_inputs(signature, batch, encode).items()}
-            expected = saved_model.signatures[name](**inputs)
-            got = runner(name, **inputs)
-            largest = max(largest, *(float(np.max(np.abs(got[k] - expected[k].numpy()))) for k in got))
-        differences[name] = largest
-    return differences
+    return max_differences_from(
+        _load(version_dir), Runner(onnx_dir(version_dir)), images, "ONNX", batch_size, verbose
+    )

@@ -18,11 +18,28 @@ def _models():
 
 
 ARCHITECTURE = Option("architecture", str, "dense", "encoder and decoder", VAE_ARCHITECTURES)
+BINARIZE = Option("binarize", bool, False, "train on dynamically binarised images")
+LIKELIHOOD = Option(
+    "likelihood",
+    str,
+    "auto",
+    "p(x|z); auto: bernoulli for grey, gaussian for colour",
+    ("auto", *VAE_LIKELIHOODS),
+)
+NLL_SAMPLES = Option(
+    "nll_samples", int, 50, "importance samples for the test NLL, 0 skips it", minimum=0, evaluation=True
+)
 TIED_WEIGHTS = Option("tied_weights", bool, False, "decoder kernels = encoder kernels transposed")
 
 
 def latent_option(default, text=None):
     return Option("latent_dim", int, default, text or "code size")
+
+
+def hidden_option(default):
+    return Option(
+        "hidden_dims", list, default, "hidden layer sizes of the dense encoder, mirrored by the decoder"
+    )
 
 
 def _plain(image_spec, architecture, latent, tied_weights, **dense_options):
@@ -79,16 +96,57 @@ def nyu_contractive(
 
 
 def lesson_vae(
-    image_spec=None, latent_dim=20, architecture="dense", beta=1.0, binarize=False, likelihood="auto", seed=0
+    image_spec=None,
+    latent_dim=20,
+    hidden_dims=(400,),
+    architecture="dense",
+    beta=1.0,
+    binarize=False,
+    likelihood="auto",
+    seed=0,
 ):
     """The VAE: 784-400-20 dense (or strided conv), Bernoulli on grey, Gaussian on colour."""
     return _models().VAE(
         architecture=architecture,
         latent_dim=latent_dim,
+        hidden_dims=hidden_dims,
         beta=beta,
         binarize=binarize,
         likelihood=likelihood,
         seed=seed,
+        image_spec=image_spec,
+    )
+
+
+def burda_iwae(
+    image_spec=None,
+    latent_dim=50,
+    hidden_dims=(200, 200),
+    num_samples=5,
+    architecture="dense",
+    binarize=False,
+    likelihood="auto",
+    seed=0,
+):
+    """The IWAE: Burda et al.'s one-stochastic-layer model, 784-200-200-50, k = 5."""
+    return _models().IWAE(
+        num_samples=num_samples,
+        architecture=architecture,
+        latent_dim=latent_dim,
+        hidden_dims=hidden_dims,
+        binarize=binarize,
+        likelihood=likelihood,
+        seed=seed,
+        image_spec=image_spec,
+    )
+
+
+def oord_vqvae(image_spec=None, num_embeddings=64, embedding_dim=16, commitment_cost=0.25):
+    """The VQ-VAE: strided 32-64 convolutions, a 7x7 code of 16-d vectors on MNIST, K = 64."""
+    return _models().VQVAE(
+        num_embeddings=num_embeddings,
+        embedding_dim=embedding_dim,
+        commitment_cost=commitment_cost,
         image_spec=image_spec,
     )
 
@@ -151,24 +209,36 @@ register_model(
     lesson_vae,
     (
         latent_option(20),
+        hidden_option([400]),
         ARCHITECTURE,
         Option("beta", float, 1.0, "weight of the KL term"),
-        Option("binarize", bool, False, "train on dynamically binarised images"),
-        Option(
-            "likelihood",
-            str,
-            "auto",
-            "p(x|z); auto: bernoulli for grey, gaussian for colour",
-            ("auto", *VAE_LIKELIHOODS),
-        ),
-        Option(
-            "nll_samples",
-            int,
-            50,
-            "importance samples for the test NLL, 0 skips it",
-            minimum=0,
-            evaluation=True,
-        ),
+        BINARIZE,
+        LIKELIHOOD,
+        NLL_SAMPLES,
     ),
     "the variational autoencoder, 784-400-20",
+)
+register_model(
+    "iwae",
+    burda_iwae,
+    (
+        latent_option(50),
+        hidden_option([200, 200]),
+        Option("num_samples", int, 5, "k, importance samples per training example"),
+        ARCHITECTURE,
+        BINARIZE,
+        LIKELIHOOD,
+        NLL_SAMPLES,
+    ),
+    "the importance-weighted autoencoder, 784-200-200-50, k = 5",
+)
+register_model(
+    "vqvae",
+    oord_vqvae,
+    (
+        Option("num_embeddings", int, 64, "K, the codebook size"),
+        Option("embedding_dim", int, 16, "length of each codebook vector"),
+        Option("commitment_cost", float, 0.25, "beta, the weight of the commitment term"),
+    ),
+    "the vector-quantised VAE: a 7x7 code from a codebook of 64",
 )

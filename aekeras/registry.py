@@ -21,7 +21,8 @@ class Option:
 
     Args:
         name: the keyword argument of the model's builder (`latent_dim`).
-        type: `int`, `float`, `str` or `bool` (a flag).
+        type: `int`, `float`, `str`, `bool` (a flag) or `list` (of
+            positive integers, `500,500` on the command line).
         default: the value when the option is not given.
         help: one line for `--help`.
         choices: the values allowed, for `str` options.

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from aekeras import losses
+from aekeras.progress import tracked
 
 IMAGE_INPUT = "images"
 IMAGE_RANGE = (0.0, 1.0)
@@ -73,7 +74,7 @@ def endpoints(model):
 
 
 def example_inputs(signature, images, encode):
-    """Inputs for one signature made from an image batch: latents from `encode`, counts of 1.
+    """Inputs for one signature made from an image batch: codes from `encode`, counts of 1.
 
     Used to calibrate and to compare export formats on the same real images.
     """
@@ -81,13 +82,54 @@ def example_inputs(signature, images, encode):
     for tensor in signature.inputs:
         if tensor.name == IMAGE_INPUT:
             values[tensor.name] = images
-        elif tensor.name == "latent":
-            values[tensor.name] = encode(images=images)["latent"]
+        elif tensor.name in ("latent", "indices"):  # codes, as `encode` gives them
+            values[tensor.name] = encode(images=images)[tensor.name]
         elif tensor.shape == ():  # a count, such as the VAE's num_samples
             values[tensor.name] = tf.constant(1, tensor.dtype)
         else:
             raise ValueError(f"cannot make input {tensor.describe()} of {signature.name!r} from images")
     return values
+
+
+def max_differences(saved_model, runner, images, format_name, batch_size=500, verbose=False):
+    """Largest absolute difference between another format's outputs and the SavedModel's, per signature.
+
+    Every deterministic signature runs on `images` (codes for `decode`
+    from the SavedModel's `encode`); signatures that draw random numbers
+    (the VAE's `sample`) cannot be compared value by value and are left
+    out, as are integer outputs (the VQ-VAE's codebook indices, which a
+    quantised model may flip between two near-equal codebook vectors).
+
+    Args:
+        saved_model: the export, as loaded by `tf.saved_model.load`.
+        runner: callable `runner(signature_name, **inputs) -> {output: array}`
+            (`aekeras.tflite.Runner`, `aekeras.onnx.Runner`).
+        images: float32 test images on [0, 1].
+        format_name: names the format in the progress lines.
+
+    Returns:
+        `{signature name: {output name: max |format - SavedModel|}}`.
+    """
+    contract = Contract.from_saved_model(saved_model)
+    encode = saved_model.signatures["encode"]
+    differences = {}
+    for name, signature in contract.signatures.items():
+        if all(t.shape == () for t in signature.inputs):
+            continue  # a count in, random draws out
+        largest = {}
+        starts = range(0, len(images), batch_size)
+        for start in tracked(
+            starts, len(starts), f"{format_name} {name} against the SavedModel (batches)", verbose
+        ):
+            batch = tf.constant(images[start : start + batch_size])
+            inputs = {k: np.asarray(v) for k, v in example_inputs(signature, batch, encode).items()}
+            expected = saved_model.signatures[name](**inputs)
+            got = runner(name, **inputs)
+            for key in (k for k in got if np.issubdtype(got[k].dtype, np.floating)):
+                difference = float(np.max(np.abs(got[key] - expected[key].numpy())))
+                largest[key] = max(largest.get(key, 0.0), difference)
+        differences[name] = largest
+    return differences
 
 
 @dataclasses.dataclass(frozen=True)

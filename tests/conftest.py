@@ -25,6 +25,7 @@ from real_data import (  # noqa: E402, F401 - fixtures
     fashion_png_folder,
     rgb_crops,
     rgb_crops_folder,
+    rgb_patches,
     tfds_digits_dir,
 )
 from test_case import MODEL_NAMES, SMALL  # noqa: E402

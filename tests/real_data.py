@@ -18,6 +18,7 @@ from PIL import Image
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 CROP = 32
+PATCH = 16
 
 
 @pytest.fixture(scope="session")
@@ -39,13 +40,13 @@ def digits_npz(tmp_path_factory):
     return path
 
 
-def _crops(photo, stride):
+def _crops(photo, stride, size=CROP):
     height, width = photo.shape[:2]
     return np.stack(
         [
-            photo[i : i + CROP, j : j + CROP]
-            for i in range(0, height - CROP + 1, stride)
-            for j in range(0, width - CROP + 1, stride)
+            photo[i : i + size, j : j + size]
+            for i in range(0, height - size + 1, stride)
+            for j in range(0, width - size + 1, stride)
         ]
     )
 
@@ -65,6 +66,26 @@ def rgb_crops():
         train.append(_crops(photo[:split], 16))
         test.append(_crops(photo[split:], CROP))
     return np.concatenate(train), np.concatenate(test)
+
+
+@pytest.fixture(scope="session")
+def rgb_patches():
+    """`(train, test)` float32 16x16x3 patches on [0, 1] of scikit-learn's two photographs.
+
+    As `rgb_crops`, the top four fifths train and the bottom fifth tests;
+    patches every 4 pixels, the training ones with their mirror images
+    (51,496 training and 5,652 test patches).
+    """
+    from sklearn.datasets import load_sample_images
+
+    train, test = [], []
+    for photo in load_sample_images().images:
+        split = int(photo.shape[0] * 0.8)
+        train.append(_crops(photo[:split], 4, PATCH))
+        test.append(_crops(photo[split:], 4, PATCH))
+    train = np.concatenate(train)
+    train = np.concatenate([train, train[:, :, ::-1]])
+    return train.astype(np.float32) / 255, np.concatenate(test).astype(np.float32) / 255
 
 
 def _write_pngs(folder, images):

@@ -1,6 +1,9 @@
+import keras
 import numpy as np
 import pytest
 
+import aekeras
+from aekeras import registry
 from aekeras.analysis import cv2_inpaint, denoising_vs_inpainting, manifold_inpainting
 from aekeras.analysis.metrics import MAX_PSNR
 
@@ -39,3 +42,23 @@ def test_manifold_inpainting(trained_vae2, digits):
     for fill in result["fills"].values():
         np.testing.assert_allclose(fill[:, outside], digits[:32][:, outside], atol=1 / 255)
     assert all(0 < p <= MAX_PSNR for p in result["patch_psnr"].values())
+
+
+def test_the_lectures_denoiser_beats_telea_and_navier_stokes(mnist_dir, mnist_test_arrays):
+    """Part 3's headline on a fixed subset: the dense denoiser (784-500-784, the lecture's
+    dropout mask) repairs masked digits better than OpenCV's two inpainting methods.
+
+    Trained 10 epochs on the first 30,000 training digits; measured on the
+    first 500 test digits: 19.44 dB (seed 1: 19.36) against Navier-Stokes
+    18.90 and Telea 18.05.
+    """
+    keras.utils.set_random_seed(0)
+    model = registry.build_model("denoising", None, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    train = aekeras.data.load_arrays("mnist", "train", data_dir=mnist_dir)[0][:30000]
+    model.fit(model.image_spec.to_model_scale(train), epochs=10, batch_size=256, verbose=0)
+    psnr = {
+        k: v["psnr"]
+        for k, v in denoising_vs_inpainting(model, mnist_test_arrays[0][:500], seed=0)["metrics"].items()
+    }
+    assert psnr["autoencoder"] > psnr["navier_stokes"] > psnr["telea"] > psnr["corrupted"]

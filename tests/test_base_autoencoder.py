@@ -6,7 +6,9 @@ from test_autoencoder import small_autoencoder
 from test_case import mnist
 
 from aekeras.models import (
+    IWAE,
     VAE,
+    VQVAE,
     Autoencoder,
     ContractiveAutoencoder,
     ConvAutoencoder,
@@ -51,6 +53,8 @@ MODELS = {
         contraction_weight=0.1,
     ),
     "vae": lambda: VAE(latent_dim=4, hidden_dims=(32,), seed=3),
+    "vqvae": lambda: VQVAE(filters=(8, 8), embedding_dim=4, num_embeddings=8),
+    "iwae": lambda: IWAE(num_samples=3, latent_dim=4, hidden_dims=(32,), binarize=True, seed=3),
 }
 
 
@@ -83,5 +87,8 @@ def test_two_replicas_match_one_device(images, mirrored, name):
     expected = train_one_step(single, batch, tf.distribute.get_strategy())
     assert mirrored.num_replicas_in_sync == 2
     assert any(not np.allclose(w, w0) for w, w0 in zip(expected, initial, strict=True))
+    # The codebook's update sums over every code position of the batch
+    # (3,136 here), so the two replicas' summation order shows at ~4e-6.
+    atol = 1e-5 if name == "vqvae" else 2e-6
     for a, b in zip(got, expected, strict=True):
-        np.testing.assert_allclose(a, b, atol=2e-6)
+        np.testing.assert_allclose(a, b, atol=atol)

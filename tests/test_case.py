@@ -17,6 +17,8 @@ SMALL = {
     "denoising": {"latent_dim": 64},
     "contractive": {"latent_dim": 16},
     "vae": {"latent_dim": 4},
+    "iwae": {"latent_dim": 4, "num_samples": 2},
+    "vqvae": {"num_embeddings": 16, "embedding_dim": 4},
 }
 MODEL_NAMES = registry.model_names()
 
@@ -49,7 +51,7 @@ class AutoencoderTestCase:
         # model's own trackers and changes the weights.
         before = [w.numpy().copy() for w in loaded.trainable_weights]
         logs = loaded.fit(inputs, epochs=1, batch_size=len(inputs), verbose=0).history
-        assert set(logs) == {"loss", *model.loss_term_names}
+        assert set(logs) == {"loss", *model.loss_term_names, *model.monitor_term_names}
         after = [w.numpy() for w in loaded.trainable_weights]
         assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
         self.check_conveniences(loaded, inputs)
@@ -81,7 +83,12 @@ class AutoencoderTestCase:
         assert after["loss"] < before["loss"]
         # validation_data runs the same test_step as evaluate.
         assert np.isclose(history.history["val_loss"][-1], after["loss"], rtol=val_rtol)
-        assert set(after) == {"loss", *model.loss_term_names, *model.evaluation_term_names}
+        assert set(after) == {
+            "loss",
+            *model.loss_term_names,
+            *model.monitor_term_names,
+            *model.evaluation_term_names,
+        }
         return before, after
 
 

@@ -57,6 +57,23 @@ def test_train_then_export_end_to_end(tmp_path):
     litert, saved = map(float, re.search(r"LiteRT ([\d.]+), SavedModel ([\d.]+)", converted.stdout).groups())
     assert saved == pytest.approx(record["test_metrics"]["mse_01"], rel=1e-4) and litert <= 1.1 * saved
 
+    converted = run(
+        ["tflite", "saved_models/dense/2", "--quantize", "int16x8", "--calibration-images", "100"],
+        cwd=tmp_path,
+    )
+    assert converted.returncode == 0, converted.stderr
+    assert "calibrating on 100 training images of mnist" in converted.stdout
+    differences = dict(
+        re.findall(r"(serving_default \w+|encode \w+|decode \w+) ([\d.e+-]+)", converted.stdout)
+    )
+    assert set(differences) == {
+        "serving_default reconstruction",
+        "serving_default score",
+        "encode latent",
+        "decode images",
+    }
+    assert all(float(value) < 0.05 for value in differences.values()), converted.stdout
+
 
 def test_console_script_and_help(tmp_path):
     script = Path(sys.executable).parent / "aekeras"
@@ -116,7 +133,7 @@ def test_empty_data_folder(tmp_path):
         (["train", "vae", "--tied-weights"], "--tied-weights does not apply to the vae model"),
         (
             ["train", "contractive", "--binarize"],
-            "--binarize does not apply to the contractive model (only to vae)",
+            "--binarize does not apply to the contractive model (only to vae, iwae)",
         ),
         (
             ["train", "dense", "--contraction-weight", "1"],
@@ -264,6 +281,14 @@ def test_killed_run_resumes_from_the_last_completed_epoch(tmp_path):
             ["vae", "--binarize", "--nll-samples", "3"],
             {"loss", "reconstruction_loss", "kl_loss", "mse_01", "nll", "neg_elbo"},
         ),
+        (
+            ["iwae", "--binarize", "--num-samples", "3", "--nll-samples", "3", "--hidden-dims", "64,32"],
+            {"loss", "iwae_loss", "mse_01", "nll", "neg_elbo"},
+        ),
+        (
+            ["vqvae", "--num-embeddings", "16", "--embedding-dim", "4"],
+            {"loss", "reconstruction_loss", "vq_loss", "codebook_usage", "mse_01"},
+        ),
     ],
 )
 def test_every_model_trains_and_exports(tmp_path, args, metrics):
@@ -275,6 +300,8 @@ def test_every_model_trains_and_exports(tmp_path, args, metrics):
     assert record["settings"]["strategy"] == ("mirrored" if "mirrored" in args else "default")
     assert record["replicas"] == 1  # this machine has one CPU device and no GPU
     assert (version / "saved_model.pb").is_file()
+    if "--hidden-dims" in args:
+        assert record["model_config"]["hidden_dims"] == [64, 32]
 
 
 def test_model_arguments_out_of_range_exit_2(tmp_path):

@@ -112,7 +112,7 @@ def test_every_model_answers_every_signature_by_name(exported_models, digits, na
     np.testing.assert_allclose(encoded["latent"], latent, atol=1e-5)
     decoded = loaded.signatures["decode"](latent=encoded["latent"])["images"]
     np.testing.assert_allclose(decoded, reconstruction, atol=1e-5)
-    if name == "vae":
+    if name in ("vae", "iwae"):
         z_mean, z_log_var = model.encode_distribution(digits[:16])
         np.testing.assert_allclose(encoded["z_mean"], z_mean, atol=1e-5)
         np.testing.assert_allclose(encoded["z_log_var"], z_log_var, atol=1e-5)
@@ -120,6 +120,13 @@ def test_every_model_answers_every_signature_by_name(exported_models, digits, na
         second = loaded.signatures["sample"](num_samples=tf.constant(5))["images"].numpy()
         assert first.shape == (5, 28, 28, 1) and not np.array_equal(first, second)
         assert first.min() >= 0 and first.max() <= 1
+    elif name == "vqvae":
+        assert set(loaded.signatures) == {"serving_default", "encode", "decode", "decode_indices"}
+        indices = encoded["indices"].numpy()
+        np.testing.assert_array_equal(indices, model.encode_indices(digits[:16]))
+        assert indices.dtype == np.int32 and indices.shape == (16, 7, 7)
+        from_indices = loaded.signatures["decode_indices"](indices=tf.constant(indices))["images"]
+        np.testing.assert_allclose(from_indices, reconstruction, atol=1e-5)
     else:
         assert set(loaded.signatures) == {"serving_default", "encode", "decode"}
 

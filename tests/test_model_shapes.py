@@ -22,6 +22,8 @@ CASES = [
     ("vae", {"latent_dim": 2}),
     ("vae", {"latent_dim": 2, "architecture": "conv"}),
     ("vae", {"latent_dim": 2, "likelihood": "continuous_bernoulli"}),
+    ("iwae", {"latent_dim": 2, "num_samples": 2, "architecture": "conv"}),
+    ("vqvae", {"num_embeddings": 8, "embedding_dim": 2}),
 ]
 
 

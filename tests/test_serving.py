@@ -2,6 +2,7 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -141,7 +142,8 @@ def test_signatures_on_nan_empty_and_wrongly_typed_batches(exported_models, digi
     for output in ("reconstruction", "score"):
         np.testing.assert_allclose(dirty[output].numpy()[[0, 3]], clean[output].numpy()[[0, 3]], atol=1e-6)
 
-    if name != "conv":
+    model = exported[name][0]
+    if not any(isinstance(layer, keras.layers.Conv2D) for layer in model._flatten_layers()):
         # An empty batch gives empty outputs. (Not for convolutions on a CPU:
         # TensorFlow's oneDNN kernels fail on an empty batch, so aekeras.serving
         # refuses to send one.)
@@ -155,7 +157,7 @@ def test_signatures_on_nan_empty_and_wrongly_typed_batches(exported_models, digi
     for dtype in (tf.float64, tf.float16, tf.int32, tf.uint8):
         with pytest.raises(tf.errors.InvalidArgumentError, match=r"expected to be a float tensor but is a"):
             signatures["serving_default"](images=tf.zeros((1, 28, 28, 1), dtype))
-    if name == "vae":
+    if "sample" in signatures:
         assert signatures["sample"](num_samples=tf.constant(0))["images"].shape == (0, 28, 28, 1)
         with pytest.raises(tf.errors.InvalidArgumentError):
             signatures["sample"](num_samples=tf.constant(-1))

@@ -63,6 +63,26 @@ def test_same_seed_same_model(run, tmp_path):
     assert train(again)["test_metrics"] == result["test_metrics"]
 
 
+def test_cosine_schedule_decays_to_a_tenth_over_the_run(tmp_path):
+    config = TrainConfig(
+        epochs=3,
+        limit=1024,
+        batch_size=128,
+        learning_rate=2e-3,
+        learning_rate_schedule="cosine",
+        out=str(tmp_path / "out"),
+        run_dir=str(tmp_path / "runs"),
+        verbose=0,
+    )
+    result = train(config)
+    model = keras.models.load_model(result["model"])
+    assert int(model.optimizer.iterations) == 3 * 8
+    assert float(model.optimizer.learning_rate) == pytest.approx(2e-4, rel=1e-3)
+    assert result["settings"]["learning_rate_schedule"] == "cosine"
+    with pytest.raises(ValueError, match="unknown learning_rate_schedule 'step'"):
+        TrainConfig(learning_rate_schedule="step").validate()
+
+
 def test_read_history_keeps_the_last_row_of_a_repeated_epoch(tmp_path):
     path = tmp_path / "history.csv"
     path.write_text("epoch,loss,val_loss\n0,0.5,NA\n1,0.4,NA\n1,0.39,NA\n2,0.3,NA\n")

@@ -30,7 +30,7 @@ def _code_size(model):
     return int(np.prod(model.code_shape((None, *model.image_shape))[1:]))
 
 
-def _trained(build_autoencoder, size, train_images, epochs, batch_size, seed):
+def _trained(build_autoencoder, size, train_images, epochs, batch_size, seed, learning_rate):
     """The autoencoder for a code of `size` values, trained with `seed`."""
     keras.utils.set_random_seed(seed)
     model = build_autoencoder(size)
@@ -38,7 +38,7 @@ def _trained(build_autoencoder, size, train_images, epochs, batch_size, seed):
         raise ValueError(
             f"the autoencoder built for code size {size} has a code of {_code_size(model)} values"
         )
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
     model.fit(model.image_spec.to_model_scale(train_images), epochs=epochs, batch_size=batch_size, verbose=0)
     return model
 
@@ -53,6 +53,7 @@ def compare_with_pca(
     code_sizes=(2, 10, 30),
     epochs,
     batch_size=256,
+    learning_rate=1e-3,
     probe_examples=10000,
     seed=0,
     progress=None,
@@ -66,6 +67,8 @@ def compare_with_pca(
         train_labels, test_labels: labels, or None to skip the probes.
         code_sizes: the code sizes compared.
         epochs, batch_size: training of each autoencoder.
+        learning_rate: Adam's, a number or a `keras.optimizers.schedules`
+            schedule.
         probe_examples: training codes the logistic-regression probe sees.
         seed: seeds each autoencoder's weights, its data order, and the probe.
         progress: optional callable taking a message.
@@ -76,7 +79,7 @@ def compare_with_pca(
         reconstructions clipped to [0, 1], as the models' are); no probe
         accuracies without labels.
     """
-    labelled = train_labels is not None and test_labels is not None
+    labels = (train_labels, test_labels) if train_labels is not None and test_labels is not None else None
     result = {
         "code_sizes": list(code_sizes),
         "pca": {"mse": [], "probe_accuracy": []},
@@ -86,22 +89,28 @@ def compare_with_pca(
         if progress:
             progress(f"PCA and autoencoder with a code of {size}")
         pca = PCA(n_components=size, random_state=seed).fit(_flat(train_images))
-        result["pca"]["mse"].append(float(np.mean(mse(pca_reconstruct(pca, test_images), test_images))))
-        model = _trained(build_autoencoder, size, train_images, epochs, batch_size, seed)
-        result["autoencoder"]["mse"].append(float(np.mean(mse(model.reconstruct(test_images), test_images))))
-        if labelled:
-            probe = (
-                train_images[:probe_examples],
-                train_labels[:probe_examples],
-                test_images,
-                test_labels,
-                seed,
-            )
-            result["pca"]["probe_accuracy"].append(_probe(pca.transform, *probe))
-            result["autoencoder"]["probe_accuracy"].append(
-                _probe(lambda x, m=model: _flat(m.embed(x.reshape(-1, *m.image_shape))), *probe)
-            )
+        model = _trained(build_autoencoder, size, train_images, epochs, batch_size, seed, learning_rate)
+        for method, (error, accuracy) in _measured(
+            pca, model, train_images, test_images, labels, probe_examples, seed
+        ):
+            result[method]["mse"].append(error)
+            if accuracy is not None:
+                result[method]["probe_accuracy"].append(accuracy)
     return result
+
+
+def _measured(pca, model, train_images, test_images, labels, probe_examples, seed):
+    """`(method, (test MSE, probe accuracy or None))` for the fitted PCA and the trained autoencoder."""
+    probe = None
+    if labels is not None:
+        probe = (train_images[:probe_examples], labels[0][:probe_examples], test_images, labels[1], seed)
+    methods = (
+        ("pca", lambda x: pca_reconstruct(pca, x), pca.transform),
+        ("autoencoder", model.reconstruct, lambda x: _flat(model.embed(x.reshape(-1, *model.image_shape)))),
+    )
+    for method, reconstruct, codes_of in methods:
+        error = float(np.mean(mse(reconstruct(test_images), test_images)))
+        yield method, (error, None if probe is None else _probe(codes_of, *probe))
 
 
 def _probe(codes_of, train_images, train_labels, test_images, test_labels, seed):
@@ -116,7 +125,7 @@ def principal_angles(basis_a, basis_b):
     return np.degrees(subspace_angles(np.asarray(basis_a, np.float64), np.asarray(basis_b, np.float64)))
 
 
-def tied_linear_subspace(train_images, code_size, *, epochs, batch_size=256, learning_rate=1e-3):
+def tied_linear_subspace(train_images, code_size, *, epochs, batch_size=256, learning_rate=1e-3, seed=0):
     """Trains a tied-weight linear autoencoder and compares its subspace with PCA's.
 
     With linear activations and decoder = encoder transposed, the minimum
@@ -125,10 +134,13 @@ def tied_linear_subspace(train_images, code_size, *, epochs, batch_size=256, lea
     trains on centred images, as PCA works on them; uncentred, the large
     mean direction holds one column back for many epochs.
 
+    `seed` seeds the weights and the data order.
+
     Returns:
         `{"angles": degrees, sorted largest first, "model": the trained
         model, "components": the top-`code_size` principal directions}`.
     """
+    keras.utils.set_random_seed(seed)
     model = models.DenseAutoencoder(
         latent_dim=code_size,
         activation=None,
@@ -140,6 +152,6 @@ def tied_linear_subspace(train_images, code_size, *, epochs, batch_size=256, lea
     model.compile(optimizer=keras.optimizers.Adam(learning_rate))
     centred = train_images - train_images.mean(axis=0)
     model.fit(centred, epochs=epochs, batch_size=batch_size, verbose=0)
-    components = PCA(n_components=code_size).fit(_flat(train_images)).components_
+    components = PCA(n_components=code_size, random_state=seed).fit(_flat(train_images)).components_
     kernel = model.encoder.layers[-1].kernel.numpy()  # [pixels, code_size]
     return {"angles": principal_angles(kernel, components.T), "model": model, "components": components}

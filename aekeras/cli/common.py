@@ -25,6 +25,19 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def sizes(text):
+    """An argument type: comma-separated positive integers ("500,500"), as a list."""
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of integers (such as 500,500)"
+        ) from None
+    if any(value < 1 for value in values):
+        raise argparse.ArgumentTypeError(f"{text!r} holds a size below 1")
+    return values
+
+
 def integer_at_least(minimum):
     """An argument type: an integer of at least `minimum`."""
 

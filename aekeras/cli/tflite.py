@@ -1,6 +1,6 @@
 """`aekeras tflite VERSION_DIR`: convert an export to TFLite and check it in LiteRT."""
 
-from aekeras.choices import QUANTIZATIONS
+from aekeras.choices import CALIBRATED, QUANTIZATIONS
 from aekeras.cli.common import (
     add_data_arguments,
     check_version_dir,
@@ -16,8 +16,9 @@ def add_parser(commands):
         help="convert an exported SavedModel to TFLite and check it in LiteRT",
         description="Convert every signature of an export into one .tflite file written beside it, then "
         "report its size and its test reconstruction MSE in the LiteRT interpreter next to the "
-        "SavedModel's. int8 is calibrated on the run's own training images and the error measured on its "
-        "own test images (the data its run.json names, or --data).",
+        "SavedModel's, and the largest difference from the SavedModel's outputs per signature. int8 and "
+        "int16x8 are calibrated on the run's own training images and the error measured on its own test "
+        "images (the data its run.json names, or --data).",
     )
     parser.add_argument("version_dir", help="an export, e.g. saved_models/dense/1")
     parser.add_argument("--quantize", choices=QUANTIZATIONS, default="none")
@@ -25,7 +26,7 @@ def add_parser(commands):
         "--calibration-images",
         type=positive_int,
         default=500,
-        help="int8: how many training images calibrate the ranges (all, if fewer)",
+        help="int8, int16x8: how many training images calibrate the ranges (all, if fewer)",
     )
     add_data_arguments(
         parser, data_default=None, what="the data to calibrate and test on (default: the run's)"
@@ -40,15 +41,24 @@ def run(args):
     server = serving.LocalServer(version_dir)
     source, options, test_images = export_test_images(args, version_dir, server.contract)
     images = None
-    if args.quantize == "int8":
+    if args.quantize in CALIBRATED:
         images = tflite.calibration_images(source, args.calibration_images, **options)
         print(f"calibrating on {len(images)} training images of {source}")
     with native_logs_hidden(args.verbose):
         path = tflite.convert(version_dir, args.quantize, images=images)
         litert_mse = tflite.Runner(path).reconstruction_mse(test_images, verbose=True)
+        differences = tflite.max_differences(path, test_images, verbose=True)
     saved_model_mse = serving.reconstruction_mse(server, test_images, verbose=True)
     print(f"TFLite ({args.quantize}): {path} ({path.stat().st_size} bytes)")
     print(
         f"test reconstruction MSE on {len(test_images)} images of {source}: LiteRT {litert_mse:.6f}, "
         f"SavedModel {saved_model_mse:.6f}"
+    )
+    print(
+        "largest difference from the SavedModel: "
+        + ", ".join(
+            f"{name} {output} {difference:.1e}"
+            for name, outputs in sorted(differences.items())
+            for output, difference in sorted(outputs.items())
+        )
     )

@@ -12,6 +12,7 @@ from aekeras.cli.common import (
     positive_float,
     positive_int,
     read_options,
+    sizes,
 )
 
 # What TrainConfig takes from the command line besides the model's options.
@@ -29,6 +30,7 @@ _RUN_FIELDS = (
     "epochs",
     "batch_size",
     "learning_rate",
+    "learning_rate_schedule",
     "seed",
     "out",
     "run_dir",
@@ -53,12 +55,13 @@ def _add_model_options(parser):
         if option.type is bool:
             parser.add_argument(option.flag, action="store_true", **kwargs)
         else:
-            kind = integer_at_least(option.minimum) if option.type is int else option.type
+            kinds = {int: integer_at_least(option.minimum), list: sizes}
+            kind = kinds.get(option.type, option.type)
             parser.add_argument(option.flag, type=kind, choices=option.choices, **kwargs)
 
 
 def add_parser(commands):
-    from aekeras.choices import STRATEGIES
+    from aekeras.choices import LEARNING_RATE_SCHEDULES, STRATEGIES
 
     parser = commands.add_parser(
         "train",
@@ -73,6 +76,12 @@ def add_parser(commands):
     parser.add_argument("--epochs", type=positive_int, default=20)
     parser.add_argument("--batch-size", type=positive_int, default=256)
     parser.add_argument("--learning-rate", type=positive_float, default=1e-3, help="Adam's learning rate")
+    parser.add_argument(
+        "--learning-rate-schedule",
+        choices=LEARNING_RATE_SCHEDULES,
+        default="constant",
+        help="cosine: decay along a cosine to a tenth of --learning-rate over the run",
+    )
     parser.add_argument(
         "--steps-per-execution",
         type=positive_int,

@@ -13,8 +13,10 @@ from aekeras.models.contractive import ContractiveAutoencoder
 from aekeras.models.conv import ConvAutoencoder
 from aekeras.models.denoising import DenoisingAutoencoder
 from aekeras.models.dense import DenseAutoencoder
+from aekeras.models.iwae import IWAE
 from aekeras.models.loading import ModelFileError, load_model
 from aekeras.models.vae import VAE
+from aekeras.models.vqvae import VQVAE, VectorQuantizer
 from aekeras.models.wrapped import WrappedAutoencoder
 
 __all__ = [
@@ -24,8 +26,11 @@ __all__ = [
     "ConvAutoencoder",
     "DenoisingAutoencoder",
     "DenseAutoencoder",
+    "IWAE",
     "ModelFileError",
     "VAE",
+    "VQVAE",
+    "VectorQuantizer",
     "WrappedAutoencoder",
     "load_model",
 ]

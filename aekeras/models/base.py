@@ -60,12 +60,13 @@ def _shape_text(shape):
 
 
 class LossTrackers(MetricsList):
-    """Running means of the loss and its terms, each one to minimise."""
+    """Running means of the loss and its terms, each one to minimise (`rising`: to maximise)."""
 
-    def __init__(self, names):
-        trackers = [keras.metrics.Mean(name=name) for name in names]
+    def __init__(self, names, rising=()):
+        trackers = [keras.metrics.Mean(name=name) for name in (*names, *rising)]
         for tracker in trackers:
-            tracker._direction = "down"  # read by Keras's monitoring callbacks
+            # Read by Keras's monitoring callbacks.
+            tracker._direction = "up" if tracker.name in rising else "down"
         super().__init__(trackers, name="loss_trackers")
 
     def update_state(self, values):
@@ -115,6 +116,9 @@ class BaseAutoencoder(keras.Model):
     """
 
     loss_term_names = ("reconstruction_loss",)
+    # Figures `compute_loss_terms` also returns, tracked in training and
+    # evaluation but not part of the loss; each one to maximise.
+    monitor_term_names = ()
     # Tracked by `evaluate` only (see `evaluation_terms`).
     evaluation_term_names = ()
     # Constructor arguments that `get_config` returns besides the image spec.
@@ -141,7 +145,7 @@ class BaseAutoencoder(keras.Model):
         self.decoder = decoder
         self.image_spec = spec
         self.reconstruction_loss = reconstruction_loss
-        self.loss_trackers = LossTrackers(("loss", *self.loss_term_names))
+        self.loss_trackers = LossTrackers(("loss", *self.loss_term_names), self.monitor_term_names)
         self.evaluation_trackers = LossTrackers(self.evaluation_term_names)
         # The optimizer step at which the loss first became non-finite (-1:
         # none); see `aekeras.models.nonfinite`. A plain TensorFlow variable,
@@ -337,7 +341,8 @@ class BaseAutoencoder(keras.Model):
     def compute_loss_terms(self, inputs, targets, training=False):
         """Returns `(terms, reconstructions)`: named per-example loss terms (each `[batch]`).
 
-        Variants override this; the keys must be `loss_term_names`.
+        Variants override this; the keys must be `loss_term_names` and
+        `monitor_term_names`.
         """
         reconstructions = self(inputs, training=training)
         return {"reconstruction_loss": self.reconstruction_error(targets, reconstructions)}, reconstructions

@@ -212,11 +212,15 @@ class VAE(BaseAutoencoder):
         uniform = draw_for_global_batch("uniform", ops.shape(inputs), self.seed_generator)
         return ops.cast(uniform < inputs, inputs.dtype)
 
+    def binarized_pair(self, inputs, targets):
+        """`(inputs, targets)`, binarised afresh where the model trains on binary images."""
+        if not self.binarize:
+            return inputs, targets
+        binary = self.binarize_inputs(inputs)
+        return binary, binary if targets is inputs else targets
+
     def compute_loss_terms(self, inputs, targets, training=False):
-        if self.binarize:
-            binary = self.binarize_inputs(inputs)
-            targets = binary if targets is inputs else targets
-            inputs = binary
+        inputs, targets = self.binarized_pair(inputs, targets)
         z_mean, z_log_var = self.encode_distribution(inputs, training=training)
         parameters = self.decode_parameters(self.reparameterize(z_mean, z_log_var), training=training)
         reconstructions = self.mean_of(parameters)
@@ -225,6 +229,33 @@ class VAE(BaseAutoencoder):
             "reconstruction_loss": -self.log_likelihood(targets, parameters),
             "kl_loss": self.beta * losses.kl_divergence_standard_normal(z_mean, z_log_var),
         }, reconstructions
+
+    def log_importance_weights(self, inputs, targets, num_samples, training=False, for_training=False):
+        """`(log_weights, parameters)`: log p(x|z_i) + log p(z_i) - log q(z_i|x), z_i ~ q(z|x).
+
+        `log_weights` is `[num_samples, batch]`; `parameters` the decoder's
+        for every draw, `[num_samples * batch, ...]`, sample-major.
+        `for_training` draws for the global batch (see
+        `draw_for_global_batch`), so replicas train as one device does.
+        """
+        z_mean, z_log_var = self.encode_distribution(inputs, training=training)
+        batch = ops.shape(inputs)[0]
+        shape = (num_samples, batch, self.latent_dim)
+        if for_training:
+            eps = ops.transpose(
+                draw_for_global_batch("normal", (batch, num_samples, self.latent_dim), self.seed_generator),
+                (1, 0, 2),
+            )
+        else:
+            eps = keras.random.normal(shape, seed=self.seed_generator)
+        z = z_mean + ops.exp(0.5 * z_log_var) * eps
+        parameters = self.decode_parameters(ops.reshape(z, (-1, self.latent_dim)), training=training)
+        repeated = ops.tile(targets[None], (num_samples,) + (1,) * len(targets.shape))
+        log_px_z = self.log_likelihood(ops.reshape(repeated, (-1, *self.image_shape)), parameters)
+        log_px_z = ops.reshape(log_px_z, (num_samples, batch))
+        log_pz = losses.gaussian_log_density(z, 0.0, 0.0)
+        log_qz = losses.gaussian_log_density(z, z_mean, z_log_var)
+        return log_px_z + log_pz - log_qz, parameters
 
     def negative_log_likelihood(self, inputs, num_samples=50):
         """Importance-sampled estimate of -log p(x) in nats, per example.
@@ -235,19 +266,8 @@ class VAE(BaseAutoencoder):
         likelihood of grey levels is not a probability of the image).
         """
         inputs = ops.convert_to_tensor(inputs, "float32")
-        z_mean, z_log_var = self.encode_distribution(inputs)
-        batch = ops.shape(inputs)[0]
-        eps = keras.random.normal((num_samples, batch, self.latent_dim), seed=self.seed_generator)
-        z = z_mean + ops.exp(0.5 * z_log_var) * eps
-        parameters = self.decode_parameters(ops.reshape(z, (-1, self.latent_dim)))
-        repeated = ops.tile(inputs[None], (num_samples,) + (1,) * len(inputs.shape))
-        log_px_z = self.log_likelihood(ops.reshape(repeated, (-1, *self.image_shape)), parameters)
-        log_px_z = ops.reshape(log_px_z, (num_samples, batch))
-        log_pz = losses.gaussian_log_density(z, 0.0, 0.0)
-        log_qz = losses.gaussian_log_density(z, z_mean, z_log_var)
-        log_weights = log_px_z + log_pz - log_qz
-        log_px = tf.reduce_logsumexp(log_weights, axis=0) - math.log(num_samples)
-        return -log_px
+        log_weights, _ = self.log_importance_weights(inputs, inputs, num_samples)
+        return -(tf.reduce_logsumexp(log_weights, axis=0) - math.log(num_samples))
 
     def encode_outputs(self, inputs):
         z_mean, z_log_var = self.encode_distribution(inputs)

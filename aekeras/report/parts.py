@@ -192,7 +192,7 @@ def pca(ctx):
         seed=settings.seed,
         progress=ctx.step,
     )
-    tied = analysis.tied_linear_subspace(ctx.train_images, 10, epochs=settings.pca_epochs)
+    tied = analysis.tied_linear_subspace(ctx.train_images, 10, epochs=settings.pca_epochs, seed=settings.seed)
     pca_result, ae = comparison["pca"], comparison["autoencoder"]
     rows = [
         [

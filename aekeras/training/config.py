@@ -3,6 +3,7 @@
 import dataclasses
 import math
 
+from aekeras.choices import LEARNING_RATE_SCHEDULES
 from aekeras.export import check_name
 from aekeras.registry import get_model
 from aekeras.training.distribute import STRATEGIES
@@ -31,6 +32,8 @@ class TrainConfig:
         epochs: passes over the training set.
         batch_size: examples per step (the global batch under a strategy).
         learning_rate: Adam's learning rate.
+        learning_rate_schedule: `"constant"`, or `"cosine"`: decayed along a
+            cosine to a tenth of `learning_rate` over the run's steps.
         seed: seeds the weights, the data order and any noise.
         out: where SavedModels are published, one folder per model.
         run_dir: where working files go, one folder per model; a run
@@ -62,6 +65,7 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 256
     learning_rate: float = 1e-3
+    learning_rate_schedule: str = "constant"
     seed: int = 0
     out: str = "saved_models"
     run_dir: str = "runs"
@@ -92,6 +96,11 @@ class TrainConfig:
             raise ValueError(f"limit must be a positive integer, got {self.limit!r}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+        if self.learning_rate_schedule not in LEARNING_RATE_SCHEDULES:
+            raise ValueError(
+                f"unknown learning_rate_schedule {self.learning_rate_schedule!r} "
+                f"(expected one of {LEARNING_RATE_SCHEDULES})"
+            )
         nll = self.options.get("nll_samples", 0)
         if not (isinstance(nll, int) and nll >= 0):
             raise ValueError(f"nll_samples must be an integer >= 0, got {nll!r}")

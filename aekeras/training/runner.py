@@ -38,14 +38,40 @@ def open_data(config):
     return data.open_source(config.data, **{k: v for k, v in options.items() if v is not None})
 
 
-def build(config, image_spec):
+def build(config, image_spec, steps_per_epoch=None):
     """The untrained, compiled model of a config, for images of `image_spec`."""
     model = build_model(config.model, image_spec, seed=config.seed, **config.options)
+    compile_model(model, config, steps_per_epoch)
+    return model
+
+
+def compile_model(model, config, steps_per_epoch=None):
+    """Compiles with Adam at the config's learning rate, decayed as its schedule says.
+
+    `"cosine"` decays to a tenth of the rate over the run's steps
+    (`steps_per_epoch` times the epochs); until they are known, it compiles
+    at the constant rate.
+    """
+    learning_rate = config.learning_rate
+    if config.learning_rate_schedule == "cosine" and steps_per_epoch:
+        total = steps_per_epoch * config.epochs
+        learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, total, alpha=0.1)
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate),
         steps_per_execution=config.steps_per_execution,
     )
-    return model
+
+
+def _steps_per_epoch(dataset, config):
+    """The training batches an epoch holds; a schedule over the run needs them."""
+    cardinality = getattr(dataset, "cardinality", None)
+    steps = int(cardinality()) if callable(cardinality) else -1
+    if steps < 1:
+        raise ValueError(
+            f"learning_rate_schedule {config.learning_rate_schedule!r} needs the number of batches an "
+            "epoch holds, and this pipeline does not know it; use the constant schedule"
+        )
+    return steps
 
 
 def _pipelines(config, source, model, strategy):
@@ -168,6 +194,9 @@ def _prepare(config, source, strategy):
     if distribute.is_chief(strategy) and not config.allow_contract_change:
         export.check_contract(model, config.out, config.run_name)
     train_data, test_data, share = _pipelines(config, source, model, strategy)
+    if config.learning_rate_schedule != "constant":
+        with strategy.scope():
+            compile_model(model, config, _steps_per_epoch(train_data, config))
     run_dir = _run_dir(config, strategy)
     return model, train_data, test_data, share, run_dir, _resume_or_start(config, source, run_dir)
 

@@ -1,0 +1,126 @@
+"""Every deployment format of trained exports, measured: README's deployment table.
+
+    python benchmarks/deployment.py saved_models/dense/1 saved_models/conv/1 ...
+
+For each export: the SavedModel, its ONNX files and its TFLite file in each
+quantisation, each with its size, its median latency for one image through
+`serving_default`, its test reconstruction MSE, and the largest differences
+from the SavedModel in pixels (`serving_default`'s reconstructions and
+`decode`'s images) and in codes (every output of `encode`), on
+the test split of the data the export's run trained on. Prints a Markdown
+table; conversions are written beside each export, as the commands write them.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from aekeras import data, onnx, serving, tflite
+from aekeras.training.records import data_options, read_record
+
+LATENCY_REPEATS = 200
+CALIBRATION_IMAGES = 500
+
+
+def _median_latency(call, image):
+    call(image)  # the first call builds kernels and caches
+    seconds = []
+    for _ in range(LATENCY_REPEATS):
+        start = time.perf_counter()
+        call(image)
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds))
+
+
+def _test_and_calibration_images(version_dir):
+    """The test images and calibration images of the data the export's run.json names."""
+    source, options = data_options(read_record(version_dir))
+    test_images, _ = data.load_arrays(source, "test", **options)
+    return test_images, tflite.calibration_images(source, CALIBRATION_IMAGES, **options)
+
+
+def _largest(differences):
+    """`(pixels, codes)`: the largest differences in images (reconstructions and decodings) and in codes."""
+    pixels = [differences[s][o] for s, o in (("serving_default", "reconstruction"), ("decode", "images"))]
+    return max(pixels), max(differences["encode"].values())
+
+
+def _rows(version_dir):
+    """One row per format of one export: (format, bytes, latency s, test MSE, max |diff| pixels, codes)."""
+    test_images, calibration = _test_and_calibration_images(version_dir)
+    server = serving.LocalServer(version_dir)
+    saved_model = server.model.signatures["serving_default"]
+    size = sum(
+        f.stat().st_size
+        for f in version_dir.rglob("*")
+        if f.is_file() and f.suffix not in (".tflite", ".onnx")
+    )
+    latency = _median_latency(lambda x: saved_model(images=tf.constant(x)), test_images[:1])
+    rows = [("SavedModel", size, latency, serving.reconstruction_mse(server, test_images), 0.0, 0.0)]
+    onnx_paths = onnx.convert(version_dir)
+    runner = onnx.Runner(onnx.onnx_dir(version_dir))
+    rows.append(
+        (
+            "ONNX",
+            sum(path.stat().st_size for path in onnx_paths.values()),
+            _median_latency(lambda x: runner("serving_default", images=x), test_images[:1]),
+            _mse(runner, test_images),
+            *_largest(onnx.max_differences(version_dir, test_images)),
+        )
+    )
+    for quantize in tflite.QUANTIZATIONS:
+        images = calibration if quantize in tflite.CALIBRATED else None
+        litert = tflite.Runner(tflite.convert(version_dir, quantize, images=images))
+        rows.append(
+            (
+                f"TFLite {quantize}",
+                litert.path.stat().st_size,
+                _median_latency(lambda x, r=litert: r("serving_default", images=x), test_images[:1]),
+                litert.reconstruction_mse(test_images),
+                *_largest(tflite.max_differences(litert.path, test_images)),
+            )
+        )
+    return rows
+
+
+def _mse(runner, images, batch_size=500):
+    """Test reconstruction MSE from the `score` output (per-image MSE on [0, 1])."""
+    starts = range(0, len(images), batch_size)
+    return float(
+        np.mean(
+            np.concatenate(
+                [runner("serving_default", images=images[i : i + batch_size])["score"] for i in starts]
+            )
+        )
+    )
+
+
+def markdown(results):
+    lines = [
+        "| model | format | size | latency, 1 image | test MSE | max \\|diff\\| pixels | max \\|diff\\| codes |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, rows in results.items():
+        for form, size, latency, mse, pixels, codes in rows:
+            lines.append(
+                f"| {name} | {form} | {size / 1024:.1f} KiB | {latency * 1e3:.3f} ms | {mse:.5f} "
+                f"| {pixels:.1e} | {codes:.1e} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("version_dirs", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    results = {path.absolute().parent.name: _rows(path) for path in args.version_dirs}
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

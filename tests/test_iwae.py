@@ -1,0 +1,77 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from test_case import AutoencoderTestCase, mnist
+
+from aekeras.models import IWAE, VAE
+
+
+@pytest.fixture(scope="module")
+def images():
+    return next(iter(mnist("test", limit=64, batch_size=64))).numpy()
+
+
+def binarized(images, seed=0):
+    return (np.random.default_rng(seed).uniform(size=images.shape) < images).astype(np.float32)
+
+
+class TestIWAE(AutoencoderTestCase):
+    def test_the_loss_is_the_k_sample_bound_of_the_vae(self, images):
+        model = IWAE(num_samples=4, latent_dim=4, seed=0)
+        binary = tf.constant(binarized(images))
+        log_weights, parameters = model.log_importance_weights(binary, binary, 4, for_training=True)
+        assert log_weights.shape == (4, 64) and parameters.shape == (256, 28, 28, 1)
+        terms, reconstructions = model.compute_loss_terms(binary, binary)
+        assert set(terms) == {"iwae_loss"} and terms["iwae_loss"].shape == (64,)
+        assert reconstructions.shape == (64, 28, 28, 1)
+        # The same weights make a VAE: its k-sample estimate of -log p(x)
+        # lies near the IWAE's loss, and below its ELBO.
+        vae = VAE(latent_dim=4, seed=0)
+        vae.set_weights(model.get_weights())
+        iwae_loss = float(np.mean(terms["iwae_loss"]))
+        estimate = float(np.mean(vae.negative_log_likelihood(binary, 4)))
+        neg_elbo = np.mean([float(np.mean(vae.negative_log_likelihood(binary, 1))) for _ in range(10)])
+        assert iwae_loss == pytest.approx(estimate, rel=0.02) and iwae_loss < neg_elbo
+
+    def test_training_on_the_bound_tightens_it_past_the_vae(self):
+        # The same data, weights and steps: the IWAE's own bound (k=5) ends
+        # lower than the VAE's, where the VAE optimised the ELBO instead.
+        train = mnist("train", limit=4096, batch_size=128)
+        test = binarized(next(iter(mnist("test", limit=500, batch_size=500))).numpy())
+        results = {}
+        for model in (
+            IWAE(num_samples=5, latent_dim=8, binarize=True, seed=0),
+            VAE(latent_dim=8, binarize=True, seed=0),
+        ):
+            keras.utils.set_random_seed(0)
+            model.set_weights(IWAE(num_samples=5, latent_dim=8, seed=1).get_weights())
+            model.compile(optimizer=keras.optimizers.Adam(1e-3))
+            model.fit(train, epochs=3, verbose=0)
+            results[type(model).__name__] = np.mean(
+                [np.mean(model.negative_log_likelihood(test, 5)) for _ in range(3)]
+            )
+        assert results["IWAE"] < results["VAE"]
+
+    @pytest.mark.parametrize("kwargs", [{}, {"architecture": "conv", "latent_dim": 2, "num_samples": 3}])
+    def test_serialization(self, kwargs):
+        self.run_serialization_test(IWAE(**kwargs))
+
+    def test_saving(self, images, tmp_path):
+        loaded = self.run_saving_test(IWAE(num_samples=3, latent_dim=2, seed=0), images, tmp_path)
+        assert loaded.num_samples == 3
+
+    def test_fit_on_real_mnist_lowers_validation_loss(self):
+        self.run_fit_test(
+            IWAE(num_samples=3, latent_dim=8, seed=0),
+            mnist("train", limit=4096, batch_size=128),
+            mnist("test", limit=512),
+            epochs=2,
+            val_rtol=0.02,
+        )
+
+    def test_bad_arguments(self):
+        with pytest.raises(ValueError, match="beta must be 1"):
+            IWAE(beta=2.0)
+        with pytest.raises(ValueError, match="num_samples"):
+            IWAE(num_samples=0)
