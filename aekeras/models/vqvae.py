@@ -23,8 +23,8 @@ class VectorQuantizer(keras.layers.Layer):
         self.embedding_dim = embedding_dim
 
     def build(self, input_shape):
-        # Uniform in +-1/K, as the original VQ-VAE code: small against the
-        # encoder's first outputs, so every vector starts near the others.
+        # Uniform in +-1/K: small against the encoder's first outputs, so
+        # every vector starts near the others and can be pulled to the data.
         bound = 1.0 / self.num_embeddings
         self.codebook = self.add_weight(
             shape=(self.num_embeddings, self.embedding_dim),
