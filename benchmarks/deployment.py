@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from aekeras import data, onnx, serving, tflite
+from aekeras import data, onnx, serving, signatures, tflite
 from aekeras.training.records import data_options, read_record
 
 LATENCY_REPEATS = 200
@@ -69,7 +69,7 @@ def _rows(version_dir):
             sum(path.stat().st_size for path in onnx_paths.values()),
             _median_latency(lambda x: runner("serving_default", images=x), test_images[:1]),
             _mse(runner, test_images),
-            *_largest(onnx.max_differences(version_dir, test_images)),
+            *_largest(signatures.max_differences(server.model, runner, test_images, "ONNX")),
         )
     )
     for quantize in tflite.QUANTIZATIONS:
@@ -81,7 +81,7 @@ def _rows(version_dir):
                 litert.path.stat().st_size,
                 _median_latency(lambda x, r=litert: r("serving_default", images=x), test_images[:1]),
                 litert.reconstruction_mse(test_images),
-                *_largest(tflite.max_differences(litert.path, test_images)),
+                *_largest(signatures.max_differences(server.model, litert, test_images, "LiteRT")),
             )
         )
     return rows

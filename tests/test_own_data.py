@@ -66,6 +66,13 @@ def train_serve_convert(tmp_path, source, model_args, image_shape):
     litert = runner("serving_default", images=images[:3])["reconstruction"]
     assert np.mean(np.abs(litert - grpc["reconstruction"])) < 0.05
     assert runner.reconstruction_mse(images) <= 1.2 * record["test_metrics"]["mse_01"]
+    # int16x8 (LiteRT's quantizer) at this shape: the same float32 contract,
+    # dynamic batch included, and reconstructions as close as int8's.
+    sixteen = tflite.Runner(tflite.convert(version, "int16x8", images=tflite.calibration_images(source, 100)))
+    assert sixteen.contract == runner.contract
+    reconstruction = sixteen("serving_default", images=images[:3])["reconstruction"]
+    assert reconstruction.shape == (3, *image_shape)
+    assert np.mean(np.abs(reconstruction - grpc["reconstruction"])) < 0.05
     check_onnx(tmp_path, version, contract, len(images))
     return version, record, runner
 

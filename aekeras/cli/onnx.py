@@ -23,14 +23,15 @@ def add_parser(commands):
 
 
 def run(args):
-    from aekeras import onnx, serving
+    from aekeras import onnx, serving, signatures
 
     version_dir = check_version_dir(args.version_dir)
     server = serving.LocalServer(version_dir)
     source, _, test_images = export_test_images(args, version_dir, server.contract)
     with native_logs_hidden(args.verbose):
         paths = onnx.convert(version_dir)
-        differences = onnx.max_differences(version_dir, test_images, verbose=True)
+        runner = onnx.Runner(onnx.onnx_dir(version_dir))
+        differences = signatures.max_differences(server.model, runner, test_images, "ONNX", verbose=True)
     for name, path in paths.items():
         checked = (
             f"max |ONNX - SavedModel| {max(differences[name].values()):.2e} on {len(test_images)} test images "

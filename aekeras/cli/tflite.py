@@ -35,7 +35,7 @@ def add_parser(commands):
 
 
 def run(args):
-    from aekeras import serving, tflite
+    from aekeras import serving, signatures, tflite
 
     version_dir = check_version_dir(args.version_dir)
     server = serving.LocalServer(version_dir)
@@ -46,8 +46,10 @@ def run(args):
         print(f"calibrating on {len(images)} training images of {source}")
     with native_logs_hidden(args.verbose):
         path = tflite.convert(version_dir, args.quantize, images=images)
-        litert_mse = tflite.Runner(path).reconstruction_mse(test_images, verbose=True)
-        differences = tflite.max_differences(path, test_images, verbose=True)
+        runner = tflite.Runner(path)
+        litert_mse = runner.reconstruction_mse(test_images, verbose=True)
+        # The export the server already loaded, and the same interpreter.
+        differences = signatures.max_differences(server.model, runner, test_images, "LiteRT", verbose=True)
     saved_model_mse = serving.reconstruction_mse(server, test_images, verbose=True)
     print(f"TFLite ({args.quantize}): {path} ({path.stat().st_size} bytes)")
     print(

@@ -38,23 +38,15 @@ def open_data(config):
     return data.open_source(config.data, **{k: v for k, v in options.items() if v is not None})
 
 
-def build(config, image_spec, steps_per_epoch=None):
-    """The untrained, compiled model of a config, for images of `image_spec`."""
-    model = build_model(config.model, image_spec, seed=config.seed, **config.options)
-    compile_model(model, config, steps_per_epoch)
-    return model
-
-
-def compile_model(model, config, steps_per_epoch=None):
+def compile_model(model, config, train_data):
     """Compiles with Adam at the config's learning rate, decayed as its schedule says.
 
-    `"cosine"` decays to a tenth of the rate over the run's steps
-    (`steps_per_epoch` times the epochs); until they are known, it compiles
-    at the constant rate.
+    `"cosine"` decays to a tenth of the rate over the run's steps (the
+    batches of `train_data` times the epochs).
     """
     learning_rate = config.learning_rate
-    if config.learning_rate_schedule == "cosine" and steps_per_epoch:
-        total = steps_per_epoch * config.epochs
+    if config.learning_rate_schedule == "cosine":
+        total = _steps_per_epoch(train_data, config) * config.epochs
         learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, total, alpha=0.1)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
@@ -187,16 +179,16 @@ def _prepare(config, source, strategy):
     """The compiled model, its data and its run folder, every check made before anything is written."""
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
-        model = build(config, source.spec)
+        model = build_model(config.model, source.spec, seed=config.seed, **config.options)
     if config.strategy == "multi_worker":
         model.train_step = distribute.vector_logs(model.train_step)
         model.test_step = distribute.vector_logs(model.test_step)
     if distribute.is_chief(strategy) and not config.allow_contract_change:
         export.check_contract(model, config.out, config.run_name)
     train_data, test_data, share = _pipelines(config, source, model, strategy)
-    if config.learning_rate_schedule != "constant":
-        with strategy.scope():
-            compile_model(model, config, _steps_per_epoch(train_data, config))
+    with strategy.scope():
+        # After the pipelines: a schedule over the run needs their batch count.
+        compile_model(model, config, train_data)
     run_dir = _run_dir(config, strategy)
     return model, train_data, test_data, share, run_dir, _resume_or_start(config, source, run_dir)
 
