@@ -38,16 +38,19 @@ def image_grid(rows):
     return np.clip(grid, 0.0, 1.0)[np.newaxis]
 
 
-def picture_rows(model, images):
-    """`{name: [rows]}`: the pictures `ReconstructionImages` writes for `model` and `images` on [0, 1]."""
+def picture_rows(model, images, labels=None):
+    """`{name: [rows]}`: the pictures `ReconstructionImages` writes for `model` and `images` on [0, 1].
+
+    `labels`: the images' labels, for models that read them.
+    """
     spec = model.image_spec
     if hasattr(model, "corrupt"):
         # A fixed seed: the same corruption every epoch, and training's own
         # noise generator left as it was.
         corrupted = model.corrupt(spec.to_model_scale(images), seed=0)
         corrupted = spec.to_unit_scale(keras.ops.convert_to_numpy(corrupted))
-        return {"reconstructions": [images, corrupted, model.reconstruct(corrupted)]}
-    return {"reconstructions": [images, model.reconstruct(images)]}
+        return {"reconstructions": [images, corrupted, model.reconstruct(corrupted, labels=labels)]}
+    return {"reconstructions": [images, model.reconstruct(images, labels=labels)]}
 
 
 class ReconstructionImages(keras.callbacks.Callback):
@@ -58,14 +61,17 @@ class ReconstructionImages(keras.callbacks.Callback):
             TensorBoard).
         images: the images to show, on [0, 1] at the model's shape (8 or so).
         num_samples: a VAE's prior draws shown beside them (the same draws
-            every epoch); 0 for none.
+            every epoch; a conditional VAE's of classes 0, 1, ... in turn);
+            0 for none.
         seed: seeds those draws.
+        labels: the images' labels, for models that read them.
     """
 
-    def __init__(self, log_dir, images, num_samples=8, seed=0):
+    def __init__(self, log_dir, images, num_samples=8, seed=0, *, labels=None):
         super().__init__()
         self.log_dir = str(log_dir)
         self.images = np.asarray(images, np.float32)
+        self.labels = labels
         self.num_samples = num_samples
         self.seed = seed
         self._writer = None
@@ -74,10 +80,14 @@ class ReconstructionImages(keras.callbacks.Callback):
         self._writer = tf.summary.create_file_writer(self.log_dir)
 
     def on_epoch_end(self, epoch, logs=None):
-        pictures = {name: image_grid(rows) for name, rows in picture_rows(self.model, self.images).items()}
+        rows = picture_rows(self.model, self.images, self.labels)
+        pictures = {name: image_grid(row) for name, row in rows.items()}
         if self.num_samples and hasattr(self.model, "latent_dim") and hasattr(self.model, "sample"):
             draws = np.random.default_rng(self.seed).normal(size=(self.num_samples, self.model.latent_dim))
-            decoded = self.model.decode(draws.astype(np.float32))
+            conditions = {}
+            if self.model.conditioned:
+                conditions["labels"] = np.arange(self.num_samples) % self.model.num_classes
+            decoded = self.model.decode(draws.astype(np.float32), **conditions)
             pictures["prior_samples"] = image_grid(
                 [self.model.image_spec.to_unit_scale(keras.ops.convert_to_numpy(decoded))]
             )
@@ -129,7 +139,7 @@ def write_projector(model, log_dir, images, labels=None, class_names=None):
     folder = Path(log_dir)
     folder.mkdir(parents=True, exist_ok=True)
     images = np.asarray(images, np.float32)
-    codes = model.embed(images).reshape(len(images), -1)
+    codes = model.embed(images, labels=labels).reshape(len(images), -1)
     tf.train.Checkpoint(embedding=tf.Variable(codes)).save(str(folder / "embedding.ckpt"))
     (folder / "metadata.tsv").write_text(_metadata(len(images), labels, class_names))
     sprite, (width, height) = _sprite(images)

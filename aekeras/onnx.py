@@ -114,11 +114,10 @@ class Runner:
         return dict(zip(names, session.run(names, arrays), strict=True))
 
 
-def max_differences(version_dir, images, batch_size=500, verbose=False):
-    """`{signature: {output: max |ONNX - SavedModel|}}` on `images`.
+def max_differences(version_dir, images, batch_size=500, verbose=False, labels=None):
+    """`{signature: {output: max |ONNX - SavedModel|}}` on `images` (and their `labels`, where read).
 
     See `aekeras.signatures.max_differences`.
     """
-    return max_differences_from(
-        _load(version_dir), Runner(onnx_dir(version_dir)), images, "ONNX", batch_size, verbose
-    )
+    runner = Runner(onnx_dir(version_dir))
+    return max_differences_from(_load(version_dir), runner, images, "ONNX", batch_size, verbose, labels)

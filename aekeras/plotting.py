@@ -68,16 +68,16 @@ def kernels(kernel_sets, path):
     return _save(figure, path)
 
 
-def denoising_vs_inpainting(result, path, count=10):
+def denoising_vs_inpainting(result, names, path, count=10):
+    """The masks, corrupted and clean images, then every repair; `names` labels the repairs."""
     rows = [
         ("mask", result["missing"][:count].astype(np.float32)),
         ("corrupted", result["corrupted"][:count]),
         ("clean", result["images"][:count]),
-        ("autoencoder", result["repairs"]["autoencoder"][:count]),
-        ("Telea", result["repairs"]["telea"][:count]),
-        ("Navier-Stokes", result["repairs"]["navier_stokes"][:count]),
+        *[(names.get(name, name), repair[:count]) for name, repair in result["repairs"].items()],
     ]
-    return image_rows(rows, path, "Dropout-masked digits repaired three ways (mask: white = dropped)", count)
+    title = f"Dropout-masked digits repaired {len(result['repairs'])} ways (mask: white = dropped)"
+    return image_rows(rows, path, title, count)
 
 
 def interpolations(results, path):

@@ -79,6 +79,12 @@ def nyu_denoising(
     return _models().DenoisingAutoencoder(plain, noise=noise, noise_level=noise_level, seed=seed)
 
 
+def conv_denoiser(image_spec=None, noise="dropout", noise_level=0.5, seed=0):
+    """The report's convolutional denoiser: strided 32-64 convolutions (a 7x7x64 code on MNIST), the lecture's mask."""
+    plain = _models().ConvAutoencoder(filters=(32, 64), downsampling="strided", image_spec=image_spec)
+    return _models().DenoisingAutoencoder(plain, noise=noise, noise_level=noise_level, seed=seed)
+
+
 def nyu_contractive(
     image_spec=None, latent_dim=None, architecture="dense", tied_weights=False, contraction_weight=1e-4
 ):
@@ -131,6 +137,27 @@ def burda_iwae(
     """The IWAE: Burda et al.'s one-stochastic-layer model, 784-200-200-50, k = 5."""
     return _models().IWAE(
         num_samples=num_samples,
+        architecture=architecture,
+        latent_dim=latent_dim,
+        hidden_dims=hidden_dims,
+        binarize=binarize,
+        likelihood=likelihood,
+        seed=seed,
+        image_spec=image_spec,
+    )
+
+
+def sohn_cvae(
+    image_spec=None,
+    latent_dim=20,
+    hidden_dims=(400,),
+    architecture="dense",
+    binarize=False,
+    likelihood="auto",
+    seed=0,
+):
+    """The conditional VAE: the lesson's VAE (784-400-20) with the one-hot label beside image and code."""
+    return _models().ConditionalVAE(
         architecture=architecture,
         latent_dim=latent_dim,
         hidden_dims=hidden_dims,
@@ -241,4 +268,10 @@ register_model(
         Option("commitment_cost", float, 0.25, "beta, the weight of the commitment term"),
     ),
     "the vector-quantised VAE: a 7x7 code from a codebook of 64",
+)
+register_model(
+    "cvae",
+    sohn_cvae,
+    (latent_option(20), hidden_option([400]), ARCHITECTURE, BINARIZE, LIKELIHOOD, NLL_SAMPLES),
+    "the conditional VAE: class labels into encoder and decoder (needs a labelled source)",
 )

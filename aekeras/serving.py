@@ -25,7 +25,7 @@ from tensorflow_serving.apis import predict_pb2
 
 from aekeras.export import versions
 from aekeras.progress import tracked
-from aekeras.signatures import Contract, ServingError, Signature, TensorInfo
+from aekeras.signatures import Contract, ServingError, Signature, TensorInfo, batch_inputs
 
 # What every aekeras export shares, for requests built without the export's
 # own contract: names, dtypes and the [0, 1] image scale (shapes unchecked).
@@ -207,11 +207,11 @@ class LocalServer:
         return response
 
 
-def reconstruction_mse(server, images, batch_size=1000, verbose=False):
-    """Mean squared error on [0, 1] of a `LocalServer`'s reconstructions (its `score`)."""
+def reconstruction_mse(server, images, batch_size=1000, verbose=False, labels=None):
+    """Mean squared error on [0, 1] of a `LocalServer`'s reconstructions (its `score`; `labels` where it reads them)."""
     starts = range(0, len(images), batch_size)
     scores = [
-        server.predict(images=images[i : i + batch_size])["score"]
+        server.predict(**batch_inputs(images, labels, i, batch_size))["score"]
         for i in tracked(starts, len(starts), "SavedModel on the test images (batches)", verbose)
     ]
     return float(np.mean(np.concatenate(scores)))

@@ -19,8 +19,12 @@ from aekeras import losses
 from aekeras.progress import tracked
 
 IMAGE_INPUT = "images"
+LABEL_INPUT = "labels"
 IMAGE_RANGE = (0.0, 1.0)
 COMMON_SIGNATURES = ("serving_default", "encode", "decode")
+# Signatures that draw random numbers: fresh draws every call, so no two
+# formats (or calls) give the same values.
+RANDOM_SIGNATURES = ("sample",)
 _DTYPES = {"float32": np.float32, "int32": np.int32}
 
 
@@ -40,50 +44,87 @@ def endpoints(model):
     - the variant's own (`model.serving_endpoints()`, such as the VAE's
       `sample`).
 
-    Every batch dimension is dynamic; every other one is the model's.
+    A model that reads class labels (`model.conditioned`) takes `labels`,
+    int32 class indices, one per example, beside the images or codes of
+    each. Every batch dimension is dynamic; every other one is the model's.
+    Functions take their inputs in the order of their specs.
     """
     spec = model.image_spec
     latent_shape = tuple(model.code_shape((None, *spec.shape)))
+    conditions = {LABEL_INPUT: label_spec()} if model.conditioned else {}
 
     def model_inputs(images):
         # A wrong shape fails here, in one op, instead of deep in a layer
         # (where oneDNN convolutions can abort the whole server process).
         return spec.to_model_scale(tf.ensure_shape(images, (None, *spec.shape)))
 
-    def decode_latent(latent):
-        return spec.to_unit_scale(model.decode(tf.ensure_shape(latent, latent_shape)))
+    def named(condition_values):
+        return dict(zip(conditions, condition_values, strict=True))
 
-    def serving_default(images):
-        reconstruction = decode_latent(model.encode(model_inputs(images)))
+    def decode_latent(latent, condition_values):
+        latent = tf.ensure_shape(latent, latent_shape)
+        return spec.to_unit_scale(model.decode(latent, **named(condition_values)))
+
+    def serving_default(images, *condition_values):
+        codes = model.encode(model_inputs(images), **named(condition_values))
+        reconstruction = decode_latent(codes, condition_values)
         return {"reconstruction": reconstruction, "score": losses.squared_error(images, reconstruction)}
 
-    def encode(images):
-        return model.encode_outputs(model_inputs(images))
+    def encode(images, *condition_values):
+        return model.encode_outputs(model_inputs(images), **named(condition_values))
 
-    def decode(latent):
-        return {"images": decode_latent(latent)}
+    def decode(latent, *condition_values):
+        return {"images": decode_latent(latent, condition_values)}
 
-    images = {IMAGE_INPUT: tf.TensorSpec((None, *spec.shape), tf.float32, name=IMAGE_INPUT)}
+    images = {IMAGE_INPUT: tf.TensorSpec((None, *spec.shape), tf.float32, name=IMAGE_INPUT), **conditions}
+    latent = {"latent": tf.TensorSpec(latent_shape, tf.float32, name="latent"), **conditions}
     found = {
         "serving_default": (serving_default, images),
         "encode": (encode, images),
-        "decode": (decode, {"latent": tf.TensorSpec(latent_shape, tf.float32, name="latent")}),
+        "decode": (decode, latent),
     }
     found.update(model.serving_endpoints())
     return found
 
 
-def example_inputs(signature, images, encode):
+def batch_inputs(images, labels, start, batch_size):
+    """A signature's `images` (and `labels`, where given) for one batch from `start`."""
+    inputs = {IMAGE_INPUT: images[start : start + batch_size]}
+    if labels is not None:
+        inputs[LABEL_INPUT] = np.asarray(labels[start : start + batch_size], np.int32)
+    return inputs
+
+
+def takes_labels(contract, signature_name="serving_default"):
+    """Whether a signature of `contract` takes `labels` (a conditioned model's)."""
+    return any(t.name == LABEL_INPUT for t in contract.signature(signature_name).inputs)
+
+
+def label_spec():
+    """The `labels` input of a conditioned model's signatures: one int32 class index per example."""
+    return tf.TensorSpec((None,), tf.int32, name=LABEL_INPUT)
+
+
+def example_inputs(signature, images, encode, labels=None):
     """Inputs for one signature made from an image batch: codes from `encode`, counts of 1.
 
+    `labels` (one per image) are needed where the signature takes them.
     Used to calibrate and to compare export formats on the same real images.
     """
+    names = {tensor.name for tensor in signature.inputs}
+    conditions = {}
+    if LABEL_INPUT in names:
+        if labels is None:
+            raise ValueError(f"signature {signature.name!r} takes labels: pass them with the images")
+        conditions[LABEL_INPUT] = tf.constant(np.asarray(labels, np.int32))
     values = {}
     for tensor in signature.inputs:
         if tensor.name == IMAGE_INPUT:
             values[tensor.name] = images
+        elif tensor.name == LABEL_INPUT:
+            values[tensor.name] = conditions[LABEL_INPUT]
         elif tensor.name in ("latent", "indices"):  # codes, as `encode` gives them
-            values[tensor.name] = encode(images=images)[tensor.name]
+            values[tensor.name] = encode(images=images, **conditions)[tensor.name]
         elif tensor.shape == ():  # a count, such as the VAE's num_samples
             values[tensor.name] = tf.constant(1, tensor.dtype)
         else:
@@ -91,14 +132,15 @@ def example_inputs(signature, images, encode):
     return values
 
 
-def max_differences(saved_model, runner, images, format_name, batch_size=500, verbose=False):
+def max_differences(saved_model, runner, images, format_name, batch_size=500, verbose=False, labels=None):
     """Largest absolute difference between another format's outputs and the SavedModel's, per signature.
 
     Every deterministic signature runs on `images` (codes for `decode`
     from the SavedModel's `encode`); signatures that draw random numbers
-    (the VAE's `sample`) cannot be compared value by value and are left
-    out, as are integer outputs (the VQ-VAE's codebook indices, which a
-    quantised model may flip between two near-equal codebook vectors).
+    (`RANDOM_SIGNATURES`, such as the VAE's `sample`) cannot be compared
+    value by value and are left out, as are integer outputs (the VQ-VAE's
+    codebook indices, which a quantised model may flip between two
+    near-equal codebook vectors).
 
     Args:
         saved_model: the export, as loaded by `tf.saved_model.load`.
@@ -106,6 +148,7 @@ def max_differences(saved_model, runner, images, format_name, batch_size=500, ve
             (`aekeras.tflite.Runner`, `aekeras.onnx.Runner`).
         images: float32 test images on [0, 1].
         format_name: names the format in the progress lines.
+        labels: the images' labels, for models that read them.
 
     Returns:
         `{signature name: {output name: max |format - SavedModel|}}`.
@@ -114,15 +157,18 @@ def max_differences(saved_model, runner, images, format_name, batch_size=500, ve
     encode = saved_model.signatures["encode"]
     differences = {}
     for name, signature in contract.signatures.items():
-        if all(t.shape == () for t in signature.inputs):
-            continue  # a count in, random draws out
+        if name in RANDOM_SIGNATURES:
+            continue
         largest = {}
         starts = range(0, len(images), batch_size)
         for start in tracked(
             starts, len(starts), f"{format_name} {name} against the SavedModel (batches)", verbose
         ):
             batch = tf.constant(images[start : start + batch_size])
-            inputs = {k: np.asarray(v) for k, v in example_inputs(signature, batch, encode).items()}
+            batch_labels = None if labels is None else labels[start : start + batch_size]
+            inputs = {
+                k: np.asarray(v) for k, v in example_inputs(signature, batch, encode, batch_labels).items()
+            }
             expected = saved_model.signatures[name](**inputs)
             got = runner(name, **inputs)
             for key in (k for k in got if np.issubdtype(got[k].dtype, np.floating)):
@@ -182,7 +228,7 @@ class Contract:
         """The contract the model's export will have (each endpoint traced once)."""
         signatures = {}
         for name, (function, inputs) in endpoints(model).items():
-            concrete = tf.function(function).get_concrete_function(**inputs)
+            concrete = tf.function(function).get_concrete_function(*inputs.values())
             outputs = concrete.structured_outputs
             signatures[name] = Signature(
                 name,
@@ -250,14 +296,26 @@ class Contract:
         unknown signature, a missing or extra input, a wrong rank or size, an
         empty batch, a value of the wrong kind (floats are sent as float32,
         whatever their precision; integers as int32), NaN or infinite values
-        (int8 models would answer them with plausible numbers), and images
-        outside [0, 1] (such as 0-255 pixels).
+        (int8 models would answer them with plausible numbers), images
+        outside [0, 1] (such as 0-255 pixels), and batched inputs of different
+        sizes (a conditioned model's images and labels).
         """
         signature = self.signature(signature_name)
         specs = {i.name: i for i in signature.inputs}
         if set(inputs) != set(specs):
             raise ServingError(f"{signature.expects()}; got inputs {sorted(inputs)}")
-        return {name: _check_one(signature, specs[name], value) for name, value in inputs.items()}
+        arrays = {name: _check_one(signature, specs[name], value) for name, value in inputs.items()}
+        batches = {
+            name: len(array)
+            for name, array in arrays.items()
+            if specs[name].shape and specs[name].shape[0] is None
+        }
+        if len(set(batches.values())) > 1:
+            sizes = ", ".join(f"{name} {size}" for name, size in sorted(batches.items()))
+            raise ServingError(
+                f"{signature.expects()}; got batches of different sizes ({sizes}): one of each per example"
+            )
+        return arrays
 
     def differences(self, other):
         """One phrase per signature, input or output that differs from `other`'s."""

@@ -20,7 +20,7 @@ from tensorflow.lite.tools import flatbuffer_utils
 from aekeras import data, losses
 from aekeras.choices import CALIBRATED, QUANTIZATIONS
 from aekeras.progress import tracked
-from aekeras.signatures import IMAGE_INPUT, Contract, example_inputs
+from aekeras.signatures import Contract, batch_inputs, example_inputs
 from aekeras.signatures import max_differences as max_differences_from
 
 INT16_RANGE_MARGIN = 1.2  # int16x8: how far beyond the calibrated range activations stay unclipped
@@ -32,18 +32,23 @@ def tflite_path(version_dir, quantize):
     return version_dir / f"{version_dir.absolute().parent.name}-{quantize}.tflite"
 
 
-def calibration_images(source, num_images=500, *, seed=0, **read_options):
+def calibration_images(source, num_images=500, *, seed=0, with_labels=False, **read_options):
     """Up to `num_images` training images of `source` on [0, 1], chosen with `seed`.
 
-    A smaller training set is used whole.
+    A smaller training set is used whole. `with_labels`: returns
+    `(images, labels)`, for models that read labels.
     """
-    images, _ = data.load_arrays(source, "train", **read_options)
+    images, labels = data.load_arrays(source, "train", **read_options)
     count = min(num_images, len(images))
-    chosen = np.random.default_rng(seed).choice(len(images), count, replace=False)
-    return images[np.sort(chosen)]
+    chosen = np.sort(np.random.default_rng(seed).choice(len(images), count, replace=False))
+    if with_labels:
+        if labels is None:
+            raise ValueError(f"{source}: has no labels, and this model reads them")
+        return images[chosen], labels[chosen]
+    return images[chosen]
 
 
-def _representative_dataset(saved_model, images):
+def _representative_dataset(saved_model, images, labels):
     """Calibration examples for every signature, as (signature, inputs) pairs.
 
     The decoder is calibrated on the codes the encoder gives for the same
@@ -53,10 +58,11 @@ def _representative_dataset(saved_model, images):
     encode = saved_model.signatures["encode"]
 
     def generate():
-        for image in images:
+        for i, image in enumerate(images):
             batch = tf.constant(image[np.newaxis])
+            label = None if labels is None else labels[i : i + 1]
             for name, signature in contract.signatures.items():
-                yield name, example_inputs(signature, batch, encode)
+                yield name, example_inputs(signature, batch, encode, label)
 
     return generate
 
@@ -70,7 +76,7 @@ def _write_whole(path, content):
         staging.unlink(missing_ok=True)
 
 
-def convert(version_dir, quantize="none", *, images=None):
+def convert(version_dir, quantize="none", *, images=None, labels=None):
     """Converts an exported SavedModel to one TFLite file with all signatures.
 
     Args:
@@ -85,6 +91,8 @@ def convert(version_dir, quantize="none", *, images=None):
         images: float32 calibration images on [0, 1] of the export's image
             shape, needed for `"int8"` and `"int16x8"` (see
             `calibration_images`).
+        labels: the calibration images' labels, for models that read them
+            (`calibration_images(..., with_labels=True)`).
 
     Returns:
         The `Path` of the `.tflite` file, written whole or not at all.
@@ -98,17 +106,18 @@ def convert(version_dir, quantize="none", *, images=None):
     if quantize in CALIBRATED:
         if images is None or len(images) == 0:
             raise ValueError(f"{quantize} quantisation needs calibration images (see calibration_images)")
-        Contract.from_saved_model(saved_model).check("encode", {IMAGE_INPUT: images[:1]})
+        Contract.from_saved_model(saved_model).check("encode", batch_inputs(images, labels, 0, 1))
     names = sorted(saved_model.signatures)
     with warnings.catch_warnings():
         # The converter's own calibration still uses tf.lite.Interpreter.
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
         if quantize == "int16x8":
-            content = _int16x8(_converter(version_dir, names, "none").convert(), saved_model, images)
+            float_content = _converter(version_dir, names, "none").convert()
+            content = _int16x8(float_content, saved_model, images, labels)
         else:
             converter = _converter(version_dir, names, quantize)
             if quantize == "int8":
-                converter.representative_dataset = _representative_dataset(saved_model, images)
+                converter.representative_dataset = _representative_dataset(saved_model, images, labels)
             content = converter.convert()
     path = tflite_path(version_dir, quantize)
     _write_whole(path, content)
@@ -127,7 +136,7 @@ def _converter(version_dir, signature_names, quantize):
     return converter
 
 
-def _int16x8(float_content, saved_model, images):
+def _int16x8(float_content, saved_model, images, labels):
     """The float model quantised by LiteRT's quantizer: int8 weights, int16 activations.
 
     LiteRT's quantizer rather than the TFLite converter: the converter's 16x8
@@ -152,7 +161,8 @@ def _int16x8(float_content, saved_model, images):
     warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
     model = quantizer.Quantizer(float_content)
     model.load_quantization_recipe(recipe.get_quantization_recipe())
-    ranges = model.calibrate(_calibration_batches(saved_model, images), num_threads=os.cpu_count() or 1)
+    batches = _calibration_batches(saved_model, images, labels)
+    ranges = model.calibrate(batches, num_threads=os.cpu_count() or 1)
     quantized = model.quantize(_widened(ranges), enable_progress_report=False).quantized_model
     return _output_shapes_from(float_content, quantized)
 
@@ -182,17 +192,20 @@ def _output_shapes_from(float_content, quantized_content):
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def _calibration_batches(saved_model, images, batch_size=64):
+def _calibration_batches(saved_model, images, labels, batch_size=64):
     """`{signature: [inputs, ...]}` from the calibration images, as LiteRT's quantizer takes them."""
     contract = Contract.from_saved_model(saved_model)
     encode = saved_model.signatures["encode"]
+    parts = np.array_split(np.arange(len(images)), max(1, len(images) // batch_size))
     return {
         name: [
             {
                 key: np.asarray(value)
-                for key, value in example_inputs(signature, tf.constant(batch), encode).items()
+                for key, value in example_inputs(
+                    signature, tf.constant(images[part]), encode, None if labels is None else labels[part]
+                ).items()
             }
-            for batch in np.array_split(images, max(1, len(images) // batch_size))
+            for part in parts
         ]
         for name, signature in contract.signatures.items()
     }
@@ -214,14 +227,15 @@ def _widened(ranges):
     return ranges
 
 
-def max_differences(path, images, batch_size=500, verbose=False):
+def max_differences(path, images, batch_size=500, verbose=False, labels=None):
     """`{signature: {output: max |LiteRT - SavedModel|}}` of a converted file against the export beside it.
 
     See `aekeras.signatures.max_differences`.
     """
     path = Path(path)
     saved_model = tf.saved_model.load(str(path.parent), tags=["serve"])
-    return max_differences_from(saved_model, Runner(path), images, "LiteRT", batch_size, verbose)
+    runner = Runner(path)
+    return max_differences_from(saved_model, runner, images, "LiteRT", batch_size, verbose, labels)
 
 
 class Runner:
@@ -253,15 +267,18 @@ class Runner:
             self._runners[signature_name] = self.interpreter.get_signature_runner(signature_name)
         return self._runners[signature_name](**arrays)
 
-    def reconstruction_errors(self, images, batch_size=256, verbose=False):
-        """Per-image MSE on [0, 1] of `serving_default` reconstructions (`verbose`: show progress)."""
+    def reconstruction_errors(self, images, batch_size=256, verbose=False, labels=None):
+        """Per-image MSE on [0, 1] of `serving_default` reconstructions (`verbose`: show progress).
+
+        `labels`: the images' labels, for models that read them.
+        """
         starts = range(0, len(images), batch_size)
         outputs = [
-            self("serving_default", images=images[i : i + batch_size])["reconstruction"]
+            self("serving_default", **batch_inputs(images, labels, i, batch_size))["reconstruction"]
             for i in tracked(starts, len(starts), "LiteRT on the test images (batches)", verbose)
         ]
         return np.asarray(losses.squared_error(images, np.concatenate(outputs)))
 
-    def reconstruction_mse(self, images, batch_size=256, verbose=False):
+    def reconstruction_mse(self, images, batch_size=256, verbose=False, labels=None):
         """Mean squared error of `serving_default` reconstructions on [0, 1] images."""
-        return float(np.mean(self.reconstruction_errors(images, batch_size, verbose)))
+        return float(np.mean(self.reconstruction_errors(images, batch_size, verbose, labels)))

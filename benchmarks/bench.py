@@ -442,6 +442,8 @@ def _cli_sides(settings, folder):
             aekeras_train("--steps-per-execution", "1"),
             {},
         )
+        # A process-wide setting: only a race of whole processes can compare it.
+        sides["aekeras train dense --intra-op-threads 1"] = (aekeras_train("--intra-op-threads", "1"), {})
     return sides
 
 
@@ -841,9 +843,10 @@ def _defaults_section(results):
         "XLA is a default only where its repeats all beat the plain graph: it takes a compile of "
         "seconds per run, and on the CPU it loses on convolutions. A whole epoch per call is not the "
         "default either: the progress bar and per-batch callbacks would then stand still until the "
-        "epoch ends. Not measured here: thread settings "
-        "(TensorFlow's defaults use both cores), fused optimizer updates, and batch size against time "
-        "to a target loss.",
+        "epoch ends. Threads are TensorFlow's own choice (one per core) unless `--intra-op-threads` "
+        "says otherwise: TensorFlow fixes them when it starts, so they cannot follow the model, and "
+        "one thread wins only for small dense models (the line above). Not measured here: fused "
+        "optimizer updates, and batch size against time to a target loss.",
     ]
     return out
 

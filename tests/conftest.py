@@ -58,7 +58,7 @@ def _trained_models():
 
 @pytest.fixture(scope="session")
 def exported_models(tmp_path_factory, mnist_dir):
-    """The five kinds, each trained one epoch on real MNIST and exported.
+    """Every registered kind, each trained one epoch on real MNIST and exported.
 
     Returns (out folder, {name: (keras model, version folder)}).
     """
@@ -72,7 +72,13 @@ def exported_models(tmp_path_factory, mnist_dir):
     for name, model in _trained_models().items():
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
         train = aekeras.data.load(
-            "mnist", "train", limit=2048, batch_size=128, value_range=model.value_range, data_dir=mnist_dir
+            "mnist",
+            "train",
+            limit=2048,
+            batch_size=128,
+            value_range=model.value_range,
+            labels=model.conditioned,
+            data_dir=mnist_dir,
         )
         model.fit(train, epochs=1, verbose=0)
         exported[name] = (model, export.saved_model(model, out, name))

@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 
 import aekeras
-from aekeras import registry
-from aekeras.analysis import cv2_inpaint, denoising_vs_inpainting, manifold_inpainting
-from aekeras.analysis.metrics import MAX_PSNR
+from aekeras import presets, registry
+from aekeras.analysis import best_inpainting_radii, cv2_inpaint, denoising_vs_inpainting, manifold_inpainting
+from aekeras.analysis.inpainting import INPAINT_RADII, dropout_mask
+from aekeras.analysis.metrics import MAX_PSNR, psnr
 
 
 def test_cv2_inpaint_keeps_known_pixels_and_fills_holes(digits):
@@ -27,10 +28,10 @@ def test_denoising_vs_inpainting(trained_dense, digits):
     assert set(result["metrics"]) == {"corrupted", "autoencoder", "telea", "navier_stokes"}
     for m in result["metrics"].values():
         assert 0 <= m["mse"] <= 1 and 0 < m["psnr"] < MAX_PSNR and -1 <= m["ssim"] <= 1
-    # Every repair beats the corrupted input.
-    assert all(
-        result["metrics"][n]["psnr"] > result["metrics"]["corrupted"]["psnr"] for n in result["repairs"]
-    )
+    # OpenCV's repairs beat the corrupted input (the autoencoder here is
+    # not a denoiser; the denoisers' ordering is the headline test's).
+    corrupted = result["metrics"]["corrupted"]["psnr"]
+    assert all(result["metrics"][n]["psnr"] > corrupted for n in ("telea", "navier_stokes"))
 
 
 def test_manifold_inpainting(trained_vae2, digits):
@@ -44,21 +45,47 @@ def test_manifold_inpainting(trained_vae2, digits):
     assert all(0 < p <= MAX_PSNR for p in result["patch_psnr"].values())
 
 
-def test_the_lectures_denoiser_beats_telea_and_navier_stokes(mnist_dir, mnist_test_arrays):
-    """Part 3's headline on a fixed subset: the dense denoiser (784-500-784, the lecture's
-    dropout mask) repairs masked digits better than OpenCV's two inpainting methods.
+def test_radii_are_chosen_on_validation_images_and_used(digits, mnist_train_small):
+    radii = best_inpainting_radii(mnist_train_small[0][-300:], seed=0)
+    assert set(radii) == {"telea", "navier_stokes"} and set(radii.values()) <= set(INPAINT_RADII)
+    # Each chosen radius scores best of all on the images it was chosen on.
+    _, missing = dropout_mask(mnist_train_small[0][-300:].shape, 0.5, 0)
+    for method, chosen in radii.items():
+        scores = {
+            r: psnr(
+                cv2_inpaint(mnist_train_small[0][-300:], missing, method, r), mnist_train_small[0][-300:]
+            ).mean()
+            for r in INPAINT_RADII
+        }
+        assert scores[chosen] == max(scores.values())
+    result = denoising_vs_inpainting({}, digits[:50], radii={"telea": 1, "navier_stokes": 7}, seed=0)
+    _, missing = dropout_mask(digits[:50].shape, 0.5, 0)
+    np.testing.assert_array_equal(result["repairs"]["telea"], cv2_inpaint(digits[:50], missing, "telea", 1))
+    assert result["radii"] == {"telea": 1, "navier_stokes": 7}
 
-    Trained 10 epochs on the first 30,000 training digits; measured on the
-    first 500 test digits: 19.44 dB (seed 1: 19.36) against Navier-Stokes
-    18.90 and Telea 18.05.
+
+def test_the_denoisers_beat_telea_and_navier_stokes_at_their_best_radii(mnist_dir, mnist_test_arrays):
+    """Part 3's headline on a fixed subset: both denoisers trained on the lecture's dropout
+    mask repair masked digits better than OpenCV's two inpainting methods, each at the
+    radius that scores best on held-out training digits, and the conv one best.
+
+    Trained on the first 30,000 training digits (dense 10 epochs, conv 2); measured on
+    the first 500 test digits: conv 20.50 dB, dense 19.44, Navier-Stokes 19.02 and
+    Telea 18.82 (both at radius 2).
     """
-    keras.utils.set_random_seed(0)
-    model = registry.build_model("denoising", None, seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    train = aekeras.data.load_arrays("mnist", "train", data_dir=mnist_dir)[0][:30000]
-    model.fit(model.image_spec.to_model_scale(train), epochs=10, batch_size=256, verbose=0)
-    psnr = {
-        k: v["psnr"]
-        for k, v in denoising_vs_inpainting(model, mnist_test_arrays[0][:500], seed=0)["metrics"].items()
-    }
-    assert psnr["autoencoder"] > psnr["navier_stokes"] > psnr["telea"] > psnr["corrupted"]
+    train = aekeras.data.load_arrays("mnist", "train", data_dir=mnist_dir)[0]
+    denoisers = {}
+    for name, build, epochs in (
+        ("dense", lambda: registry.build_model("denoising", None, seed=0), 10),
+        ("conv", lambda: presets.conv_denoiser(seed=0), 2),
+    ):
+        keras.utils.set_random_seed(0)
+        denoisers[name] = build()
+        denoisers[name].compile(optimizer=keras.optimizers.Adam(1e-3))
+        inputs = denoisers[name].image_spec.to_model_scale(train[:30000])
+        denoisers[name].fit(inputs, epochs=epochs, batch_size=256, verbose=0)
+    radii = best_inpainting_radii(train[-1000:], seed=0)
+    result = denoising_vs_inpainting(denoisers, mnist_test_arrays[0][:500], radii=radii, seed=0)
+    psnr_of = {k: v["psnr"] for k, v in result["metrics"].items()}
+    assert psnr_of["conv"] > psnr_of["dense"] > max(psnr_of["navier_stokes"], psnr_of["telea"])
+    assert min(psnr_of["navier_stokes"], psnr_of["telea"]) > psnr_of["corrupted"]

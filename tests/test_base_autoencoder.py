@@ -10,6 +10,7 @@ from aekeras.models import (
     VAE,
     VQVAE,
     Autoencoder,
+    ConditionalVAE,
     ContractiveAutoencoder,
     ConvAutoencoder,
     DenoisingAutoencoder,
@@ -55,13 +56,14 @@ MODELS = {
     "vae": lambda: VAE(latent_dim=4, hidden_dims=(32,), seed=3),
     "vqvae": lambda: VQVAE(filters=(8, 8), embedding_dim=4, num_embeddings=8),
     "iwae": lambda: IWAE(num_samples=3, latent_dim=4, hidden_dims=(32,), binarize=True, seed=3),
+    "cvae": lambda: ConditionalVAE(latent_dim=4, hidden_dims=(32,), binarize=True, seed=3),
 }
 
 
-def train_one_step(model, images, strategy):
+def train_one_step(model, images, strategy, labels=None):
     with strategy.scope():
         model.compile(optimizer=keras.optimizers.SGD(0.1))
-    model.fit(images, epochs=1, batch_size=len(images), shuffle=False, verbose=0)
+    model.fit(images, labels, epochs=1, batch_size=len(images), shuffle=False, verbose=0)
     return [w.numpy() for w in model.weights]
 
 
@@ -75,6 +77,9 @@ def mirrored():
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_two_replicas_match_one_device(images, mirrored, name):
+    labels = None
+    if name == "cvae":
+        labels = next(iter(mnist("test", limit=64, batch_size=64, labels=True)))[1].numpy()
     low, high = MODELS[name]().value_range
     batch = images * (high - low) + low
     keras.utils.set_random_seed(0)
@@ -83,8 +88,8 @@ def test_two_replicas_match_one_device(images, mirrored, name):
     with mirrored.scope():
         replicated = MODELS[name]()
         replicated.set_weights(initial)
-    got = train_one_step(replicated, batch, mirrored)
-    expected = train_one_step(single, batch, tf.distribute.get_strategy())
+    got = train_one_step(replicated, batch, mirrored, labels)
+    expected = train_one_step(single, batch, tf.distribute.get_strategy(), labels)
     assert mirrored.num_replicas_in_sync == 2
     assert any(not np.allclose(w, w0) for w, w0 in zip(expected, initial, strict=True))
     # The codebook's update sums over every code position of the batch

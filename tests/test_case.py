@@ -19,8 +19,13 @@ SMALL = {
     "vae": {"latent_dim": 4},
     "iwae": {"latent_dim": 4, "num_samples": 2},
     "vqvae": {"num_embeddings": 16, "embedding_dim": 4},
+    "cvae": {"latent_dim": 4},
 }
 MODEL_NAMES = registry.model_names()
+# The models whose signatures take images (or codes) alone: the shared export,
+# serving and conversion suites run on these; the conditional VAE's
+# signatures also take labels, and test_cvae.py runs them.
+IMAGE_ONLY_NAMES = tuple(name for name in MODEL_NAMES if name != "cvae")
 
 
 class AutoencoderTestCase:
@@ -58,18 +63,31 @@ class AutoencoderTestCase:
         return loaded
 
     def check_conveniences(self, model, inputs):
-        """`reconstruct`, `embed` and `interpolate` take and give images on [0, 1]."""
+        """`reconstruct`, `embed` and `interpolate` take and give images on [0, 1].
+
+        A conditioned model's `inputs` are `(images, labels)`; its path is
+        interpolated within the first image's class.
+        """
+        images, labels = inputs if model.conditioned else (inputs, None)
         spec = model.image_spec
-        unit = spec.to_unit_scale(np.asarray(inputs))  # the inputs are on the model's scale
-        reconstructions = model.reconstruct(unit)
+        unit = spec.to_unit_scale(np.asarray(images))  # the inputs are on the model's scale
+        reconstructions = model.reconstruct(unit, labels=labels)
         np.testing.assert_allclose(reconstructions, spec.to_unit_scale(model(inputs).numpy()), atol=1e-5)
-        codes = model.embed(unit)
-        np.testing.assert_allclose(codes, keras.ops.convert_to_numpy(model.encode(inputs)), atol=1e-5)
-        path = model.interpolate(unit[0], unit[1], steps=3)
+        codes = model.embed(unit, labels=labels)
+        encoded = model.encode(images, **model.conditions(labels, len(images)))
+        np.testing.assert_allclose(codes, keras.ops.convert_to_numpy(encoded), atol=1e-5)
+        label = None if labels is None else labels[0]
+        path = model.interpolate(unit[0], unit[1], steps=3, label=label)
         assert path.shape == (3, *model.image_shape)
-        np.testing.assert_allclose(path[[0, 2]], reconstructions[:2], atol=1e-5)
-        halfway = spec.to_unit_scale(keras.ops.convert_to_numpy(model.decode((codes[:1] + codes[1:2]) / 2)))
-        np.testing.assert_allclose(path[1:2], halfway, atol=1e-5)
+        ends = model.conditions([label] * 2, 2)
+        ends_labels = ends.get("labels")
+        reconstructed = model.reconstruct(unit[:2], labels=ends_labels)
+        np.testing.assert_allclose(path[[0, 2]], reconstructed, atol=1e-5)
+        codes = model.embed(unit[:2], labels=ends_labels)
+        halfway = model.decode((codes[:1] + codes[1:2]) / 2, **model.conditions([label], 1))
+        np.testing.assert_allclose(
+            path[1:2], spec.to_unit_scale(keras.ops.convert_to_numpy(halfway)), atol=1e-5
+        )
 
     def run_fit_test(self, model, train, test, epochs=2, learning_rate=1e-3, val_rtol=1e-5):
         """A short fit on real data lowers the test loss; evaluate works as validation.

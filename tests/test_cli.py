@@ -133,7 +133,7 @@ def test_empty_data_folder(tmp_path):
         (["train", "vae", "--tied-weights"], "--tied-weights does not apply to the vae model"),
         (
             ["train", "contractive", "--binarize"],
-            "--binarize does not apply to the contractive model (only to vae, iwae)",
+            "--binarize does not apply to the contractive model (only to vae, iwae, cvae)",
         ),
         (
             ["train", "dense", "--contraction-weight", "1"],
@@ -289,6 +289,10 @@ def test_killed_run_resumes_from_the_last_completed_epoch(tmp_path):
             ["vqvae", "--num-embeddings", "16", "--embedding-dim", "4"],
             {"loss", "reconstruction_loss", "vq_loss", "codebook_usage", "mse_01"},
         ),
+        (
+            ["cvae", "--binarize", "--nll-samples", "3", "--latent-dim", "2"],
+            {"loss", "reconstruction_loss", "kl_loss", "mse_01", "nll", "neg_elbo"},
+        ),
     ],
 )
 def test_every_model_trains_and_exports(tmp_path, args, metrics):
@@ -302,6 +306,31 @@ def test_every_model_trains_and_exports(tmp_path, args, metrics):
     assert (version / "saved_model.pb").is_file()
     if "--hidden-dims" in args:
         assert record["model_config"]["hidden_dims"] == [64, 32]
+
+
+def test_the_conditional_vae_learns_class_folders_and_converts_with_their_labels(
+    tmp_path, fashion_png_folder
+):
+    data = ["--data", str(fashion_png_folder)]
+    args = ["train", "cvae", "--architecture", "conv", "--latent-dim", "4", "--epochs", "2", "--quiet", *data]
+    result = run(args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    version = tmp_path / "saved_models" / "cvae" / "1"
+    record = json.loads((version / "run.json").read_text())
+    assert record["image_spec"]["num_classes"] == 10 and record["model_config"]["num_classes"] == 10
+    result = run(["tflite", str(version), "--quantize", "int8", *data], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    mse = re.search(r"LiteRT (\S+), SavedModel (\S+)", result.stdout)
+    assert float(mse[1]) < 1.1 * float(mse[2])  # calibrated and tested on the folders' labels
+
+
+def test_the_conditional_vae_refuses_unlabelled_data_in_one_line(tmp_path, rgb_crops_folder):
+    result = run(
+        ["train", "cvae", "--data", str(rgb_crops_folder), "--epochs", "1"], cwd=tmp_path, timeout=120
+    )
+    assert result.returncode == 2
+    assert "ConditionalVAE needs num_classes" in stderr_line(result)
+    assert not (tmp_path / "saved_models").exists()
 
 
 def test_model_arguments_out_of_range_exit_2(tmp_path):

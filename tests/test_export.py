@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_case import MODEL_NAMES, mnist
+from test_case import IMAGE_ONLY_NAMES, mnist
 
 from aekeras import export
 from aekeras.models import Autoencoder, DenseAutoencoder
@@ -99,7 +99,7 @@ def keras_outputs(model, images):
     return latent, reconstruction
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", IMAGE_ONLY_NAMES)
 def test_every_model_answers_every_signature_by_name(exported_models, digits, name):
     _, exported = exported_models
     model, path = exported[name]

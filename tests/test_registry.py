@@ -50,7 +50,16 @@ register_model(
 
 
 def test_every_built_in_model_is_registered_with_its_options():
-    assert registry.model_names()[:7] == ("dense", "conv", "denoising", "contractive", "vae", "iwae", "vqvae")
+    assert registry.model_names()[:8] == (
+        "dense",
+        "conv",
+        "denoising",
+        "contractive",
+        "vae",
+        "iwae",
+        "vqvae",
+        "cvae",
+    )
     entry = registry.get_model("denoising")
     assert entry.defaults() == {
         "latent_dim": None,
@@ -60,9 +69,9 @@ def test_every_built_in_model_is_registered_with_its_options():
         "noise_level": 0.5,
     }
     options = registry.options_by_name()
-    assert options["latent_dim"][1] == ["dense", "conv", "denoising", "contractive", "vae", "iwae"]
+    assert options["latent_dim"][1] == ["dense", "conv", "denoising", "contractive", "vae", "iwae", "cvae"]
     assert options["noise"][1] == ["denoising"]
-    assert options["num_samples"][1] == ["iwae"] and options["binarize"][1] == ["vae", "iwae"]
+    assert options["num_samples"][1] == ["iwae"] and options["binarize"][1] == ["vae", "iwae", "cvae"]
     with pytest.raises(ValueError, match="the dense model does not take noise"):
         registry.build_model("dense", None, noise="gaussian")
     with pytest.raises(ValueError, match="unknown model 'gan'"):
@@ -98,7 +107,8 @@ def test_a_new_variant_trains_exports_and_converts_from_the_command_line(tmp_pat
 
     help_text = " ".join(run("train", "--help").split())
     assert (
-        "{dense,conv,denoising,contractive,vae,iwae,vqvae,l1}" in help_text and "iwae 50, l1 3)" in help_text
+        "{dense,conv,denoising,contractive,vae,iwae,vqvae,cvae,l1}" in help_text
+        and "cvae 20, l1 3)" in help_text
     )
     run("train", "l1", "--latent-dim", "5", "--data", str(digits_npz), "--epochs", "2", "--quiet")
     record = json.loads((tmp_path / "saved_models/l1/1/run.json").read_text())

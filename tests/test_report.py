@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from aekeras import models
 from aekeras.report import cached_model
@@ -44,7 +45,13 @@ def test_quick_report_writes_every_figure_and_number(tmp_path):
     assert [f"## {i}." in report for i in range(1, 11)] == [True] * 10
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["settings"]["train_limit"] == 2000 and metrics["settings"]["seed"] == 0
-    assert set(metrics["denoising_vs_inpainting"]) == {"corrupted", "autoencoder", "telea", "navier_stokes"}
+    part3 = metrics["denoising_vs_inpainting"]
+    repairs = {"denoising", "conv_denoising", "telea", "navier_stokes"}
+    assert set(part3) == {"corrupted", *repairs, "radii", "gain_over_best_inpainter_db"}
+    assert set(part3["gain_over_best_inpainter_db"]) == {"denoising", "conv_denoising"}
+    best = max(part3["telea"]["psnr"], part3["navier_stokes"]["psnr"])
+    gain = part3["gain_over_best_inpainter_db"]["conv_denoising"]
+    assert gain == pytest.approx(part3["conv_denoising"]["psnr"] - best)
     assert len(metrics["anomaly"]["auroc"]) == 10
     assert (
         metrics["pca"]["code_sizes"] == [2, 10, 30]

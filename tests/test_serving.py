@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
-from test_case import MODEL_NAMES
+from test_case import IMAGE_ONLY_NAMES
 
 from aekeras import serving
 from aekeras.serving import LocalServer, ServingError
@@ -16,7 +16,7 @@ from aekeras.serving import LocalServer, ServingError
 @pytest.fixture(scope="module")
 def servers(exported_models):
     out, exported = exported_models
-    return {name: LocalServer(out / name) for name in exported}
+    return {name: LocalServer(out / name) for name in IMAGE_ONLY_NAMES}
 
 
 def test_serves_the_latest_version(servers, exported_models):
@@ -125,7 +125,7 @@ def test_server_errors_are_raised_when_parsed():
         serving.parse_rest_response("{\"error\": \"Missing 'inputs' or 'instances' key\"}")
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", IMAGE_ONLY_NAMES)
 def test_signatures_on_nan_empty_and_wrongly_typed_batches(exported_models, digits, name):
     """What the export itself does, as TF Serving would run it."""
     _, exported = exported_models

@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
-from test_case import MODEL_NAMES
+from test_case import IMAGE_ONLY_NAMES
 
 from aekeras import tflite
 from aekeras.choices import CALIBRATED
 from aekeras.serving import LocalServer, ServingError
 
-NAMES = MODEL_NAMES
+NAMES = IMAGE_ONLY_NAMES
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +26,7 @@ def converted(exported_models, calibration):
             for q in tflite.QUANTIZATIONS
         }
         for name, (_, path) in exported.items()
+        if name in NAMES
     }
 
 

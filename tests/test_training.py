@@ -101,6 +101,7 @@ def test_read_history_keeps_the_last_row_of_a_repeated_epoch(tmp_path):
         ({"data": "cifar10"}, "cifar10: no such file or folder"),
         ({"data": "tfds:cifar10"}, "tfds:cifar10: not prepared"),
         ({"strategy": "tpu"}, "unknown strategy 'tpu'"),
+        ({"intra_op_threads": -1}, "intra_op_threads must be 0 or more, got -1"),
     ],
 )
 def test_bad_settings_fail_before_anything_is_written(tmp_path, change, message):
@@ -217,3 +218,29 @@ def test_a_backup_interrupted_while_written_keeps_the_previous_one(tmp_path):
     assert len(history.history["loss"]) == 2  # epochs 2 and 3
     for a, b in zip(restored.weights, killer.backed_up, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_intra_op_threads_cannot_change_a_running_tensorflow(tmp_path):
+    tf.zeros(1).numpy()  # TensorFlow has started, with its own thread pools
+    config = TrainConfig(intra_op_threads=1, out=str(tmp_path / "out"), run_dir=str(tmp_path / "runs"))
+    with pytest.raises(ValueError, match="intra_op_threads 1 must be set before TensorFlow starts"):
+        train(config)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_intra_op_threads_reach_tensorflow_in_a_fresh_process(tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "import tensorflow as tf\n"
+        "from aekeras.training import TrainConfig, train\n"
+        f"train(TrainConfig(epochs=1, limit=512, verbose=0, intra_op_threads=1, out={str(tmp_path / 'out')!r}, "
+        f"run_dir={str(tmp_path / 'runs')!r}))\n"
+        "print('threads', tf.config.threading.get_intra_op_parallelism_threads())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "threads 1" in result.stdout
+    record = json.loads((tmp_path / "out/dense/1/run.json").read_text())
+    assert record["settings"]["intra_op_threads"] == 1

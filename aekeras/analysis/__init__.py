@@ -6,6 +6,7 @@ returns a dict of numpy arrays and metrics; `aekeras.plotting` draws them.
 
 from aekeras.analysis.anomaly import one_class_anomaly_detection, out_of_distribution
 from aekeras.analysis.inpainting import (
+    best_inpainting_radii,
     cv2_inpaint,
     denoising_vs_inpainting,
     manifold_inpainting,
@@ -19,6 +20,7 @@ from aekeras.analysis.reconstructions import encoder_kernels, reconstructions
 from aekeras.analysis.superresolution import super_resolution
 
 __all__ = [
+    "best_inpainting_radii",
     "compare_with_pca",
     "curve_denoising",
     "cv2_inpaint",

@@ -9,6 +9,8 @@ from aekeras import noise
 from aekeras.analysis.metrics import image_metrics, psnr
 
 CV2_METHODS = {"telea": cv2.INPAINT_TELEA, "navier_stokes": cv2.INPAINT_NS}
+# The radii `best_inpainting_radii` tries, in pixels.
+INPAINT_RADII = (1, 2, 3, 5, 7)
 
 
 def cv2_inpaint(images, missing, method="telea", radius=3):
@@ -39,40 +41,73 @@ def cv2_inpaint(images, missing, method="telea", radius=3):
     return repaired.astype(np.float32) / 255.0
 
 
-def denoising_vs_inpainting(denoiser, images, rate=0.5, radius=3, seed=0):
-    """Corrupts images with the lecture's dropout mask and repairs them three ways.
+def dropout_mask(shape, rate, seed):
+    """`(uniform draws, missing)`: the lecture's dropout mask, True where a pixel is lost."""
+    uniform = np.random.default_rng(seed).uniform(size=shape).astype(np.float32)
+    return uniform, uniform < rate
 
-    The denoising autoencoder gets the lecture's input (dropped pixels 0, kept
-    pixels scaled by 1 / (1 - rate), on the model's scale); OpenCV's Telea
-    and Navier-Stokes inpainting get the kept pixels and a mask of the
-    dropped ones.
+
+def best_inpainting_radii(images, rate=0.5, seed=0, radii=INPAINT_RADII):
+    """OpenCV's best radius per method by mean PSNR on `images` (validation images, not the test set).
+
+    Returns `{method: radius}` for every `CV2_METHODS` method.
+    """
+    _, missing = dropout_mask(images.shape, rate, seed)
+
+    def score(method, radius):
+        return float(np.mean(psnr(cv2_inpaint(images, missing, method, radius), images)))
+
+    return {method: max(radii, key=lambda r: score(method, r)) for method in CV2_METHODS}
+
+
+def denoising_vs_inpainting(denoisers, images, rate=0.5, radii=None, seed=0):
+    """Corrupts images with the lecture's dropout mask and repairs them with each denoiser and OpenCV.
+
+    Each denoising autoencoder gets the lecture's input (dropped pixels 0,
+    kept pixels scaled by 1 / (1 - rate), on the model's scale); OpenCV's
+    Telea and Navier-Stokes inpainting get the kept pixels and a mask of
+    the dropped ones.
 
     Args:
-        denoiser: a trained aekeras autoencoder (the lecture's denoising model).
-        images: clean images on [0, 1] of the model's shape.
+        denoisers: a trained aekeras autoencoder (named "autoencoder") or
+            `{name: model}`.
+        images: clean images on [0, 1] of the models' shape.
         rate: the drop probability.
-        radius: OpenCV's inpainting radius.
+        radii: OpenCV's inpainting radius per method (`{"telea": r,
+            "navier_stokes": r}`, see `best_inpainting_radii`); 3 for both
+            by default.
         seed: seed of the masks.
 
     Returns:
-        `{"missing", "corrupted", "images", "repairs": {"autoencoder",
-        "telea", "navier_stokes"}, "metrics": {method: {"mse", "psnr",
-        "ssim"}}}`; "corrupted" and the repairs are on [0, 1], and the metrics
-        also cover the corrupted input itself.
+        `{"missing", "corrupted", "images", "repairs": {name: images},
+        "metrics": {method: {"mse", "psnr", "ssim"}}, "radii"}`;
+        "corrupted" and the repairs are on [0, 1], the metrics also cover
+        the corrupted input itself, and the repairs hold each denoiser's
+        and "telea" and "navier_stokes".
     """
-    uniform = np.random.default_rng(seed).uniform(size=images.shape).astype(np.float32)
-    missing = uniform < rate
-    spec = denoiser.image_spec
-    corrupted = np.asarray(noise.dropout(spec.to_model_scale(images), uniform, rate))
-    repairs = {
-        "autoencoder": spec.to_unit_scale(denoiser.predict(corrupted, batch_size=1000, verbose=0)),
-        "telea": cv2_inpaint(images, missing, "telea", radius),
-        "navier_stokes": cv2_inpaint(images, missing, "navier_stokes", radius),
-    }
-    shown = spec.to_unit_scale(np.clip(corrupted, *spec.value_range))
+    if not isinstance(denoisers, dict):
+        denoisers = {"autoencoder": denoisers}
+    radii = {method: 3 for method in CV2_METHODS} | dict(radii or {})
+    uniform, missing = dropout_mask(images.shape, rate, seed)
+    repairs = {}
+    for name, denoiser in denoisers.items():
+        spec = denoiser.image_spec
+        corrupted = np.asarray(noise.dropout(spec.to_model_scale(images), uniform, rate))
+        repairs[name] = spec.to_unit_scale(denoiser.predict(corrupted, batch_size=1000, verbose=0))
+    for method, radius in radii.items():
+        repairs[method] = cv2_inpaint(images, missing, method, radius)
+    # Shown on [0, 1] as the models see it: kept pixels doubled, clipped.
+    shown = np.clip(np.asarray(noise.dropout(images, uniform, rate)), 0.0, 1.0)
     metrics = {"corrupted": image_metrics(shown, images)}
     metrics.update({name: image_metrics(repair, images) for name, repair in repairs.items()})
-    return {"missing": missing, "corrupted": shown, "images": images, "repairs": repairs, "metrics": metrics}
+    return {
+        "missing": missing,
+        "corrupted": shown,
+        "images": images,
+        "repairs": repairs,
+        "metrics": metrics,
+        "radii": radii,
+    }
 
 
 def minimise_energy(vae, covered, known, steps, learning_rate, prior_weight):

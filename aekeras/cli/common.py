@@ -56,6 +56,7 @@ def integer_at_least(minimum):
 
 
 positive_int = integer_at_least(1)
+non_negative_int = integer_at_least(0)
 
 
 def positive_float(text):
@@ -228,14 +229,21 @@ def export_data(args, version_dir, image_shape):
 
 
 def export_test_images(args, version_dir, contract):
-    """`(source, read options, test images)` for an export, at the export's image shape."""
-    from aekeras import data
+    """`(source, read options, test images, test labels)` for an export, at the export's image shape.
+
+    The labels are None unless the export reads them (a conditioned model's).
+    """
+    from aekeras import data, signatures
 
     image_shape = next(i for i in contract.signature("encode").inputs if i.name == "images").shape[1:]
     source, options = export_data(args, version_dir, image_shape)
-    test_images = data.load_arrays(source, "test", **options)[0]
+    test_images, test_labels = data.load_arrays(source, "test", **options)
     if test_images.shape[1:] != tuple(image_shape):
         raise UsageError(
             f"{source}: images of shape {test_images.shape[1:]}, but the export takes {tuple(image_shape)}"
         )
-    return source, options, test_images
+    if not signatures.takes_labels(contract):
+        return source, options, test_images, None
+    if test_labels is None:
+        raise UsageError(f"{source}: has no labels, and this export reads a label with every image")
+    return source, options, test_images, test_labels

@@ -27,11 +27,13 @@ def run(args):
 
     version_dir = check_version_dir(args.version_dir)
     server = serving.LocalServer(version_dir)
-    source, _, test_images = export_test_images(args, version_dir, server.contract)
+    source, _, test_images, test_labels = export_test_images(args, version_dir, server.contract)
     with native_logs_hidden(args.verbose):
         paths = onnx.convert(version_dir)
         runner = onnx.Runner(onnx.onnx_dir(version_dir))
-        differences = signatures.max_differences(server.model, runner, test_images, "ONNX", verbose=True)
+        differences = signatures.max_differences(
+            server.model, runner, test_images, "ONNX", verbose=True, labels=test_labels
+        )
     for name, path in paths.items():
         checked = (
             f"max |ONNX - SavedModel| {max(differences[name].values()):.2e} on {len(test_images)} test images "

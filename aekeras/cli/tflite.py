@@ -39,18 +39,24 @@ def run(args):
 
     version_dir = check_version_dir(args.version_dir)
     server = serving.LocalServer(version_dir)
-    source, options, test_images = export_test_images(args, version_dir, server.contract)
-    images = None
+    source, options, test_images, test_labels = export_test_images(args, version_dir, server.contract)
+    images = labels = None
     if args.quantize in CALIBRATED:
-        images = tflite.calibration_images(source, args.calibration_images, **options)
+        with_labels = test_labels is not None
+        chosen = tflite.calibration_images(
+            source, args.calibration_images, with_labels=with_labels, **options
+        )
+        images, labels = chosen if with_labels else (chosen, None)
         print(f"calibrating on {len(images)} training images of {source}")
     with native_logs_hidden(args.verbose):
-        path = tflite.convert(version_dir, args.quantize, images=images)
+        path = tflite.convert(version_dir, args.quantize, images=images, labels=labels)
         runner = tflite.Runner(path)
-        litert_mse = runner.reconstruction_mse(test_images, verbose=True)
+        litert_mse = runner.reconstruction_mse(test_images, verbose=True, labels=test_labels)
         # The export the server already loaded, and the same interpreter.
-        differences = signatures.max_differences(server.model, runner, test_images, "LiteRT", verbose=True)
-    saved_model_mse = serving.reconstruction_mse(server, test_images, verbose=True)
+        differences = signatures.max_differences(
+            server.model, runner, test_images, "LiteRT", verbose=True, labels=test_labels
+        )
+    saved_model_mse = serving.reconstruction_mse(server, test_images, verbose=True, labels=test_labels)
     print(f"TFLite ({args.quantize}): {path} ({path.stat().st_size} bytes)")
     print(
         f"test reconstruction MSE on {len(test_images)} images of {source}: LiteRT {litert_mse:.6f}, "

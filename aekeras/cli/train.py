@@ -9,6 +9,7 @@ from aekeras.cli.common import (
     add_data_arguments,
     check_writable_folder,
     integer_at_least,
+    non_negative_int,
     positive_float,
     positive_int,
     read_options,
@@ -36,6 +37,7 @@ _RUN_FIELDS = (
     "run_dir",
     "strategy",
     "steps_per_execution",
+    "intra_op_threads",
 )
 
 
@@ -88,6 +90,13 @@ def add_parser(commands):
         default=None,
         help="training steps per graph call (default: the model's, 32; 1 under --strategy mirrored or "
         "multi_worker); the progress bar and per-batch callbacks advance once per call",
+    )
+    parser.add_argument(
+        "--intra-op-threads",
+        type=non_negative_int,
+        default=0,
+        help="threads each TensorFlow op may use (default 0: one per core); 1 trains the lecture's "
+        "dense model faster on a 2-core CPU, wider and convolutional models slower (BENCHMARKS.md)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seeds the weights, the data order and the noise")
     parser.add_argument("--out", default="saved_models", help="SavedModels go to OUT/MODEL/VERSION/")

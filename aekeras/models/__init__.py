@@ -11,6 +11,7 @@ from aekeras.models.autoencoder import Autoencoder
 from aekeras.models.base import BaseAutoencoder
 from aekeras.models.contractive import ContractiveAutoencoder
 from aekeras.models.conv import ConvAutoencoder
+from aekeras.models.cvae import ConditionalVAE
 from aekeras.models.denoising import DenoisingAutoencoder
 from aekeras.models.dense import DenseAutoencoder
 from aekeras.models.iwae import IWAE
@@ -22,6 +23,7 @@ from aekeras.models.wrapped import WrappedAutoencoder
 __all__ = [
     "Autoencoder",
     "BaseAutoencoder",
+    "ConditionalVAE",
     "ContractiveAutoencoder",
     "ConvAutoencoder",
     "DenoisingAutoencoder",

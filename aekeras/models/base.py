@@ -123,6 +123,10 @@ class BaseAutoencoder(keras.Model):
     evaluation_term_names = ()
     # Constructor arguments that `get_config` returns besides the image spec.
     config_fields = ()
+    # Whether the model reads class labels beside its images (the
+    # conditional VAE): `fit` then takes `(images, labels)` batches, and every
+    # exported signature a `labels` input.
+    conditioned = False
     # What `compile` uses unless told otherwise (measured in BENCHMARKS.md).
     default_steps_per_execution = 32
     default_jit_compile = False
@@ -273,34 +277,66 @@ class BaseAutoencoder(keras.Model):
     def call(self, inputs, training=False):
         return self.decode(self.encode(inputs, training=training), training=training)
 
-    def reconstruct(self, images, batch_size=1000):
+    def conditions(self, labels, count):
+        """`{"labels": int32 array}` for a model that reads labels (checked: one per example), else `{}`.
+
+        Models that do not read labels ignore any given.
+        """
+        if not self.conditioned:
+            return {}
+        labels = np.asarray(labels) if labels is not None else None
+        if labels is None or labels.shape != (count,):
+            got = "none" if labels is None else f"shape {labels.shape}"
+            raise ValueError(f"{type(self).__name__} needs one label per example: {count}, got {got}")
+        return {"labels": labels.astype(np.int32)}
+
+    def call_inputs(self, inputs, labels=None):
+        """What `call` takes: the inputs themselves (a conditioned model's: with their labels)."""
+        return inputs
+
+    def _unit_batches(self, images, labels, batch_size):
+        """`(model-scale batch, its conditions)` pairs over images on [0, 1]."""
+        scaled = self.image_spec.to_model_scale(np.asarray(images, np.float32))
+        conditions = self.conditions(labels, len(scaled))
+        for i in range(0, len(scaled), batch_size):
+            yield scaled[i : i + batch_size], {k: v[i : i + batch_size] for k, v in conditions.items()}
+
+    def reconstruct(self, images, batch_size=1000, *, labels=None):
         """Reconstructions of images on [0, 1], on [0, 1], as NumPy (any scale the model computes in).
 
-        Direct calls, not `predict`: `predict`'s set-up costs more than a
-        few images take, and TensorBoard's pictures ask for a few every epoch.
+        `labels`: one per image, for models that read them (`conditioned`).
+        Direct calls, not `predict`: `predict`'s set-up costs more than a few
+        images take, and TensorBoard's pictures ask for a few every epoch.
         """
-        scaled = self.image_spec.to_model_scale(np.asarray(images, np.float32))
-        outputs = [np.asarray(self(scaled[i : i + batch_size])) for i in range(0, len(scaled), batch_size)]
+        outputs = [
+            np.asarray(self(self.call_inputs(batch, **conditions)))
+            for batch, conditions in self._unit_batches(images, labels, batch_size)
+        ]
         return self.image_spec.to_unit_scale(np.concatenate(outputs))
 
-    def embed(self, images, batch_size=1000):
-        """Codes of images on [0, 1], as NumPy (the VAE's: the means of q(z|x))."""
-        scaled = self.image_spec.to_model_scale(np.asarray(images, np.float32))
+    def embed(self, images, batch_size=1000, *, labels=None):
+        """Codes of images on [0, 1], as NumPy (the VAE's: the means of q(z|x)); `labels` as for `reconstruct`."""
         return np.concatenate(
-            [np.asarray(self.encode(scaled[i : i + batch_size])) for i in range(0, len(scaled), batch_size)]
+            [
+                np.asarray(self.encode(batch, **conditions))
+                for batch, conditions in self._unit_batches(images, labels, batch_size)
+            ]
         )
 
-    def interpolate(self, start, end, steps=10):
+    def interpolate(self, start, end, steps=10, *, label=None):
         """Decodes `steps` evenly spaced codes from `start`'s to `end`'s (images on [0, 1]), endpoints included.
 
-        Returns `[steps, *image_shape]` on [0, 1].
+        A conditioned model reads both images, and decodes the whole path,
+        as class `label` (a style interpolation within the class). Returns
+        `[steps, *image_shape]` on [0, 1].
         """
         if steps < 2:
             raise ValueError(f"steps must be at least 2 (the two endpoints), got {steps}")
-        codes = self.embed(np.stack([start, end]))
+        codes = self.embed(np.stack([start, end]), labels=[label] * 2)
         t = np.linspace(0.0, 1.0, steps, dtype=np.float32).reshape((-1,) + (1,) * (codes.ndim - 1))
         blended = (1 - t) * codes[0] + t * codes[1]
-        return self.image_spec.to_unit_scale(np.asarray(self.decode(blended)))
+        decoded = self.decode(blended, **self.conditions([label] * steps, steps))
+        return self.image_spec.to_unit_scale(np.asarray(decoded))
 
     def encode_outputs(self, inputs):
         """The named outputs of the exported `encode` signature; `latent` first."""

@@ -166,18 +166,24 @@ class VAE(BaseAutoencoder):
     def code_shape(self, input_shape):
         return (input_shape[0], self.latent_dim)
 
-    def encode_distribution(self, inputs, training=False):
-        """Returns `(z_mean, z_log_var)` of q(z|x)."""
-        outputs = self.encoder(self.checked(inputs, self.image_shape, "inputs"), training=training)
+    def stack_inputs(self, tensor, labels):
+        """What the encoder or decoder takes for `tensor`: itself (the conditional VAE adds `labels`)."""
+        return tensor
+
+    def encode_distribution(self, inputs, training=False, labels=None):
+        """Returns `(z_mean, z_log_var)` of q(z|x) (`labels`: of a conditional VAE, q(z|x, y))."""
+        inputs = self.checked(inputs, self.image_shape, "inputs")
+        outputs = self.encoder(self.stack_inputs(inputs, labels), training=training)
         return outputs[:, : self.latent_dim], outputs[:, self.latent_dim :]
 
-    def encode(self, inputs, training=False):
+    def encode(self, inputs, training=False, labels=None):
         """The mean of q(z|x): the deterministic code."""
-        return self.encode_distribution(inputs, training=training)[0]
+        return self.encode_distribution(inputs, training=training, labels=labels)[0]
 
-    def decode_parameters(self, codes, training=False):
+    def decode_parameters(self, codes, training=False, labels=None):
         """The decoder's parameters of p(x | z): probabilities, lambda or means."""
-        return self.decoder(self.checked(codes, (self.latent_dim,), "codes"), training=training)
+        codes = self.checked(codes, (self.latent_dim,), "codes")
+        return self.decoder(self.stack_inputs(codes, labels), training=training)
 
     def mean_of(self, parameters):
         """The mean image of p(x | z) given its parameters."""
@@ -185,9 +191,9 @@ class VAE(BaseAutoencoder):
             return losses.continuous_bernoulli_mean(parameters)
         return parameters
 
-    def decode(self, codes, training=False):
+    def decode(self, codes, training=False, labels=None):
         """The mean image of p(x | z)."""
-        return self.mean_of(self.decode_parameters(codes, training=training))
+        return self.mean_of(self.decode_parameters(codes, training=training, labels=labels))
 
     def log_likelihood(self, targets, parameters, reduction="sum"):
         """log p(x | z) per example (`reduction="none"`: per pixel), for the decoder's parameters."""
@@ -219,10 +225,11 @@ class VAE(BaseAutoencoder):
         binary = self.binarize_inputs(inputs)
         return binary, binary if targets is inputs else targets
 
-    def compute_loss_terms(self, inputs, targets, training=False):
+    def compute_loss_terms(self, inputs, targets, training=False, labels=None):
         inputs, targets = self.binarized_pair(inputs, targets)
-        z_mean, z_log_var = self.encode_distribution(inputs, training=training)
-        parameters = self.decode_parameters(self.reparameterize(z_mean, z_log_var), training=training)
+        z_mean, z_log_var = self.encode_distribution(inputs, training=training, labels=labels)
+        z = self.reparameterize(z_mean, z_log_var)
+        parameters = self.decode_parameters(z, training=training, labels=labels)
         reconstructions = self.mean_of(parameters)
         self.reconstruction_error(targets, reconstructions)  # checks the shapes
         return {
@@ -230,15 +237,18 @@ class VAE(BaseAutoencoder):
             "kl_loss": self.beta * losses.kl_divergence_standard_normal(z_mean, z_log_var),
         }, reconstructions
 
-    def log_importance_weights(self, inputs, targets, num_samples, training=False, for_training=False):
+    def log_importance_weights(
+        self, inputs, targets, num_samples, training=False, for_training=False, labels=None
+    ):
         """`(log_weights, parameters)`: log p(x|z_i) + log p(z_i) - log q(z_i|x), z_i ~ q(z|x).
 
         `log_weights` is `[num_samples, batch]`; `parameters` the decoder's
         for every draw, `[num_samples * batch, ...]`, sample-major.
         `for_training` draws for the global batch (see
         `draw_for_global_batch`), so replicas train as one device does.
+        `labels`: a conditional VAE's, one per example.
         """
-        z_mean, z_log_var = self.encode_distribution(inputs, training=training)
+        z_mean, z_log_var = self.encode_distribution(inputs, training=training, labels=labels)
         batch = ops.shape(inputs)[0]
         shape = (num_samples, batch, self.latent_dim)
         if for_training:
@@ -249,7 +259,9 @@ class VAE(BaseAutoencoder):
         else:
             eps = keras.random.normal(shape, seed=self.seed_generator)
         z = z_mean + ops.exp(0.5 * z_log_var) * eps
-        parameters = self.decode_parameters(ops.reshape(z, (-1, self.latent_dim)), training=training)
+        repeated_labels = None if labels is None else ops.tile(labels, (num_samples,))
+        z_flat = ops.reshape(z, (-1, self.latent_dim))
+        parameters = self.decode_parameters(z_flat, training=training, labels=repeated_labels)
         repeated = ops.tile(targets[None], (num_samples,) + (1,) * len(targets.shape))
         log_px_z = self.log_likelihood(ops.reshape(repeated, (-1, *self.image_shape)), parameters)
         log_px_z = ops.reshape(log_px_z, (num_samples, batch))
@@ -257,20 +269,21 @@ class VAE(BaseAutoencoder):
         log_qz = losses.gaussian_log_density(z, z_mean, z_log_var)
         return log_px_z + log_pz - log_qz, parameters
 
-    def negative_log_likelihood(self, inputs, num_samples=50):
+    def negative_log_likelihood(self, inputs, num_samples=50, labels=None):
         """Importance-sampled estimate of -log p(x) in nats, per example.
 
         log p(x) >= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i ~ q(z|x):
         the IWAE bound, tighter as k grows; k=1 gives the ELBO. With the
         Bernoulli likelihood, `inputs` should be binary (the Bernoulli
-        likelihood of grey levels is not a probability of the image).
+        likelihood of grey levels is not a probability of the image). A
+        conditional VAE's estimate is of -log p(x | y) for `labels` y.
         """
         inputs = ops.convert_to_tensor(inputs, "float32")
-        log_weights, _ = self.log_importance_weights(inputs, inputs, num_samples)
+        log_weights, _ = self.log_importance_weights(inputs, inputs, num_samples, labels=labels)
         return -(tf.reduce_logsumexp(log_weights, axis=0) - math.log(num_samples))
 
-    def encode_outputs(self, inputs):
-        z_mean, z_log_var = self.encode_distribution(inputs)
+    def encode_outputs(self, inputs, labels=None):
+        z_mean, z_log_var = self.encode_distribution(inputs, labels=labels)
         return {"latent": z_mean, "z_mean": z_mean, "z_log_var": z_log_var}
 
     def serving_endpoints(self):
@@ -282,11 +295,11 @@ class VAE(BaseAutoencoder):
 
         return {"sample": (sample, {"num_samples": tf.TensorSpec((), tf.int32, name="num_samples")})}
 
-    def evaluation_metrics(self, images, rng, nll_samples=50):
+    def evaluation_metrics(self, images, rng, nll_samples=50, labels=None):
         """`nll` (k = `nll_samples`) and `neg_elbo` (k = 1) on the images binarised once with `rng`.
 
         Binarised for the Bernoulli likelihood only; the others model the
-        grey levels themselves.
+        grey levels themselves. `labels`: a conditional VAE's.
         """
         if not nll_samples:
             return {}
@@ -294,6 +307,6 @@ class VAE(BaseAutoencoder):
         if self.likelihood == "bernoulli":
             images = (rng.uniform(size=images.shape) < images).astype(np.float32)
         return {
-            "nll": self.negative_log_likelihood(images, nll_samples).numpy(),
-            "neg_elbo": self.negative_log_likelihood(images, 1).numpy(),
+            "nll": self.negative_log_likelihood(images, nll_samples, labels).numpy(),
+            "neg_elbo": self.negative_log_likelihood(images, 1, labels).numpy(),
         }

@@ -26,6 +26,7 @@ class ReportSettings:
         one_class_epochs: each of the ten one-class models.
         pca_epochs: each autoencoder compared with PCA, and the tied
             linear one.
+        conv_denoising_epochs: the convolutional denoiser of part 3.
         super_resolution_epochs: the half-size -> full-size model.
         curve_epochs: the 2-D toy denoiser.
         manifold_images: test images whose patch is filled by energy
@@ -40,6 +41,7 @@ class ReportSettings:
     vae_epochs: int = 30
     one_class_epochs: int = 30
     pca_epochs: int = 20
+    conv_denoising_epochs: int = 10
     super_resolution_epochs: int = 10
     curve_epochs: int = 100
     manifold_images: int = 500
@@ -54,6 +56,7 @@ class ReportSettings:
             vae_epochs=1,
             one_class_epochs=1,
             pca_epochs=1,
+            conv_denoising_epochs=1,
             super_resolution_epochs=1,
             curve_epochs=5,
             manifold_images=20,
@@ -129,6 +132,12 @@ class Context:
         return {
             "standard": (presets.nyu_dense, on_m11, None, settings.dense_epochs),
             "denoising": (lambda: presets.nyu_denoising(seed=seed), on_m11, None, settings.dense_epochs),
+            "conv_denoising": (
+                lambda: presets.conv_denoiser(seed=seed),
+                images,
+                None,
+                settings.conv_denoising_epochs,
+            ),
             "vae2": (lambda: presets.lesson_vae(latent_dim=2, seed=seed), images, None, settings.vae_epochs),
             "vae20": (
                 lambda: presets.lesson_vae(latent_dim=20, seed=seed),

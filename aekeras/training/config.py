@@ -51,6 +51,12 @@ class TrainConfig:
             faster for small models (BENCHMARKS.md); per-batch callbacks
             and the progress bar then advance once per call (the NaN stop
             still names the exact batch).
+        intra_op_threads: threads each TensorFlow op may use; 0, the
+            default, leaves TensorFlow's own choice (one per core). Takes
+            effect only in a process where TensorFlow has not started yet
+            (the command line's). One thread trains the lecture's small
+            dense model faster on a 2-core CPU (BENCHMARKS.md), and wider
+            or convolutional models slower.
     """
 
     model: str = "dense"
@@ -72,6 +78,7 @@ class TrainConfig:
     verbose: int = 1
     strategy: str = "default"
     steps_per_execution: int = None
+    intra_op_threads: int = 0
     restart: bool = False
     allow_contract_change: bool = False
 
@@ -92,6 +99,8 @@ class TrainConfig:
                 continue  # the model's default
             if not (isinstance(value, int) and value > 0):
                 raise ValueError(f"{field} must be a positive integer, got {value!r}")
+        if not (isinstance(self.intra_op_threads, int) and self.intra_op_threads >= 0):
+            raise ValueError(f"intra_op_threads must be 0 or more, got {self.intra_op_threads!r}")
         if self.limit is not None and not (isinstance(self.limit, int) and self.limit > 0):
             raise ValueError(f"limit must be a positive integer, got {self.limit!r}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):

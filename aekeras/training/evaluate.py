@@ -21,11 +21,14 @@ def evaluate_model(model, test_data, seed=0, verbose=False, **evaluation_options
     rng = np.random.default_rng(seed)
     per_example = {"mse_01": []}
     batches = int(test_data.cardinality())
-    for images in tracked(test_data, batches if batches >= 0 else None, "test figures (batches)", verbose):
-        reconstructions = model(images)
+    for batch in tracked(test_data, batches if batches >= 0 else None, "test figures (batches)", verbose):
+        # A conditioned model's batches are (images, labels), and it reads both.
+        images, conditions = (batch[0], {"labels": batch[1]}) if model.conditioned else (batch, {})
+        reconstructions = model(batch)
         errors = losses.squared_error(spec.to_unit_scale(images), spec.to_unit_scale(reconstructions))
         per_example["mse_01"].append(keras.ops.convert_to_numpy(errors))
-        for name, values in model.evaluation_metrics(images, rng, **evaluation_options).items():
+        figures = model.evaluation_metrics(images, rng, **conditions, **evaluation_options)
+        for name, values in figures.items():
             per_example.setdefault(name, []).append(values)
     metrics.update({name: float(np.mean(np.concatenate(v))) for name, v in per_example.items()})
     return metrics

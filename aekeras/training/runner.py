@@ -16,6 +16,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from aekeras import data, export
 from aekeras.callbacks import LatentProjector, ReconstructionImages
@@ -72,7 +73,7 @@ def _pipelines(config, source, model, strategy):
     Returns `(train, test, share)`; `share` says which share of a folder's
     files this worker reads, where each reads its own (else None).
     """
-    load = dict(value_range=model.value_range, seed=config.seed)
+    load = dict(value_range=model.value_range, seed=config.seed, labels=model.conditioned)
     spec = source.spec
 
     def train_pipeline(shard=None, batch_size=config.batch_size):
@@ -145,7 +146,7 @@ def _fit(model, train_data, config, run_dir, clock, is_chief, source):
         images, labels = _pictures(source)
         logs = run_dir / "logs"
         callbacks[-1:-1] = [
-            ReconstructionImages(logs / "images", images[:8]),
+            ReconstructionImages(logs / "images", images[:8], labels=None if labels is None else labels[:8]),
             LatentProjector(logs / "projector", images, labels, source.spec.class_names),
         ]
     try:
@@ -173,6 +174,24 @@ def _record(config, source, model, strategy, metrics, run_dir, clock):
         "resumes": clock.resumes,
         "environment": environment(),
     }
+
+
+def use_intra_op_threads(threads):
+    """Sets the threads each TensorFlow op may use (0: leaves TensorFlow's own choice).
+
+    Raises:
+        ValueError: if TensorFlow has already started with another number;
+            it fixes its thread pools when it starts.
+    """
+    if not threads or tf.config.threading.get_intra_op_parallelism_threads() == threads:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+    except RuntimeError:
+        raise ValueError(
+            f"intra_op_threads {threads} must be set before TensorFlow starts; TensorFlow is already "
+            "running in this process (set it in a fresh one, or leave it at 0)"
+        ) from None
 
 
 def _prepare(config, source, strategy):
@@ -216,6 +235,7 @@ def train(config, source=None, progress=print):
         TrainingInterrupted: on Ctrl-C, saying how many epochs were kept.
     """
     config.validate()
+    use_intra_op_threads(config.intra_op_threads)
     strategy = distribute.distribution_strategy(config.strategy)
     source = source or open_data(config)
     model, train_data, test_data, share, run_dir, clock = _prepare(config, source, strategy)

@@ -1,0 +1,126 @@
+"""The conditional variational autoencoder (Sohn, Lee and Yan, 2015)."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from aekeras import signatures
+from aekeras.models import blocks
+from aekeras.models.base import resolve_image_spec
+from aekeras.models.vae import VAE
+
+
+@keras.saving.register_keras_serializable(package="aekeras")
+class ConditionalVAE(VAE):
+    """A VAE whose encoder and decoder both read the class label: q(z|x, y), p(x|z, y).
+
+    The label enters as a one-hot vector: beside the flattened image (dense
+    encoder) or as `num_classes` constant planes beside the image's
+    channels (conv encoder), and beside the code for the decoder. So
+    `sample(n, labels)` draws images of the classes asked for, and the code
+    is left to hold what the label does not say (a digit's style). The
+    loss, likelihoods, binarisation and importance-sampled NLL (of x given
+    y) are the VAE's.
+
+    `fit` and `evaluate` take `(images, labels)` batches, as
+    `aekeras.data.load(..., labels=True)` gives; `call` takes the pair too.
+    `encode`, `decode`, `reconstruct`, `embed`, `sample` and
+    `negative_log_likelihood` take `labels`, int class indices, one per
+    example; every exported signature takes them as its `labels` input. A
+    label outside `0 .. num_classes - 1` is an error (TensorFlow's gather),
+    not a blank condition.
+
+    Args:
+        num_classes: how many classes the labels have; by default the image
+            spec's (`aekeras.data` specs of labelled sources carry it).
+        **kwargs: the VAE's arguments.
+
+    Example:
+
+    >>> model = aekeras.models.ConditionalVAE(latent_dim=2)
+    >>> model.compile(optimizer="adam")
+    >>> model.fit(aekeras.data.load("mnist", "train", labels=True), epochs=30)
+    >>> sevens = model.sample(8, labels=[7] * 8)
+    """
+
+    conditioned = True
+    config_fields = (*VAE.config_fields, "num_classes")
+
+    def __init__(self, num_classes=None, **kwargs):
+        given = kwargs.get("image_spec")
+        spec = resolve_image_spec(given, kwargs.pop("image_shape", None), None, (0.0, 1.0))
+        if num_classes is None:
+            num_classes = spec.num_classes
+        if num_classes is None:
+            raise ValueError(
+                "ConditionalVAE needs num_classes, or an image_spec that has them (a labelled source's)"
+            )
+        self.num_classes = blocks.check_size("num_classes", num_classes)
+        if spec.num_classes != self.num_classes:
+            if given is not None and spec.num_classes is not None:
+                raise ValueError(f"num_classes {num_classes} differs from image_spec's {spec.num_classes}")
+            # The spec a model is built for names its classes: these.
+            spec = spec.replace(num_classes=self.num_classes, class_names=None)
+        super().__init__(image_spec=spec, **{k: v for k, v in kwargs.items() if k != "image_spec"})
+
+    def build(self, input_shape):
+        # The encoder reads the image with its label, the decoder the code with it.
+        if self.architecture == "conv":
+            self.encoder.build((*input_shape[:-1], input_shape[-1] + self.num_classes))
+        else:
+            self.encoder.build((input_shape[0], int(np.prod(input_shape[1:])) + self.num_classes))
+        self.decoder.build((input_shape[0], self.latent_dim + self.num_classes))
+
+    def one_hot(self, labels):
+        """One-hot rows of int `labels`; an index out of range fails in TensorFlow's gather."""
+        return ops.take(ops.eye(self.num_classes), ops.cast(labels, "int32"), axis=0)
+
+    def stack_inputs(self, tensor, labels):
+        if labels is None:
+            raise ValueError(f"{type(self).__name__} needs labels, one class index per example")
+        one_hot = self.one_hot(labels)
+        if self.architecture == "conv" and len(tensor.shape) == 4:  # images: label planes beside the channels
+            planes = ops.ones_like(tensor[..., :1]) * one_hot[:, None, None, :]
+            return ops.concatenate([tensor, planes], axis=-1)
+        flat = ops.reshape(tensor, (ops.shape(tensor)[0], -1))
+        return ops.concatenate([flat, one_hot], axis=-1)
+
+    def call(self, inputs, training=False):
+        images, labels = inputs
+        return self.decode(
+            self.encode(images, training=training, labels=labels), training=training, labels=labels
+        )
+
+    def _unpack(self, data):
+        inputs, labels, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if labels is None and isinstance(inputs, (tuple, list)) and len(inputs) == 2:
+            inputs, labels = inputs  # fit((images, labels)) without a target
+        if labels is None or sample_weight is not None or len(labels.shape) != 1:
+            raise ValueError(
+                f"{type(self).__name__} trains on (images, labels) batches, labels one int class "
+                "index per image (aekeras.data.load(..., labels=True) gives them)"
+            )
+        return (inputs, labels), inputs
+
+    def compute_loss_terms(self, inputs, targets, training=False):
+        images, labels = inputs
+        return super().compute_loss_terms(images, targets, training=training, labels=labels)
+
+    def call_inputs(self, inputs, labels=None):
+        return (inputs, labels)
+
+    def sample(self, num_samples, labels=None):
+        """Decodes `num_samples` prior draws, of classes `labels` (default: 0, 1, ... in turn)."""
+        if labels is None:
+            labels = np.arange(num_samples) % self.num_classes
+        z = keras.random.normal((num_samples, self.latent_dim), seed=self.seed_generator)
+        return self.decode(z, **self.conditions(labels, num_samples))
+
+    def serving_endpoints(self):
+        def sample(labels):
+            # As the VAE's: TF's stateful op, fresh draws every request; one image per label.
+            z = tf.random.normal((tf.shape(labels)[0], self.latent_dim))
+            return {"images": self.decode(z, labels=labels)}
+
+        return {"sample": (sample, {signatures.LABEL_INPUT: signatures.label_spec()})}
