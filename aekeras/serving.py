@@ -25,7 +25,7 @@ from tensorflow_serving.apis import predict_pb2
 
 from aekeras.export import versions
 from aekeras.progress import tracked
-from aekeras.signatures import Contract, ServingError, Signature, TensorInfo, batch_inputs
+from aekeras.signatures import LABEL_INPUT, Contract, ServingError, Signature, TensorInfo, batch_inputs
 
 # What every aekeras export shares, for requests built without the export's
 # own contract: names, dtypes and the [0, 1] image scale (shapes unchecked).
@@ -35,6 +35,15 @@ GENERIC_CONTRACT = Contract(
         "encode": Signature("encode", (TensorInfo("images", "float32", None),), ()),
         "decode": Signature("decode", (TensorInfo("latent", "float32", None),), ()),
         "sample": Signature("sample", (TensorInfo("num_samples", "int32", ()),), ()),
+    }
+)
+# The same for a conditioned model's exports (the conditional VAE's): every
+# signature also takes `labels`, and `sample` takes labels alone.
+_LABELS = TensorInfo(LABEL_INPUT, "int32", (None,))
+GENERIC_CONDITIONED_CONTRACT = Contract(
+    {
+        name: Signature(name, (*signature.inputs, _LABELS) if name != "sample" else (_LABELS,), ())
+        for name, signature in GENERIC_CONTRACT.signatures.items()
     }
 )
 
@@ -59,12 +68,15 @@ def check_inputs(signature_name, inputs, contract=None):
         inputs: dict of input name -> array-like.
         contract: the export's `Contract` (see `load_contract`), which
             checks shapes too; by default only what every aekeras export
-            shares is checked.
+            shares is checked (with `labels` among the inputs, what every
+            conditioned model's export shares).
 
     Raises:
         ServingError: naming the signature and what it expects.
     """
-    return (contract or GENERIC_CONTRACT).check(signature_name, inputs)
+    if contract is None:
+        contract = GENERIC_CONDITIONED_CONTRACT if LABEL_INPUT in inputs else GENERIC_CONTRACT
+    return contract.check(signature_name, inputs)
 
 
 def rest_request(signature_name="serving_default", *, contract=None, **inputs):

@@ -305,11 +305,8 @@ class Contract:
         if set(inputs) != set(specs):
             raise ServingError(f"{signature.expects()}; got inputs {sorted(inputs)}")
         arrays = {name: _check_one(signature, specs[name], value) for name, value in inputs.items()}
-        batches = {
-            name: len(array)
-            for name, array in arrays.items()
-            if specs[name].shape and specs[name].shape[0] is None
-        }
+        batched = [name for name, spec in specs.items() if spec.shape is None or spec.shape[:1] == (None,)]
+        batches = {name: len(arrays[name]) for name in batched}
         if len(set(batches.values())) > 1:
             sizes = ", ".join(f"{name} {size}" for name, size in sorted(batches.items()))
             raise ServingError(

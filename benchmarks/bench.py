@@ -242,7 +242,8 @@ def _torch_side(label, name, split, seed, orders, compiled):
 def _epoch_orders(count, seed, epochs):
     """The batches of indices `aekeras.data` serves each epoch, for the PyTorch sides."""
     batches = index_batches(count, BATCH_SIZE, True, seed, False)
-    return [[torch.from_numpy(b) for b in batches.as_numpy_iterator()] for _ in range(epochs)]
+    # Copies: the iterator gives read-only arrays, which torch warns of.
+    return [[torch.from_numpy(b.copy()) for b in batches.as_numpy_iterator()] for _ in range(epochs)]
 
 
 def _spread(values):

@@ -333,6 +333,16 @@ def test_the_conditional_vae_refuses_unlabelled_data_in_one_line(tmp_path, rgb_c
     assert not (tmp_path / "saved_models").exists()
 
 
+def test_intra_op_threads_reach_tensorflow_from_the_command_line(tmp_path):
+    args = ["train", "dense", "--intra-op-threads", "1", "--epochs", "1", "--limit", "512", "--quiet"]
+    result = run(args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "saved_models/dense/1/run.json").read_text())
+    assert record["settings"]["intra_op_threads"] == 1
+    result = run(["train", "dense", "--intra-op-threads", "-1"], cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and "--intra-op-threads: -1 is less than 0" in stderr_line(result)
+
+
 def test_model_arguments_out_of_range_exit_2(tmp_path):
     result = run(["train", "denoising", "--noise-level", "1.5"], cwd=tmp_path, timeout=120)
     assert result.returncode == 2

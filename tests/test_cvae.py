@@ -137,6 +137,12 @@ def test_every_signature_takes_labels_and_every_format_agrees(exported_models, d
         server.predict(images=digits[:8])
     with pytest.raises(serving.ServingError, match="different sizes"):
         server.predict(images=digits[:8], labels=labels[:3])
+    # Requests built without the export's contract are checked as every conditioned export's.
+    body = serving.rest_request(images=digits[:2], labels=labels[:2])
+    assert [sorted(row) for row in body["instances"]] == [["images", "labels"]] * 2
+    assert serving.rest_request("sample", labels=[3, 4])["instances"] == [{"labels": 3}, {"labels": 4}]
+    with pytest.raises(serving.ServingError, match="different sizes"):
+        serving.rest_request(images=digits[:2], labels=labels[:3])
     dirty = digits[:3].copy()
     dirty[1, 3, 3, 0] = np.nan
     with pytest.raises(serving.ServingError, match=r"NaN or infinite values in images \(1 of 3 examples\)"):

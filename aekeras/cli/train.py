@@ -144,15 +144,17 @@ def _config(args):
 def run(args):
     from aekeras import export
     from aekeras.training import distribution_strategy, train
-    from aekeras.training.runner import open_data
+    from aekeras.training.runner import open_data, use_intra_op_threads
 
     config = _config(args)
     check_writable_folder(args.out, "--out")
     check_writable_folder(args.run_dir, "--run-dir")
     try:
         config.validate()
-        # Before anything else runs: multi_worker must configure TensorFlow's
-        # collectives first, and a bad TF_CONFIG is a usage error.
+        # Before anything else runs: TensorFlow fixes its threads when it
+        # starts, multi_worker must configure its collectives first, and a
+        # bad TF_CONFIG is a usage error.
+        use_intra_op_threads(config.intra_op_threads)
         distribution_strategy(config.strategy)
         source = open_data(config)
         # Model arguments out of range fail here, before any data is read.
