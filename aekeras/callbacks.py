@@ -84,10 +84,10 @@ class ReconstructionImages(keras.callbacks.Callback):
         pictures = {name: image_grid(row) for name, row in rows.items()}
         if self.num_samples and hasattr(self.model, "latent_dim") and hasattr(self.model, "sample"):
             draws = np.random.default_rng(self.seed).normal(size=(self.num_samples, self.model.latent_dim))
-            conditions = {}
-            if self.model.conditioned:
-                conditions["labels"] = np.arange(self.num_samples) % self.model.num_classes
-            decoded = self.model.decode(draws.astype(np.float32), **conditions)
+            labels = np.arange(self.num_samples) % getattr(self.model, "num_classes", 1)
+            decoded = self.model.decode(
+                draws.astype(np.float32), **self.model.conditions(labels, len(labels))
+            )
             pictures["prior_samples"] = image_grid(
                 [self.model.image_spec.to_unit_scale(keras.ops.convert_to_numpy(decoded))]
             )

@@ -845,9 +845,9 @@ def _defaults_section(results):
         "seconds per run, and on the CPU it loses on convolutions. A whole epoch per call is not the "
         "default either: the progress bar and per-batch callbacks would then stand still until the "
         "epoch ends. Threads are TensorFlow's own choice (one per core) unless `--intra-op-threads` "
-        "says otherwise: TensorFlow fixes them when it starts, so they cannot follow the model, and "
-        "one thread wins only for small dense models (the line above). Not measured here: fused "
-        "optimizer updates, and batch size against time to a target loss.",
+        "says otherwise: TensorFlow fixes them when it starts, so only whole processes can compare "
+        "them (the line above). Not measured here: fused optimizer updates, and batch size against "
+        "time to a target loss.",
     ]
     return out
 

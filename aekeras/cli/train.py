@@ -95,8 +95,7 @@ def add_parser(commands):
         "--intra-op-threads",
         type=non_negative_int,
         default=0,
-        help="threads each TensorFlow op may use (default 0: one per core); 1 trains the lecture's "
-        "dense model faster on a 2-core CPU, wider and convolutional models slower (BENCHMARKS.md)",
+        help="threads each TensorFlow op may use (default 0: one per core; BENCHMARKS.md measures 1)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seeds the weights, the data order and the noise")
     parser.add_argument("--out", default="saved_models", help="SavedModels go to OUT/MODEL/VERSION/")

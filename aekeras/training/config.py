@@ -54,9 +54,8 @@ class TrainConfig:
         intra_op_threads: threads each TensorFlow op may use; 0, the
             default, leaves TensorFlow's own choice (one per core). Takes
             effect only in a process where TensorFlow has not started yet
-            (the command line's). One thread trains the lecture's small
-            dense model faster on a 2-core CPU (BENCHMARKS.md), and wider
-            or convolutional models slower.
+            (the command line's); BENCHMARKS.md measures one thread
+            against the default.
     """
 
     model: str = "dense"
