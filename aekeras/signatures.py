@@ -356,6 +356,11 @@ def _check_one(signature, spec, value):
                 f"{bad.size} examples); a model's outputs for them are meaningless, and quantised ones look "
                 "plausible, so they are refused"
             )
+    if spec.name == LABEL_INPUT and array.size and array.min() < 0:
+        # onnxruntime's Gather would read -1 as the last class.
+        raise ServingError(
+            f"signature {signature.name!r} expects labels that are class indices from 0; got {array.min()}"
+        )
     if (
         spec.name == IMAGE_INPUT
         and array.size

@@ -110,8 +110,9 @@ class TestConditionalVAE(AutoencoderTestCase):
             model.encode(images)
         with pytest.raises(ValueError, match="needs one label per example: 64, got shape"):
             model.reconstruct(images, labels=labels[:3])
-        with pytest.raises(tf.errors.InvalidArgumentError):
-            model.encode(images, labels=np.full(64, 10))
+        for label in (10, -1):  # past the last class, and before the first
+            with pytest.raises(tf.errors.InvalidArgumentError):
+                model.encode(images, labels=np.full(64, label))
         with pytest.raises(ValueError, match="needs num_classes"):
             ConditionalVAE(image_spec=ImageSpec((8, 8, 1)))
         with pytest.raises(ValueError, match="differs from image_spec's 10"):
@@ -137,6 +138,13 @@ def test_every_signature_takes_labels_and_every_format_agrees(exported_models, d
         server.predict(images=digits[:8])
     with pytest.raises(serving.ServingError, match="different sizes"):
         server.predict(images=digits[:8], labels=labels[:3])
+    with pytest.raises(serving.ServingError, match="labels that are class indices from 0; got -1"):
+        server.predict(images=digits[:2], labels=[3, -1])
+    # Past the last class: the export itself refuses (TensorFlow's gather).
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        server.model.signatures["serving_default"](
+            images=tf.constant(digits[:2]), labels=tf.constant([3, 10])
+        )
     # Requests built without the export's contract are checked as every conditioned export's.
     body = serving.rest_request(images=digits[:2], labels=labels[:2])
     assert [sorted(row) for row in body["instances"]] == [["images", "labels"]] * 2
@@ -156,6 +164,10 @@ def test_every_signature_takes_labels_and_every_format_agrees(exported_models, d
         assert set(differences) == {"serving_default", "encode", "decode"}
         assert max(max(d.values()) for d in differences.values()) < 1e-4
     assert runner("sample", labels=np.arange(3, dtype=np.int32))["images"].shape == (3, 28, 28, 1)
+    with pytest.raises(RuntimeError, match="gather index out of bounds"):
+        runner("decode", latent=np.zeros((1, 4), np.float32), labels=np.array([10], np.int32))
+    with pytest.raises(Exception, match="indices element out of data bounds"):
+        onnx.Runner(version)("decode", latent=np.zeros((1, 4), np.float32), labels=np.array([10], np.int32))
     int8 = tflite.convert(version, "int8", images=digits[:100], labels=labels[:100])
     assert tflite.Runner(int8).reconstruction_mse(digits, labels=labels) < 1.1 * serving.reconstruction_mse(
         server, digits, labels=labels

@@ -73,8 +73,11 @@ class ConditionalVAE(VAE):
         self.decoder.build((input_shape[0], self.latent_dim + self.num_classes))
 
     def one_hot(self, labels):
-        """One-hot rows of int `labels`; an index out of range fails in TensorFlow's gather."""
-        return ops.take(ops.eye(self.num_classes), ops.cast(labels, "int32"), axis=0)
+        """One-hot rows of int `labels`; an index out of range, negative ones too, fails in the gather.
+
+        `tf.gather`, not `keras.ops.take`, which reads -1 as the last class.
+        """
+        return tf.gather(tf.eye(self.num_classes), tf.cast(labels, tf.int32))
 
     def stack_inputs(self, tensor, labels):
         if labels is None:
