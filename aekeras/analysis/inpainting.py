@@ -96,7 +96,7 @@ def denoising_vs_inpainting(denoisers, images, rate=0.5, radii=None, seed=0):
         repairs[name] = spec.to_unit_scale(denoiser.predict(corrupted, batch_size=1000, verbose=0))
     for method, radius in radii.items():
         repairs[method] = cv2_inpaint(images, missing, method, radius)
-    # Shown on [0, 1] as the models see it: kept pixels doubled, clipped.
+    # Shown on [0, 1], whatever scale each model reads: dropped pixels black, kept ones doubled, clipped.
     shown = np.clip(np.asarray(noise.dropout(images, uniform, rate)), 0.0, 1.0)
     metrics = {"corrupted": image_metrics(shown, images)}
     metrics.update({name: image_metrics(repair, images) for name, repair in repairs.items()})

@@ -54,7 +54,8 @@ class ConditionalVAE(VAE):
             num_classes = spec.num_classes
         if num_classes is None:
             raise ValueError(
-                "ConditionalVAE needs num_classes, or an image_spec that has them (a labelled source's)"
+                "ConditionalVAE needs num_classes, or data with class labels (MNIST, class folders, "
+                "arrays with labels)"
             )
         self.num_classes = blocks.check_size("num_classes", num_classes)
         if spec.num_classes != self.num_classes:

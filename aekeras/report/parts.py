@@ -9,6 +9,7 @@ import dataclasses
 import numpy as np
 
 from aekeras import analysis, data, plotting, presets
+from aekeras.analysis.inpainting import INPAINT_RADII
 
 
 @dataclasses.dataclass
@@ -86,6 +87,7 @@ def denoising_vs_inpainting(ctx):
         f"{label}: {psnr[name] - psnr[best_inpainter]:+.2f} dB" for name, label in DENOISERS.items()
     )
     names = {"corrupted": "corrupted input", **DENOISERS, **INPAINTERS}
+    tried = ", ".join(map(str, INPAINT_RADII))
     return Section(
         "denoising_vs_inpainting",
         "3. Denoising vs inpainting",
@@ -93,7 +95,7 @@ def denoising_vs_inpainting(ctx):
         f"Each of {len(ctx.test_images)} test images loses each pixel with probability 0.5 (the lecture's "
         "dropout mask). Each denoising autoencoder, trained on that mask, sees the lecture's corrupted input "
         "(kept pixels doubled); OpenCV's `cv2.inpaint` sees the kept pixels and the mask, with the radius "
-        f"that scores best on the last {RADIUS_IMAGES} training images (of 1, 2, 3, 5, 7 pixels: Telea "
+        f"that scores best on the last {RADIUS_IMAGES} training images (of {tried} pixels: Telea "
         f"{radii['telea']}, Navier-Stokes {radii['navier_stokes']}). Against the better of the two, "
         f"{names[best_inpainter]}: {gains}.",
         table(["method", "MSE", "PSNR (dB)", "SSIM"], _quality_rows(result["metrics"], names)),
