@@ -75,7 +75,14 @@ def test_a_served_name_keeps_its_contract(tmp_path):
 def interrupt_after_first_backup(args, cwd):
     """Starts a training, sends SIGINT once an epoch is backed up; returns the finished process."""
     process = subprocess.Popen(
-        [*AEKERAS, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*AEKERAS, *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # As on a terminal: a shell that starts the test suite in the
+        # background ignores SIGINT, and children inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     backed_up = cwd / "runs/dense/backup/training_metadata.json"
     deadline = time.time() + 240
