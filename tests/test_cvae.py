@@ -100,6 +100,14 @@ class TestConditionalVAE(AutoencoderTestCase):
         np.testing.assert_allclose(
             got["reconstruction"], model.reconstruct(images[:4], labels=labels[:4]), atol=1e-5
         )
+        # LiteRT at this shape, against the SavedModel, on both photographs' crops.
+        runner = tflite.Runner(tflite.convert(version, "none"))
+        chosen = np.r_[0:32, len(images) - 32 : len(images)]
+        server = serving.LocalServer(version)
+        differences = signatures.max_differences(
+            server.model, runner, images[chosen], "LiteRT", labels=labels[chosen]
+        )
+        assert max(max(d.values()) for d in differences.values()) < 1e-4
 
     def test_bad_labels_and_arguments(self, batch):
         images, labels = batch
