@@ -31,7 +31,7 @@ test: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest
 
-# Every application of the lecture and the lesson, measured (about 9 minutes on 2 cores).
+# Every application of the lecture and the lesson, measured (about 12 minutes on 2 cores).
 report: setup
 	$(VENV)/bin/aekeras report --out reports/
 

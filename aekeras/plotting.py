@@ -228,3 +228,30 @@ def curve_denoising(result, path):
     axis.legend(loc="upper right")
     axis.set_title("Each point of the plane, and where the denoiser sends it")
     return _save(figure, path)
+
+
+def data_specific_super_resolution(result, path, count=8):
+    """Held-out crops of each photograph (the hardest for bicubic) upsampled by bicubic and by each model."""
+    rows = []
+    for tested_on, examples in result["examples"].items():
+        rows.append((f"{tested_on}: input", examples["low"][:count]))
+        rows.append(("bicubic", examples["bicubic"][:count]))
+        rows += [(f"{trained_on} model", examples[trained_on][:count]) for trained_on in result["psnr"]]
+        rows.append(("original", examples["images"][:count]))
+    return image_rows(rows, path, "Super-resolution of held-out crops, by model of each photograph", count)
+
+
+def unlabelled_pretraining(result, names, path):
+    """Test accuracy of each classifier, one dot per labelled subset, bar at the mean."""
+    figure, axis = plt.subplots(figsize=(9, 4))
+    methods = list(result["accuracy"])
+    for i, method in enumerate(methods):
+        values = 100 * np.asarray(result["accuracy"][method])
+        axis.barh(i, values.mean(), color="tab:blue", alpha=0.4)
+        axis.plot(values, np.full(len(values), i), "o", color="tab:blue")
+    every = 100 * np.concatenate([result["accuracy"][m] for m in methods])
+    axis.set_xlim(max(0.0, every.min() - 5), min(100.0, every.max() + 3))  # the differences, not the zero
+    axis.set_yticks(range(len(methods)), [names[m] for m in methods])
+    axis.set_xlabel("test accuracy (%)")
+    axis.set_title(f"Classifiers trained on {result['labelled']} labelled images")
+    return _save(figure, path)

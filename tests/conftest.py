@@ -120,3 +120,21 @@ def trained_vae2(mnist_train_small):
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     model.fit(mnist_train_small[0], epochs=5, batch_size=128, verbose=0)
     return model
+
+
+@pytest.fixture(scope="session")
+def mnist_train_arrays(mnist_dir):
+    """All 60,000 real training digits on [0, 1] with their labels."""
+    return aekeras.data.load_arrays("mnist", "train", data_dir=mnist_dir)
+
+
+@pytest.fixture(scope="session")
+def conv_denoiser_30k(mnist_train_arrays):
+    """The report's conv denoiser (lecture's dropout mask), 2 epochs on the first 30,000 training digits."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = aekeras.presets.conv_denoiser(seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(mnist_train_arrays[0][:30000], epochs=2, batch_size=256, verbose=0)
+    return model

@@ -2,8 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-import aekeras
-from aekeras import presets, registry
+from aekeras import registry
 from aekeras.analysis import best_inpainting_radii, cv2_inpaint, denoising_vs_inpainting, manifold_inpainting
 from aekeras.analysis.inpainting import INPAINT_RADII, dropout_mask
 from aekeras.analysis.metrics import MAX_PSNR, psnr
@@ -64,7 +63,9 @@ def test_radii_are_chosen_on_validation_images_and_used(digits, mnist_train_smal
     assert result["radii"] == {"telea": 1, "navier_stokes": 7}
 
 
-def test_the_denoisers_beat_telea_and_navier_stokes_at_their_best_radii(mnist_dir, mnist_test_arrays):
+def test_the_denoisers_beat_telea_and_navier_stokes_at_their_best_radii(
+    mnist_train_arrays, mnist_test_arrays, conv_denoiser_30k
+):
     """Part 3's headline on a fixed subset: both denoisers trained on the lecture's dropout
     mask repair masked digits better than OpenCV's two inpainting methods, each at the
     radius that scores best on held-out training digits, and the conv one best.
@@ -73,17 +74,12 @@ def test_the_denoisers_beat_telea_and_navier_stokes_at_their_best_radii(mnist_di
     the first 500 test digits: conv 20.50 dB, dense 19.44, Navier-Stokes 19.02 and
     Telea 18.82 (both at radius 2).
     """
-    train = aekeras.data.load_arrays("mnist", "train", data_dir=mnist_dir)[0]
-    denoisers = {}
-    for name, build, epochs in (
-        ("dense", lambda: registry.build_model("denoising", None, seed=0), 10),
-        ("conv", lambda: presets.conv_denoiser(seed=0), 2),
-    ):
-        keras.utils.set_random_seed(0)
-        denoisers[name] = build()
-        denoisers[name].compile(optimizer=keras.optimizers.Adam(1e-3))
-        inputs = denoisers[name].image_spec.to_model_scale(train[:30000])
-        denoisers[name].fit(inputs, epochs=epochs, batch_size=256, verbose=0)
+    train = mnist_train_arrays[0]
+    keras.utils.set_random_seed(0)
+    dense = registry.build_model("denoising", None, seed=0)
+    dense.compile(optimizer=keras.optimizers.Adam(1e-3))
+    dense.fit(dense.image_spec.to_model_scale(train[:30000]), epochs=10, batch_size=256, verbose=0)
+    denoisers = {"dense": dense, "conv": conv_denoiser_30k}
     radii = best_inpainting_radii(train[-1000:], seed=0)
     result = denoising_vs_inpainting(denoisers, mnist_test_arrays[0][:500], radii=radii, seed=0)
     psnr_of = {k: v["psnr"] for k, v in result["metrics"].items()}

@@ -24,6 +24,8 @@ FIGURES = [
     "vae_latent_scatter.png",
     "vae_samples.png",
     "curve_denoising.png",
+    "data_specific.png",
+    "unlabelled_pretraining.png",
 ]
 
 
@@ -42,7 +44,7 @@ def test_quick_report_writes_every_figure_and_number(tmp_path):
     report = (out / "REPORT.md").read_text()
     linked = set(re.findall(r"\]\(([\w.]+\.png)\)", report))
     assert linked == set(FIGURES)
-    assert [f"## {i}." in report for i in range(1, 11)] == [True] * 10
+    assert [f"## {i}." in report for i in range(1, 13)] == [True] * 12
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["settings"]["train_limit"] == 2000 and metrics["settings"]["seed"] == 0
     part3 = metrics["denoising_vs_inpainting"]
@@ -57,7 +59,14 @@ def test_quick_report_writes_every_figure_and_number(tmp_path):
         metrics["pca"]["code_sizes"] == [2, 10, 30]
         and len(metrics["pca"]["tied_linear_principal_angles"]) == 10
     )
-    assert "[report" in result.stdout and "10/10" in result.stdout  # progress is shown
+    part11 = metrics["data_specific"]
+    assert set(part11["psnr"]) == set(part11["bicubic"]) == {"china", "flower"}
+    assert part11["gain_over_bicubic_db"]["china"]["flower"] == pytest.approx(
+        part11["psnr"]["china"]["flower"] - part11["bicubic"]["flower"]
+    )
+    part12 = metrics["unlabelled_pretraining"]
+    assert part12["labelled"] == 100 and all(len(v) == 2 for v in part12["accuracy"].values())
+    assert "[report" in result.stdout and "12/12" in result.stdout  # progress is shown
 
 
 def testcached_models_are_reused(tmp_path, mnist_train_small):

@@ -14,15 +14,18 @@ from aekeras.analysis.inpainting import (
 from aekeras.analysis.interpolation import interpolation
 from aekeras.analysis.latent_maps import latent_grid, latent_scatter
 from aekeras.analysis.manifold2d import curve_denoising
-from aekeras.analysis.metrics import image_metrics, mse, psnr
+from aekeras.analysis.metrics import image_metrics, mse, pooled_psnr, psnr
 from aekeras.analysis.pca import compare_with_pca, principal_angles, tied_linear_subspace
+from aekeras.analysis.pretraining import METHODS as PRETRAINING_METHODS
+from aekeras.analysis.pretraining import unlabelled_pretraining
 from aekeras.analysis.reconstructions import encoder_kernels, reconstructions
-from aekeras.analysis.superresolution import super_resolution
+from aekeras.analysis.superresolution import data_specific_super_resolution, super_resolution
 
 __all__ = [
     "best_inpainting_radii",
     "compare_with_pca",
     "curve_denoising",
+    "data_specific_super_resolution",
     "cv2_inpaint",
     "denoising_vs_inpainting",
     "encoder_kernels",
@@ -34,9 +37,12 @@ __all__ = [
     "manifold_inpainting",
     "one_class_anomaly_detection",
     "out_of_distribution",
+    "pooled_psnr",
+    "PRETRAINING_METHODS",
     "principal_angles",
     "psnr",
     "reconstructions",
     "super_resolution",
     "tied_linear_subspace",
+    "unlabelled_pretraining",
 ]

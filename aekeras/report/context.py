@@ -29,6 +29,10 @@ class ReportSettings:
         conv_denoising_epochs: the convolutional denoiser of part 3.
         super_resolution_epochs: the half-size -> full-size model.
         curve_epochs: the 2-D toy denoiser.
+        photo_super_resolution_epochs: each photograph's super-resolution
+            model (part 11).
+        pretraining_draws: labelled subsets of 100 images (part 12).
+        pretraining_epochs: full-batch steps of each classifier on them.
         manifold_images: test images whose patch is filled by energy
             minimisation.
         manifold_steps: gradient steps on z for each.
@@ -44,6 +48,9 @@ class ReportSettings:
     conv_denoising_epochs: int = 10
     super_resolution_epochs: int = 10
     curve_epochs: int = 100
+    photo_super_resolution_epochs: int = 10
+    pretraining_draws: int = 5
+    pretraining_epochs: int = 200
     manifold_images: int = 500
     manifold_steps: int = 300
 
@@ -59,6 +66,9 @@ class ReportSettings:
             conv_denoising_epochs=1,
             super_resolution_epochs=1,
             curve_epochs=5,
+            photo_super_resolution_epochs=1,
+            pretraining_draws=2,
+            pretraining_epochs=20,
             manifold_images=20,
             manifold_steps=20,
         )
@@ -119,6 +129,10 @@ class Context:
         self.test_images = test_images[: settings.test_limit]
         self.test_labels = test_labels[: settings.test_limit]
         self._models = {}
+
+    def labelled_splits(self):
+        """`(train_images, train_labels, test_images, test_labels)`, as the analyses take them."""
+        return self.train_images, self.train_labels, self.test_images, self.test_labels
 
     def step(self, message):
         self._progress(f"[report {time.time() - self.started:6.0f}s] {message}")
