@@ -52,18 +52,21 @@ def _probe_accuracy(train_features, train_labels, test_features, test_labels):
     return float(np.mean(probe.predict(test_features.reshape(len(test_features), -1)) == test_labels))
 
 
-def _draw_accuracies(autoencoder, labelled, labels, test_images, test_labels, epochs):
-    """Test accuracy of each of `METHODS` trained on one labelled subset (images on [0, 1])."""
+def _draw_accuracies(autoencoder, labelled, labels, test, epochs):
+    """Test accuracy of each of `METHODS` trained on one labelled subset (images on [0, 1]).
+
+    `test`: the test set's images, model-scale images, codes and labels,
+    computed once for every draw.
+    """
+    test_images, test_scaled, test_codes, test_labels = test
     num_classes = int(max(labels.max(), test_labels.max())) + 1
-    scaled, test_scaled = (autoencoder.image_spec.to_model_scale(x) for x in (labelled, test_images))
+    scaled = autoencoder.image_spec.to_model_scale(labelled)
     accuracies = {}
     for name, pretrained in (("scratch", False), ("fine_tuned", True)):
         model = classifier(autoencoder, num_classes, pretrained)
         model.fit(scaled, labels, epochs=epochs, batch_size=len(scaled), verbose=0)
         accuracies[name] = float(model.evaluate(test_scaled, test_labels, batch_size=1000, verbose=0)[1])
-    accuracies["frozen_probe"] = _probe_accuracy(
-        autoencoder.embed(labelled), labels, autoencoder.embed(test_images), test_labels
-    )
+    accuracies["frozen_probe"] = _probe_accuracy(autoencoder.embed(labelled), labels, test_codes, test_labels)
     accuracies["pixels_probe"] = _probe_accuracy(labelled, labels, test_images, test_labels)
     return accuracies
 
@@ -100,15 +103,17 @@ def unlabelled_pretraining(
         "std": {method: acc}, "labelled": per_class * classes}`.
     """
     rng = np.random.default_rng(seed)
+    test = (
+        test_images,
+        autoencoder.image_spec.to_model_scale(test_images),
+        autoencoder.embed(test_images),
+        test_labels,
+    )
     runs = []
     for draw in range(draws):
         keras.utils.set_random_seed(seed + draw)
         chosen = labelled_subset(train_labels, per_class, rng)
-        runs.append(
-            _draw_accuracies(
-                autoencoder, train_images[chosen], train_labels[chosen], test_images, test_labels, epochs
-            )
-        )
+        runs.append(_draw_accuracies(autoencoder, train_images[chosen], train_labels[chosen], test, epochs))
     accuracy = {name: [run[name] for run in runs] for name in METHODS}
     return {
         "accuracy": accuracy,
