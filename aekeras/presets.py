@@ -129,6 +129,8 @@ def burda_iwae(
     latent_dim=50,
     hidden_dims=(200, 200),
     num_samples=5,
+    warmup_num_samples=None,
+    warmup_epochs=0,
     architecture="dense",
     binarize=False,
     likelihood="auto",
@@ -137,6 +139,8 @@ def burda_iwae(
     """The IWAE: Burda et al.'s one-stochastic-layer model, 784-200-200-50, k = 5."""
     return _models().IWAE(
         num_samples=num_samples,
+        warmup_num_samples=warmup_num_samples,
+        warmup_epochs=warmup_epochs,
         architecture=architecture,
         latent_dim=latent_dim,
         hidden_dims=hidden_dims,
@@ -252,6 +256,8 @@ register_model(
         latent_option(50),
         hidden_option([200, 200]),
         Option("num_samples", int, 5, "k, importance samples per training example"),
+        Option("warmup_num_samples", int, None, "k for the first --warmup-epochs epochs (a cheaper start)"),
+        Option("warmup_epochs", int, 0, "epochs trained with --warmup-num-samples", minimum=0),
         ARCHITECTURE,
         BINARIZE,
         LIKELIHOOD,

@@ -282,7 +282,8 @@ def test_killed_run_resumes_from_the_last_completed_epoch(tmp_path):
             {"loss", "reconstruction_loss", "kl_loss", "mse_01", "nll", "neg_elbo"},
         ),
         (
-            ["iwae", "--binarize", "--num-samples", "3", "--nll-samples", "3", "--hidden-dims", "64,32"],
+            ["iwae", "--binarize", "--num-samples", "3", "--nll-samples", "3", "--hidden-dims", "64,32"]
+            + ["--warmup-num-samples", "2", "--warmup-epochs", "1"],
             {"loss", "iwae_loss", "mse_01", "nll", "neg_elbo"},
         ),
         (
@@ -306,6 +307,11 @@ def test_every_model_trains_and_exports(tmp_path, args, metrics):
     assert (version / "saved_model.pb").is_file()
     if "--hidden-dims" in args:
         assert record["model_config"]["hidden_dims"] == [64, 32]
+    if "--warmup-epochs" in args:
+        assert (record["model_config"]["warmup_num_samples"], record["model_config"]["warmup_epochs"]) == (
+            2,
+            1,
+        )
 
 
 def test_the_conditional_vae_learns_class_folders_and_converts_with_their_labels(

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aekeras import data
-from aekeras.data import DataError
+from aekeras.data import DataError, pipeline
 
 # From ../shared/data/mnist/README.md: SHA-256 of the decompressed files.
 MNIST_SHA256 = {
@@ -88,6 +88,21 @@ def test_load_scales_to_value_range(mnist_dir, mnist_test_arrays, value_range):
     # The test split is not shuffled: it is the file's order, rescaled.
     expected = mnist_test_arrays[0] * (high - low) + low
     np.testing.assert_allclose(pixels, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("value_range", [(0, 1), (-1, 1)])
+def test_a_table_scaled_once_gives_the_values_of_batches_scaled_as_read(mnist_dir, value_range, monkeypatch):
+    # In memory the whole table is scaled once; above the size limit each
+    # batch is scaled as it is read. Both give the same bits, in the same order.
+    def epoch():
+        dataset = data.load("mnist", "train", limit=3000, value_range=value_range, data_dir=mnist_dir)
+        return np.concatenate([b.numpy() for b in dataset])
+
+    once = epoch()
+    monkeypatch.setattr(pipeline, "PRESCALED_TABLE_BYTES", 0)
+    assert pipeline.image_table(np.zeros((2, 3), np.uint8), value_range).dtype == tf.uint8
+    np.testing.assert_array_equal(once, epoch())
+    assert once.dtype == np.float32 and (once.min(), once.max()) == value_range
 
 
 def test_load_flatten_labels_limit_and_remainder(mnist_dir, mnist_test_arrays):

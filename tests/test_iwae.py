@@ -53,7 +53,44 @@ class TestIWAE(AutoencoderTestCase):
             )
         assert results["IWAE"] < results["VAE"]
 
-    @pytest.mark.parametrize("kwargs", [{}, {"architecture": "conv", "latent_dim": 2, "num_samples": 3}])
+    def test_warmup_trains_with_its_k_first_and_resumes_at_the_same_switch(self):
+        config = IWAE(
+            num_samples=6, warmup_num_samples=2, warmup_epochs=2, latent_dim=4, hidden_dims=(32,), seed=0
+        ).get_config()
+        train = mnist("train", limit=512, batch_size=128)
+
+        def fit(initial_epoch):
+            """The k each training step was traced with, and the k at each epoch's end."""
+            model, traced, seen = IWAE.from_config(config), [], []
+            original = model.log_importance_weights
+
+            def recording(inputs, targets, num_samples, training=False, **kwargs):
+                if training:
+                    traced.append(num_samples)
+                return original(inputs, targets, num_samples, training=training, **kwargs)
+
+            model.log_importance_weights = recording
+            model.compile(optimizer="adam", steps_per_execution=2)
+            record = keras.callbacks.LambdaCallback(
+                on_epoch_end=lambda e, logs: seen.append(model.training_num_samples)
+            )
+            model.fit(train, initial_epoch=initial_epoch, epochs=3, verbose=0, callbacks=[record])
+            assert model.training_num_samples == 6  # evaluation and later calls use the model's own k
+            # (Keras may trace a step more than once; what matters is which k, in which order.)
+            return [k for i, k in enumerate(traced) if traced[i - 1 : i] != [k]], seen
+
+        assert fit(initial_epoch=0) == ([2, 6], [2, 2, 6])
+        # A resumed fit past the warm-up trains with the model's own k at once.
+        assert fit(initial_epoch=2) == ([6], [6])
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [
+            {},
+            {"architecture": "conv", "latent_dim": 2, "num_samples": 3},
+            {"num_samples": 50, "warmup_num_samples": 5, "warmup_epochs": 60},
+        ],
+    )
     def test_serialization(self, kwargs):
         self.run_serialization_test(IWAE(**kwargs))
 
@@ -75,3 +112,7 @@ class TestIWAE(AutoencoderTestCase):
             IWAE(beta=2.0)
         with pytest.raises(ValueError, match="num_samples"):
             IWAE(num_samples=0)
+        with pytest.raises(ValueError, match="needs warmup_num_samples"):
+            IWAE(warmup_epochs=3)
+        with pytest.raises(ValueError, match="warmup_epochs must be a whole number"):
+            IWAE(warmup_num_samples=2, warmup_epochs=-1)

@@ -210,11 +210,20 @@ class BaseAutoencoder(keras.Model):
             **kwargs,
         )
 
+    def default_callbacks(self):
+        """Callbacks every `fit` of this model runs unless given one of the same class.
+
+        A `NonFiniteStop`, so that a NaN loss stops training at once;
+        variants add what their training needs.
+        """
+        return [nonfinite.NonFiniteStop()]
+
     def fit(self, x=None, *args, callbacks=None, **kwargs):
-        """Keras's `fit`, with a `NonFiniteStop` unless one is given: a NaN loss stops training at once."""
+        """Keras's `fit`, with the model's `default_callbacks` unless given ones of the same classes."""
         callbacks = list(callbacks or [])
-        if not any(isinstance(c, nonfinite.NonFiniteStop) for c in callbacks):
-            callbacks.append(nonfinite.NonFiniteStop())
+        for default in self.default_callbacks():
+            if not any(isinstance(c, type(default)) for c in callbacks):
+                callbacks.append(default)
         if isinstance(x, tf.data.Dataset):
             # A dataset shuffles itself (aekeras.data's do, every epoch);
             # Keras's default shuffle=True would only warn that it cannot.

@@ -24,6 +24,13 @@ class IWAE(VAE):
     Args:
         num_samples: k, importance samples per training example (Burda et
             al. use 5 and 50); the decoder runs k times per example.
+        warmup_num_samples: k for the first `warmup_epochs` epochs of `fit`
+            (a cheaper bound to start from: at k = 50 an epoch costs about
+            ten times one at k = 5); `None`: `num_samples` from the start.
+        warmup_epochs: how many epochs train with `warmup_num_samples`
+            (counted from the first epoch, so a resumed `fit` with
+            `initial_epoch` switches at the same point). Evaluation always
+            uses `num_samples`.
         **kwargs: the VAE's arguments (`beta` must stay 1: the bound has no
             separate KL term to weight).
 
@@ -36,23 +43,60 @@ class IWAE(VAE):
     """
 
     loss_term_names = ("iwae_loss",)
-    config_fields = (*VAE.config_fields, "num_samples")
+    config_fields = (*VAE.config_fields, "num_samples", "warmup_num_samples", "warmup_epochs")
 
-    def __init__(self, num_samples=5, **kwargs):
+    def __init__(self, num_samples=5, warmup_num_samples=None, warmup_epochs=0, **kwargs):
         if kwargs.get("beta", 1.0) != 1.0:
             raise ValueError(
                 f"IWAE's bound has no separate KL term to weight: beta must be 1, got {kwargs['beta']!r}"
             )
         self.num_samples = blocks.check_size("num_samples", num_samples)
+        self.warmup_num_samples = blocks.check_size("warmup_num_samples", warmup_num_samples, allow_none=True)
+        if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
+            raise ValueError(
+                f"warmup_epochs must be a whole number of epochs, 0 or more, got {warmup_epochs!r}"
+            )
+        if warmup_epochs and warmup_num_samples is None:
+            raise ValueError(f"warmup_epochs={warmup_epochs} needs warmup_num_samples, the k to warm up with")
+        self.warmup_epochs = warmup_epochs
+        # The k that training steps trace with; set per epoch by
+        # `ImportanceSamplesWarmup`, not part of the config.
+        self.training_num_samples = self.num_samples
         super().__init__(**kwargs)
+
+    def default_callbacks(self):
+        callbacks = super().default_callbacks()
+        if self.warmup_epochs:
+            callbacks.append(ImportanceSamplesWarmup())
+        return callbacks
 
     def compute_loss_terms(self, inputs, targets, training=False):
         inputs, targets = self.binarized_pair(inputs, targets)
+        k = self.training_num_samples if training else self.num_samples
         log_weights, parameters = self.log_importance_weights(
-            inputs, targets, self.num_samples, training=training, for_training=True
+            inputs, targets, k, training=training, for_training=True
         )
-        bound = tf.reduce_logsumexp(log_weights, axis=0) - math.log(self.num_samples)
+        bound = tf.reduce_logsumexp(log_weights, axis=0) - math.log(k)
         # The first draw's mean image stands for the reconstruction (metrics, pictures).
         reconstructions = self.mean_of(parameters[: tf.shape(inputs)[0]])
         self.reconstruction_error(targets, reconstructions)  # checks the shapes
         return {"iwae_loss": -bound}, reconstructions
+
+
+class ImportanceSamplesWarmup(keras.callbacks.Callback):
+    """Trains an `IWAE` with its `warmup_num_samples` for its first `warmup_epochs` epochs.
+
+    `IWAE.fit` adds one when the model has a warm-up. The number of samples
+    fixes the shapes of the training step, so the step is traced again when
+    it changes (once, at the switch).
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        model = self.model
+        k = model.warmup_num_samples if epoch < model.warmup_epochs else model.num_samples
+        if k != model.training_num_samples:
+            model.training_num_samples = k
+            model.make_train_function(force=True)
+
+    def on_train_end(self, logs=None):
+        self.model.training_num_samples = self.model.num_samples
