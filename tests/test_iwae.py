@@ -59,8 +59,11 @@ class TestIWAE(AutoencoderTestCase):
         ).get_config()
         train = mnist("train", limit=512, batch_size=128)
 
-        def fit(initial_epoch):
-            """The k each training step was traced with, and the k at each epoch's end."""
+        def fit(initial_epoch, epochs=3, then=None):
+            """The k each training step was traced with, and the k at each epoch's end.
+
+            `then`: `(initial_epoch, epochs)` of a second fit of the same model.
+            """
             model, traced, seen = IWAE.from_config(config), [], []
             original = model.log_importance_weights
 
@@ -74,12 +77,16 @@ class TestIWAE(AutoencoderTestCase):
             record = keras.callbacks.LambdaCallback(
                 on_epoch_end=lambda e, logs: seen.append(model.training_num_samples)
             )
-            model.fit(train, initial_epoch=initial_epoch, epochs=3, verbose=0, callbacks=[record])
+            model.fit(train, initial_epoch=initial_epoch, epochs=epochs, verbose=0, callbacks=[record])
+            if then:
+                model.fit(train, initial_epoch=then[0], epochs=then[1], verbose=0, callbacks=[record])
             assert model.training_num_samples == 6  # evaluation and later calls use the model's own k
             # (Keras may trace a step more than once; what matters is which k, in which order.)
             return [k for i, k in enumerate(traced) if traced[i - 1 : i] != [k]], seen
 
         assert fit(initial_epoch=0) == ([2, 6], [2, 2, 6])
+        # A fit that ends in the warm-up leaves no warm-up step behind for the next.
+        assert fit(initial_epoch=0, epochs=1, then=(2, 3)) == ([2, 6], [2, 6])
         # A resumed fit past the warm-up trains with the model's own k at once.
         assert fit(initial_epoch=2) == ([6], [6])
 

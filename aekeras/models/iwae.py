@@ -99,4 +99,8 @@ class ImportanceSamplesWarmup(keras.callbacks.Callback):
             model.make_train_function(force=True)
 
     def on_train_end(self, logs=None):
-        self.model.training_num_samples = self.model.num_samples
+        # A fit stopped during the warm-up leaves a step traced with its k;
+        # the next fit must not reuse it past the warm-up.
+        if self.model.training_num_samples != self.model.num_samples:
+            self.model.training_num_samples = self.model.num_samples
+            self.model.make_train_function(force=True)
