@@ -121,5 +121,7 @@ class TestIWAE(AutoencoderTestCase):
             IWAE(num_samples=0)
         with pytest.raises(ValueError, match="needs warmup_num_samples"):
             IWAE(warmup_epochs=3)
+        with pytest.raises(ValueError, match="needs warmup_epochs"):
+            IWAE(warmup_num_samples=5)
         with pytest.raises(ValueError, match="warmup_epochs must be a whole number"):
             IWAE(warmup_num_samples=2, warmup_epochs=-1)

@@ -58,6 +58,10 @@ class IWAE(VAE):
             )
         if warmup_epochs and warmup_num_samples is None:
             raise ValueError(f"warmup_epochs={warmup_epochs} needs warmup_num_samples, the k to warm up with")
+        if warmup_num_samples is not None and not warmup_epochs:
+            raise ValueError(
+                f"warmup_num_samples={warmup_num_samples} needs warmup_epochs, how many epochs to warm up"
+            )
         self.warmup_epochs = warmup_epochs
         # The k that training steps trace with; set per epoch by
         # `ImportanceSamplesWarmup`, not part of the config.
@@ -86,7 +90,7 @@ class IWAE(VAE):
 class ImportanceSamplesWarmup(keras.callbacks.Callback):
     """Trains an `IWAE` with its `warmup_num_samples` for its first `warmup_epochs` epochs.
 
-    `IWAE.fit` adds one when the model has a warm-up. The number of samples
+    The model's `default_callbacks` include one when it has a warm-up. The number of samples
     fixes the shapes of the training step, so the step is traced again when
     it changes (once, at the switch).
     """
