@@ -87,11 +87,21 @@ def convert_image(image, channels, image_size):
 
         image = tf.cond(tf.shape(image)[-1] == 3, to_grey, lambda: image)
     if image_size is not None:
-        resized = tf.image.resize(tf.cast(image, tf.float32), image_size, antialias=True)
-        if dtype == tf.uint8:
-            resized = tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
-        image = resized
+        # Most files already have the size: skipping the resize (an identity
+        # there) makes decoding a folder several times faster.
+        image = tf.cond(
+            tf.reduce_all(tf.shape(image)[-3:-1] == image_size),
+            lambda: image,
+            lambda: _resize(image, image_size),
+        )
     return image
+
+
+def _resize(image, image_size):
+    resized = tf.image.resize(tf.cast(image, tf.float32), image_size, antialias=True)
+    if image.dtype == tf.uint8:
+        return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
+    return resized
 
 
 def decode_file(path, channels, image_size):
@@ -99,6 +109,20 @@ def decode_file(path, channels, image_size):
     image = tf.io.decode_image(tf.io.read_file(path), channels=0, expand_animations=False)
     image = convert_image(image, channels, image_size)
     return tf.ensure_shape(image, (*(image_size or (None, None)), channels))
+
+
+def decode_batch(paths, spec):
+    """Decodes a batch of files to uint8 `[n, *spec.shape]`.
+
+    One `map_fn` per batch rather than a `tf.data` map per file: the
+    per-element work of `tf.data` cost more than decoding small images.
+    """
+    size, channels = spec.shape[:2], spec.channels
+    return tf.map_fn(
+        lambda path: decode_file(path, channels, size),
+        paths,
+        fn_output_signature=tf.TensorSpec((*spec.shape,), tf.uint8),
+    )
 
 
 def convert_arrays(images, channels, image_size, chunk=1024):

@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from aekeras.data.examples import decode_file
+from aekeras.data.examples import decode_batch
 from aekeras.data.spec import UNIT_RANGE, VALUE_RANGES, to_model_scale
 from aekeras.errors import DataError
 
@@ -119,12 +119,7 @@ def make_dataset(
     def images_of(indices):
         if examples.files is None:
             return tf.gather(table, indices)  # float32 at value_range already, unless too large
-        size, channels = spec.shape[:2], spec.channels
-        return tf.map_fn(
-            lambda path: decode_file(path, channels, size),
-            tf.gather(files, indices),
-            fn_output_signature=tf.TensorSpec((*spec.shape,), tf.uint8),
-        )
+        return decode_batch(tf.gather(files, indices), spec)
 
     def batch_of(indices):
         if not drop_remainder:  # any batch size, as Dataset.batch's last batch may be

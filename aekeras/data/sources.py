@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from aekeras.data import arrays, folder, tfds_source
 from aekeras.data.builtin import BUILTIN
-from aekeras.data.examples import Examples, convert_arrays, decode_file, holdout
+from aekeras.data.examples import Examples, convert_arrays, decode_batch, decode_file, holdout
 from aekeras.data.idx import idx_paths, read_idx_split
 from aekeras.data.spec import ImageSpec
 from aekeras.errors import DataError
@@ -149,11 +149,13 @@ class Source:
 def decode_files(files, spec):
     """Decodes image files in parallel into uint8 `[n, *spec.shape]`, naming a bad one."""
     size, channels = spec.shape[:2], spec.channels
-    dataset = tf.data.Dataset.from_tensor_slices(files).map(
-        lambda path: decode_file(path, channels, size), num_parallel_calls=tf.data.AUTOTUNE
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(files)
+        .batch(256)
+        .map(lambda paths: decode_batch(paths, spec), num_parallel_calls=tf.data.AUTOTUNE)
     )
     try:
-        return np.concatenate([batch.numpy() for batch in dataset.batch(1024)])
+        return np.concatenate([batch.numpy() for batch in dataset])
     except tf.errors.InvalidArgumentError:
         for path in files:  # slow, but only to name the file that failed
             try:
