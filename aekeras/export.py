@@ -21,7 +21,7 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from aekeras import signatures
+from aekeras import quantization, signatures
 from aekeras.errors import ContractChangeError
 
 SETTINGS_FILE = "run.json"
@@ -98,7 +98,7 @@ def check_contract(model, out, name):
         )
 
 
-def saved_model(model, out, name, settings=None, allow_contract_change=False):
+def saved_model(model, out, name, settings=None, allow_contract_change=False, int8_weights=False):
     """Exports `model` as the next version of `out/name/` and returns its path.
 
     Args:
@@ -109,15 +109,23 @@ def saved_model(model, out, name, settings=None, allow_contract_change=False):
             SavedModel as `run.json` (the run's settings and metrics).
         allow_contract_change: publish even if the signatures differ from
             those of the latest version under `name`.
+        int8_weights: export a copy whose kernels lie on LiteRT's int8
+            grid (`aekeras.quantization`), so that an int16x8 conversion
+            of it loses nothing to weight rounding; `model` is unchanged
+            and `run.json` records `"int8_weights": true`.
 
     Returns:
         The `Path` of the published version folder.
 
     Raises:
-        ValueError: for a name TF Serving cannot watch.
+        ValueError: for a name TF Serving cannot watch, or int8 weights
+            for tied weights.
         ContractChangeError: if the signatures would change, unless allowed.
     """
     check_name(name)
+    if int8_weights:
+        model = quantization.int8_snapped_copy(model)
+        settings = None if settings is None else {**settings, "int8_weights": True}
     if not allow_contract_change:
         check_contract(model, out, name)
     model_dir = Path(out) / name

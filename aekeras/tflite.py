@@ -144,7 +144,8 @@ def _int16x8(float_content, saved_model, images, labels):
     pass requantises them; latents off by 1.7 on MNIST). Inputs and outputs
     stay float32, as in every other mode.
     """
-    from ai_edge_quantizer import algorithm_manager, qtyping, quantizer, recipe_manager
+    from ai_edge_quantizer import algorithm_manager, calibrator, qtyping, quantizer, recipe_manager
+    from ai_edge_quantizer.utils import qsv_utils
 
     recipe = recipe_manager.RecipeManager()
     recipe.add_static_config(
@@ -161,9 +162,17 @@ def _int16x8(float_content, saved_model, images, labels):
     warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
     model = quantizer.Quantizer(float_content)
     model.load_quantization_recipe(recipe.get_quantization_recipe())
-    batches = _calibration_batches(saved_model, images, labels)
-    ranges = model.calibrate(batches, num_threads=os.cpu_count() or 1)
-    quantized = model.quantize(_widened(ranges), enable_progress_report=False).quantized_model
+    # Each tensor's range over all calibration images: the quantizer's own
+    # calibration keeps a moving average of the batches' ranges, which
+    # narrows as batches are added and clips the extremes (a VAE's
+    # reconstructions were off by 0.13 with 5,000 calibration images).
+    ranges = calibrator.Calibrator(
+        float_content, num_threads=os.cpu_count() or 1, qsv_update_func=qsv_utils.min_max_update
+    )
+    ranges.calibrate(_calibration_batches(saved_model, images, labels), recipe)
+    quantized = model.quantize(
+        _widened(ranges.get_model_qsvs()), enable_progress_report=False
+    ).quantized_model
     return _output_shapes_from(float_content, quantized)
 
 

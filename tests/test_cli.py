@@ -74,6 +74,21 @@ def test_train_then_export_end_to_end(tmp_path):
     }
     assert all(float(value) < 0.05 for value in differences.values()), converted.stdout
 
+    exported = run(["export", "runs/dense", "--name", "dense8", "--int8-weights"], cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    assert "SavedModel: saved_models/dense8/1 (kernels on the int8 grid)" in exported.stdout
+    assert json.loads((tmp_path / "saved_models/dense8/1/run.json").read_text()) == {
+        **record,
+        "int8_weights": True,
+    }
+    converted = run(
+        ["tflite", "saved_models/dense8/1", "--quantize", "int16x8", "--calibration-images", "100"],
+        cwd=tmp_path,
+    )
+    assert converted.returncode == 0, converted.stderr
+    snapped = re.findall(r"(?:serving_default|encode|decode) \w+ ([\d.e+-]+)", converted.stdout)
+    assert len(snapped) == 4 and all(float(value) < 1e-2 for value in snapped), converted.stdout
+
 
 def test_console_script_and_help(tmp_path):
     script = Path(sys.executable).parent / "aekeras"

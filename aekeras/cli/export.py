@@ -20,6 +20,12 @@ def add_parser(commands):
         help="where the server sees OUT, for models.config (e.g. /models in the tensorflow/serving container; "
         "default: OUT's absolute path)",
     )
+    parser.add_argument(
+        "--int8-weights",
+        action="store_true",
+        help="put every kernel on LiteRT's int8 grid (one scale per output channel), so that "
+        "`aekeras tflite --quantize int16x8` of the export loses nothing to weight rounding",
+    )
     add_contract_argument(parser)
     parser.set_defaults(run=run)
 
@@ -39,9 +45,14 @@ def run(args):
     settings = json.loads(record_path.read_text()) if record_path.is_file() else None
     try:
         path = export.saved_model(
-            model, args.out, args.name, settings=settings, allow_contract_change=args.allow_contract_change
+            model,
+            args.out,
+            args.name,
+            settings=settings,
+            allow_contract_change=args.allow_contract_change,
+            int8_weights=args.int8_weights,
         )
     except ValueError as e:  # a name TF Serving cannot watch, a changed contract: nothing is written
         raise UsageError(str(e)) from None
-    print(f"SavedModel: {path}")
+    print(f"SavedModel: {path}{' (kernels on the int8 grid)' if args.int8_weights else ''}")
     print(f"TF Serving config: {export.write_models_config(args.out, args.serving_root)}")
