@@ -8,6 +8,7 @@ from sklearn.datasets import load_sample_images
 from aekeras.analysis import data_specific_super_resolution, super_resolution
 from aekeras.analysis.superresolution import (
     BLOCK,
+    VALIDATION_EVERY,
     bicubic_upsampling,
     downsample,
     photograph_crops,
@@ -46,20 +47,23 @@ def test_held_out_crops_never_overlap_training_crops(photographs):
     height, width = photographs["china"].shape[:2]
     # Each pixel's own coordinates, cut as the photograph is: where every crop came from.
     where = np.stack(np.meshgrid(np.arange(height), np.arange(width), indexing="ij"), -1).astype(np.float32)
-    train, test = photograph_crops(where)
-    seen_in_training = {tuple(p) for p in train.reshape(-1, 2).astype(int).tolist()}
-    tested = {tuple(p) for p in test.reshape(-1, 2).astype(int).tolist()}
-    assert not seen_in_training & tested
+    train, validation, test = photograph_crops(where)
+    pixels = lambda crops: {tuple(p) for p in crops.reshape(-1, 2).astype(int).tolist()}  # noqa: E731
+    assert not pixels(train) & pixels(test) and not pixels(train) & pixels(validation)
+    assert not pixels(validation) & pixels(test)
     blocks = (height // BLOCK) * (width // BLOCK)
+    trained_blocks = blocks - blocks // 2
     assert len(test) == (blocks // 2) * 4  # 32x32 crops tiling half the 64x64 blocks
-    assert len(train) == (blocks - blocks // 2) * 25 * 8  # every 8 pixels, 8 orientations
-    china_train, china_test = photograph_crops(photographs["china"])
-    assert china_train.shape[1:] == china_test.shape[1:] == (32, 32, 3)
+    assert len(validation) == (trained_blocks // VALIDATION_EVERY) * 4  # tiling every 5th training block
+    # every 8 pixels in the other training blocks, 8 orientations
+    assert len(train) == (trained_blocks - trained_blocks // VALIDATION_EVERY) * 25 * 8
+    china_train, china_validation, china_test = photograph_crops(photographs["china"])
+    assert china_train.shape[1:] == china_validation.shape[1:] == china_test.shape[1:] == (32, 32, 3)
     np.testing.assert_array_equal(china_test[0], photographs["china"][:32, 64:96])  # block (0, 1)
 
 
 def test_the_residual_model_starts_as_bicubic_and_survives_saving(tmp_path, photographs):
-    _, test = photograph_crops(photographs["flower"])
+    _, _, test = photograph_crops(photographs["flower"])
     low = downsample(test[:16])
     model = residual_super_resolution_model(low.shape[1:])
     starting = np.clip(model.reconstruct(low), 0, 1)  # bicubic overshoots [0, 1] at edges
@@ -71,12 +75,14 @@ def test_the_residual_model_starts_as_bicubic_and_survives_saving(tmp_path, phot
 
 
 def test_a_super_resolution_model_is_best_on_the_photograph_it_learned(photographs):
-    """Part 11's headline on 3 epochs (the report trains 10): the gain over bicubic on a
-    model's own photograph's held-out crops exceeds its gain on the other photograph's,
-    by more than 1 dB on average. Measured: the flower model +1.58 dB on the flower's
-    crops, the china model -1.30 there; both +0.10 on the china's.
+    """Part 11's headline on at most 3 epochs (the report: 10), each model kept at its best
+    epoch on its validation blocks: the gain over bicubic on a model's own photograph's test
+    crops exceeds its gain on the other photograph's, by more than 1 dB on average.
+    Measured: both kept epoch 3; the flower model +1.03 dB on the flower's crops, the china
+    model -1.41 there; the china model +0.45 on the china's, the flower model +0.09.
     """
     result = data_specific_super_resolution(photographs, epochs=3, seed=0)
+    assert all(1 <= epoch <= 3 for epoch in result["epochs"].values())
     gain = {
         (trained, tested): result["psnr"][trained][tested] - result["bicubic"][tested]
         for trained in photographs
@@ -85,5 +91,5 @@ def test_a_super_resolution_model_is_best_on_the_photograph_it_learned(photograp
     own = np.mean([gain[(name, name)] for name in photographs])
     other = np.mean([gain[pair] for pair in gain if pair[0] != pair[1]])
     assert own > other + 1.0, gain
-    assert gain[("flower", "flower")] > 1.0 > 0 > gain[("china", "flower")], gain
+    assert gain[("flower", "flower")] > 0.5 > 0 > gain[("china", "flower")], gain
     assert set(result["examples"]["china"]) == {"low", "bicubic", "images", "china", "flower"}

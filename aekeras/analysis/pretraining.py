@@ -2,7 +2,9 @@
 
 import keras
 import numpy as np
-from sklearn.linear_model import LogisticRegression
+import tensorflow as tf
+from sklearn.linear_model import LogisticRegressionCV
+from sklearn.model_selection import StratifiedKFold
 
 METHODS = {
     "scratch": "encoder + softmax, from scratch",
@@ -10,6 +12,20 @@ METHODS = {
     "frozen_probe": "pretrained codes + logistic regression",
     "pixels_probe": "pixels + logistic regression",
 }
+# Every setting is chosen by cross-validation on the labelled images alone,
+# in this many stratified folds; the test images are only scored.
+FOLDS = 5
+# The logistic regressions' inverse regularisation strengths to choose from.
+C_CHOICES = tuple(float(c) for c in np.logspace(-3, 2, 6))
+
+
+def epoch_choices(most):
+    """Training lengths to choose from: `most` full-batch steps and its halvings, down to 1/16."""
+    return tuple(sorted({max(1, most // 2**k) for k in range(5)}))
+
+
+def _folds(labels, seed):
+    return list(StratifiedKFold(FOLDS, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels))
 
 
 def labelled_subset(labels, per_class, rng):
@@ -45,15 +61,55 @@ def classifier(autoencoder, num_classes, pretrained):
     return model
 
 
-def _probe_accuracy(train_features, train_labels, test_features, test_labels):
-    """Test accuracy of a logistic regression (scikit-learn's defaults) on flattened features."""
-    probe = LogisticRegression(max_iter=3000)
+def _restartable(autoencoder, num_classes, pretrained):
+    """A compiled `classifier` and a function that puts it back to its start, weights and optimizer.
+
+    Restarting rather than building a new one for each fold keeps Keras's
+    traced training step: tracing cost more than the training itself.
+    """
+    model = classifier(autoencoder, num_classes, pretrained)
+    model.optimizer.build(model.trainable_variables)
+    weights, state = model.get_weights(), [v.numpy() for v in model.optimizer.variables]
+
+    def restart():
+        model.set_weights(weights)
+        for variable, value in zip(model.optimizer.variables, state, strict=True):
+            variable.assign(value)
+        return model
+
+    return restart
+
+
+def _train_steps(model, images, labels, steps):
+    """`steps` full-batch Adam steps (`train_on_batch`: `fit` would start an epoch for each)."""
+    images, labels = tf.constant(images), tf.constant(labels)
+    for _ in range(steps):
+        model.train_on_batch(images, labels)
+
+
+def chosen_epochs(restart, scaled, labels, choices, seed):
+    """The training length (of `choices`) with the best cross-validated accuracy; the shortest on ties."""
+    correct = np.zeros(len(choices))
+    for train, held_out in _folds(labels, seed):
+        model, done = restart(), 0
+        for i, steps in enumerate(choices):
+            _train_steps(model, scaled[train], labels[train], steps - done)
+            done = steps
+            predicted = np.argmax(model.predict_on_batch(scaled[held_out]), axis=-1)
+            correct[i] += np.sum(predicted == labels[held_out])
+    return choices[int(np.argmax(correct))]
+
+
+def _probe(train_features, train_labels, test_features, test_labels, seed):
+    """`(test accuracy, chosen C)` of a logistic regression, C chosen by cross-validation."""
+    probe = LogisticRegressionCV(Cs=list(C_CHOICES), cv=_folds(train_labels, seed), max_iter=3000)
     probe.fit(train_features.reshape(len(train_features), -1), train_labels)
-    return float(np.mean(probe.predict(test_features.reshape(len(test_features), -1)) == test_labels))
+    accuracy = np.mean(probe.predict(test_features.reshape(len(test_features), -1)) == test_labels)
+    return float(accuracy), float(probe.C_[0])
 
 
-def _draw_accuracies(autoencoder, labelled, labels, test, epochs):
-    """Test accuracy of each of `METHODS` trained on one labelled subset (images on [0, 1]).
+def _draw_accuracies(autoencoder, labelled, labels, test, choices, seed):
+    """`(accuracy, chosen setting)` of each of `METHODS` trained on one labelled subset (images on [0, 1]).
 
     `test`: the test set's images, model-scale images, codes and labels,
     computed once for every draw.
@@ -61,14 +117,19 @@ def _draw_accuracies(autoencoder, labelled, labels, test, epochs):
     test_images, test_scaled, test_codes, test_labels = test
     num_classes = int(max(labels.max(), test_labels.max())) + 1
     scaled = autoencoder.image_spec.to_model_scale(labelled)
-    accuracies = {}
+    accuracies, chosen = {}, {}
     for name, pretrained in (("scratch", False), ("fine_tuned", True)):
-        model = classifier(autoencoder, num_classes, pretrained)
-        model.fit(scaled, labels, epochs=epochs, batch_size=len(scaled), verbose=0)
+        restart = _restartable(autoencoder, num_classes, pretrained)
+        chosen[name] = chosen_epochs(restart, scaled, labels, choices, seed)
+        model = restart()
+        _train_steps(model, scaled, labels, chosen[name])
         accuracies[name] = float(model.evaluate(test_scaled, test_labels, batch_size=1000, verbose=0)[1])
-    accuracies["frozen_probe"] = _probe_accuracy(autoencoder.embed(labelled), labels, test_codes, test_labels)
-    accuracies["pixels_probe"] = _probe_accuracy(labelled, labels, test_images, test_labels)
-    return accuracies
+    codes = autoencoder.embed(labelled)
+    accuracies["frozen_probe"], chosen["frozen_probe"] = _probe(codes, labels, test_codes, test_labels, seed)
+    accuracies["pixels_probe"], chosen["pixels_probe"] = _probe(
+        labelled, labels, test_images, test_labels, seed
+    )
+    return accuracies, chosen
 
 
 def unlabelled_pretraining(
@@ -89,18 +150,24 @@ def unlabelled_pretraining(
     each class, seeded), four classifiers learn from those images alone
     (`METHODS`): the autoencoder's encoder architecture plus a softmax
     layer, from scratch and from the autoencoder's weights (both trained
-    full-batch with Adam 1e-3 for `epochs` steps), and logistic regressions
-    on the frozen codes and on the pixels. Each is scored on all test images.
+    full-batch with Adam 1e-3), and logistic regressions on the frozen
+    codes and on the pixels. Each one's setting (the networks' number of
+    steps, of `epoch_choices(epochs)`; the regressions' C, of `C_CHOICES`)
+    is chosen by `FOLDS`-fold cross-validation on the labelled subset
+    alone, then it is trained on the whole subset and scored on all test
+    images.
 
     Args:
         autoencoder: an aekeras autoencoder trained on unlabelled images.
         train_images, train_labels: where the labelled subsets come from,
             on [0, 1].
         test_images, test_labels: the test set, on [0, 1].
+        epochs: the most full-batch steps the networks may take.
 
     Returns:
-        `{"accuracy": {method: [per draw]}, "mean": {method: acc},
-        "std": {method: acc}, "labelled": per_class * classes}`.
+        `{"accuracy": {method: [per draw]}, "chosen": {method: [setting
+        per draw]}, "mean": {method: acc}, "std": {method: acc},
+        "labelled": per_class * classes}`.
     """
     rng = np.random.default_rng(seed)
     test = (
@@ -113,10 +180,12 @@ def unlabelled_pretraining(
     for draw in range(draws):
         keras.utils.set_random_seed(seed + draw)
         chosen = labelled_subset(train_labels, per_class, rng)
-        runs.append(_draw_accuracies(autoencoder, train_images[chosen], train_labels[chosen], test, epochs))
-    accuracy = {name: [run[name] for run in runs] for name in METHODS}
+        labelled = (train_images[chosen], train_labels[chosen])
+        runs.append(_draw_accuracies(autoencoder, *labelled, test, epoch_choices(epochs), seed + draw))
+    accuracy = {name: [accuracies[name] for accuracies, _ in runs] for name in METHODS}
     return {
         "accuracy": accuracy,
+        "chosen": {name: [settings[name] for _, settings in runs] for name in METHODS},
         "mean": {name: float(np.mean(values)) for name, values in accuracy.items()},
         "std": {name: float(np.std(values)) for name, values in accuracy.items()},
         "labelled": int(per_class * len(np.unique(train_labels))),

@@ -102,6 +102,8 @@ def residual_super_resolution_model(low_shape, filters=64, depth=3):
 BLOCK = 64
 # Training crops start every TRAIN_STRIDE pixels inside a training block.
 TRAIN_STRIDE = 8
+# Every VALIDATION_EVERY-th training block is held out to choose the epoch.
+VALIDATION_EVERY = 5
 
 
 def dihedral(crops):
@@ -112,28 +114,38 @@ def dihedral(crops):
 
 
 def photograph_crops(photo, crop=32, stride=TRAIN_STRIDE, block=BLOCK):
-    """`(train, test)` crops of one `[h, w, c]` photograph on [0, 1].
+    """`(train, validation, test)` crops of one `[h, w, c]` photograph on [0, 1].
 
     Training crops every `stride` pixels inside the training blocks, each
-    in its 8 orientations (`dihedral`); test crops tile the held-out
-    blocks. Blocks meet only at corners, so no test crop overlaps a
-    training crop.
+    in its 8 orientations (`dihedral`); validation crops tile one in
+    `VALIDATION_EVERY` training blocks (which then train nothing), test
+    crops tile the held-out blocks. Blocks meet only at corners, so no
+    test or validation crop overlaps a training crop.
     """
-    train, test = [], []
+    train, validation, test = [], [], []
     for row in range(photo.shape[0] // block):
         for column in range(photo.shape[1] // block):
             cut = photo[row * block : (row + 1) * block, column * block : (column + 1) * block]
-            step = crop if (row + column) % 2 else stride
-            crops = [
-                cut[i : i + crop, j : j + crop]
-                for i in range(0, block - crop + 1, step)
-                for j in range(0, block - crop + 1, step)
-            ]
             if (row + column) % 2:
-                test += crops
+                test += _tiles(cut, crop, crop)
+                continue
+            # Validation blocks shift along each row, spread over the picture
+            # as the test blocks are (every 5th in reading order made a band).
+            if (column // 2 + row) % VALIDATION_EVERY == 0:
+                validation += _tiles(cut, crop, crop)
             else:
-                train += crops
-    return dihedral(np.stack(train)).astype(np.float32), np.stack(test).astype(np.float32)
+                train += _tiles(cut, crop, stride)
+    as_float = lambda crops: np.stack(crops).astype(np.float32)  # noqa: E731
+    return dihedral(as_float(train)), as_float(validation), as_float(test)
+
+
+def _tiles(cut, crop, step):
+    size = cut.shape[0]
+    return [
+        cut[i : i + crop, j : j + crop]
+        for i in range(0, size - crop + 1, step)
+        for j in range(0, size - crop + 1, step)
+    ]
 
 
 def bicubic_upsampling(low, size):
@@ -141,63 +153,83 @@ def bicubic_upsampling(low, size):
     return np.clip(tf.image.resize(low, size, method="bicubic").numpy(), 0.0, 1.0)
 
 
-def _fitted_super_resolution(crops, epochs, seed):
-    """A `residual_super_resolution_model` trained on full-size crops (Adam 1e-3, batch 64, MSE)."""
+def _fitted_super_resolution(crops, validation, epochs, seed):
+    """A `residual_super_resolution_model` trained on full-size crops (Adam 1e-3, batch 64, MSE).
+
+    Returns `(model, epoch)`: the model as it was after the epoch with the
+    lowest MSE on the validation crops.
+    """
     keras.utils.set_random_seed(seed)
     low = downsample(crops)
     model = residual_super_resolution_model(low.shape[1:])
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    model.fit(low, crops, epochs=epochs, batch_size=64, verbose=0)
-    return model
+    best = keras.callbacks.EarlyStopping(monitor="val_loss", patience=epochs, restore_best_weights=True)
+    history = model.fit(
+        low,
+        crops,
+        validation_data=(downsample(validation), validation),
+        epochs=epochs,
+        batch_size=64,
+        verbose=0,
+        callbacks=[best],
+    )
+    return model, int(np.argmin(history.history["val_loss"])) + 1
 
 
 def data_specific_super_resolution(photographs, *, epochs, crop=32, seed=0, progress=None):
     """The lesson's "autoencoders are data-specific", measured: one super-resolution model per photograph.
 
     Each model (`residual_super_resolution_model`) is trained on crops of
-    one photograph's training blocks, then upsamples the held-out crops of
-    every photograph; bicubic upsampling is the baseline. PSNR is pooled
-    over each photograph's held-out crops (`pooled_psnr`).
+    one photograph's training blocks, kept at its epoch with the lowest MSE
+    on that photograph's validation crops, then upsamples the held-out
+    test crops of every photograph; bicubic upsampling is the baseline.
+    PSNR is pooled over each photograph's test crops (`pooled_psnr`).
 
     Args:
         photographs: `{name: [h, w, c] array on [0, 1]}`, two or more.
-        epochs: training of each model (Adam 1e-3, batch 64, MSE).
+        epochs: the most epochs of each model (Adam 1e-3, batch 64, MSE).
         crop: size of the full-resolution crops (halved for the input).
         seed: seeds each model's weights and data order.
         progress: optional callable taking a message.
 
     Returns:
         `{"psnr": {trained_on: {tested_on: dB}}, "bicubic": {tested_on: dB},
-        "crops": {name: {"train": n, "test": n}}, "examples": {tested_on:
-        {"low", "bicubic", "images", trained_on...: the 8 crops bicubic does
-        worst on}}}`.
+        "epochs": {trained_on: the epoch kept}, "crops": {name: {"train",
+        "validation", "test": n}}, "examples": {tested_on: {"low",
+        "bicubic", "images", trained_on...: the 8 crops bicubic does worst
+        on}}}`.
     """
     crops = {name: photograph_crops(photo, crop) for name, photo in photographs.items()}
-    lows = {name: downsample(test) for name, (_, test) in crops.items()}
+    tests = {name: test for name, (_, _, test) in crops.items()}
+    lows = {name: downsample(test) for name, test in tests.items()}
     bicubic = {name: bicubic_upsampling(low, (crop, crop)) for name, low in lows.items()}
     # The figure's crops: the 8 bicubic does worst on (most are flat sky or shade).
-    shown = {name: np.sort(np.argsort(mse(bicubic[name], test))[-8:]) for name, (_, test) in crops.items()}
+    shown = {name: np.sort(np.argsort(mse(bicubic[name], test))[-8:]) for name, test in tests.items()}
     examples = {
         name: {
             "low": lows[name][shown[name]],
             "bicubic": bicubic[name][shown[name]],
             "images": test[shown[name]],
         }
-        for name, (_, test) in crops.items()
+        for name, test in tests.items()
     }
-    table = {}
-    for trained_on, (train, _) in crops.items():
+    table, kept = {}, {}
+    for trained_on, (train, validation, _) in crops.items():
         if progress:
-            progress(f"super-resolution model of {trained_on}: {len(train)} crops, {epochs} epochs")
-        model = _fitted_super_resolution(train, epochs, seed)
+            progress(f"super-resolution model of {trained_on}: {len(train)} crops, up to {epochs} epochs")
+        model, kept[trained_on] = _fitted_super_resolution(train, validation, epochs, seed)
         table[trained_on] = {}
-        for tested_on, (_, test) in crops.items():
+        for tested_on, test in tests.items():
             upsampled = np.clip(model.reconstruct(lows[tested_on]), 0.0, 1.0)
             table[trained_on][tested_on] = pooled_psnr(upsampled, test)
             examples[tested_on][trained_on] = upsampled[shown[tested_on]]
     return {
         "psnr": table,
-        "bicubic": {name: pooled_psnr(bicubic[name], test) for name, (_, test) in crops.items()},
-        "crops": {name: {"train": len(train), "test": len(test)} for name, (train, test) in crops.items()},
+        "bicubic": {name: pooled_psnr(bicubic[name], test) for name, test in tests.items()},
+        "epochs": kept,
+        "crops": {
+            name: dict(zip(("train", "validation", "test"), map(len, parts), strict=True))
+            for name, parts in crops.items()
+        },
         "examples": examples,
     }

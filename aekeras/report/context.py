@@ -29,10 +29,11 @@ class ReportSettings:
         conv_denoising_epochs: the convolutional denoiser of part 3.
         super_resolution_epochs: the half-size -> full-size model.
         curve_epochs: the 2-D toy denoiser.
-        photo_super_resolution_epochs: each photograph's super-resolution
-            model (part 11).
+        photo_super_resolution_epochs: the most epochs of each photograph's
+            super-resolution model (part 11; the best on validation kept).
         pretraining_draws: labelled subsets of 100 images (part 12).
-        pretraining_epochs: full-batch steps of each classifier on them.
+        pretraining_epochs: the most full-batch steps of each classifier
+            on them (the number chosen by cross-validation).
         manifold_images: test images whose patch is filled by energy
             minimisation.
         manifold_steps: gradient steps on z for each.
