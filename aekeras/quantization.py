@@ -66,3 +66,13 @@ def int8_snapped_copy(model):
     copy.set_weights(model.get_weights())
     snap_to_int8_grid(copy)
     return copy
+
+
+def on_int8_grid(saved_model):
+    """True when every kernel of a loaded SavedModel lies on the int8 grid (as `--int8-weights` exports)."""
+    kernels = [v.numpy() for v in saved_model.variables if v.name.split("/")[-1].startswith("kernel")]
+    # A convolution's output channels are its last axis, a transposed one's the one before.
+    return all(
+        any(np.array_equal(int8_grid(kernel, axis), kernel) for axis in (-1, -2)[: kernel.ndim - 1])
+        for kernel in kernels
+    )

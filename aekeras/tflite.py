@@ -166,13 +166,12 @@ def _int16x8(float_content, saved_model, images, labels):
     # calibration keeps a moving average of the batches' ranges, which
     # narrows as batches are added and clips the extremes (a VAE's
     # reconstructions were off by 0.13 with 5,000 calibration images).
-    ranges = calibrator.Calibrator(
+    calibration = calibrator.Calibrator(
         float_content, num_threads=os.cpu_count() or 1, qsv_update_func=qsv_utils.min_max_update
     )
-    ranges.calibrate(_calibration_batches(saved_model, images, labels), recipe)
-    quantized = model.quantize(
-        _widened(ranges.get_model_qsvs()), enable_progress_report=False
-    ).quantized_model
+    calibration.calibrate(_calibration_batches(saved_model, images, labels), recipe)
+    ranges = _widened(calibration.get_model_qsvs())
+    quantized = model.quantize(ranges, enable_progress_report=False).quantized_model
     return _output_shapes_from(float_content, quantized)
 
 

@@ -2,10 +2,11 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 from test_case import IMAGE_ONLY_NAMES
 
-from aekeras import export, quantization, tflite
+from aekeras import cli, export, quantization, tflite
 from aekeras.models import DenseAutoencoder
 
 NAMES = tuple(name for name in IMAGE_ONLY_NAMES if name != "vqvae")  # the VQ-VAE's codes are indices
@@ -93,8 +94,6 @@ def test_tied_weights_are_refused_before_anything_is_written(tmp_path):
 
 
 def test_the_command_refuses_tied_weights_in_one_line(tmp_path, monkeypatch, capsys):
-    from aekeras import cli
-
     DenseAutoencoder(latent_dim=4, tied_weights=True).save(tmp_path / "tied.keras")
     monkeypatch.chdir(tmp_path)
     assert cli.main(["export", "tied.keras", "--name", "tied", "--int8-weights"]) == 2
@@ -103,3 +102,10 @@ def test_the_command_refuses_tied_weights_in_one_line(tmp_path, monkeypatch, cap
         "both layers' per-channel grids (expected a model without tied weights)\n"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tied.keras"]
+
+
+def test_on_int8_grid_tells_snapped_exports_from_others(exported_models, int8_exports):
+    for name in ("dense", "conv", "vae"):
+        snapped = tf.saved_model.load(str(int8_exports[name][0]), tags=["serve"])
+        plain = tf.saved_model.load(str(exported_models[1][name][1]), tags=["serve"])
+        assert quantization.on_int8_grid(snapped) and not quantization.on_int8_grid(plain), name

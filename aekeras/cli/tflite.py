@@ -35,7 +35,7 @@ def add_parser(commands):
 
 
 def run(args):
-    from aekeras import serving, signatures, tflite
+    from aekeras import quantization, serving, signatures, tflite
 
     version_dir = check_version_dir(args.version_dir)
     server = serving.LocalServer(version_dir)
@@ -70,3 +70,9 @@ def run(args):
             for output, difference in sorted(outputs.items())
         )
     )
+    if args.quantize == "int16x8" and not quantization.on_int8_grid(server.model):
+        print(
+            "note: this export's kernels are not on the int8 grid, so int16x8 rounds them (most of the "
+            "difference above); `aekeras export RUN --int8-weights` publishes a copy that converts "
+            "without rounding them"
+        )
