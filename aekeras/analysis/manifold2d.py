@@ -34,6 +34,8 @@ def curve_denoising(*, noise_std=0.1, train_points=4000, epochs=100, grid=41, se
     """
     rng = np.random.default_rng(seed)
     points = curve(rng.uniform(size=train_points))
+    # Weights and batch order from `seed` alone, not from what ran before.
+    keras.utils.set_random_seed(seed)
 
     def mlp(sizes, name):
         return keras.Sequential(
