@@ -247,7 +247,11 @@ def super_resolution(ctx):
 def vae_maps(ctx):
     vae2 = ctx.model("vae2")
     plotting.latent_grid(analysis.latent_grid(vae2), ctx.out / "vae_latent_grid.png")
-    samples = np.asarray(ctx.model("vae20").sample(50))
+    vae20 = ctx.model("vae20")
+    # Prior draws from the report's seed, not the model's generator (whose
+    # state depends on what the model did before this part).
+    prior = np.random.default_rng(ctx.settings.seed).standard_normal((50, vae20.latent_dim))
+    samples = np.asarray(vae20.decode(prior.astype(np.float32)))
     plotting.samples(samples, ctx.out / "vae_samples.png", "50 samples from the prior of the 20-D VAE")
     scatter = analysis.latent_scatter(vae2, ctx.test_images, ctx.test_labels)
     return Section(
