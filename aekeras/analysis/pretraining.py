@@ -62,10 +62,10 @@ def classifier(autoencoder, num_classes, pretrained):
 
 
 def _restartable(autoencoder, num_classes, pretrained):
-    """A compiled `classifier` and a function that puts it back to its start, weights and optimizer.
+    """A function returning one compiled `classifier`, put back to its start (weights and optimizer).
 
-    Restarting rather than building a new one for each fold keeps Keras's
-    traced training step: tracing cost more than the training itself.
+    Restarting one model for each fold, rather than building another,
+    keeps Keras's traced training step instead of tracing one per fold.
     """
     model = classifier(autoencoder, num_classes, pretrained)
     model.optimizer.build(model.trainable_variables)
