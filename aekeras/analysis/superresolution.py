@@ -102,7 +102,7 @@ def residual_super_resolution_model(low_shape, filters=64, depth=3):
 BLOCK = 64
 # Training crops start every TRAIN_STRIDE pixels inside a training block.
 TRAIN_STRIDE = 8
-# Every VALIDATION_EVERY-th training block is held out to choose the epoch.
+# One in VALIDATION_EVERY training blocks is held out to choose the epoch.
 VALIDATION_EVERY = 5
 
 

@@ -316,7 +316,7 @@ def data_specific(ctx):
         "11. Autoencoders are data-specific",
         plotting.data_specific_super_resolution(result, ctx.out / "data_specific.png"),
         f"scikit-learn's two sample photographs, each cut into {BLOCK}x{BLOCK} blocks in a checkerboard: "
-        f"32x32 crops of one half train (every {VALIDATION_EVERY}th of its blocks validates instead), crops "
+        f"32x32 crops of one half train (one in {VALIDATION_EVERY} of its blocks validates instead), crops "
         f"tiling the other half test ({counts}; training crops every {TRAIN_STRIDE} pixels, in 8 "
         "orientations). One super-resolution autoencoder per photograph (16x16 -> 32x32, average-pooled "
         "inputs; three 64-filter convolutions, a transposed one, and a residual added to bicubic "
