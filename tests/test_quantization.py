@@ -62,7 +62,7 @@ def test_int8_grid_is_the_grid_litert_stores(exported_models, int8_exports):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_int16x8_of_int8_weights_stays_within_a_hundredth(exported_models, int8_exports, digits, name):
-    model, plain_path = exported_models[1][name]
+    plain_path = exported_models[1][name][1]
     path, int16x8 = int8_exports[name]
     differences = tflite.max_differences(int16x8, digits)
     for signature, outputs in differences.items():

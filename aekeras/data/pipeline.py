@@ -77,8 +77,8 @@ def image_table(images, value_range):
     if images.dtype == np.uint8 and images.size * 4 > PRESCALED_TABLE_BYTES:
         return tf.constant(images)
     # Scaled a chunk at a time into one buffer that TensorFlow takes over
-    # without a copy: scaling the whole table at once, then `tf.constant`,
-    # held three float32 copies of it at the peak.
+    # without a copy: scaling the whole table at once held two more float32
+    # copies of it at the peak.
     table = _aligned_float32(images.shape)
     for start in range(0, len(images), SCALING_CHUNK):
         chunk = tf.constant(images[start : start + SCALING_CHUNK])
