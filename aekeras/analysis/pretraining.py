@@ -87,10 +87,10 @@ def _train_steps(model, images, labels, steps):
         model.train_on_batch(images, labels)
 
 
-def chosen_epochs(restart, scaled, labels, choices, seed):
-    """The training length (of `choices`) with the best cross-validated accuracy; the shortest on ties."""
+def chosen_epochs(restart, scaled, labels, choices, folds):
+    """The training length (of `choices`) with the best accuracy over `folds`; the shortest on ties."""
     correct = np.zeros(len(choices))
-    for train, held_out in _folds(labels, seed):
+    for train, held_out in folds:
         model, done = restart(), 0
         for i, steps in enumerate(choices):
             _train_steps(model, scaled[train], labels[train], steps - done)
@@ -100,9 +100,9 @@ def chosen_epochs(restart, scaled, labels, choices, seed):
     return choices[int(np.argmax(correct))]
 
 
-def _probe(train_features, train_labels, test_features, test_labels, seed):
-    """`(test accuracy, chosen C)` of a logistic regression, C chosen by cross-validation."""
-    probe = LogisticRegressionCV(Cs=list(C_CHOICES), cv=_folds(train_labels, seed), max_iter=3000)
+def _probe(train_features, train_labels, test_features, test_labels, folds):
+    """`(test accuracy, chosen C)` of a logistic regression, C chosen by cross-validation over `folds`."""
+    probe = LogisticRegressionCV(Cs=list(C_CHOICES), cv=folds, max_iter=3000)
     probe.fit(train_features.reshape(len(train_features), -1), train_labels)
     accuracy = np.mean(probe.predict(test_features.reshape(len(test_features), -1)) == test_labels)
     return float(accuracy), float(probe.C_[0])
@@ -117,17 +117,18 @@ def _draw_accuracies(autoencoder, labelled, labels, test, choices, seed):
     test_images, test_scaled, test_codes, test_labels = test
     num_classes = int(max(labels.max(), test_labels.max())) + 1
     scaled = autoencoder.image_spec.to_model_scale(labelled)
+    folds = _folds(labels, seed)  # the same folds choose every method's setting
     accuracies, chosen = {}, {}
     for name, pretrained in (("scratch", False), ("fine_tuned", True)):
         restart = _restartable(autoencoder, num_classes, pretrained)
-        chosen[name] = chosen_epochs(restart, scaled, labels, choices, seed)
+        chosen[name] = chosen_epochs(restart, scaled, labels, choices, folds)
         model = restart()
         _train_steps(model, scaled, labels, chosen[name])
         accuracies[name] = float(model.evaluate(test_scaled, test_labels, batch_size=1000, verbose=0)[1])
     codes = autoencoder.embed(labelled)
-    accuracies["frozen_probe"], chosen["frozen_probe"] = _probe(codes, labels, test_codes, test_labels, seed)
+    accuracies["frozen_probe"], chosen["frozen_probe"] = _probe(codes, labels, test_codes, test_labels, folds)
     accuracies["pixels_probe"], chosen["pixels_probe"] = _probe(
-        labelled, labels, test_images, test_labels, seed
+        labelled, labels, test_images, test_labels, folds
     )
     return accuracies, chosen
 
