@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 from aekeras import data
@@ -108,6 +109,22 @@ def test_folders_of_differing_sizes_need_image_size(tmp_path):
         data.open_source(tmp_path)
     images, _ = data.load_arrays(tmp_path, "train", image_size=(16, 16), test_fraction=0.5)
     assert images.shape == (1, 16, 16, 1)
+
+
+def test_a_folder_mixing_sizes_resizes_only_the_files_off_size(tmp_path):
+    """Files already at --image-size come through as stored; the others are resized, in the same batch."""
+    from sklearn.datasets import load_sample_images
+
+    photo = load_sample_images().images[0]
+    at_size, larger = photo[100:124, 200:224], photo[200:248, 300:348]
+    Image.fromarray(at_size).save(tmp_path / "a.png")
+    Image.fromarray(larger).save(tmp_path / "b.png")
+    source = data.open_source(tmp_path, image_size=(24, 24), channels=3)
+    images = [source.examples(split).images[0] for split in ("train", "test")]  # one image each
+    kept, resized = images if np.array_equal(images[0], at_size) else images[::-1]
+    np.testing.assert_array_equal(kept, at_size)
+    expected = tf.image.resize(larger.astype(np.float32), (24, 24), antialias=True)
+    np.testing.assert_array_equal(resized, np.round(np.clip(expected.numpy(), 0, 255)).astype(np.uint8))
 
 
 def test_prepared_tfds_data_set_reads_offline(tfds_digits_dir):
