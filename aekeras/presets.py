@@ -200,11 +200,28 @@ def one_class(image_spec=None):
     return pca_rival(32, image_spec)
 
 
+# The widest code `dense` trains on one thread per op (`_one_thread_when_narrow`).
+NARROW_CODE = 64
+
+
+def _one_thread_when_narrow(options):
+    """One thread per op for narrow dense codes, TensorFlow's choice otherwise.
+
+    A 784-30-784 step is some forty ops on 256 x 784 floats or less, too
+    small to gain from splitting across threads: one thread per op trained
+    it 1.5x faster on 2 cores (BENCHMARKS.md's race and command-line run).
+    The over-complete 784-500-784 was 7% slower on one thread (measured
+    once, outside the benchmark), so wide codes keep TensorFlow's choice.
+    """
+    return 1 if options["latent_dim"] <= NARROW_CODE else 0
+
+
 register_model(
     "dense",
     nyu_dense,
     (latent_option(30, "code size (500: the over-complete model)"), TIED_WEIGHTS),
     "the NYU lecture's dense autoencoder, 784-30-784 tanh on [-1, 1]",
+    intra_op_threads=_one_thread_when_narrow,
 )
 register_model(
     "conv",

@@ -46,12 +46,18 @@ class Option:
 
 @dataclasses.dataclass(frozen=True)
 class ModelEntry:
-    """A registered model: `build(image_spec, **options)` gives an untrained model."""
+    """A registered model: `build(image_spec, **options)` gives an untrained model.
+
+    `intra_op_threads` is the number of threads per TensorFlow op that
+    trains it fastest (0: TensorFlow's own choice, one per core), or a
+    function of the builder options giving it; see `default_intra_op_threads`.
+    """
 
     name: str
     build: object
     options: tuple
     description: str
+    intra_op_threads: object = 0
 
     def option(self, name):
         return next((o for o in self.options if o.name == name), None)
@@ -78,16 +84,21 @@ class ModelEntry:
             {k: v for k, v in values.items() if k in evaluation},
         )
 
+    def default_intra_op_threads(self, options):
+        """The threads per op that train this model, with `options`, fastest (0: TensorFlow's choice)."""
+        rule = self.intra_op_threads
+        return rule(self.split_options(options)[0]) if callable(rule) else rule
+
 
 _REGISTRY = {}
 _plugins_loaded = False
 
 
-def register_model(name, build, options=(), description=""):
+def register_model(name, build, options=(), description="", intra_op_threads=0):
     """Registers `build(image_spec, **options) -> model` under `name`; returns the entry."""
     if name in _REGISTRY and _REGISTRY[name].build is not build:
         raise ValueError(f"a model named {name!r} is already registered")
-    _REGISTRY[name] = ModelEntry(name, build, tuple(options), description)
+    _REGISTRY[name] = ModelEntry(name, build, tuple(options), description, intra_op_threads)
     return _REGISTRY[name]
 
 

@@ -204,8 +204,12 @@ def _keras_side(label, name, split, seed, compile_options, batch_size=BATCH_SIZE
     return _Side(label, "aekeras", run_epoch, test_loss)
 
 
-def _torch_side(label, name, split, seed, orders, compiled):
-    """The PyTorch twin with the Keras model's initial weights; `torch.compile`d if `compiled`."""
+def _torch_side(label, name, split, seed, orders, compiled, threads=2):
+    """The PyTorch twin with the Keras model's initial weights; `torch.compile`d if `compiled`.
+
+    `threads`: PyTorch's threads while this side runs (it can change them
+    at any time, unlike TensorFlow).
+    """
     (examples, test_examples), _ = split
     model = _keras_model(name, seed)
     twin = _torch_twin(name, model)
@@ -227,11 +231,13 @@ def _torch_side(label, name, split, seed, orders, compiled):
     step = torch.compile(step) if compiled else step
 
     def run_epoch(epoch):
+        torch.set_num_threads(threads)
         twin.train()
         for indices in orders[epoch]:
             step(x_train[indices])
 
     def test_loss():
+        torch.set_num_threads(threads)
         with torch.no_grad():
             chunks = [x_test[i : i + 1000] for i in range(0, len(x_test), 1000)]
             return sum(float(_torch_loss(name, twin, c)) * len(c) for c in chunks) / len(x_test)
@@ -257,7 +263,6 @@ def _race(sides, epochs, samples):
     target is training time until the test loss first reaches the worst
     final loss of the race.
     """
-    torch.set_num_threads(2)
     for epoch in range(epochs):
         turn = epoch % len(sides)
         for side in sides[turn:] + sides[:turn]:
@@ -292,8 +297,12 @@ def _ratios(race, label, rivals):
     return {"ratio": ratio, "spread": _spread(per_repeat), "rival": best}
 
 
-def model_race(name, split, settings, seed=0):
-    """aekeras's defaults (and XLA toggled) against PyTorch eager and compiled, on one model."""
+def model_race(name, split, settings, seed=0, threads=0):
+    """aekeras's defaults (and XLA toggled) against PyTorch eager and compiled, on one model.
+
+    `threads`: TensorFlow's threads per op in this process (0: its own
+    choice). Where aekeras trains on one, PyTorch is also timed on one.
+    """
     count = len(split[0][0])
     orders = _epoch_orders(count, seed, settings.epochs)
     default_jit = _keras_model(name, seed).default_jit_compile
@@ -305,6 +314,9 @@ def model_race(name, split, settings, seed=0):
     ]
     if settings.torch_compile:
         sides.append(_torch_side("PyTorch torch.compile", name, split, seed, orders, compiled=True))
+    if threads == 1:
+        best = "PyTorch torch.compile, 1 thread" if settings.torch_compile else "PyTorch eager, 1 thread"
+        sides.append(_torch_side(best, name, split, seed, orders, settings.torch_compile, threads=1))
     race = _race(sides, settings.epochs, count)
     rivals = [label for label, side in race.items() if side["kind"] == "torch"]
     return {
@@ -334,6 +346,42 @@ def lever_race(split, settings, seed=0):
         sides.append(_keras_side(label, "dense", split, seed, options, batch_size=batch_size))
     race = _race(sides, settings.epochs, count)
     return {label: _ratios(race, label, ["aekeras"]) for label in levers} | {"sides": race}
+
+
+def _model_threads(name):
+    """TensorFlow's threads per op that `aekeras train NAME` uses by default (0: TensorFlow's choice)."""
+    return registry.get_model(name).default_intra_op_threads({})
+
+
+def in_fresh_process(task, name, settings):
+    """`task` ("race" or "levers") on model `name`, in a fresh process with the model's default threads.
+
+    TensorFlow fixes its threads when it starts, so a race run as
+    `aekeras train` runs needs a process of its own. Returns the task's
+    results and the threads per op TensorFlow had there.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        result = Path(folder) / "result.json"
+        settings_json = json.dumps(dataclasses.asdict(settings))
+        command = [sys.executable, __file__, "--task", task, name, settings_json, str(result)]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        answer = json.loads(result.read_text())
+        return answer["result"], answer["intra_op_threads"]
+
+
+def _run_task(task, name, settings_json, result_path):
+    """The child's side of `in_fresh_process`."""
+    settings = BenchSettings(**json.loads(settings_json))
+    settings.cli_epochs = tuple(settings.cli_epochs)
+    threads = _model_threads(name)
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    split = _split(settings)
+    if task == "race":
+        result = model_race(name, split, settings, threads=threads)
+    else:
+        result = lever_race(split, settings)
+    answer = {"result": result, "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads()}
+    Path(result_path).write_text(json.dumps(answer, default=float))
 
 
 # --- where the time goes ----------------------------------------------------------
@@ -450,7 +498,7 @@ def _cli_sides(settings, folder):
             {},
         )
         # A process-wide setting: only a race of whole processes can compare it.
-        sides["aekeras train dense --intra-op-threads 1"] = (aekeras_train("--intra-op-threads", "1"), {})
+        sides["aekeras train dense --intra-op-threads 0"] = (aekeras_train("--intra-op-threads", "0"), {})
     return sides
 
 
@@ -585,16 +633,19 @@ def run(settings=None, progress=print):
     }
     progress("matmul peak")
     results["matmul_peak_flops"] = matmul_peak(settings.matmul_size)
+    results["intra_op_threads"] = {}
     for name in MODELS:
         progress(f"training race: {name}")
-        results["training"][name] = model_race(name, split, settings)
+        results["training"][name], results["intra_op_threads"][name] = in_fresh_process(
+            "race", name, settings
+        )
         progress("  " + _train_line(name, results["training"][name]))
     dense = results["training"]["dense"]["sides"]["aekeras"]["throughput"]["median"]
     results["dense_peak_fraction"] = (
         dense * 3 * forward_flops(_keras_model("dense", 0)) / results["matmul_peak_flops"]
     )
     progress("levers (dense)")
-    results["levers"] = lever_race(split, settings)
+    results["levers"], _ = in_fresh_process("levers", "dense", settings)
     progress("command line against the lecture's loop")
     results["cli"] = cli_race(settings, len(train))
     progress("input pipeline")
@@ -736,7 +787,10 @@ def _training_section(results):
         "lecture's eager loop and the same step under `torch.compile` (batches gathered outside the "
         "timing). Sides alternate epoch by epoch; the first epoch (tracing, compiling) is left out of "
         "the throughput, the others are the repeats. Time to target: training time until the test "
-        "loss first reaches the worst final loss of the race.",
+        "loss first reaches the worst final loss of the race. Each model races in a fresh process "
+        "that gives TensorFlow the threads per op `aekeras train` gives it "
+        f"({_threads_text(results)}); PyTorch runs on 2 threads, and where aekeras runs on one, "
+        "PyTorch is timed on one as well.",
     ]
     for name in MODELS:
         race = results["training"][name]
@@ -820,6 +874,11 @@ def _systems_section(results):
     return out
 
 
+def _threads_text(results):
+    threads = results["intra_op_threads"]
+    return ", ".join(f"{name} {threads[name] or 'one per core'}" for name in MODELS)
+
+
 def _defaults_section(results):
     """Which levers the defaults use, and the figures of this run that decided it."""
     out = [
@@ -853,9 +912,10 @@ def _defaults_section(results):
         "XLA is a default only where its repeats all beat the plain graph: it takes a compile of "
         "seconds per run, and on the CPU it loses on convolutions. A whole epoch per call is not the "
         "default either: the progress bar and per-batch callbacks would then stand still until the "
-        "epoch ends. Threads are TensorFlow's own choice (one per core) unless `--intra-op-threads` "
-        "says otherwise: TensorFlow fixes them when it starts, so only whole processes can compare "
-        "them (the line above). Batch size is the lecture's 256: `batch 1024` above makes a quarter "
+        "epoch ends. Threads per op are the model's (`ModelEntry.default_intra_op_threads`: "
+        f"{_threads_text(results)}) unless `--intra-op-threads` says otherwise; TensorFlow fixes them "
+        "when it starts, so only whole processes can compare them (`--intra-op-threads 0`, "
+        "TensorFlow's own choice, above). Batch size is the lecture's 256: `batch 1024` above makes a quarter "
         "of the updates per epoch, so its time to target, not its samples per second, says whether "
         "it wins. Fused optimizer "
         "updates (`ResourceApplyAdam` per variable) were tried outside this benchmark and did not win.",
@@ -914,7 +974,11 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small sizes, to prove it works")
     parser.add_argument("--out", default="BENCHMARKS.md")
     parser.add_argument("--from-json", help="rewrite OUT from a run's saved results instead of running")
+    parser.add_argument("--task", nargs=4, help=argparse.SUPPRESS)  # in_fresh_process's child
     args = parser.parse_args(argv)
+    if args.task:
+        _run_task(*args.task)
+        return 0
     if args.from_json:
         results = load_results(args.from_json)
         command = results["command"]

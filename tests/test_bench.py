@@ -63,6 +63,11 @@ def test_quick_run_reports_every_figure(tmp_path):
         assert dense[label]["test_loss"][-1] == pytest.approx(
             dense["PyTorch eager"]["test_loss"][-1], rel=0.01
         )
+    # Each race ran with the threads per op `aekeras train` uses for its
+    # model, and PyTorch was timed on one thread where aekeras was.
+    assert results["intra_op_threads"] == {"dense": 1, "conv": 0, "vae": 0}
+    assert "PyTorch eager, 1 thread" in dense
+    assert "PyTorch eager, 1 thread" not in results["training"]["conv"]["sides"]
     assert 0 < results["dense_peak_fraction"] < 1
     cli = results["cli"]["sides"]
     assert set(cli) == {"aekeras train dense", "lecture PyTorch loop"}

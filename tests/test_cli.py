@@ -357,11 +357,16 @@ def test_the_conditional_vae_refuses_unlabelled_data_in_one_line(tmp_path, rgb_c
 
 
 def test_intra_op_threads_reach_tensorflow_from_the_command_line(tmp_path):
-    args = ["train", "dense", "--intra-op-threads", "1", "--epochs", "1", "--limit", "512", "--quiet"]
+    args = ["train", "dense", "--epochs", "1", "--limit", "512", "--quiet"]
     result = run(args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "saved_models/dense/1/run.json").read_text())
-    assert record["settings"]["intra_op_threads"] == 1
+    assert record["settings"]["intra_op_threads"] is None
+    assert record["environment"]["intra_op_threads"] == 1  # the lecture's dense model's own
+    result = run([*args, "--intra-op-threads", "0", "--name", "tf_threads"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "saved_models/tf_threads/1/run.json").read_text())
+    assert record["environment"]["intra_op_threads"] == 0  # TensorFlow's own choice
     result = run(["train", "dense", "--intra-op-threads", "-1"], cwd=tmp_path, timeout=120)
     assert result.returncode == 2 and "--intra-op-threads: -1 is less than 0" in stderr_line(result)
 

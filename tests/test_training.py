@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from aekeras import data, training
 from aekeras.models import DenseAutoencoder
+from aekeras.registry import get_model
 from aekeras.training import AtomicBackupAndRestore, TrainConfig, read_history, runner, train
 
 
@@ -235,12 +236,32 @@ def test_intra_op_threads_reach_tensorflow_in_a_fresh_process(tmp_path):
     script = (
         "import tensorflow as tf\n"
         "from aekeras.training import TrainConfig, train\n"
-        f"train(TrainConfig(epochs=1, limit=512, verbose=0, intra_op_threads=1, out={str(tmp_path / 'out')!r}, "
+        f"train(TrainConfig(epochs=1, limit=512, verbose=0, intra_op_threads=2, out={str(tmp_path / 'out')!r}, "
         f"run_dir={str(tmp_path / 'runs')!r}))\n"
         "print('threads', tf.config.threading.get_intra_op_parallelism_threads())\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "threads 1" in result.stdout
+    assert "threads 2" in result.stdout
     record = json.loads((tmp_path / "out/dense/1/run.json").read_text())
-    assert record["settings"]["intra_op_threads"] == 1
+    assert record["settings"]["intra_op_threads"] == 2
+    assert record["environment"]["intra_op_threads"] == 2
+
+
+@pytest.mark.parametrize(
+    ("model", "options", "threads"),
+    [("dense", {}, 1), ("dense", {"latent_dim": 64}, 1), ("dense", {"latent_dim": 500}, 0), ("conv", {}, 0)],
+)
+def test_each_model_has_its_default_threads(model, options, threads):
+    assert get_model(model).default_intra_op_threads(options) == threads
+
+
+def test_default_threads_leave_a_running_tensorflow_alone(tmp_path):
+    tf.zeros(1).numpy()  # TensorFlow has started, with its own thread pools
+    before = tf.config.threading.get_intra_op_parallelism_threads()
+    config = TrainConfig(
+        epochs=1, limit=256, verbose=0, out=str(tmp_path / "out"), run_dir=str(tmp_path / "runs")
+    )
+    result = train(config)
+    assert result["environment"]["intra_op_threads"] == before
+    assert (tmp_path / "out/dense/1/saved_model.pb").is_file()

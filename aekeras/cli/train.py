@@ -94,8 +94,9 @@ def add_parser(commands):
     parser.add_argument(
         "--intra-op-threads",
         type=non_negative_int,
-        default=0,
-        help="threads each TensorFlow op may use (default 0: one per core; BENCHMARKS.md measures 1)",
+        default=None,
+        help="threads each TensorFlow op may use (default: the model's, 1 for dense with a code of at "
+        "most 64, else 0; 0: TensorFlow's choice, one per core; BENCHMARKS.md measures both)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seeds the weights, the data order and the noise")
     parser.add_argument("--out", default="saved_models", help="SavedModels go to OUT/MODEL/VERSION/")
@@ -153,7 +154,7 @@ def run(args):
         # Before anything else runs: TensorFlow fixes its threads when it
         # starts, multi_worker must configure its collectives first, and a
         # bad TF_CONFIG is a usage error.
-        use_intra_op_threads(config.intra_op_threads)
+        use_intra_op_threads(config)
         distribution_strategy(config.strategy)
         source = open_data(config)
         # Model arguments out of range fail here, before any data is read.

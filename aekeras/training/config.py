@@ -51,11 +51,13 @@ class TrainConfig:
             faster for small models (BENCHMARKS.md); per-batch callbacks
             and the progress bar then advance once per call (the NaN stop
             still names the exact batch).
-        intra_op_threads: threads each TensorFlow op may use; 0, the
-            default, leaves TensorFlow's own choice (one per core). Takes
-            effect only in a process where TensorFlow has not started yet
-            (the command line's); BENCHMARKS.md measures one thread
-            against the default.
+        intra_op_threads: threads each TensorFlow op may use; `None`, the
+            default, takes the model's (`ModelEntry.default_intra_op_threads`:
+            one for the lecture's dense model, TensorFlow's choice, one per
+            core, for the others) where TensorFlow has not started yet, and
+            leaves TensorFlow as it is otherwise; 0 asks for TensorFlow's
+            choice. A number takes effect only in a process where TensorFlow
+            has not started (the command line's).
     """
 
     model: str = "dense"
@@ -77,7 +79,7 @@ class TrainConfig:
     verbose: int = 1
     strategy: str = "default"
     steps_per_execution: int = None
-    intra_op_threads: int = 0
+    intra_op_threads: int = None
     restart: bool = False
     allow_contract_change: bool = False
 
@@ -98,7 +100,8 @@ class TrainConfig:
                 continue  # the model's default
             if not (isinstance(value, int) and value > 0):
                 raise ValueError(f"{field} must be a positive integer, got {value!r}")
-        if not (isinstance(self.intra_op_threads, int) and self.intra_op_threads >= 0):
+        threads = self.intra_op_threads
+        if threads is not None and not (isinstance(threads, int) and threads >= 0):
             raise ValueError(f"intra_op_threads must be 0 or more, got {self.intra_op_threads!r}")
         if self.limit is not None and not (isinstance(self.limit, int) and self.limit > 0):
             raise ValueError(f"limit must be a positive integer, got {self.limit!r}")

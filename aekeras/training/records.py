@@ -21,6 +21,8 @@ def environment():
         "numpy": np.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
+        # 0: TensorFlow's own choice, one per core.
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
     }
 
 

@@ -176,21 +176,29 @@ def _record(config, source, model, strategy, metrics, run_dir, clock):
     }
 
 
-def use_intra_op_threads(threads):
-    """Sets the threads each TensorFlow op may use (0: leaves TensorFlow's own choice).
+def use_intra_op_threads(config):
+    """Sets the threads each TensorFlow op may use, as `config.intra_op_threads` says.
+
+    `None` takes the model's default (`ModelEntry.default_intra_op_threads`)
+    if TensorFlow has not started yet, and otherwise leaves it as it is; 0
+    is TensorFlow's own choice (one per core).
 
     Raises:
-        ValueError: if TensorFlow has already started with another number;
-            it fixes its thread pools when it starts.
+        ValueError: if a number is asked of a TensorFlow already started
+            with another; it fixes its thread pools when it starts.
     """
-    if not threads or tf.config.threading.get_intra_op_parallelism_threads() == threads:
+    asked = config.intra_op_threads
+    threads = asked if asked is not None else get_model(config.model).default_intra_op_threads(config.options)
+    if tf.config.threading.get_intra_op_parallelism_threads() == threads:
         return
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
     except RuntimeError:
+        if asked is None:
+            return  # a default only: TensorFlow keeps the threads it started with
         raise ValueError(
             f"intra_op_threads {threads} must be set before TensorFlow starts; TensorFlow is already "
-            "running in this process (set it in a fresh one, or leave it at 0)"
+            "running in this process (set it in a fresh one, or leave it unset)"
         ) from None
 
 
@@ -235,7 +243,7 @@ def train(config, source=None, progress=print):
         TrainingInterrupted: on Ctrl-C, saying how many epochs were kept.
     """
     config.validate()
-    use_intra_op_threads(config.intra_op_threads)
+    use_intra_op_threads(config)
     strategy = distribute.distribution_strategy(config.strategy)
     source = source or open_data(config)
     model, train_data, test_data, share, run_dir, clock = _prepare(config, source, strategy)
