@@ -91,9 +91,28 @@ def test_the_nan_stop_names_the_exact_batch_and_skips_every_later_update(steps):
     assert np.isfinite(history["loss"][0])
 
 
-def test_nearest_upsampling_is_upsampling2d():
-    images = np.random.default_rng(0).uniform(size=(3, 5, 4, 2)).astype(np.float32)
-    np.testing.assert_array_equal(NearestUpsampling2D()(images), keras.layers.UpSampling2D(2)(images))
+def _upsampling_and_gradient(layer, images, weights, jit_compile=False):
+    @tf.function(jit_compile=jit_compile)
+    def run(images):
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            outputs = layer(images)
+            loss = tf.reduce_sum(outputs * weights)
+        return outputs, tape.gradient(loss, images)
+
+    return [t.numpy() for t in run(tf.constant(images))]
+
+
+def test_nearest_upsampling_is_upsampling2d_with_its_gradient(digits):
+    # Two real digits as a 28x14x2 image of odd width, weighted by a third
+    # upsampled digit, so the gradient of each 2x2 block sums four pixels.
+    images = np.concatenate([digits[:3, :, :14], digits[3:6, :, 14:]], axis=-1)
+    weights = tf.constant(np.repeat(np.repeat(digits[6:9, :, :14], 2, axis=1), 2, axis=2) - 0.5)
+    expected = _upsampling_and_gradient(keras.layers.UpSampling2D(2), images, weights)
+    for jit_compile in (False, True):  # the custom gradient compiles with XLA too
+        got = _upsampling_and_gradient(NearestUpsampling2D(), images, weights, jit_compile)
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_allclose(got[1], expected[1], rtol=1e-6, atol=1e-6)
     assert NearestUpsampling2D().compute_output_shape((None, 5, 4, 2)) == (None, 10, 8, 2)
 
 

@@ -54,18 +54,31 @@ class NearestUpsampling2D(keras.layers.Layer):
 
     `UpSampling2D`'s repeat loses static shapes (and then fails TFLite
     conversion), and an image resize has no gradient kernel that XLA
-    compiles on CPU; a reshape and a broadcast do both.
+    compiles on CPU; a reshape and a broadcast do both. Their gradient, a
+    sum over each 2x2 block, is taken as 4 x a 2x2 average pooling: the
+    automatic one (a reduction over two axes of a 6-D tensor) made the conv
+    model's training step about a fifth slower on the CPU.
     """
 
     def call(self, inputs):
-        batch, height, width, channels = ops.shape(inputs)
-        grid = ops.reshape(inputs, (batch, height, 1, width, 1, channels))
-        grid = ops.broadcast_to(grid, (batch, height, 2, width, 2, channels))
-        return ops.reshape(grid, (batch, 2 * height, 2 * width, channels))
+        return _upsample_nearest(inputs)
 
     def compute_output_shape(self, input_shape):
         batch, height, width, channels = input_shape
         return (batch, None if height is None else 2 * height, None if width is None else 2 * width, channels)
+
+
+@ops.custom_gradient
+def _upsample_nearest(inputs):
+    batch, height, width, channels = ops.shape(inputs)
+    grid = ops.reshape(inputs, (batch, height, 1, width, 1, channels))
+    grid = ops.broadcast_to(grid, (batch, height, 2, width, 2, channels))
+
+    def block_sums(*args, upstream=None):
+        upstream = args[0] if upstream is None else upstream
+        return 4.0 * ops.average_pool(upstream, pool_size=2, strides=2, padding="valid")
+
+    return ops.reshape(grid, (batch, 2 * height, 2 * width, channels)), block_sums
 
 
 def dense_layers(sizes, activations, initializer="glorot_uniform", prefix="dense"):
