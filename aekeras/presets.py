@@ -208,10 +208,11 @@ def _one_thread_when_narrow(options):
     """One thread per op for narrow dense codes, TensorFlow's choice otherwise.
 
     A 784-30-784 step is some forty ops on 256 x 784 floats or less, too
-    small to gain from splitting across threads: one thread per op trained
-    it 1.5x faster on 2 cores (BENCHMARKS.md's race and command-line run).
-    The over-complete 784-500-784 was 7% slower on one thread (measured
-    once, outside the benchmark), so wide codes keep TensorFlow's choice.
+    small to gain from splitting across threads: with one thread per op,
+    `fit` trained it at about 340,000 images a second on 2 cores, against
+    230,000 (measured outside the benchmark; BENCHMARKS.md's command-line
+    race times both). The over-complete 784-500-784 was 7% slower on one
+    thread (measured once), so wide codes keep TensorFlow's choice.
     """
     return 1 if options["latent_dim"] <= NARROW_CODE else 0
 

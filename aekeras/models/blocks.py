@@ -57,7 +57,7 @@ class NearestUpsampling2D(keras.layers.Layer):
     compiles on CPU; a reshape and a broadcast do both. Their gradient, a
     sum over each 2x2 block, is taken as 4 x a 2x2 average pooling: the
     automatic one (a reduction over two axes of a 6-D tensor) made the conv
-    model's training step about a fifth slower on the CPU.
+    model's training step a quarter to a third slower on the CPU.
     """
 
     def call(self, inputs):
