@@ -31,7 +31,8 @@ from torch.nn import functional as F
 from aekeras import data, export, registry, tflite
 from aekeras.data.pipeline import index_batches
 from aekeras.models import blocks
-from aekeras.training import environment
+from aekeras.training import TrainConfig, environment
+from aekeras.training.runner import use_intra_op_threads
 
 BATCH_SIZE = 256
 MODELS = ("dense", "conv", "vae")
@@ -373,11 +374,6 @@ def lever_race(split, settings, seed=0):
     return {label: _ratios(race, label, ["aekeras"]) for label in levers} | {"sides": race}
 
 
-def _model_threads(name):
-    """TensorFlow's threads per op that `aekeras train NAME` uses by default (0: TensorFlow's choice)."""
-    return registry.get_model(name).default_intra_op_threads({})
-
-
 def in_fresh_process(task, name, settings):
     """`task` ("race" or "levers") on model `name`, in a fresh process with the model's default threads.
 
@@ -398,14 +394,14 @@ def _run_task(task, name, settings_json, result_path):
     """The child's side of `in_fresh_process`."""
     settings = BenchSettings(**json.loads(settings_json))
     settings.cli_epochs = tuple(settings.cli_epochs)
-    threads = _model_threads(name)
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    use_intra_op_threads(TrainConfig(model=name))  # as `aekeras train NAME` does
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
     split = _split(settings)
     if task == "race":
         result = model_race(name, split, settings, threads=threads)
     else:
         result = lever_race(split, settings)
-    answer = {"result": result, "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads()}
+    answer = {"result": result, "intra_op_threads": threads}
     Path(result_path).write_text(json.dumps(answer, default=float))
 
 
