@@ -114,6 +114,9 @@ def test_nearest_upsampling_is_upsampling2d_with_its_gradient(digits):
         np.testing.assert_array_equal(got[0], expected[0])
         np.testing.assert_allclose(got[1], expected[1], rtol=1e-6, atol=1e-6)
     assert NearestUpsampling2D().compute_output_shape((None, 5, 4, 2)) == (None, 10, 8, 2)
+    # Images whose size is known only when they come: the shapes are computed then.
+    unknown_size = tf.function(NearestUpsampling2D(), input_signature=[tf.TensorSpec((None, None, None, 2))])
+    np.testing.assert_array_equal(unknown_size(tf.constant(images)), expected[0])
 
 
 def test_index_batches_are_a_fresh_seeded_permutation_every_epoch():
