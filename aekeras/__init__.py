@@ -20,6 +20,7 @@ _SUBMODULES = (
     "models",
     "noise",
     "onnx",
+    "optimizers",
     "plotting",
     "presets",
     "registry",

@@ -5,6 +5,7 @@ import tensorflow as tf
 from test_autoencoder import small_autoencoder
 from test_case import mnist
 
+from aekeras import optimizers
 from aekeras.models import (
     IWAE,
     VAE,
@@ -60,9 +61,9 @@ MODELS = {
 }
 
 
-def train_one_step(model, images, strategy, labels=None):
+def train_one_step(model, images, strategy, labels=None, optimizer=lambda: keras.optimizers.SGD(0.1)):
     with strategy.scope():
-        model.compile(optimizer=keras.optimizers.SGD(0.1))
+        model.compile(optimizer=optimizer())
     model.fit(images, labels, epochs=1, batch_size=len(images), shuffle=False, verbose=0)
     return [w.numpy() for w in model.weights]
 
@@ -97,3 +98,23 @@ def test_two_replicas_match_one_device(images, mirrored, name):
     atol = 1e-5 if name == "vqvae" else 2e-6
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_allclose(a, b, atol=atol)
+
+
+def test_fused_adam_under_a_strategy_trains_as_on_one_device(images, mirrored):
+    # Each replica updates its own copy of a variable, so there aekeras's Adam
+    # makes Keras's update instead of its fused kernel's: the same step.
+    keras.utils.set_random_seed(0)
+    single = MODELS["dense"]()
+    initial = single.get_weights()
+    with mirrored.scope():
+        replicated = MODELS["dense"]()
+        replicated.set_weights(initial)
+    batch = images * 2.0 - 1.0
+    got = train_one_step(replicated, batch, mirrored, optimizer=lambda: optimizers.Adam(1e-3))
+    expected = train_one_step(
+        single, batch, tf.distribute.get_strategy(), optimizer=lambda: optimizers.Adam(1e-3)
+    )
+    assert type(replicated.optimizer) is optimizers.Adam
+    assert any(not np.allclose(w, w0) for w, w0 in zip(expected, initial, strict=True))
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-6)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from aekeras import data, training
+from aekeras import data, optimizers, training
 from aekeras.models import DenseAutoencoder
 from aekeras.registry import get_model
 from aekeras.training import AtomicBackupAndRestore, TrainConfig, read_history, runner, train
@@ -79,6 +79,7 @@ def test_cosine_schedule_decays_to_a_tenth_over_the_run(tmp_path):
     model = keras.models.load_model(result["model"])
     assert int(model.optimizer.iterations) == 3 * 8
     assert float(model.optimizer.learning_rate) == pytest.approx(2e-4, rel=1e-3)
+    assert type(model.optimizer) is optimizers.Adam  # the fused one, saved and loaded as such
     assert result["settings"]["learning_rate_schedule"] == "cosine"
     with pytest.raises(ValueError, match="unknown learning_rate_schedule 'step'"):
         TrainConfig(learning_rate_schedule="step").validate()

@@ -8,7 +8,7 @@ import tensorflow as tf
 # metric's direction only from inside a MetricsList.
 from keras.src.trainers.compile_utils import MetricsList
 
-from aekeras import losses
+from aekeras import losses, optimizers
 from aekeras.data import DEFAULT_SPEC, ImageSpec
 from aekeras.models import nonfinite
 
@@ -185,7 +185,8 @@ class BaseAutoencoder(keras.Model):
         `steps_per_execution` and `jit_compile` default to what trains this
         model fastest on a CPU (`default_steps_per_execution`,
         `default_jit_compile`; BENCHMARKS.md); the NaN stop stays exact
-        whatever they are.
+        whatever they are. `optimizer="adam"` is `aekeras.optimizers.Adam`:
+        Keras's Adam with each variable's update in one kernel.
         """
         if loss is not None:
             raise ValueError(
@@ -198,6 +199,8 @@ class BaseAutoencoder(keras.Model):
         distributed = (
             tf.distribute.has_strategy() or self.distribute_strategy is not tf.distribute.get_strategy()
         )
+        if isinstance(optimizer, str) and optimizer.lower() == "adam":
+            optimizer = optimizers.Adam()
         if steps_per_execution is None:
             steps_per_execution = 1 if distributed else self.default_steps_per_execution
         if jit_compile is None:

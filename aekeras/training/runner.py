@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from aekeras import data, export
+from aekeras import data, export, optimizers
 from aekeras.callbacks import LatentProjector, ReconstructionImages
 from aekeras.data.sources import FolderSource
 from aekeras.errors import TrainingInterrupted
@@ -40,7 +40,7 @@ def open_data(config):
 
 
 def compile_model(model, config, train_data):
-    """Compiles with Adam at the config's learning rate, decayed as its schedule says.
+    """Compiles with `aekeras.optimizers.Adam` at the config's learning rate, decayed as its schedule says.
 
     `"cosine"` decays to a tenth of the rate over the run's steps (the
     batches of `train_data` times the epochs).
@@ -50,7 +50,7 @@ def compile_model(model, config, train_data):
         total = _steps_per_epoch(train_data, config) * config.epochs
         learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, total, alpha=0.1)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=optimizers.Adam(learning_rate),
         steps_per_execution=config.steps_per_execution,
     )
 
