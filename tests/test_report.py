@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from aekeras import models
+from aekeras.analysis.anomaly import LATENT_COMPONENTS, SCORES
 from aekeras.report import cached_model
 
 FIGURES = [
@@ -54,7 +55,10 @@ def test_quick_report_writes_every_figure_and_number(tmp_path):
     best = max(part3["telea"]["psnr"], part3["navier_stokes"]["psnr"])
     gain = part3["gain_over_best_inpainter_db"]["conv_denoising"]
     assert gain == pytest.approx(part3["conv_denoising"]["psnr"] - best)
-    assert len(metrics["anomaly"]["auroc"]) == 10
+    part6 = metrics["anomaly"]
+    assert set(part6["auroc"]) == set(part6["mean_auroc"]) == set(SCORES)
+    assert all(len(part6["auroc"][name]) == 10 for name in SCORES)
+    assert set(part6["latent_components"].values()) <= set(LATENT_COMPONENTS)
     assert (
         metrics["pca"]["code_sizes"] == [2, 10, 30]
         and len(metrics["pca"]["tied_linear_principal_angles"]) == 10

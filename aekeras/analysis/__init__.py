@@ -4,7 +4,7 @@ Each function computes one part of `aekeras report` on real data and
 returns a dict of numpy arrays and metrics; `aekeras.plotting` draws them.
 """
 
-from aekeras.analysis.anomaly import one_class_anomaly_detection, out_of_distribution
+from aekeras.analysis.anomaly import OneClassScores, one_class_anomaly_detection, out_of_distribution
 from aekeras.analysis.inpainting import (
     best_inpainting_radii,
     cv2_inpaint,
@@ -35,6 +35,7 @@ __all__ = [
     "latent_grid",
     "latent_scatter",
     "manifold_inpainting",
+    "OneClassScores",
     "one_class_anomaly_detection",
     "out_of_distribution",
     "pooled_psnr",
