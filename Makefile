@@ -31,7 +31,7 @@ test: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest
 
-# Every application of the lecture and the lesson, measured (about 12 minutes on 2 cores).
+# Every application of the lecture and the lesson, measured (about 25 minutes on 2 cores, less with its cache).
 report: setup
 	$(VENV)/bin/aekeras report --out reports/
 
