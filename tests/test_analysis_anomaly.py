@@ -11,6 +11,7 @@ from aekeras.analysis.anomaly import (
     REFERENCE_MEAN_AUROC,
     SCORES,
     LatentDensity,
+    OneClassScores,
     reconstruction_scores,
     relative_reconstruction_scores,
 )
@@ -74,6 +75,13 @@ def test_latent_density_chooses_its_size_on_held_out_codes():
     assert -density.scores(held_out).mean() > single.score(held_out) + 0.1
     # Mixtures larger than the data are not tried.
     assert LatentDensity(fitted[:2], held_out, components=(1, 3)).components == 1
+
+
+def test_one_class_scores_need_held_out_images_to_standardise_on(trained_dense, digits):
+    with pytest.raises(ValueError, match="at least 2 held-out normal images .* got 1"):
+        OneClassScores(trained_dense, digits[:100], digits[100:101])
+    with pytest.raises(ValueError, match=r"no Gaussian mixture of \(4,\) components fits these 3 codes"):
+        LatentDensity(np.zeros((3, 2)), np.zeros((3, 2)), components=(4,))
 
 
 def test_out_of_distribution_of_noise(trained_dense, digits):

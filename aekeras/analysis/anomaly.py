@@ -58,6 +58,8 @@ class LatentDensity:
                 fits[size] = GaussianMixture(size, covariance_type="full", random_state=seed).fit(codes)
             except ValueError:  # scikit-learn: "some components have ill-defined empirical covariance"
                 continue
+        if not fits:
+            raise ValueError(f"no Gaussian mixture of {components} components fits these {len(codes)} codes")
         self.components = max(fits, key=lambda size: fits[size].score(validation_codes))
         self.mixture = fits[self.components]
 
@@ -78,6 +80,11 @@ class OneClassScores:
     """
 
     def __init__(self, model, train_images, validation_images, seed=0):
+        if len(validation_images) < 2:
+            raise ValueError(
+                f"OneClassScores needs at least 2 held-out normal images to standardise on, "
+                f"got {len(validation_images)}"
+            )
         self.model = model
         self.density = LatentDensity(model.embed(train_images), model.embed(validation_images), seed=seed)
         held_out = self._separate(validation_images)
