@@ -1,7 +1,9 @@
+import keras
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
+from sklearn.metrics import roc_auc_score
 from sklearn.mixture import GaussianMixture
 
 import aekeras
@@ -107,3 +109,22 @@ def test_small_models_train_on_one_digit(mnist_train_small, mnist_test_arrays):
     )
     # Ones are the easiest normal class: far better than chance by reconstruction error.
     assert result["auroc"]["reconstruction"][1] > 90 and set(result["auroc"]) == set(SCORES)
+
+
+def test_one_class_scores_on_8x8_digits():
+    # scikit-learn's real 8x8 digits: a model of zeros, trained on half of
+    # them, ranks the other digits above the held-out half's zeros.
+    images, labels = load_digits(return_X_y=True)
+    images = (images / 16.0).reshape(-1, 8, 8, 1).astype("float32")
+    zeros = images[labels == 0]
+    train, held_out, test = zeros[::2], zeros[1::4], np.concatenate([zeros[3::4], images[labels != 0][:500]])
+    keras.utils.set_random_seed(0)
+    model = models.DenseAutoencoder(
+        image_shape=(8, 8, 1), latent_dim=4, output_activation="sigmoid", value_range=(0, 1)
+    )
+    model.compile(optimizer="adam")
+    model.fit(train, epochs=100, batch_size=16, verbose=0)
+    scores = OneClassScores(model, train, held_out)(test)
+    anomalies = np.arange(len(test)) >= len(zeros[3::4])
+    assert set(scores) == set(SCORES) and all(len(v) == len(test) for v in scores.values())
+    assert roc_auc_score(anomalies, scores["combined"]) > 0.9

@@ -16,6 +16,8 @@ REFERENCE_MEAN_AUROC = {
 }
 # The one-class scores, in the order the report shows them (see `OneClassScores`).
 SCORES = ("reconstruction", "relative_reconstruction", "latent_density", "combined")
+# The scores `combined` adds, each standardised on held-out normal images.
+_COMBINED = ("relative_reconstruction", "latent_density")
 # The mixture sizes `LatentDensity` chooses from.
 LATENT_COMPONENTS = (1, 2, 4, 8, 16, 32, 64)
 # A blank image's mean square, so that its relative error stays finite.
@@ -34,8 +36,13 @@ def relative_reconstruction_scores(model, images, batch_size=1000):
     any model, so plain MSE ranks it as normal; relative to the image's
     energy, its error counts as much as a heavy image's.
     """
+    return _relative(reconstruction_scores(model, images, batch_size), images)
+
+
+def _relative(errors, images):
+    """Per-image `errors` over each image's mean square."""
     energy = np.mean(np.square(np.reshape(images, (len(images), -1))), axis=1)
-    return reconstruction_scores(model, images, batch_size) / np.maximum(energy, _TINY_ENERGY)
+    return errors / np.maximum(energy, _TINY_ENERGY)
 
 
 class LatentDensity:
@@ -86,22 +93,26 @@ class OneClassScores:
                 f"got {len(validation_images)}"
             )
         self.model = model
-        self.density = LatentDensity(model.embed(train_images), model.embed(validation_images), seed=seed)
-        held_out = self._separate(validation_images)
-        self.center = {name: float(np.mean(values)) for name, values in held_out.items()}
-        self.spread = {name: float(np.std(values)) for name, values in held_out.items()}
+        validation_codes = model.embed(validation_images)
+        self.density = LatentDensity(model.embed(train_images), validation_codes, seed=seed)
+        held_out = self._parts(validation_images, validation_codes)
+        self.center = {name: float(np.mean(held_out[name])) for name in _COMBINED}
+        self.spread = {name: float(np.std(held_out[name])) for name in _COMBINED}
 
-    def _separate(self, images):
+    def _parts(self, images, codes):
+        """Every score but `combined`, from one reconstruction of `images` and their `codes`."""
+        errors = reconstruction_scores(self.model, images)
         return {
-            "relative_reconstruction": relative_reconstruction_scores(self.model, images),
-            "latent_density": self.density.scores(self.model.embed(images)),
+            "reconstruction": errors,
+            "relative_reconstruction": _relative(errors, images),
+            "latent_density": self.density.scores(codes),
         }
 
     def __call__(self, images):
         """`{score name: per-image scores}`, for every name in `SCORES`."""
-        separate = self._separate(images)
-        combined = sum((values - self.center[name]) / self.spread[name] for name, values in separate.items())
-        return {"reconstruction": reconstruction_scores(self.model, images), **separate, "combined": combined}
+        scores = self._parts(images, self.model.embed(images))
+        scores["combined"] = sum((scores[name] - self.center[name]) / self.spread[name] for name in _COMBINED)
+        return scores
 
 
 def _held_out_split(images, fraction, seed):

@@ -187,13 +187,14 @@ def _one_class_text(one_class):
     return (
         "One model per digit (784-256-32-256-784, sigmoid output, BCE), trained on that digit's "
         f"training images only, less a tenth held out ({held_out} images over the ten digits); every "
-        "test image is scored, and the AUROC says how well the other digits rank above the normal one. The "
-        "lecture's score is the reconstruction MSE. It ranks thin digits as normal, since little ink "
+        "test image is scored, and the AUROC says how well the other digits rank above the normal one. "
+        "The lecture's score is the reconstruction MSE. It ranks thin digits as normal, since little ink "
         "makes a small error whatever the model, so the relative error divides it by the image's mean "
         "square. The latent density is the code's -log density under a Gaussian mixture of the "
         f"training codes, its size ({LATENT_COMPONENTS[0]} to {LATENT_COMPONENTS[-1]} components, last "
-        "column) chosen by the held-out images' likelihood. The combined score adds the two, each standardised on the held-out images: nothing is chosen "
-        f"on test images or on anomalies. Published mean AUROCs on this protocol: {references}."
+        "column) chosen by the held-out images' likelihood. The combined score adds the two, each "
+        "standardised on the held-out images: nothing is chosen on test images or on anomalies. "
+        f"Published mean AUROCs on this protocol: {references}."
     )
 
 
