@@ -29,7 +29,7 @@ train: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n 2 --dist loadfile
 
 # Every application of the lecture and the lesson, measured (about 25 minutes on 2 cores, less with its cache).
 report: setup

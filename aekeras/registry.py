@@ -8,8 +8,10 @@ through the `aekeras.models` entry-point group, whose entries are modules
 that call `register_model` when imported.
 """
 
+import contextlib
 import dataclasses
 import inspect
+import random
 from importlib import metadata
 
 ENTRY_POINT_GROUP = "aekeras.models"
@@ -143,10 +145,31 @@ def get_model(name):
 def build_model(name, image_spec, seed=None, **options):
     """The untrained model `name` for images of `image_spec`, with `options`.
 
-    `seed` goes to builders that take one (models that draw noise).
+    `seed` sets the initial weights (the same seed, the same weights, however
+    often it is called) and goes to builders that take one (models that
+    draw noise). Without it, the weights follow Keras's global seed.
     """
     entry = get_model(name)
     builder_options, _ = entry.split_options(options)
-    if seed is not None and "seed" in inspect.signature(entry.build).parameters:
+    if seed is None:
+        return entry.build(image_spec, **builder_options)
+    if "seed" in inspect.signature(entry.build).parameters:
         builder_options["seed"] = seed
-    return entry.build(image_spec, **builder_options)
+    with _seeded_initializers(seed):
+        return entry.build(image_spec, **builder_options)
+
+
+@contextlib.contextmanager
+def _seeded_initializers(seed):
+    """Python's `random` seeded with `seed` for the block, and put back as it was after.
+
+    Keras draws the seed of each initializer made without one from Python's
+    `random`, so this fixes a build's weights without touching anyone
+    else's draws (`keras.utils.set_random_seed` reseeds every generator).
+    """
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(state)

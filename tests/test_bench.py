@@ -38,6 +38,14 @@ def test_forward_flops_of_the_lecture_model():
     assert bench.forward_flops(model) == 2 * (784 * 30 + 30 * 784)
 
 
+def test_both_readers_count_every_image_of_an_epoch(mnist_dir):
+    import aekeras
+
+    dataset = aekeras.data.load("mnist", "test", limit=1000, batch_size=256, data_dir=mnist_dir)
+    # 1,000 images: three full batches and a last one of 232.
+    assert bench.epoch_reader(dataset)() == bench.epoch_reader(dataset, graph=False)() == 1000
+
+
 def test_peak_memory_is_the_commands_own():
     # wait4's ru_maxrss would count this test process's memory (TensorFlow,
     # PyTorch) in any child it forks; the benchmark reads the child's own.
@@ -75,6 +83,9 @@ def test_quick_run_reports_every_figure(tmp_path):
     # Two different programs: their peaks are their own, not the benchmark's.
     assert cli["aekeras train dense"]["peak_bytes"] != cli["lecture PyTorch loop"]["peak_bytes"]
     assert all(rate > 0 for rate in results["pipeline"]["images_per_second"].values())
+    loop_rates = results["pipeline"]["python_loop_images_per_second"]
+    assert set(loop_rates) == {"in memory", "PNG folder, cached", "PNG folder, decoded as read"}
+    assert all(rate > 0 for rate in loop_rates.values())
     assert set(results["serving"]["saved_model_images_per_second"]) == {1, 256}
     lines = bench.summary_lines(results)
     assert [line.split(":")[0] for line in lines[:3]] == [f"train {name}" for name in bench.MODELS]

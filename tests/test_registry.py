@@ -2,9 +2,12 @@
 
 import json
 import os
+import random
 import subprocess
 import sys
 
+import keras
+import numpy as np
 import pytest
 
 from aekeras import registry
@@ -82,6 +85,22 @@ def test_every_built_in_model_is_registered_with_its_options():
         model.noise == "dropout"
         and model.seed == 7
         and model.get_config()["autoencoder"]["config"]["latent_dim"] == 500
+    )
+
+
+def test_a_seed_fixes_the_initial_weights_and_leaves_every_other_draw_alone():
+    state = random.getstate()
+    first = registry.build_model("vae", None, seed=0).get_weights()
+    assert random.getstate() == state
+    again = registry.build_model("vae", None, seed=0).get_weights()
+    other = registry.build_model("vae", None, seed=1).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not np.array_equal(first[0], other[0])
+    # As `aekeras train` builds: its global reseeding changes nothing.
+    keras.utils.set_random_seed(7)
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(first, registry.build_model("vae", None, seed=0).get_weights(), strict=True)
     )
 
 

@@ -81,6 +81,12 @@ def test_int16x8_is_closer_than_int8_in_every_signature(exported_models, convert
     int8 = tflite.max_differences(converted[name]["int8"].path, digits)
     assert {"serving_default", "encode", "decode"} <= set(int16x8) and "sample" not in int16x8
     for signature, outputs in int16x8.items():
+        if name == "vqvae" and signature == "encode":
+            # Codebook picks: one flipped position moves a whole codebook
+            # vector, so the largest difference says which two vectors were
+            # nearly tied, not how close the mode is; the picks' agreement is
+            # compared in test_vqvae_indices_survive_conversion.
+            continue
         for output, difference in outputs.items():
             assert difference < int8[signature][output] and difference < 0.1, (signature, output, difference)
     runner = converted[name]["int16x8"]
@@ -95,18 +101,20 @@ def test_int16x8_is_closer_than_int8_in_every_signature(exported_models, convert
 def test_vqvae_indices_survive_conversion(converted, digits):
     expected = converted["vqvae"]["none"]("encode", images=digits)["indices"]
     assert expected.dtype == np.int32 and expected.shape == (len(digits), 7, 7)
+    agreement = {}
     for quantize, runner in converted["vqvae"].items():
-        indices = runner("encode", images=digits)["indices"]
-        # Quantised distances may flip a position between two near-equal
-        # codebook vectors; the float file agrees exactly. Measured on this
-        # model: float16 99.98%, dynamic 99.5%, int16x8 99.4%, int8 73%:
-        # int8 activations are too coarse for nearest-vector search.
-        agreement = np.mean(indices == expected)
-        least = {"none": 1.0, "int8": 0.6}.get(quantize, 0.98)
-        assert agreement >= least, (quantize, agreement)
+        agreement[quantize] = np.mean(runner("encode", images=digits)["indices"] == expected)
         images = runner("decode_indices", indices=expected)["images"]
         reference = converted["vqvae"]["none"]("decode_indices", indices=expected)["images"]
         assert np.max(np.abs(images - reference)) < 0.3
+    # Quantised distances may flip a position between two near-equal
+    # codebook vectors; the float file agrees exactly. Measured on a
+    # one-epoch model: float16 99.98%, dynamic 99.5%, int16x8 99.4% and int8
+    # 73%; from other initial weights int8 gave 54%. int8 activations are too
+    # coarse for nearest-vector search, which README's advice (int16x8) rests on.
+    assert agreement["none"] == 1.0
+    assert all(agreement[q] >= 0.98 for q in ("float16", "dynamic", "int16x8")), agreement
+    assert agreement["int8"] < agreement["int16x8"], agreement
 
 
 def test_int16x8_keeps_the_dense_models_pixels_within_a_hundredth(converted, digits):
