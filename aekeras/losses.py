@@ -53,9 +53,27 @@ def reconstruction_loss(name, targets, reconstructions, reduction="mean"):
     return RECONSTRUCTION_LOSSES[name](targets, reconstructions, reduction)
 
 
-def bernoulli_log_likelihood(targets, probs, reduction="sum"):
-    """log p(x | probs) of a Bernoulli decoder, summed over pixels per example."""
-    return -binary_crossentropy(targets, probs, reduction)
+def bernoulli_log_likelihood(targets, logits, reduction="sum"):
+    """log p(x | logits) of a Bernoulli decoder, summed over pixels per example.
+
+    x * logits - softplus(logits), from the logits: exact for every logit,
+    where the cross-entropy of probabilities clipped to [eps, 1 - eps] caps
+    a pixel's term and gives it no gradient past the clip. The gradient,
+    x - sigmoid(logits), is written out: one pass over the pixels instead of
+    the several autodiff makes of softplus and the product.
+    """
+    targets = ops.convert_to_tensor(targets, "float32")
+
+    @ops.custom_gradient
+    def log_probabilities(logits):
+        def gradient(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            return upstream * (targets - ops.sigmoid(logits))
+
+        return targets * logits - ops.softplus(logits), gradient
+
+    return _per_example(log_probabilities(logits), reduction)
 
 
 def continuous_bernoulli_log_normalizer(probs):
@@ -74,14 +92,14 @@ def continuous_bernoulli_log_normalizer(probs):
     return ops.where(near_half, taylor, exact)
 
 
-def continuous_bernoulli_log_likelihood(targets, probs, reduction="sum"):
-    """log p(x | lambda) of a continuous Bernoulli decoder, summed per example.
+def continuous_bernoulli_log_likelihood(targets, logits, reduction="sum"):
+    """log p(x | lambda) of a continuous Bernoulli decoder, lambda = sigmoid(logits), summed per example.
 
     The Bernoulli log-likelihood plus the log-normaliser that makes it a
     density on [0, 1], so it is a likelihood of grey levels too.
     """
-    return bernoulli_log_likelihood(targets, probs, reduction) + _per_example(
-        continuous_bernoulli_log_normalizer(probs), reduction
+    return bernoulli_log_likelihood(targets, logits, reduction) + _per_example(
+        continuous_bernoulli_log_normalizer(ops.sigmoid(logits)), reduction
     )
 
 

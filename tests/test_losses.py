@@ -35,6 +35,25 @@ def test_binary_crossentropy_stays_finite_at_saturated_outputs():
     assert np.all(np.isfinite(values)) and float(values[0]) > 10
 
 
+def test_bernoulli_log_likelihood_from_logits_and_its_gradient_are_exact_where_clipping_is_not():
+    import tensorflow as tf
+
+    targets = np.array([[0.0, 1.0, 1.0, 0.3]], np.float32)
+    logits = tf.constant([[-2.0, 1.5, -30.0, 40.0]])
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        per_pixel = losses.bernoulli_log_likelihood(targets, logits, "none")
+        total = losses.bernoulli_log_likelihood(targets, logits)
+    x, z = targets.astype(np.float64), logits.numpy().astype(np.float64)
+    expected = x * z - np.logaddexp(0.0, z)
+    np.testing.assert_allclose(per_pixel, expected, rtol=1e-6)
+    assert float(total[0]) == pytest.approx(expected.sum(), rel=1e-6)
+    # A pixel the decoder is sure of, wrongly: -30 nats, and a full gradient
+    # to correct it; probabilities clipped at 1e-7 would give -16.1 and none.
+    assert float(per_pixel[0, 2]) == pytest.approx(-30.0, abs=1e-6)
+    np.testing.assert_allclose(tape.gradient(total, logits), x - 1 / (1 + np.exp(-z)), atol=1e-6)
+
+
 def test_unknown_names_are_refused():
     with pytest.raises(ValueError, match="unknown reconstruction loss 'l1'"):
         losses.reconstruction_loss("l1", np.zeros((1, 1)), np.zeros((1, 1)))
@@ -89,7 +108,8 @@ def test_continuous_bernoulli_is_a_density_with_the_stated_mean():
         float(losses.continuous_bernoulli_log_normalizer(np.array([[p]], np.float32))[0, 0])
         for p in (0.3, 0.8)
     )
-    assert float(losses.continuous_bernoulli_log_likelihood(targets, probs)[0]) == pytest.approx(
+    logits = np.log(probs / (1 - probs))
+    assert float(losses.continuous_bernoulli_log_likelihood(targets, logits)[0]) == pytest.approx(
         expected, rel=1e-5
     )
 

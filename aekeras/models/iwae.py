@@ -77,12 +77,12 @@ class IWAE(VAE):
     def compute_loss_terms(self, inputs, targets, training=False):
         inputs, targets = self.binarized_pair(inputs, targets)
         k = self.training_num_samples if training else self.num_samples
-        log_weights, parameters = self.log_importance_weights(
+        log_weights, logits = self.log_importance_weights(
             inputs, targets, k, training=training, for_training=True
         )
         bound = tf.reduce_logsumexp(log_weights, axis=0) - math.log(k)
         # The first draw's mean image stands for the reconstruction (metrics, pictures).
-        reconstructions = self.mean_of(parameters[: tf.shape(inputs)[0]])
+        reconstructions = self.mean_of(logits[: tf.shape(inputs)[0]])
         self.reconstruction_error(targets, reconstructions)  # checks the shapes
         return {"iwae_loss": -bound}, reconstructions
 

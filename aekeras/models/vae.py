@@ -31,11 +31,11 @@ def default_likelihood(image_spec, binarize):
 
 
 def _stacks(architecture, image_shape, latent_dim, hidden_dims, filters):
-    """The encoder (to z_mean and z_log_var) and decoder (to likelihood parameters)."""
+    """The encoder (to z_mean and z_log_var) and decoder (to the logits of the likelihood's parameter)."""
     if architecture == "dense":
         # The last Dense gives both z_mean and z_log_var, split in half.
         encoder = blocks.dense_encoder(hidden_dims, 2 * latent_dim, "relu", None, "glorot_uniform")
-        decoder = blocks.dense_decoder(image_shape, hidden_dims, "relu", "sigmoid", "glorot_uniform")
+        decoder = blocks.dense_decoder(image_shape, hidden_dims, "relu", None, "glorot_uniform")
         return encoder, decoder
     blocks.check_image_shape("VAE(architecture='conv')", image_shape)
     code_shape = blocks.conv_code_shape(image_shape, filters)
@@ -48,7 +48,7 @@ def _stacks(architecture, image_shape, latent_dim, hidden_dims, filters):
         [
             keras.layers.Dense(math.prod(code_shape), activation="relu", name="unlatent"),
             keras.layers.Reshape(code_shape, name="reshape"),
-            *blocks.conv_decoder_layers(image_shape, filters, "strided", "relu", "sigmoid"),
+            *blocks.conv_decoder_layers(image_shape, filters, "strided", "relu", None),
         ],
         name="decoder",
     )
@@ -181,27 +181,32 @@ class VAE(BaseAutoencoder):
         return self.encode_distribution(inputs, training=training, labels=labels)[0]
 
     def decode_parameters(self, codes, training=False, labels=None):
-        """The decoder's parameters of p(x | z): probabilities, lambda or means."""
+        """The decoder's output for codes: the logits of p(x | z)'s parameter.
+
+        Their sigmoid is the Bernoulli's probabilities, the continuous
+        Bernoulli's lambda or the Gaussian's means; the likelihoods read the
+        logits themselves, so no probability is clipped.
+        """
         codes = self.checked(codes, (self.latent_dim,), "codes")
         return self.decoder(self.stack_inputs(codes, labels), training=training)
 
-    def mean_of(self, parameters):
-        """The mean image of p(x | z) given its parameters."""
+    def mean_of(self, logits):
+        """The mean image of p(x | z) given the decoder's logits."""
         if self.likelihood == "continuous_bernoulli":
-            return losses.continuous_bernoulli_mean(parameters)
-        return parameters
+            return losses.continuous_bernoulli_mean(ops.sigmoid(logits))
+        return ops.sigmoid(logits)
 
     def decode(self, codes, training=False, labels=None):
         """The mean image of p(x | z)."""
         return self.mean_of(self.decode_parameters(codes, training=training, labels=labels))
 
-    def log_likelihood(self, targets, parameters, reduction="sum"):
-        """log p(x | z) per example (`reduction="none"`: per pixel), for the decoder's parameters."""
+    def log_likelihood(self, targets, logits, reduction="sum"):
+        """log p(x | z) per example (`reduction="none"`: per pixel), for the decoder's logits."""
         if self.likelihood == "bernoulli":
-            return losses.bernoulli_log_likelihood(targets, parameters, reduction)
+            return losses.bernoulli_log_likelihood(targets, logits, reduction)
         if self.likelihood == "continuous_bernoulli":
-            return losses.continuous_bernoulli_log_likelihood(targets, parameters, reduction)
-        return losses.gaussian_log_likelihood(targets, parameters, self.log_scale, reduction)
+            return losses.continuous_bernoulli_log_likelihood(targets, logits, reduction)
+        return losses.gaussian_log_likelihood(targets, ops.sigmoid(logits), self.log_scale, reduction)
 
     def reparameterize(self, z_mean, z_log_var):
         """z = mean + exp(0.5 log_var) * eps, eps ~ N(0, I) from the seed generator."""
@@ -229,20 +234,20 @@ class VAE(BaseAutoencoder):
         inputs, targets = self.binarized_pair(inputs, targets)
         z_mean, z_log_var = self.encode_distribution(inputs, training=training, labels=labels)
         z = self.reparameterize(z_mean, z_log_var)
-        parameters = self.decode_parameters(z, training=training, labels=labels)
-        reconstructions = self.mean_of(parameters)
+        logits = self.decode_parameters(z, training=training, labels=labels)
+        reconstructions = self.mean_of(logits)
         self.reconstruction_error(targets, reconstructions)  # checks the shapes
         return {
-            "reconstruction_loss": -self.log_likelihood(targets, parameters),
+            "reconstruction_loss": -self.log_likelihood(targets, logits),
             "kl_loss": self.beta * losses.kl_divergence_standard_normal(z_mean, z_log_var),
         }, reconstructions
 
     def log_importance_weights(
         self, inputs, targets, num_samples, training=False, for_training=False, labels=None
     ):
-        """`(log_weights, parameters)`: log p(x|z_i) + log p(z_i) - log q(z_i|x), z_i ~ q(z|x).
+        """`(log_weights, logits)`: log p(x|z_i) + log p(z_i) - log q(z_i|x), z_i ~ q(z|x).
 
-        `log_weights` is `[num_samples, batch]`; `parameters` the decoder's
+        `log_weights` is `[num_samples, batch]`; `logits` the decoder's
         for every draw, `[num_samples * batch, ...]`, sample-major.
         `for_training` draws for the global batch (see
         `draw_for_global_batch`), so replicas train as one device does.
@@ -261,13 +266,13 @@ class VAE(BaseAutoencoder):
         z = z_mean + ops.exp(0.5 * z_log_var) * eps
         repeated_labels = None if labels is None else ops.tile(labels, (num_samples,))
         z_flat = ops.reshape(z, (-1, self.latent_dim))
-        parameters = self.decode_parameters(z_flat, training=training, labels=repeated_labels)
+        logits = self.decode_parameters(z_flat, training=training, labels=repeated_labels)
         repeated = ops.tile(targets[None], (num_samples,) + (1,) * len(targets.shape))
-        log_px_z = self.log_likelihood(ops.reshape(repeated, (-1, *self.image_shape)), parameters)
+        log_px_z = self.log_likelihood(ops.reshape(repeated, (-1, *self.image_shape)), logits)
         log_px_z = ops.reshape(log_px_z, (num_samples, batch))
         log_pz = losses.gaussian_log_density(z, 0.0, 0.0)
         log_qz = losses.gaussian_log_density(z, z_mean, z_log_var)
-        return log_px_z + log_pz - log_qz, parameters
+        return log_px_z + log_pz - log_qz, logits
 
     def negative_log_likelihood(self, inputs, num_samples=50, labels=None):
         """Importance-sampled estimate of -log p(x) in nats, per example.
