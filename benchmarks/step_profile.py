@@ -86,10 +86,21 @@ def profile(name, threads):
     return seconds / STEPS, {kind: ps / 1e12 / STEPS for kind, ps in kinds.items()}
 
 
+def _threads(text):
+    """`--threads`: a whole number of at least 0, or argparse's one-line error."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, got {text!r}")
+    return int(text)
+
+
 def main(argv=None):
+    from aekeras import registry
+
     parser = argparse.ArgumentParser(prog="step_profile.py", description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="a registered model name (dense, conv, vae, ...)")
-    parser.add_argument("--threads", type=int, default=0, help="threads per TensorFlow op (0: one per core)")
+    parser.add_argument("model", choices=registry.model_names(), help="a registered model name")
+    parser.add_argument(
+        "--threads", type=_threads, default=0, help="threads per TensorFlow op (0: one per core)"
+    )
     args = parser.parse_args(argv)
     step, kinds = profile(args.model, args.threads)
     print(f"{args.model}, threads per op {args.threads or 'one per core'}: {1e3 * step:.2f} ms per step")

@@ -25,3 +25,13 @@ def test_the_dense_step_is_split_into_kinds_of_op_that_add_up():
     # backward) and updates four variables with one fused kernel each.
     assert {"matmul", "optimizer"} <= set(shares)
     assert 97 <= sum(shares.values()) <= 103
+
+
+def test_an_unknown_model_or_a_negative_thread_count_is_one_line_and_exit_2():
+    for args, expected in (
+        (["nosuch"], "invalid choice: 'nosuch'"),
+        (["dense", "--threads", "-1"], "expected a whole number of at least 0, got '-1'"),
+    ):
+        result = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True)
+        assert result.returncode == 2 and expected in result.stderr
+        assert "Traceback" not in result.stderr and result.stdout == ""
