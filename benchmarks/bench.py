@@ -595,11 +595,13 @@ def _delivery(dataset, seconds, graph=True):
 def pipeline_rates(settings, train_images):
     """`aekeras.data` alone: MNIST in memory, and a folder of MNIST PNGs cached and streamed.
 
+    Each is shuffled every epoch, as training reads it (a shuffled order
+    gathers rows from all over the table, an ordered one walks it).
     Returns `(rates, loop_rates)`: images per second read as `fit` reads
     them, and read in a Python loop; the first also has the folder's
     one-time decoding into memory.
     """
-    options = dict(batch_size=BATCH_SIZE, value_range=(-1, 1))
+    options = dict(batch_size=BATCH_SIZE, value_range=(-1, 1), shuffle=True)
     seconds = settings.throughput_seconds
     rates, loop_rates = {}, {}
 
@@ -910,8 +912,8 @@ def _systems_section(results):
         f"{results['settings']['png_images']:,} MNIST training images, flat (so 90% of them are its "
         "training split): decoded once into memory where they fit (cached), or a batch at a time as "
         "they are read (`memory_limit=1`, the path for folders that do not fit; not a target, as "
-        "PNG decoding on the machine's cores bounds it). Each pipeline is "
-        "read as `fit` reads it, from inside a compiled function (the targets' figure), and in a "
+        "PNG decoding on the machine's cores bounds it). Each pipeline is shuffled every epoch, as "
+        "training reads it, and read as `fit` reads it, from inside a compiled function (the targets' figure), and in a "
         "Python loop, which adds Python's cost per batch.",
         "",
         "| pipeline | images/s, read as `fit` reads | / dense training | images/s, Python loop |",
