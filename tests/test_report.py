@@ -1,5 +1,6 @@
 """`aekeras report --quick` end to end, as a user runs it."""
 
+import inspect
 import json
 import re
 import subprocess
@@ -8,9 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from aekeras import models
+from aekeras import losses, models
 from aekeras.analysis.anomaly import LATENT_COMPONENTS, SCORES
 from aekeras.report import cached_model
+from aekeras.report.context import training_code
 
 FIGURES = [
     "reconstructions.png",
@@ -87,3 +89,51 @@ def testcached_models_are_reused(tmp_path, mnist_train_small):
     cached_model(tmp_path, "tiny", build, images, None, 2, 0, messages.append)
     assert messages[2] == "tiny: training 2 epochs"  # other settings, another model
     assert len(list(tmp_path.glob("tiny-*.keras"))) == 2
+
+
+def test_a_cached_model_is_trained_again_when_its_training_code_changes(
+    tmp_path, mnist_train_small, monkeypatch
+):
+    images = mnist_train_small[0][:256]
+    messages = []
+
+    def build():
+        return models.DenseAutoencoder(latent_dim=4, output_activation="sigmoid", value_range=(0, 1))
+
+    cached_model(tmp_path, "tiny", build, images, None, 1, 0, messages.append)
+    # The objective's source changes (as the VAE's likelihood did); the config does not.
+    real_source = inspect.getsource
+
+    def edited_source(module):
+        return real_source(module) + ("# edited" if module is losses else "")
+
+    monkeypatch.setattr(inspect, "getsource", edited_source)
+    cached_model(tmp_path, "tiny", build, images, None, 1, 0, messages.append)
+    assert messages == ["tiny: training 1 epochs", "tiny: training 1 epochs"]
+    assert len(list(tmp_path.glob("tiny-*.keras"))) == 2
+
+
+def test_the_training_code_digest_reads_the_model_classes_and_the_losses(monkeypatch):
+    read, real_source = set(), inspect.getsource
+
+    def recording_source(module):
+        read.add(module.__name__)
+        return real_source(module)
+
+    monkeypatch.setattr(inspect, "getsource", recording_source)
+    training_code(models.VAE(latent_dim=2, seed=0))
+    assert {"aekeras.models.vae", "aekeras.models.base", "aekeras.losses"} <= read
+    assert not any(name.startswith("keras") for name in read)
+
+
+def test_the_training_code_digest_works_without_sources(monkeypatch):
+    """An install without .py files (only compiled ones) keys the cache by aekeras's version."""
+    model = models.VAE(latent_dim=2, seed=0)
+    with_sources = training_code(model)
+
+    def no_source(module):
+        raise OSError("could not get source code")
+
+    monkeypatch.setattr(inspect, "getsource", no_source)
+    without = training_code(model)
+    assert without == training_code(model) and without != with_sources

@@ -22,8 +22,9 @@ def _header(ctx, seconds):
 def build_report(out, settings=None, data_dir=None, progress=print):
     """Computes every part, writes the PNG figures, `REPORT.md` and `metrics.json` to `out`.
 
-    Models are cached in `out/cache/` by a hash of their settings, so a
-    second run reuses them.
+    Models are cached in `out/cache/` by a hash of their settings and of
+    the source that trains them (`context.training_code`), so a second run
+    reuses them and one after a change of objective trains them again.
 
     Returns:
         The metrics dict written to `metrics.json`.

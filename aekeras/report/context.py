@@ -3,13 +3,15 @@
 import dataclasses
 import functools
 import hashlib
+import inspect
 import json
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import keras
 
-from aekeras import data, presets
+from aekeras import data, losses, presets
 from aekeras.analysis.superresolution import downsample, super_resolution_model
 
 
@@ -84,12 +86,32 @@ def _without_names(config):
     return config
 
 
+def training_code(model):
+    """A digest of the source that says how `model` trains: its classes' aekeras modules and the losses.
+
+    Part of a cached model's key. Its config alone misses a change of
+    objective: the VAE's likelihood moved from clipped probabilities to
+    logits with the same config, and the report went on reusing VAEs
+    trained by the old code.
+    """
+    modules = {inspect.getmodule(cls) for cls in type(model).__mro__}
+    modules = {m for m in modules if m is not None and m.__name__.startswith("aekeras.")} | {losses}
+    digest = hashlib.sha256()
+    for module in sorted(modules, key=lambda m: m.__name__):
+        try:
+            digest.update(inspect.getsource(module).encode())
+        except (OSError, TypeError):  # installed without sources: the version stands in
+            digest.update(f"{module.__name__} {version('aekeras')}".encode())
+    return digest.hexdigest()[:12]
+
+
 def cached_model(cache_dir, name, build, train_inputs, train_targets, epochs, seed, progress):
-    """Trains `build()` on the data, or loads the model cached for the same settings."""
+    """Trains `build()` on the data, or loads the model cached for the same settings and training code."""
     model = build()
     key = json.dumps(
         {
             "config": _without_names(model.get_config()),
+            "code": training_code(model),
             "epochs": epochs,
             "seed": seed,
             "examples": len(train_inputs),
