@@ -912,9 +912,9 @@ def _systems_section(results):
         f"{results['settings']['png_images']:,} MNIST training images, flat (so 90% of them are its "
         "training split): decoded once into memory where they fit (cached), or a batch at a time as "
         "they are read (`memory_limit=1`, the path for folders that do not fit; not a target, as "
-        "PNG decoding on the machine's cores bounds it). Each pipeline is shuffled every epoch, as "
-        "training reads it, and read as `fit` reads it, from inside a compiled function (the targets' figure), and in a "
-        "Python loop, which adds Python's cost per batch.",
+        "PNG decoding on the machine's cores bounds it). Each pipeline is shuffled every epoch, "
+        "as training reads it, and read as `fit` reads it, from inside a compiled function (the "
+        "targets' figure), and in a Python loop, which adds Python's cost per batch.",
         "",
         "| pipeline | images/s, read as `fit` reads | / dense training | images/s, Python loop |",
         "| --- | --- | --- | --- |",
