@@ -31,7 +31,7 @@ test: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest -n 2 --dist loadfile
 
-# Every application of the lecture and the lesson, measured (about 25 minutes on 2 cores, less with its cache).
+# Every application of the lecture and the lesson, measured (about 28 minutes on 2 cores, less with its cache).
 report: setup
 	$(VENV)/bin/aekeras report --out reports/
 
