@@ -15,6 +15,7 @@ import pytest
 from aekeras import cli
 from aekeras.models import DenseAutoencoder
 from aekeras.training import read_history
+from aekeras.training.runner import SMALL_GRAPH_NODES
 
 AEKERAS = [sys.executable, "-m", "aekeras"]
 
@@ -363,6 +364,7 @@ def test_intra_op_threads_reach_tensorflow_from_the_command_line(tmp_path):
     record = json.loads((tmp_path / "saved_models/dense/1/run.json").read_text())
     assert record["settings"]["intra_op_threads"] is None
     assert record["environment"]["intra_op_threads"] == 1  # the lecture's dense model's own
+    assert record["environment"]["grappler_min_graph_nodes"] == SMALL_GRAPH_NODES
     result = run([*args, "--intra-op-threads", "0", "--name", "tf_threads"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "saved_models/tf_threads/1/run.json").read_text())

@@ -121,6 +121,17 @@ def test_load_flatten_labels_limit_and_remainder(mnist_dir, mnist_test_arrays):
     assert [len(x) for x in dropped] == [64, 64, 64]
 
 
+def test_batches_in_flight_keep_order_within_a_memory_budget(mnist_dir, mnist_test_arrays):
+    mnist = data.ImageSpec((28, 28, 1))
+    assert pipeline.batches_in_flight(256, mnist) == pipeline.PARALLEL_BATCHES
+    assert pipeline.batches_in_flight(256, data.ImageSpec((64, 64, 3))) == 5  # 12 MiB a batch
+    assert pipeline.batches_in_flight(256, data.ImageSpec((256, 256, 3))) == 2  # the floor, above budget
+    # Many more batches than are in flight arrive in order.
+    dataset = data.load("mnist", "test", batch_size=50, labels=True, limit=5000, data_dir=mnist_dir)
+    labels = np.concatenate([y.numpy() for _, y in dataset])
+    np.testing.assert_array_equal(labels, mnist_test_arrays[1][:5000])
+
+
 def first_labels(mnist_dir, seed):
     dataset = data.load(
         "mnist", "train", batch_size=32, labels=True, limit=2000, seed=seed, data_dir=mnist_dir

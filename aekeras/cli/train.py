@@ -144,17 +144,18 @@ def _config(args):
 def run(args):
     from aekeras import export
     from aekeras.training import distribution_strategy, train
-    from aekeras.training.runner import open_data, use_intra_op_threads
+    from aekeras.training.runner import configure_tensorflow, open_data
 
     config = _config(args)
     check_writable_folder(args.out, "--out")
     check_writable_folder(args.run_dir, "--run-dir")
     try:
         config.validate()
-        # Before anything else runs: TensorFlow fixes its threads when it
-        # starts, multi_worker must configure its collectives first, and a
-        # bad TF_CONFIG is a usage error.
-        use_intra_op_threads(config)
+        # Before anything else runs: TensorFlow fixes its threads and its
+        # graph optimizer's settings when it starts, multi_worker must
+        # configure its collectives first, and a bad TF_CONFIG is a usage
+        # error.
+        configure_tensorflow(config)
         distribution_strategy(config.strategy)
         source = open_data(config)
         # Model arguments out of range fail here, before any data is read.

@@ -23,6 +23,8 @@ def environment():
         "machine": platform.machine(),
         # 0: TensorFlow's own choice, one per core.
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        # None: Grappler's own (it skips graphs of fewer than 4 nodes).
+        "grappler_min_graph_nodes": tf.config.optimizer.get_experimental_options().get("min_graph_nodes"),
     }
 
 

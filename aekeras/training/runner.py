@@ -31,6 +31,13 @@ from aekeras.training.resume import RunClock, completed_epochs, shaping_settings
 
 # Test images whose codes TensorBoard's projector shows, at most.
 PROJECTED_IMAGES = 1000
+# Graphs of fewer nodes skip Grappler, TensorFlow's graph optimizer (its
+# default skips fewer than 4). Grappler optimizes each tf.data function
+# afresh whenever an iterator starts, as `fit` does every epoch for training
+# and for validation: about 10 ms per iterator on BENCHMARKS.md's machine
+# (README, "Speed"), spent on functions of a few nodes it cannot improve.
+# The training step's graph has thousands.
+SMALL_GRAPH_NODES = 64
 
 
 def open_data(config):
@@ -176,6 +183,19 @@ def _record(config, source, model, strategy, metrics, run_dir, clock):
     }
 
 
+def configure_tensorflow(config):
+    """Sets what `aekeras train` sets for its process: threads per op, and Grappler's smallest graph.
+
+    Call it before TensorFlow has run anything: both take effect only then
+    (`use_intra_op_threads`). Grappler's smallest graph is
+    `SMALL_GRAPH_NODES` unless the process already set one
+    (`tf.config.optimizer.set_experimental_options`).
+    """
+    use_intra_op_threads(config)
+    if "min_graph_nodes" not in tf.config.optimizer.get_experimental_options():
+        tf.config.optimizer.set_experimental_options({"min_graph_nodes": SMALL_GRAPH_NODES})
+
+
 def use_intra_op_threads(config):
     """Sets the threads each TensorFlow op may use, as `config.intra_op_threads` says.
 
@@ -243,7 +263,7 @@ def train(config, source=None, progress=print):
         TrainingInterrupted: on Ctrl-C, saying how many epochs were kept.
     """
     config.validate()
-    use_intra_op_threads(config)
+    configure_tensorflow(config)
     strategy = distribute.distribution_strategy(config.strategy)
     source = source or open_data(config)
     model, train_data, test_data, share, run_dir, clock = _prepare(config, source, strategy)
