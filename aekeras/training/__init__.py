@@ -11,7 +11,7 @@ from aekeras.training.config import TrainConfig
 from aekeras.training.distribute import STRATEGIES, check_tf_config, distribution_strategy
 from aekeras.training.evaluate import evaluate_model
 from aekeras.training.records import SETTINGS_FILE, environment, read_history
-from aekeras.training.runner import train
+from aekeras.training.runner import configure_tensorflow, train
 
 __all__ = [
     "AtomicBackupAndRestore",
@@ -19,6 +19,7 @@ __all__ = [
     "STRATEGIES",
     "TrainConfig",
     "check_tf_config",
+    "configure_tensorflow",
     "distribution_strategy",
     "environment",
     "evaluate_model",
