@@ -83,6 +83,7 @@ def test_quick_run_reports_every_figure(tmp_path):
     # Two different programs: their peaks are their own, not the benchmark's.
     assert cli["aekeras train dense"]["peak_bytes"] != cli["lecture PyTorch loop"]["peak_bytes"]
     assert all(rate > 0 for rate in results["pipeline"]["images_per_second"].values())
+    assert results["pipeline"]["consumed"] > 0  # measured beside the pipelines, in their process
     loop_rates = results["pipeline"]["python_loop_images_per_second"]
     assert set(loop_rates) == {"in memory", "PNG folder, cached", "PNG folder, decoded as read"}
     assert all(rate > 0 for rate in loop_rates.values())

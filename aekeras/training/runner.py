@@ -36,7 +36,7 @@ PROJECTED_IMAGES = 1000
 # afresh whenever an iterator starts, as `fit` does every epoch for training
 # and for validation: about 10 ms per iterator on BENCHMARKS.md's machine
 # (README, "Speed"), spent on functions of a few nodes it cannot improve.
-# The training step's graph has thousands.
+# The training step's graph has hundreds (430 for the dense model).
 SMALL_GRAPH_NODES = 64
 
 
