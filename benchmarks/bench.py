@@ -708,7 +708,7 @@ def run(settings=None, progress=print):
         "training": {},
     }
     progress("matmul peak")
-    results["matmul_peak_flops"] = matmul_peak(settings.matmul_size)
+    peaks = [matmul_peak(settings.matmul_size)]
     results["intra_op_threads"] = {}
     for name in MODELS:
         progress(f"training race: {name}")
@@ -716,6 +716,12 @@ def run(settings=None, progress=print):
             "race", name, settings
         )
         progress("  " + _train_line(name, results["training"][name]))
+        if name == "dense":
+            # Again, right after the race it is compared with: this machine's
+            # speed drifts over minutes, and the higher peak is the fair one.
+            peaks.append(matmul_peak(settings.matmul_size))
+    results["matmul_peaks_flops"] = peaks
+    results["matmul_peak_flops"] = max(peaks)
     dense = results["training"]["dense"]["sides"]["aekeras"]["throughput"]["median"]
     results["dense_peak_fraction"] = (
         dense * 3 * forward_flops(_keras_model("dense", 0)) / results["matmul_peak_flops"]
@@ -920,7 +926,8 @@ def _systems_section(results):
     out = [
         "## Roofline",
         "",
-        f"Measured float32 matmul peak ({results['settings']['matmul_size']}^2, best of repeated runs): "
+        f"Measured float32 matmul peak ({results['settings']['matmul_size']}^2, best of repeated runs, "
+        f"before and after the dense race: {_peaks_text(results)} GFLOP/s): "
         f"{results['matmul_peak_flops'] / 1e9:.1f} GFLOP/s. The dense default reaches "
         f"{100 * results['dense_peak_fraction']:.1f}% of it (training FLOPs per sample taken as 3x the "
         "forward pass's multiply-adds; activations and the optimizer not counted).",
@@ -968,6 +975,10 @@ def _systems_section(results):
 def _loop_rate_text(pipeline, label):
     rate = pipeline.get("python_loop_images_per_second", {}).get(label)
     return "" if rate is None else f"{rate:,.0f}"
+
+
+def _peaks_text(results):
+    return " and ".join(f"{peak / 1e9:.1f}" for peak in results.get("matmul_peaks_flops", []))
 
 
 def _threads_text(results):

@@ -77,6 +77,9 @@ def test_quick_run_reports_every_figure(tmp_path):
     assert "PyTorch eager, 1 thread" in dense
     assert "PyTorch eager, 1 thread" not in results["training"]["conv"]["sides"]
     assert 0 < results["dense_peak_fraction"] < 1
+    # The peak, measured before and after the dense race, is the higher of the two.
+    assert len(results["matmul_peaks_flops"]) == 2
+    assert results["matmul_peak_flops"] == max(results["matmul_peaks_flops"])
     cli = results["cli"]["sides"]
     assert set(cli) == {"aekeras train dense", "lecture PyTorch loop"}
     assert all(len(side["epoch_seconds"]) == settings.cli_repeats for side in cli.values())

@@ -159,6 +159,11 @@ def make_dataset(
     dataset = dataset.map(
         batch_of, num_parallel_calls=batches_in_flight(batch_size, spec), deterministic=True
     )
+    return dataset.with_options(_options())
+
+
+def _options():
+    """tf.data's options for every pipeline: its graph rewrites and its autotuner off."""
     # tf.data's default graph rewrites copy the captured table when each
     # iterator starts (a second 188 MB for MNIST) and win nothing here: the
     # pipeline is already parallel and prefetched.
@@ -168,7 +173,7 @@ def make_dataset(
     # with the autotuner on, that held `fit` for about 140 ms at one call in
     # three (the lecture's epoch on one thread takes 170 ms).
     options.autotune.enabled = False
-    return dataset.with_options(options)
+    return options
 
 
 def batches_in_flight(batch_size, spec):
