@@ -978,7 +978,7 @@ def _loop_rate_text(pipeline, label):
 
 
 def _peaks_text(results):
-    return " and ".join(f"{peak / 1e9:.1f}" for peak in results.get("matmul_peaks_flops", []))
+    return " and ".join(f"{peak / 1e9:.1f}" for peak in results["matmul_peaks_flops"])
 
 
 def _threads_text(results):
