@@ -71,14 +71,16 @@ def test_tied_linear_subspace_is_seeded(mnist_train_small):
     assert not np.array_equal(first[0], other[0])
 
 
-def test_conv_autoencoder_beats_pca_on_rgb_patches_with_a_code_of_two(rgb_patches):
-    """The lesson's "beating PCA" on natural photographs, where it holds: small codes.
+def test_conv_autoencoder_beats_pca_on_rgb_patches_with_a_one_value_code(rgb_patches):
+    """The lesson's "beating PCA" on natural photographs, where it holds: tiny codes.
 
     16x16x3 patches of scikit-learn's two photographs, held-out patches
-    from the bottom fifth; a strided conv encoder to a 2-value code, trained
+    from the bottom fifth; a strided conv encoder to a 1-value code, trained
     20 epochs with a warmed-up cosine schedule. Measured (README,
-    "Results"): test MSE 0.01221 (seed 0; 0.01226 with seed 1) against
-    PCA's 0.01234; at codes of 4 and more PCA wins.
+    "Results"): test MSE 0.01625 (seeds 1 and 2: 0.01616, 0.01623) against
+    PCA's 0.01783. With a code of 2 the autoencoder is ahead only when
+    trained on four times the patches (0.01221 against 0.01234), which
+    takes this machine minutes; at codes of 4 and more PCA wins.
     """
     train, test = rgb_patches
     steps = 20 * math.ceil(len(train) / 128)
@@ -98,13 +100,13 @@ def test_conv_autoencoder_beats_pca_on_rgb_patches_with_a_code_of_two(rgb_patche
         None,
         test,
         None,
-        code_sizes=(2,),
+        code_sizes=(1,),
         epochs=20,
         batch_size=128,
         learning_rate=schedule,
     )
     pca, autoencoder = result["pca"]["mse"][0], result["autoencoder"]["mse"][0]
-    assert autoencoder < pca < 0.05
+    assert autoencoder < 0.95 * pca < 0.05  # 9% ahead with each of three seeds
 
 
 def test_pca_beats_the_conv_autoencoder_on_rgb_crops_at_equal_code_size(rgb_crops):
