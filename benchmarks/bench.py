@@ -613,11 +613,12 @@ def pipeline_rates(settings, split):
     in memory and at 2.07M as a cached folder). Run in a process set up as
     `aekeras train dense` sets up its own (`in_fresh_process`), since that
     setup changes how fast an epoch's iterator starts.
-    Returns `{"readings": ..., "python_loop_images_per_second": ...,
-    "folder_decoding": ..., "consumed": ...}`: images per second of every
-    reading as `fit` reads them, and of one reading in a Python loop; the
-    folder's one-time decoding into memory; and the median of the training
-    epochs' samples per second.
+    Returns `{"images_per_second": ..., "readings": ...,
+    "python_loop_images_per_second": ..., "folder_decoding": ...,
+    "consumed": ...}`: images per second read as `fit` reads them (the
+    median of each pipeline's readings, and every reading), and of one
+    reading in a Python loop; the folder's one-time decoding into memory;
+    and the median of the training epochs' samples per second.
     """
     options = dict(batch_size=BATCH_SIZE, value_range=(-1, 1), shuffle=True)
     seconds = settings.throughput_seconds
@@ -648,6 +649,7 @@ def pipeline_rates(settings, split):
         loop_rates = {label: _delivery(dataset, seconds, graph=False) for label, dataset in pipelines.items()}
     train_epoch()
     return {
+        "images_per_second": {label: statistics.median(rates) for label, rates in readings.items()},
         "readings": readings,
         "python_loop_images_per_second": loop_rates,
         "folder_decoding": decoding,
@@ -751,10 +753,6 @@ def run(settings=None, progress=print):
     results["cli"] = cli_race(settings, len(train))
     progress("input pipeline")
     results["pipeline"], _ = in_fresh_process("pipeline", "dense", settings)
-    readings = results["pipeline"]["readings"]
-    results["pipeline"]["images_per_second"] = {
-        label: statistics.median(rates) for label, rates in readings.items()
-    }
     progress("serving")
     results["serving"] = serving(data.unit_scale(test.images), settings)
     return results
