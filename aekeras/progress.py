@@ -1,9 +1,11 @@
-"""Progress of the long loops outside `fit`: a Keras progress bar on a terminal, plain lines otherwise.
+"""Progress: `fit`'s bar with several steps per call, and the long loops outside `fit`.
 
 Test-set evaluation (the VAE's importance-sampled likelihood above all),
 and the LiteRT, ONNX and SavedModel checks of `aekeras tflite` and
 `aekeras onnx`, take from seconds to minutes; they report through
-`tracked`, silent unless asked.
+`tracked` (a Keras progress bar on a terminal, plain lines otherwise),
+silent unless asked. Every aekeras model's `fit`, `evaluate` and
+`predict` show `StepProgbarLogger`'s bar.
 """
 
 import sys
@@ -59,3 +61,30 @@ def tracked(iterable, total, description, enabled=True, stream=None):
         yield item
         if progress is not None:
             progress.advance()
+
+
+class StepProgbarLogger(keras.callbacks.ProgbarLogger):
+    """Keras's progress bar, never counting past the steps of an epoch.
+
+    With several steps per call (`steps_per_execution`), Keras reports each
+    call as ending at its last possible step, so the last call of an epoch
+    drew 256/235 for MNIST, and 32/1 with a bar 32 times too long and a
+    negative time left for a one-batch data set, before the epoch's end set
+    it right (keras-team/keras#20861). Where the epoch's steps are known,
+    this bar stops at them.
+    """
+
+    # As Keras's own bar, which Keras runs asynchronously where it can.
+    async_safe = True
+
+    def _within_epoch(self, batch):
+        return batch if self.target is None else min(batch, self.target - 1)
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(self._within_epoch(batch), logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        super().on_test_batch_end(self._within_epoch(batch), logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        super().on_predict_batch_end(self._within_epoch(batch), logs)

@@ -1,7 +1,12 @@
-"""Progress of long loops: plain lines when not on a terminal, Keras's bar on one."""
+"""Progress: `fit`'s bar with several steps per call; long loops' plain lines off a terminal, a bar on one."""
 
 import io
+import re
 
+import keras
+from test_case import mnist
+
+from aekeras.models import DenseAutoencoder
 from aekeras.progress import Progress, tracked
 
 
@@ -36,3 +41,33 @@ def test_a_terminal_gets_a_progress_bar(capsys):
     assert stream.getvalue() == "converting\n"
     # Keras's Progbar draws on standard output, ending at 4/4.
     assert "4/4" in capsys.readouterr().out
+
+
+def _bar_counts(output, steps):
+    """Every "n/steps" a Keras progress bar drew, its colours and redraws removed."""
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    return [int(n) for n in re.findall(rf"(\d+)/{steps} ", plain)]
+
+
+def test_the_bars_of_fit_evaluate_and_predict_stop_at_the_steps_run(capsys):
+    model = DenseAutoencoder(latent_dim=8)
+    # Three batches in one call of up to four steps: Keras reports the call
+    # as ending at step 4, and a bar's first update is always drawn.
+    model.compile(optimizer="adam", steps_per_execution=4)
+    dataset = mnist("train", limit=384, batch_size=128, value_range=model.value_range)
+    model.fit(dataset, epochs=2, verbose=1)
+    after_fit = capsys.readouterr().out
+    model.evaluate(dataset, verbose=1)
+    after_evaluate = capsys.readouterr().out
+    model.predict(dataset, verbose=1)
+    after_predict = capsys.readouterr().out
+    for output, ends in [(after_fit, 2), (after_evaluate, 1), (after_predict, 1)]:
+        counts = _bar_counts(output, 3)
+        assert max(counts) == 3 and counts.count(3) >= ends, output
+    assert model.optimizer.iterations.numpy() == 6
+    model.fit(dataset, epochs=1, verbose=0)
+    model.evaluate(dataset, verbose=0)
+    assert capsys.readouterr().out == ""
+    # A bar of one's own is the only one.
+    model.fit(dataset, epochs=2, verbose=1, callbacks=[keras.callbacks.ProgbarLogger()])
+    assert capsys.readouterr().out.count("Epoch 1/2") == 1

@@ -8,7 +8,7 @@ import tensorflow as tf
 # metric's direction only from inside a MetricsList.
 from keras.src.trainers.compile_utils import MetricsList
 
-from aekeras import losses, optimizers
+from aekeras import losses, optimizers, progress
 from aekeras.data import DEFAULT_SPEC, ImageSpec
 from aekeras.models import nonfinite
 
@@ -53,6 +53,21 @@ def resolve_image_spec(image_spec, image_shape, value_range, default_value_range
             raise ValueError(f"value_range {value_range} differs from image_spec's {spec.value_range}")
         return spec.replace(value_range=value_range)
     return spec if spec.value_range is not None else spec.replace(value_range=default_value_range)
+
+
+def _with_progress_bar(callbacks):
+    """`callbacks` and a `StepProgbarLogger`, unless they hold a progress bar or are Keras's own list.
+
+    Keras adds its own bar where none is given; this one is silent at
+    `verbose=0` as Keras's is. `fit` passes its `CallbackList` on to
+    `evaluate` for validation, which keeps it as it is.
+    """
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        return callbacks
+    callbacks = list(callbacks or [])
+    if not any(isinstance(c, keras.callbacks.ProgbarLogger) for c in callbacks):
+        callbacks.append(progress.StepProgbarLogger())
+    return callbacks
 
 
 def _shape_text(shape):
@@ -223,7 +238,7 @@ class BaseAutoencoder(keras.Model):
 
     def fit(self, x=None, *args, callbacks=None, **kwargs):
         """Keras's `fit`, with the model's `default_callbacks` unless given ones of the same classes."""
-        callbacks = list(callbacks or [])
+        callbacks = _with_progress_bar(callbacks)
         for default in self.default_callbacks():
             if not any(isinstance(c, type(default)) for c in callbacks):
                 callbacks.append(default)
@@ -232,6 +247,14 @@ class BaseAutoencoder(keras.Model):
             # Keras's default shuffle=True would only warn that it cannot.
             kwargs.setdefault("shuffle", False)
         return super().fit(x, *args, callbacks=callbacks, **kwargs)
+
+    def evaluate(self, *args, callbacks=None, **kwargs):
+        """Keras's `evaluate`, its progress bar counting only the steps run."""
+        return super().evaluate(*args, callbacks=_with_progress_bar(callbacks), **kwargs)
+
+    def predict(self, *args, callbacks=None, **kwargs):
+        """Keras's `predict`, its progress bar counting only the steps run."""
+        return super().predict(*args, callbacks=_with_progress_bar(callbacks), **kwargs)
 
     def compile_from_config(self, config):
         # Keras skips a custom `compile` when it loads a model; this one only
