@@ -34,6 +34,19 @@ class TestBaseAutoencoder:
         with pytest.raises(ValueError, match="does not take sample weights"):
             model.fit(images, images, sample_weight=np.ones(64), epochs=1, verbose=0)
 
+    @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+    def test_a_mixed_precision_policy_is_refused_in_one_line(self, policy):
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(policy)
+        try:
+            with pytest.raises(
+                ValueError, match=f"computes in float32, not under the dtype policy '{policy}'"
+            ):
+                DenseAutoencoder(latent_dim=8)
+        finally:
+            keras.config.set_dtype_policy(previous)
+        assert DenseAutoencoder(latent_dim=8).dtype_policy.compute_dtype == "float32"
+
     def test_layer_penalties_join_the_loss(self, images):
         encoder = keras.Sequential(
             [keras.layers.Flatten(), keras.layers.Dense(16, kernel_regularizer=keras.regularizers.L2(1.0))]

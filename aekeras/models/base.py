@@ -148,6 +148,12 @@ class BaseAutoencoder(keras.Model):
 
     def __init__(self, encoder, decoder, image_spec, reconstruction_loss="mse", **kwargs):
         super().__init__(**kwargs)
+        if self.dtype_policy.compute_dtype != "float32":
+            # The losses, the noise and the serving contract are float32.
+            raise ValueError(
+                f"{type(self).__name__} computes in float32, not under the dtype policy "
+                f"{self.dtype_policy.name!r}: build it with keras.config.set_dtype_policy('float32') in force"
+            )
         spec = ImageSpec.from_config(image_spec)
         if spec.value_range is None:
             raise ValueError("image_spec needs a value_range: the scale the model computes in")
