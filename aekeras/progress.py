@@ -17,6 +17,19 @@ import keras
 LINES = 10
 
 
+def fit_verbosity(verbose, stream=None):
+    """Keras's `verbose` for `fit`: its bar (1) only where it redraws in place, else one line per epoch (2).
+
+    Keras draws its bar with carriage returns and backspaces wherever it
+    runs, which a log file keeps as one ever longer line; a terminal and a
+    notebook redraw it.
+    """
+    stream = stream or sys.stdout
+    if verbose == 1 and not (stream.isatty() or "ipykernel" in sys.modules):
+        return 2
+    return verbose
+
+
 class Progress:
     """Counts the steps of a loop and shows them.
 

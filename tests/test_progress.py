@@ -7,7 +7,7 @@ import keras
 from test_case import mnist
 
 from aekeras.models import DenseAutoencoder
-from aekeras.progress import Progress, tracked
+from aekeras.progress import Progress, fit_verbosity, tracked
 
 
 class Terminal(io.StringIO):
@@ -41,6 +41,11 @@ def test_a_terminal_gets_a_progress_bar(capsys):
     assert stream.getvalue() == "converting\n"
     # Keras's Progbar draws on standard output, ending at 4/4.
     assert "4/4" in capsys.readouterr().out
+
+
+def test_fit_draws_its_bar_only_on_a_terminal():
+    assert [fit_verbosity(v, Terminal()) for v in (0, 1, 2)] == [0, 1, 2]
+    assert [fit_verbosity(v, io.StringIO()) for v in (0, 1, 2)] == [0, 2, 2]
 
 
 def _bar_counts(output, steps):

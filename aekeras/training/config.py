@@ -38,7 +38,9 @@ class TrainConfig:
         out: where SavedModels are published, one folder per model.
         run_dir: where working files go, one folder per model; a run
             started again with the same folder resumes.
-        verbose: Keras's `fit` verbosity (1 shows the progress bar).
+        verbose: Keras's `fit` verbosity: 1 shows the progress bar on a
+            terminal or in a notebook, and one line per epoch elsewhere
+            (`aekeras.progress.fit_verbosity`).
         strategy: `"default"` (one device), `"mirrored"` (every local GPU,
             `tf.distribute.MirroredStrategy`) or `"multi_worker"` (the
             cluster in `TF_CONFIG`, `tf.distribute.MultiWorkerMirroredStrategy`).

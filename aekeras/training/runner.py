@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from aekeras import data, export, optimizers
+from aekeras import data, export, optimizers, progress
 from aekeras.callbacks import LatentProjector, ReconstructionImages
 from aekeras.data.sources import FolderSource
 from aekeras.errors import TrainingInterrupted
@@ -161,7 +161,7 @@ def _fit(model, train_data, config, run_dir, clock, is_chief, source):
             train_data,
             epochs=config.epochs,
             callbacks=callbacks,
-            verbose=config.verbose,
+            verbose=progress.fit_verbosity(config.verbose),
             shuffle=False,  # The dataset reshuffles itself every epoch.
         )
     except KeyboardInterrupt:
