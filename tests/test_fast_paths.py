@@ -9,6 +9,7 @@ import tensorflow as tf
 from test_case import mnist
 
 from aekeras import data
+from aekeras.data import pipeline
 from aekeras.data.pipeline import index_batches
 from aekeras.models import ContractiveAutoencoder, ConvAutoencoder, DenseAutoencoder
 from aekeras.models.blocks import NearestUpsampling2D
@@ -145,6 +146,28 @@ def test_the_in_memory_pipeline_gathers_the_right_images(mnist_dir):
         for image, label in zip(batch.numpy()[:5], batch_labels.numpy()[:5], strict=True):
             index = np.flatnonzero((images[:1000] == image).all(axis=(1, 2, 3)))
             assert label in labels[index]
+
+
+@pytest.mark.parametrize("drop_remainder", [False, True])
+def test_batches_sliced_from_gathers_of_many_are_the_index_orders_batches(
+    mnist_dir, monkeypatch, drop_remainder
+):
+    # Gathers of 4 batches of 64 over 1,000 images: three whole ones, then
+    # three batches and 40 images, in every epoch.
+    monkeypatch.setattr(pipeline, "MAX_BATCHES_PER_GATHER", 4)
+    images, labels = data.load_arrays("mnist", "test", data_dir=mnist_dir)
+    options = dict(batch_size=64, shuffle=True, seed=3, limit=1000, drop_remainder=drop_remainder)
+    dataset = data.load("mnist", "test", labels=True, value_range=(-1.0, 1.0), data_dir=mnist_dir, **options)
+    orders = index_batches(1000, 64, True, 3, drop_remainder)
+    expected_counts = [64] * 15 + ([] if drop_remainder else [40])
+    for _ in range(2):  # a new order each epoch, the same on both sides
+        batches = list(dataset)
+        assert [len(x) for x, _ in batches] == expected_counts
+        assert int(dataset.cardinality()) == len(expected_counts)
+        for (x, y), indices in zip(batches, orders, strict=True):
+            np.testing.assert_array_equal(y.numpy(), labels[indices.numpy()])
+            expected = pipeline.scaled_batch(tf.constant(images[indices.numpy()]), (-1.0, 1.0))
+            np.testing.assert_array_equal(x.numpy(), expected.numpy())
 
 
 def test_fit_on_the_pipeline_warns_of_nothing():

@@ -113,11 +113,7 @@ def add_parser(commands):
         help="default: one device; mirrored: every local GPU; multi_worker: the cluster in $TF_CONFIG (run the "
         "same command on every worker; the chief exports). --batch-size is the global batch",
     )
-    parser.add_argument(
-        "--quiet",
-        action="store_true",
-        help="no progress bar, one line per epoch (as when the output is not a terminal)",
-    )
+    parser.add_argument("--quiet", action="store_true", help="one line per epoch (as off a terminal), no bar")
     parser.add_argument("--name", help="names the run folder and the served model (default: the model kind)")
     parser.add_argument(
         "--restart",

@@ -10,14 +10,20 @@ from aekeras.data.spec import UNIT_RANGE, VALUE_RANGES, to_model_scale
 from aekeras.errors import DataError
 
 # In-memory images are scaled once, when the table fits in this many bytes
-# as float32; larger ones are scaled a batch at a time.
+# as float32; larger ones are scaled as they are gathered.
 PRESCALED_TABLE_BYTES = 1 << 30
 SCALING_CHUNK = 4096  # images scaled at once when building such a table
-# Batches gathered or decoded at once, which the parallel map also keeps
-# ready ahead of the training step: fixed, because tf.data's autotuner is off
-# (`make_dataset`). Eight in flight delivered 13% more MNIST batches than two
-# and a prefetch of two (README, "Speed"); at least one per core for
-# decoding, at most what fits in the bytes below, at least two.
+# In-memory images are gathered up to this many batches at a time, within
+# GATHER_BYTES, and each batch served as a slice of that gather, not a copy:
+# the dense model's `fit` took 8% more processor time a step with a gather
+# per batch (README, "Speed"). Files are decoded a batch at a time.
+MAX_BATCHES_PER_GATHER = 32
+GATHER_BYTES = 16 << 20
+# Gathers or batch decodes at once, which the parallel map also keeps ready
+# ahead of the training step: fixed, because tf.data's autotuner is off
+# (`make_dataset`). Eight batches in flight delivered 13% more MNIST batches
+# than two and a prefetch of two (README, "Speed"); at least one per core
+# for decoding, at most what fits in the bytes below, at least two.
 PARALLEL_BATCHES = max(8, os.cpu_count() or 1)
 IN_FLIGHT_BYTES = 64 << 20
 
@@ -42,15 +48,21 @@ def _check(batch_size, limit, value_range):
     return value_range
 
 
-def index_batches(count, batch_size, shuffle, seed, drop_remainder):
-    """Batches of example indices: in order, or a new seeded permutation every epoch.
+def index_batches(count, batch_size, shuffle, seed, drop_remainder, batches_per_element=1):
+    """Example indices: in order, or a new seeded permutation every epoch, in batches.
 
-    Each epoch's order is drawn in one op (`stateless_shuffle`, seeded by a
-    fresh draw of `Dataset.random` per iteration), not example by example: a
-    per-element shuffle buffer alone delivers fewer batches per second than
-    small models train on.
+    Each element holds the indices of `batches_per_element` whole batches,
+    flat; then come the epoch's remaining whole batches, together, and its
+    short last batch alone (unless `drop_remainder`). Each epoch's order is
+    drawn in one op (`stateless_shuffle`, seeded by a fresh draw of
+    `Dataset.random` per iteration), not example by example: a per-element
+    shuffle buffer alone delivers fewer batches per second than small models
+    train on.
     """
     full = count // batch_size * batch_size
+    step = batch_size * batches_per_element
+    whole = full // step * step
+    short = full < count and not drop_remainder
 
     def epoch(epoch_seed):
         order = tf.range(count, dtype=tf.int64)
@@ -58,10 +70,12 @@ def index_batches(count, batch_size, shuffle, seed, drop_remainder):
             order = tf.random.experimental.stateless_shuffle(
                 order, seed=tf.stack([tf.constant(seed, tf.int64), epoch_seed])
             )
-        batches = tf.data.Dataset.from_tensor_slices(tf.reshape(order[:full], (-1, batch_size)))
-        if full < count and not drop_remainder:
-            batches = batches.concatenate(tf.data.Dataset.from_tensors(order[full:]))
-        return batches
+        elements = tf.data.Dataset.from_tensor_slices(tf.reshape(order[:whole], (-1, step)))
+        if whole < full:
+            elements = elements.concatenate(tf.data.Dataset.from_tensors(order[whole:full]))
+        if short:
+            elements = elements.concatenate(tf.data.Dataset.from_tensors(order[full:]))
+        return elements
 
     if shuffle:
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
@@ -69,19 +83,18 @@ def index_batches(count, batch_size, shuffle, seed, drop_remainder):
         seeds = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64))
     # `flat_map` hides the count; Keras needs it to end each epoch without
     # a "ran out of data" warning when several steps run per call.
-    batches = full // batch_size + (full < count and not drop_remainder)
-    return seeds.flat_map(epoch).apply(tf.data.experimental.assert_cardinality(batches))
+    elements = whole // step + (whole < full) + short
+    return seeds.flat_map(epoch).apply(tf.data.experimental.assert_cardinality(elements))
 
 
 def image_table(images, value_range):
     """The tensor in-memory batches are gathered from: images already at `value_range` where it fits.
 
     Scaling the whole table once, with the same ops a batch would use (so
-    the values are identical), leaves one gather per batch instead of a
-    gather, a cast and the arithmetic: the pipeline's own per-batch work
-    limited how fast it fed the small models. Above
-    `PRESCALED_TABLE_BYTES` of float32 the table stays as stored, and
-    `scaled_batch` scales each batch.
+    the values are identical), leaves only the gather instead of a gather,
+    a cast and the arithmetic: the pipeline's own per-batch work limited how
+    fast it fed the small models. Above `PRESCALED_TABLE_BYTES` of float32
+    the table stays as stored, and `scaled_batch` scales each gather.
     """
     if images.dtype == np.uint8 and images.size * 4 > PRESCALED_TABLE_BYTES:
         return tf.constant(images)
@@ -123,9 +136,10 @@ def make_dataset(
 ):
     """A batched, prefetched `tf.data.Dataset` of float32 images at `value_range`.
 
-    Examples in memory are gathered a batch at a time by index; files are
-    decoded in parallel, in order. Both follow `index_batches`, so both give
-    the same batches.
+    Examples in memory are gathered by index, many batches at a time, each
+    batch then a slice of the gather; files are decoded in parallel, a batch
+    at a time, in order. Both follow `index_batches`, so both give the same
+    batches.
 
     Args:
         examples: a split's `Examples`, at the spec's shape.
@@ -138,28 +152,41 @@ def make_dataset(
         examples = examples.subset(np.arange(min(limit, len(examples))))
     if labels and examples.labels is None:
         raise DataError(f"{spec.source}: has no labels (labels=True needs a labelled source)")
-    dataset = index_batches(len(examples), batch_size, shuffle, seed, drop_remainder)
+    in_memory = examples.files is None
+    per_gather = batches_per_gather(batch_size, spec) if in_memory else 1
+    dataset = index_batches(len(examples), batch_size, shuffle, seed, drop_remainder, per_gather)
     label_table = tf.constant(examples.labels) if labels else None
 
     def images_of(indices):
-        if examples.files is None:
+        if in_memory:
             return tf.gather(table, indices)  # float32 at value_range already, unless too large
         return decode_batch(tf.gather(files, indices), spec)
 
-    def batch_of(indices):
+    def batches_of(indices):
+        """`[batches, batch_size, ...]` (each a slice of one gather or decode), images and labels."""
         if not drop_remainder:  # any batch size, as Dataset.batch's last batch may be
             indices = tf.raw_ops.PlaceholderWithDefault(input=indices, shape=[None])
         images = images_of(indices)
         images = images if images.dtype == tf.float32 else scaled_batch(images, value_range)
         images = tf.reshape(images, (-1, spec.size)) if flatten else images
-        return (images, tf.gather(label_table, indices)) if labels else images
+        rows = (images, tf.gather(label_table, indices)) if labels else images
+        # Whole batches, or the short last one.
+        size = batch_size if drop_remainder else tf.minimum(batch_size, tf.shape(indices)[0])
+        return tf.nest.map_structure(lambda t: tf.reshape(t, (-1, size, *t.shape[1:])), rows)
 
-    table = image_table(examples.images, value_range) if examples.files is None else None
-    files = tf.constant(examples.files) if examples.files is not None else None
-    dataset = dataset.map(
-        batch_of, num_parallel_calls=batches_in_flight(batch_size, spec), deterministic=True
-    )
-    return dataset.with_options(_options())
+    table = image_table(examples.images, value_range) if in_memory else None
+    files = None if in_memory else tf.constant(examples.files)
+    in_flight = batches_in_flight(batch_size, spec, per_gather)
+    dataset = dataset.map(batches_of, num_parallel_calls=in_flight, deterministic=True)
+    count = len(examples) // batch_size if drop_remainder else -(-len(examples) // batch_size)
+    return _one_batch_each(dataset, labels, count).with_options(_options())
+
+
+def _one_batch_each(gathers, labels, count):
+    """The batches of each element of `gathers`, one per element, and their `count` (Keras needs it)."""
+    # Slices along the first axis share the gather's memory: no copy.
+    batches = gathers.flat_map(lambda *rows: tf.data.Dataset.from_tensor_slices(rows if labels else rows[0]))
+    return batches.apply(tf.data.experimental.assert_cardinality(count))
 
 
 def _options():
@@ -176,7 +203,19 @@ def _options():
     return options
 
 
-def batches_in_flight(batch_size, spec):
-    """How many batches the pipeline gathers or decodes at once: `PARALLEL_BATCHES` within `IN_FLIGHT_BYTES`."""
-    batch_bytes = batch_size * spec.size * 4  # float32, as delivered
-    return max(2, min(PARALLEL_BATCHES, IN_FLIGHT_BYTES // batch_bytes))
+def _batch_bytes(batch_size, spec):
+    return batch_size * spec.size * 4  # float32, as delivered
+
+
+def batches_per_gather(batch_size, spec):
+    """How many batches one gather of an in-memory table makes: `MAX_BATCHES_PER_GATHER` within `GATHER_BYTES`."""
+    return max(1, min(MAX_BATCHES_PER_GATHER, GATHER_BYTES // _batch_bytes(batch_size, spec)))
+
+
+def batches_in_flight(batch_size, spec, batches_per_gather=1):
+    """How many gathers (of `batches_per_gather` batches each) or batch decodes the pipeline runs at once.
+
+    Up to `PARALLEL_BATCHES` batches within `IN_FLIGHT_BYTES`, and at least two.
+    """
+    gather_bytes = batches_per_gather * _batch_bytes(batch_size, spec)
+    return max(2, min(PARALLEL_BATCHES // batches_per_gather, IN_FLIGHT_BYTES // gather_bytes))
