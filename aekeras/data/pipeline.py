@@ -183,7 +183,10 @@ def make_dataset(
 
 
 def _one_batch_each(gathers, labels, count):
-    """The batches of each element of `gathers`, one per element, and their `count` (Keras needs it)."""
+    """`gathers` (elements of `[batches, batch_size, ...]`) as one batch per element, `count` of them.
+
+    Keras needs the count, which `flat_map` hides.
+    """
     # Slices along the first axis share the gather's memory: no copy.
     batches = gathers.flat_map(lambda *rows: tf.data.Dataset.from_tensor_slices(rows if labels else rows[0]))
     return batches.apply(tf.data.experimental.assert_cardinality(count))
@@ -212,10 +215,10 @@ def batches_per_gather(batch_size, spec):
     return max(1, min(MAX_BATCHES_PER_GATHER, GATHER_BYTES // _batch_bytes(batch_size, spec)))
 
 
-def batches_in_flight(batch_size, spec, batches_per_gather=1):
-    """How many gathers (of `batches_per_gather` batches each) or batch decodes the pipeline runs at once.
+def batches_in_flight(batch_size, spec, per_gather=1):
+    """How many gathers (of `per_gather` batches each) or batch decodes the pipeline runs at once.
 
     Up to `PARALLEL_BATCHES` batches within `IN_FLIGHT_BYTES`, and at least two.
     """
-    gather_bytes = batches_per_gather * _batch_bytes(batch_size, spec)
-    return max(2, min(PARALLEL_BATCHES // batches_per_gather, IN_FLIGHT_BYTES // gather_bytes))
+    gather_bytes = per_gather * _batch_bytes(batch_size, spec)
+    return max(2, min(PARALLEL_BATCHES // per_gather, IN_FLIGHT_BYTES // gather_bytes))
