@@ -49,7 +49,7 @@ def test_fit_draws_its_bar_only_on_a_terminal():
 
 
 def _bar_counts(output, steps):
-    """Every "n/steps" a Keras progress bar drew, its colours and redraws removed."""
+    """Every "n/steps" a Keras progress bar drew, read past its colour codes."""
     plain = re.sub(r"\x1b\[[0-9;]*m", "", output)
     return [int(n) for n in re.findall(rf"(\d+)/{steps} ", plain)]
 
