@@ -12,7 +12,7 @@ from aekeras import data
 from aekeras.data import pipeline
 from aekeras.data.pipeline import index_batches
 from aekeras.models import ContractiveAutoencoder, ConvAutoencoder, DenseAutoencoder
-from aekeras.models.blocks import NearestUpsampling2D
+from aekeras.models.blocks import NearestUpsampling2D, OutputConv2D
 
 STEPS = 7  # 1,024 images in batches of 128: 8 steps an epoch
 
@@ -118,6 +118,40 @@ def test_nearest_upsampling_is_upsampling2d_with_its_gradient(digits):
     # Images whose size is known only when they come: the shapes are computed then.
     unknown_size = tf.function(NearestUpsampling2D(), input_signature=[tf.TensorSpec((None, None, None, 2))])
     np.testing.assert_array_equal(unknown_size(tf.constant(images)), expected[0])
+
+
+def _outputs_and_gradients(layer, images, weights, training):
+    @tf.function
+    def run(images):
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            outputs = layer(images, training=training)
+            loss = tf.reduce_sum(outputs * weights)
+        return outputs, *tape.gradient(loss, [images, layer.kernel, layer.bias])
+
+    op_types = {op.type for op in run.get_concrete_function(tf.constant(images)).graph.get_operations()}
+    return [t.numpy() for t in run(tf.constant(images))], op_types
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_output_convolution_trains_as_the_plain_one(digits, channels):
+    # Sixteen real digits as channels of a 28x28x16 input, weighted by others.
+    images = np.moveaxis(digits[:64].reshape(4, 16, 28, 28), 1, -1)
+    weights = tf.constant(np.moveaxis(digits[64 : 64 + 4 * channels].reshape(4, channels, 28, 28), 1, -1))
+    layer = OutputConv2D(channels, 3, padding="same", activation="sigmoid", bias_initializer="ones")
+    layer.build(images.shape)
+    plain, plain_ops = _outputs_and_gradients(layer, images, weights, training=False)
+    trained, trained_ops = _outputs_and_gradients(layer, images, weights, training=True)
+    for got, expected in zip(trained, plain, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    # One channel trains as a depthwise convolution; inference, and so every
+    # export, runs the plain one, as does training to several channels.
+    assert layer.trains_depthwise == (channels == 1)
+    assert ("DepthwiseConv2dNative" in trained_ops) == (channels == 1)
+    assert "DepthwiseConv2dNative" not in plain_ops and "Conv2D" in plain_ops
+    strided = OutputConv2D(1, 3, strides=2, padding="same")
+    assert not strided.trains_depthwise
+    assert OutputConv2D.from_config(layer.get_config()).get_config() == layer.get_config()
 
 
 def test_index_batches_are_a_fresh_seeded_permutation_every_epoch():

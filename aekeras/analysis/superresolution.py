@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from aekeras import models
 from aekeras.analysis.metrics import mse, pooled_psnr, psnr
+from aekeras.models.blocks import OutputConv2D
 
 
 def downsample(images, factor=2):
@@ -25,7 +26,7 @@ def super_resolution_model(low_shape, filters=32):
     decoder = keras.Sequential(
         [
             keras.layers.Conv2DTranspose(filters, 3, strides=2, padding="same", activation="relu", name="up"),
-            keras.layers.Conv2D(low_shape[-1], 3, padding="same", activation="sigmoid", name="output"),
+            OutputConv2D(low_shape[-1], 3, padding="same", activation="sigmoid", name="output"),
         ],
         name="decoder",
     )
@@ -87,7 +88,7 @@ def residual_super_resolution_model(low_shape, filters=64, depth=3):
     residual = keras.layers.Conv2DTranspose(
         filters, 3, strides=2, padding="same", activation="relu", name="up"
     )(code[..., :filters])
-    residual = keras.layers.Conv2D(channels, 3, padding="same", kernel_initializer="zeros", name="residual")(
+    residual = OutputConv2D(channels, 3, padding="same", kernel_initializer="zeros", name="residual")(
         residual
     )
     decoder = keras.Model(code, keras.layers.Add(name="output")([bicubic, residual]), name="decoder")
