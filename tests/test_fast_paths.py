@@ -120,8 +120,8 @@ def test_nearest_upsampling_is_upsampling2d_with_its_gradient(digits):
     np.testing.assert_array_equal(unknown_size(tf.constant(images)), expected[0])
 
 
-def _outputs_and_gradients(layer, images, weights, training):
-    @tf.function
+def _outputs_and_gradients(layer, images, weights, training, jit_compile=False):
+    @tf.function(jit_compile=jit_compile)
     def run(images):
         with tf.GradientTape() as tape:
             tape.watch(images)
@@ -142,13 +142,16 @@ def test_the_output_convolution_trains_as_the_plain_one(digits, channels):
     layer.build(images.shape)
     plain, plain_ops = _outputs_and_gradients(layer, images, weights, training=False)
     trained, trained_ops = _outputs_and_gradients(layer, images, weights, training=True)
-    for got, expected in zip(trained, plain, strict=True):
+    xla, xla_ops = _outputs_and_gradients(layer, images, weights, training=True, jit_compile=True)
+    for got, expected in zip(trained + xla, plain + plain, strict=True):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
     # One channel trains as a depthwise convolution; inference, and so every
-    # export, runs the plain one, as does training to several channels.
+    # export, runs the plain one, as do training to several channels and
+    # training compiled by XLA.
     assert layer.trains_depthwise == (channels == 1)
     assert ("DepthwiseConv2dNative" in trained_ops) == (channels == 1)
-    assert "DepthwiseConv2dNative" not in plain_ops and "Conv2D" in plain_ops
+    for op_types in (plain_ops, xla_ops):
+        assert "DepthwiseConv2dNative" not in op_types and "Conv2D" in op_types
     strided = OutputConv2D(1, 3, strides=2, padding="same")
     assert not strided.trains_depthwise
     assert OutputConv2D.from_config(layer.get_config()).get_config() == layer.get_config()
