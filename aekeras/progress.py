@@ -3,9 +3,9 @@
 Test-set evaluation (the VAE's importance-sampled likelihood above all),
 and the LiteRT, ONNX and SavedModel checks of `aekeras tflite` and
 `aekeras onnx`, take from seconds to minutes; they report through
-`tracked` (a Keras progress bar on a terminal, plain lines otherwise),
-silent unless asked. Every aekeras model's `fit`, `evaluate` and
-`predict` show `StepProgbarLogger`'s bar.
+`tracked` (a Keras progress bar on a terminal or in a notebook, plain lines
+otherwise), silent unless asked. Every aekeras model's `fit`, `evaluate`
+and `predict` show `StepProgbarLogger`'s bar.
 """
 
 import sys
@@ -17,15 +17,18 @@ import keras
 LINES = 10
 
 
-def fit_verbosity(verbose, stream=None):
-    """Keras's `verbose` for `fit`: its bar (1) only where it redraws in place, else one line per epoch (2).
+def redraws_in_place(stream):
+    """Whether `stream` shows a progress bar redrawn in place: a terminal, or a notebook's output.
 
     Keras draws its bar with carriage returns and backspaces wherever it
-    runs, which a log file keeps as one ever longer line; a terminal and a
-    notebook redraw it.
+    runs, which a log file keeps as one ever longer line.
     """
-    stream = stream or sys.stdout
-    if verbose == 1 and not (stream.isatty() or "ipykernel" in sys.modules):
+    return stream.isatty() or (stream is sys.stdout and "ipykernel" in sys.modules)
+
+
+def fit_verbosity(verbose, stream=None):
+    """Keras's `verbose` for `fit`: its bar (1) only where it redraws in place, else one line per epoch (2)."""
+    if verbose == 1 and not redraws_in_place(stream or sys.stdout):
         return 2
     return verbose
 
@@ -36,8 +39,9 @@ class Progress:
     Args:
         total: the number of steps, or None when unknown.
         description: what the loop does, shown with the counts.
-        stream: where plain lines go (default standard output); on a
-            terminal, Keras's `Progbar` draws a bar instead.
+        stream: where plain lines go (default standard output); where a
+            bar redraws in place (`redraws_in_place`), Keras's `Progbar`
+            draws one instead.
     """
 
     def __init__(self, total, description, stream=None):
@@ -48,7 +52,7 @@ class Progress:
         self.started = time.monotonic()
         self._bar = None
         self._next_line = 1
-        if self.stream.isatty():
+        if redraws_in_place(self.stream):
             print(description, file=self.stream, flush=True)
             self._bar = keras.utils.Progbar(total)
 

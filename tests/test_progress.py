@@ -2,6 +2,8 @@
 
 import io
 import re
+import sys
+import types
 
 import keras
 from test_case import mnist
@@ -46,6 +48,17 @@ def test_a_terminal_gets_a_progress_bar(capsys):
 def test_fit_draws_its_bar_only_on_a_terminal():
     assert [fit_verbosity(v, Terminal()) for v in (0, 1, 2)] == [0, 1, 2]
     assert [fit_verbosity(v, io.StringIO()) for v in (0, 1, 2)] == [0, 2, 2]
+
+
+def test_a_notebook_gets_bars_on_its_output_and_lines_in_files(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    assert fit_verbosity(1) == 1 and fit_verbosity(1, io.StringIO()) == 2
+    list(tracked(range(4), 4, "converting"))
+    output = capsys.readouterr().out
+    assert output.startswith("converting\n") and "4/4" in output and "converting: 4/4" not in output
+    log = io.StringIO()
+    list(tracked(range(4), 4, "converting", stream=log))
+    assert log.getvalue().splitlines()[-1].startswith("converting: 4/4 (")
 
 
 def _bar_counts(output, steps):
