@@ -98,7 +98,7 @@ class OutputConv2D(keras.layers.Conv2D):
 
     @property
     def trains_depthwise(self):
-        """Whether training takes the depthwise form: one filter, stride and dilation 1, channels last."""
+        """Whether training outside XLA takes the depthwise form: one filter, stride and dilation 1, channels last."""
         plain = self.strides == (1, 1) and self.dilation_rate == (1, 1) and self.groups == 1
         return self.filters == 1 and plain and self.data_format == "channels_last"
 
