@@ -83,8 +83,8 @@ class OutputConv2D(keras.layers.Conv2D):
     on MNIST took 35 ms instead of 41. Only training takes it: inference,
     and so every export, runs the plain `Conv2D`, whose LiteRT and ONNX
     kernels quantise and convert as any convolution's. So does training
-    compiled by XLA, whose depthwise gradients are slow on the CPU (297 ms
-    against 24 for the plain form, on a batch of 256 28x28x16 inputs).
+    compiled by XLA, whose depthwise gradients are slow on the CPU (160-166
+    ms against 16-18 for the plain form, on a batch of 256 28x28x16 inputs).
     """
 
     def call(self, inputs, training=None):
