@@ -74,9 +74,11 @@ MODELS = {
 }
 
 
-def train_one_step(model, images, strategy, labels=None, optimizer=lambda: keras.optimizers.SGD(0.1)):
+def train_one_step(
+    model, images, strategy, labels=None, optimizer=lambda: keras.optimizers.SGD(0.1), batch_shards=None
+):
     with strategy.scope():
-        model.compile(optimizer=optimizer())
+        model.compile(optimizer=optimizer(), batch_shards=batch_shards)
     model.fit(images, labels, epochs=1, batch_size=len(images), shuffle=False, verbose=0)
     return [w.numpy() for w in model.weights]
 
@@ -89,8 +91,12 @@ def mirrored():
     return tf.distribute.MirroredStrategy(devices)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_two_replicas_match_one_device(images, mirrored, name):
+@pytest.mark.parametrize(
+    "name, replica_shards", [(name, None) for name in sorted(MODELS)] + [("denoising", 2), ("vae", 3)]
+)
+def test_two_replicas_match_one_device(images, mirrored, name, replica_shards):
+    # Replicas train one shard each by default; with shards of their own, the
+    # noise each example gets must still be the one device's.
     labels = None
     if name == "cvae":
         labels = next(iter(mnist("test", limit=64, batch_size=64, labels=True)))[1].numpy()
@@ -102,9 +108,10 @@ def test_two_replicas_match_one_device(images, mirrored, name):
     with mirrored.scope():
         replicated = MODELS[name]()
         replicated.set_weights(initial)
-    got = train_one_step(replicated, batch, mirrored, labels)
-    expected = train_one_step(single, batch, tf.distribute.get_strategy(), labels)
+    got = train_one_step(replicated, batch, mirrored, labels, batch_shards=replica_shards)
+    expected = train_one_step(single, batch, tf.distribute.get_strategy(), labels, batch_shards=1)
     assert mirrored.num_replicas_in_sync == 2
+    assert replicated.batch_shards == (replica_shards or 1)
     assert any(not np.allclose(w, w0) for w, w0 in zip(expected, initial, strict=True))
     # The codebook's update sums over every code position of the batch
     # (3,136 here), so the two replicas' summation order shows at ~4e-6.

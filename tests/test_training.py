@@ -98,6 +98,7 @@ def test_read_history_keeps_the_last_row_of_a_repeated_epoch(tmp_path):
         ({"options": {"noise": "gaussian"}}, "the dense model does not take noise"),
         ({"epochs": 0}, "epochs must be a positive integer, got 0"),
         ({"steps_per_execution": 0}, "steps_per_execution must be a positive integer, got 0"),
+        ({"batch_shards": 0}, "batch_shards must be a positive integer, got 0"),
         ({"batch_size": -5}, "batch_size must be a positive integer"),
         ({"learning_rate": float("nan")}, "learning_rate must be a positive number"),
         ({"data": "cifar10"}, "cifar10: no such file or folder"),

@@ -37,6 +37,7 @@ _RUN_FIELDS = (
     "run_dir",
     "strategy",
     "steps_per_execution",
+    "batch_shards",
     "intra_op_threads",
 )
 
@@ -84,20 +85,7 @@ def add_parser(commands):
         default="constant",
         help="cosine: decay along a cosine to a tenth of --learning-rate over the run",
     )
-    parser.add_argument(
-        "--steps-per-execution",
-        type=positive_int,
-        default=None,
-        help="training steps per graph call (default: the model's, 32; 1 under --strategy mirrored or "
-        "multi_worker); the progress bar and per-batch callbacks advance once per call",
-    )
-    parser.add_argument(
-        "--intra-op-threads",
-        type=non_negative_int,
-        default=None,
-        help="threads each TensorFlow op may use (default: the model's, 1 for dense with a code of at "
-        "most 64, else 0; 0: TensorFlow's choice, one per core; BENCHMARKS.md measures both)",
-    )
+    _add_speed_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="seeds the weights, the data order and the noise")
     parser.add_argument("--out", default="saved_models", help="SavedModels go to OUT/MODEL/VERSION/")
     parser.add_argument(
@@ -122,6 +110,31 @@ def add_parser(commands):
     )
     add_contract_argument(parser)
     parser.set_defaults(run=run)
+
+
+def _add_speed_options(parser):
+    """The options that change how fast a run trains, not what it learns."""
+    parser.add_argument(
+        "--steps-per-execution",
+        type=positive_int,
+        default=None,
+        help="training steps per graph call (default: the model's, 32; 1 under --strategy mirrored or "
+        "multi_worker); the progress bar and per-batch callbacks advance once per call",
+    )
+    parser.add_argument(
+        "--batch-shards",
+        type=positive_int,
+        default=None,
+        help="parts each training batch is split into, trained side by side on the CPU's cores with the "
+        "whole batch's update (default: one per core on a CPU, else 1)",
+    )
+    parser.add_argument(
+        "--intra-op-threads",
+        type=non_negative_int,
+        default=None,
+        help="threads each TensorFlow op may use (default: the model's, 1 for dense with a code of at "
+        "most 64 and for vae, else 0; 0: TensorFlow's choice, one per core; BENCHMARKS.md measures both)",
+    )
 
 
 def _config(args):

@@ -10,26 +10,7 @@ from keras.src.trainers.compile_utils import MetricsList
 
 from aekeras import losses, optimizers, progress
 from aekeras.data import DEFAULT_SPEC, ImageSpec
-from aekeras.models import nonfinite
-
-
-def draw_for_global_batch(distribution, shape, seed_generator):
-    """Draws `"uniform"` or `"normal"` values of `shape` for this replica.
-
-    Under a `tf.distribute` strategy every replica draws values for the whole
-    global batch from the same seed state and keeps its own contiguous slice,
-    so each example gets the same noise however the batch is split: two
-    replicas train exactly as one device does.
-    """
-    draw = keras.random.normal if distribution == "normal" else keras.random.uniform
-    context = tf.distribute.get_replica_context()
-    replicas = context.num_replicas_in_sync if context is not None else 1
-    if replicas == 1:
-        return draw(shape, seed=seed_generator)
-    local = shape[0]
-    values = draw((local * replicas, *shape[1:]), seed=seed_generator)
-    start = context.replica_id_in_sync_group * local
-    return values[start : start + local]
+from aekeras.models import nonfinite, shards
 
 
 def resolve_image_spec(image_spec, image_shape, value_range, default_value_range):
@@ -177,6 +158,7 @@ class BaseAutoencoder(keras.Model):
         # not a Keras weight: it is bookkeeping, so it is neither saved in
         # .keras files nor counted in `count_params` or the summary.
         self.nonfinite_step = nonfinite.step_variable()
+        self.batch_shards = 1  # until `compile` picks the count
 
     @property
     def image_shape(self):
@@ -199,6 +181,7 @@ class BaseAutoencoder(keras.Model):
         metrics=None,
         steps_per_execution=None,
         jit_compile=None,
+        batch_shards=None,
         **kwargs,
     ):
         """Keras's `compile`, less the loss, which the model's configuration sets.
@@ -206,8 +189,12 @@ class BaseAutoencoder(keras.Model):
         `steps_per_execution` and `jit_compile` default to what trains this
         model fastest on a CPU (`default_steps_per_execution`,
         `default_jit_compile`; BENCHMARKS.md); the NaN stop stays exact
-        whatever they are. `optimizer="adam"` is `aekeras.optimizers.Adam`:
-        Keras's Adam with each variable's update in one kernel.
+        whatever they are. `batch_shards` splits each training batch into
+        that many parts that the CPU's cores train side by side, with the
+        whole batch's update (`aekeras.models.shards`); its default is one
+        per core on a CPU without XLA or a strategy, else 1.
+        `optimizer="adam"` is `aekeras.optimizers.Adam`: Keras's Adam with
+        each variable's update in one kernel.
         """
         if loss is not None:
             raise ValueError(
@@ -226,6 +213,9 @@ class BaseAutoencoder(keras.Model):
             steps_per_execution = 1 if distributed else self.default_steps_per_execution
         if jit_compile is None:
             jit_compile = False if distributed else self.default_jit_compile
+        if batch_shards is None:
+            batch_shards = shards.default_count(distributed, jit_compile)
+        self.batch_shards = shards.check_count(batch_shards)
         super().compile(
             optimizer=optimizer,
             metrics=metrics,
@@ -460,8 +450,7 @@ class BaseAutoencoder(keras.Model):
     def train_step(self, data):
         inputs, targets = self._unpack(data)
         with tf.GradientTape() as tape:
-            terms, reconstructions = self.compute_loss_terms(inputs, targets, training=True)
-            total = self._total_loss(terms)
+            terms, total, reconstructions = self._training_terms(inputs, targets)
             # Divide by the global batch size, not the replica's: gradients
             # are summed over replicas, so the result matches one device.
             loss = tf.nn.compute_average_loss(total)
@@ -472,6 +461,42 @@ class BaseAutoencoder(keras.Model):
         nonfinite.record_first(self.nonfinite_step, healthy, self.optimizer.iterations)
         nonfinite.apply_gradients_if(healthy, self.optimizer, gradients, self.trainable_weights)
         return self._update_metrics(inputs, targets, terms, total, reconstructions)
+
+    def _training_terms(self, inputs, targets):
+        """`(terms, totals, reconstructions)` of a training batch, in `batch_shards` shards side by side.
+
+        Each shard's terms are per example, so concatenated they are the
+        whole batch's; layer penalties count once per shard, weighted by its
+        share of the batch (exactly the whole batch's for weight penalties
+        and Keras's activity penalties, which are batch means). A batch
+        smaller than the shard count trains whole: an empty shard is no
+        batch some models can take (`batch_jacobian` divides by its size).
+        """
+        count = self.batch_shards
+        size = tf.nest.flatten(inputs)[0].shape[0]
+        if count == 1 or (size is not None and size < count):
+            return self._whole_batch_terms(inputs, targets)
+
+        def sharded():
+            return self._sharded_terms(inputs, targets, count)
+
+        if size is not None:
+            return sharded()
+        size = tf.shape(tf.nest.flatten(inputs)[0])[0]
+        return tf.cond(size >= count, sharded, lambda: self._whole_batch_terms(inputs, targets))
+
+    def _whole_batch_terms(self, inputs, targets):
+        terms, reconstructions = self.compute_loss_terms(inputs, targets, training=True)
+        return terms, self._total_loss(terms), reconstructions
+
+    def _sharded_terms(self, inputs, targets, count):
+        parts, starts, size = shards.split((inputs, targets), count)
+        results = []
+        with shards.shard_draws(starts, size) as draws:
+            for index, (shard_inputs, shard_targets) in enumerate(parts):
+                draws.begin(index)
+                results.append(self._whole_batch_terms(shard_inputs, shard_targets))
+        return tf.nest.map_structure(lambda *tensors: tf.concat(tensors, axis=0), *results)
 
     def test_step(self, data):
         inputs, targets = self._unpack(data)

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from aekeras import noise as noises
-from aekeras.models.base import draw_for_global_batch
+from aekeras.models.shards import draw_for_global_batch
 from aekeras.models.wrapped import WrappedAutoencoder
 
 _VALID_LEVELS = {

@@ -11,7 +11,8 @@ from aekeras import losses
 from aekeras.choices import VAE_ARCHITECTURES as ARCHITECTURES
 from aekeras.choices import VAE_LIKELIHOODS as LIKELIHOODS
 from aekeras.models import blocks
-from aekeras.models.base import BaseAutoencoder, draw_for_global_batch, resolve_image_spec
+from aekeras.models.base import BaseAutoencoder, resolve_image_spec
+from aekeras.models.shards import draw_for_global_batch
 
 # The Gaussian decoder's scale starts at a typical reconstruction error of
 # [0, 1] images and is learned with the rest.

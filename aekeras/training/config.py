@@ -53,10 +53,14 @@ class TrainConfig:
             faster for small models (BENCHMARKS.md); per-batch callbacks
             and the progress bar then advance once per call (the NaN stop
             still names the exact batch).
+        batch_shards: parts each training batch is split into, trained
+            side by side on the CPU's cores with the whole batch's update;
+            `None`: the model's default (`BaseAutoencoder.compile`: one per
+            core on a CPU, else 1).
         intra_op_threads: threads each TensorFlow op may use; `None`, the
             default, takes the model's (`ModelEntry.default_intra_op_threads`:
-            one for the lecture's dense model, TensorFlow's choice, one per
-            core, for the others) where TensorFlow has not started yet, and
+            one for the lecture's dense model and the VAE, TensorFlow's
+            choice, one per core, for the others) where TensorFlow has not started yet, and
             leaves TensorFlow as it is otherwise; 0 asks for TensorFlow's
             choice. A number takes effect only in a process where TensorFlow
             has not started (the command line's).
@@ -81,6 +85,7 @@ class TrainConfig:
     verbose: int = 1
     strategy: str = "default"
     steps_per_execution: int = None
+    batch_shards: int = None
     intra_op_threads: int = None
     restart: bool = False
     allow_contract_change: bool = False
@@ -96,9 +101,9 @@ class TrainConfig:
         check_name(self.run_name)
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r} (expected one of {STRATEGIES})")
-        for field in ("epochs", "batch_size", "steps_per_execution"):
+        for field in ("epochs", "batch_size", "steps_per_execution", "batch_shards"):
             value = getattr(self, field)
-            if field == "steps_per_execution" and value is None:
+            if field in ("steps_per_execution", "batch_shards") and value is None:
                 continue  # the model's default
             if not (isinstance(value, int) and value > 0):
                 raise ValueError(f"{field} must be a positive integer, got {value!r}")

@@ -59,6 +59,7 @@ def compile_model(model, config, train_data):
     model.compile(
         optimizer=optimizers.Adam(learning_rate),
         steps_per_execution=config.steps_per_execution,
+        batch_shards=config.batch_shards,
     )
 
 
@@ -174,6 +175,7 @@ def _record(config, source, model, strategy, metrics, run_dir, clock):
         "data": {"source": source.spec.source, "options": config.read_options()},
         "image_spec": model.image_spec.get_config(),
         "replicas": strategy.num_replicas_in_sync,
+        "batch_shards": model.batch_shards,
         "model_config": model.get_config(),
         "test_metrics": metrics,
         "history": read_history(run_dir / "history.csv"),

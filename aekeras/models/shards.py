@@ -1,0 +1,129 @@
+"""Batch shards: a training step's batch split so that a CPU's cores train its parts side by side.
+
+A small model's ops (a 256 x 784 by 784 x 30 matmul, say) are too small to
+gain from several threads each, so one op at a time leaves the other cores
+idle. Split into shards, the batch's forward and backward passes become
+independent subgraphs that TensorFlow's executor runs at once, one per
+core, and the gradient sums them. The loss is the same per-example
+average over the whole batch, so the update is the whole batch's, and
+every random draw is made once for the whole batch and sliced
+(`draw_for_global_batch`): each example gets the same noise however the
+batch is split, so a sharded step trains as the unsharded one does.
+"""
+
+import contextlib
+import os
+import threading
+
+import keras
+import tensorflow as tf
+
+# A default above this many shards is unmeasured (the development machine
+# has 2 cores) and traces that many copies of the step.
+MAX_DEFAULT_SHARDS = 8
+
+_tracing = threading.local()
+
+
+def default_count(distributed, jit_compile):
+    """The shards `compile` uses unless told: one per core on a CPU, else 1.
+
+    A `tf.distribute` strategy already splits the batch between its
+    replicas, a GPU's ops each fill the device already, and XLA compiles
+    the step into one program that runs on its own threads.
+    """
+    if distributed or jit_compile or tf.config.list_logical_devices("GPU"):
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(MAX_DEFAULT_SHARDS, cores))
+
+
+def check_count(count):
+    """`count`, or ValueError if it is not a positive whole number."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"batch_shards must be a positive whole number, got {count!r}")
+    return count
+
+
+class _ShardDraws:
+    """The random draws of a step being traced in shards: the first shard's, for the whole batch."""
+
+    def __init__(self, starts, total):
+        self.starts = starts  # each shard's first example within the batch
+        self.total = total  # the batch's size
+        self.shard = 0
+        self.draws = []  # the first shard's, in the order it made them
+        self.next_draw = 0
+
+    def begin(self, shard):
+        self.shard, self.next_draw = shard, 0
+
+    def whole_batch(self, draw, shape):
+        """This shard's next draw of `shape` (the whole batch's): made by the first shard, reused after."""
+        if self.shard == 0:
+            self.draws.append(draw(shape))
+            return self.draws[-1]
+        values = self.draws[self.next_draw]
+        self.next_draw += 1
+        return values
+
+
+def draw_for_global_batch(distribution, shape, seed_generator):
+    """Draws `"uniform"` or `"normal"` values of `shape` for this replica's batch, or this shard's.
+
+    Under a `tf.distribute` strategy every replica draws values for the whole
+    global batch from the same seed state and keeps its own contiguous slice;
+    in a sharded step the first shard draws for the whole batch and every
+    shard keeps its slice. So each example gets the same noise however the
+    batch is split: two replicas, or two shards, train exactly as one device
+    does.
+    """
+    random = keras.random.normal if distribution == "normal" else keras.random.uniform
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    sharded = getattr(_tracing, "draws", None)
+    if replicas == 1 and sharded is None:
+        return random(shape, seed=seed_generator)
+    local = shape[0]
+    whole = local if sharded is None else sharded.total
+    start = 0 if sharded is None else sharded.starts[sharded.shard]
+    if replicas > 1:
+        start += context.replica_id_in_sync_group * whole
+        whole *= replicas
+
+    def draw(whole_shape):
+        return random(whole_shape, seed=seed_generator)
+
+    whole_shape = (whole, *shape[1:])
+    values = draw(whole_shape) if sharded is None else sharded.whole_batch(draw, whole_shape)
+    return values[start : start + local]
+
+
+def split(structure, count):
+    """`(parts, starts, total)`: `structure`'s tensors split along their first axis into `count` parts.
+
+    The parts differ in size by at most one example (the first ones get the
+    extra), so any batch of at least `count` examples splits. A tensor that appears twice in `structure` (targets that are the
+    inputs) is split once, and its parts appear twice: models tell
+    autoencoding from given targets by that identity.
+    """
+    tensors = tf.nest.flatten(structure)
+    total = tf.shape(tensors[0])[0]
+    sizes = total // count + tf.cast(tf.range(count) < total % count, tf.int32)
+    starts = tf.concat([[0], tf.cumsum(sizes)[:-1]], axis=0)
+    pieces = {}
+    for tensor in tensors:
+        if id(tensor) not in pieces:
+            pieces[id(tensor)] = tf.split(tensor, sizes, num=count)
+    parts = [tf.nest.pack_sequence_as(structure, [pieces[id(t)][i] for t in tensors]) for i in range(count)]
+    return parts, [starts[i] for i in range(count)], total
+
+
+@contextlib.contextmanager
+def shard_draws(starts, total):
+    """While tracing a step's shards: `draw_for_global_batch` draws for the whole batch once."""
+    _tracing.draws = _ShardDraws(starts, total)
+    try:
+        yield _tracing.draws
+    finally:
+        _tracing.draws = None
