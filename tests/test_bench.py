@@ -15,6 +15,8 @@ torch = pytest.importorskip("torch")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import bench  # noqa: E402
 
+from aekeras.models import shards  # noqa: E402
+
 
 @pytest.mark.parametrize("name", ["dense", "conv", "vae"])
 def test_torch_twin_computes_the_same_function(name, digits):
@@ -69,7 +71,10 @@ def test_quick_run_reports_every_figure(tmp_path):
     # nearly the same test loss, with aekeras's defaults and with XLA.
     dense = results["training"]["dense"]["sides"]
     toggles = [toggled["label"] for toggled in results["training"]["dense"]["toggles"]]
-    assert "aekeras, 1 batch shard" in toggles  # one shard per core is the default on 2 cores
+    per_core = shards.default_count(distributed=False, jit_compile=False)
+    assert (f"aekeras, {per_core} batch shards" in toggles) == (per_core > 1)  # not the dense default
+    vae_toggles = [toggled["label"] for toggled in results["training"]["vae"]["toggles"]]
+    assert ("aekeras, 1 batch shard" in vae_toggles) == (per_core > 1)  # the dense VAE's default
     for label in ("aekeras", *toggles):
         assert dense[label]["test_loss"][-1] == pytest.approx(
             dense["PyTorch eager"]["test_loss"][-1], rel=0.01

@@ -9,7 +9,7 @@ import tensorflow as tf
 from test_base_autoencoder import MODELS
 from test_case import mnist
 
-from aekeras.models import DenseAutoencoder, shards
+from aekeras.models import IWAE, VAE, ConvAutoencoder, DenseAutoencoder, shards
 
 
 def train(name, batch_shards):
@@ -58,15 +58,21 @@ def test_each_shard_is_its_own_forward_and_backward_pass():
     assert counts[1] > 0 and counts[2] == 2 * counts[1] and counts[3] == 3 * counts[1]
 
 
-def test_the_default_is_one_shard_per_core_where_it_can_run_side_by_side():
-    model = DenseAutoencoder(latent_dim=8)
-    model.compile(optimizer="adam")
-    assert model.batch_shards == shards.default_count(distributed=False, jit_compile=False) >= 1
-    assert shards.default_count(distributed=False, jit_compile=False) == min(
-        shards.MAX_DEFAULT_SHARDS, len(os.sched_getaffinity(0))
-    )
-    model.compile(optimizer="adam", jit_compile=True)
-    assert model.batch_shards == 1
+def test_the_dense_vaes_default_to_one_shard_per_core_and_the_rest_to_one():
+    per_core = shards.default_count(distributed=False, jit_compile=False)
+    assert per_core == min(shards.MAX_DEFAULT_SHARDS, len(os.sched_getaffinity(0)))
+    for build, expected in [
+        (lambda: VAE(latent_dim=4, hidden_dims=(32,)), per_core),
+        (lambda: IWAE(num_samples=2, latent_dim=4, hidden_dims=(32,)), per_core),
+        (lambda: VAE(architecture="conv", latent_dim=4, filters=(4, 4)), 1),
+        (lambda: DenseAutoencoder(latent_dim=8), 1),
+        (lambda: ConvAutoencoder(filters=(8, 4)), 1),
+    ]:
+        model = build()
+        model.compile(optimizer="adam")
+        assert model.batch_shards == expected, type(model).__name__
+        model.compile(optimizer="adam", jit_compile=True)  # XLA compiles one program
+        assert model.batch_shards == 1
     assert shards.default_count(distributed=True, jit_compile=False) == 1
 
 

@@ -126,14 +126,14 @@ def _add_speed_options(parser):
         type=positive_int,
         default=None,
         help="parts each training batch is split into, trained side by side on the CPU's cores with the "
-        "whole batch's update (default: one per core on a CPU, else 1)",
+        "whole batch's update (default: one per core on a CPU for the dense vae, iwae and cvae, else 1)",
     )
     parser.add_argument(
         "--intra-op-threads",
         type=non_negative_int,
         default=None,
         help="threads each TensorFlow op may use (default: the model's, 1 for dense with a code of at "
-        "most 64 and for vae, else 0; 0: TensorFlow's choice, one per core; BENCHMARKS.md measures both)",
+        "most 64 and for the dense vae, else 0; 0: TensorFlow's choice, one per core; BENCHMARKS.md measures both)",
     )
 
 

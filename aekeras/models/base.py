@@ -126,6 +126,11 @@ class BaseAutoencoder(keras.Model):
     # What `compile` uses unless told otherwise (measured in BENCHMARKS.md).
     default_steps_per_execution = 32
     default_jit_compile = False
+    # Whether `compile` splits batches into one shard per core by default
+    # (`aekeras.models.shards`): only where the benchmark's race measured a
+    # gain. The dense and conv models' `fit` ran slower in shards, as the
+    # input pipeline's gathers then compete with the step for the cores.
+    trains_in_shards = False
 
     def __init__(self, encoder, decoder, image_spec, reconstruction_loss="mse", **kwargs):
         super().__init__(**kwargs)
@@ -192,7 +197,8 @@ class BaseAutoencoder(keras.Model):
         whatever they are. `batch_shards` splits each training batch into
         that many parts that the CPU's cores train side by side, with the
         whole batch's update (`aekeras.models.shards`); its default is one
-        per core on a CPU without XLA or a strategy, else 1.
+        per core on a CPU without XLA or a strategy for models that gain
+        from it (`trains_in_shards`), else 1.
         `optimizer="adam"` is `aekeras.optimizers.Adam`: Keras's Adam with
         each variable's update in one kernel.
         """
@@ -214,7 +220,7 @@ class BaseAutoencoder(keras.Model):
         if jit_compile is None:
             jit_compile = False if distributed else self.default_jit_compile
         if batch_shards is None:
-            batch_shards = shards.default_count(distributed, jit_compile)
+            batch_shards = shards.default_count(distributed, jit_compile) if self.trains_in_shards else 1
         self.batch_shards = shards.check_count(batch_shards)
         super().compile(
             optimizer=optimizer,

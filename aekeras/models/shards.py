@@ -26,7 +26,7 @@ _tracing = threading.local()
 
 
 def default_count(distributed, jit_compile):
-    """The shards `compile` uses unless told: one per core on a CPU, else 1.
+    """The shards `compile` gives a model that trains in shards, unless told: one per core on a CPU, else 1.
 
     A `tf.distribute` strategy already splits the batch between its
     replicas, a GPU's ops each fill the device already, and XLA compiles
@@ -58,10 +58,10 @@ class _ShardDraws:
     def begin(self, shard):
         self.shard, self.next_draw = shard, 0
 
-    def whole_batch(self, draw, shape):
-        """This shard's next draw of `shape` (the whole batch's): made by the first shard, reused after."""
+    def whole_batch(self, draw):
+        """This shard's next draw for the whole batch: the first shard makes it (`draw()`), the others reuse it."""
         if self.shard == 0:
-            self.draws.append(draw(shape))
+            self.draws.append(draw())
             return self.draws[-1]
         values = self.draws[self.next_draw]
         self.next_draw += 1
@@ -91,11 +91,10 @@ def draw_for_global_batch(distribution, shape, seed_generator):
         start += context.replica_id_in_sync_group * whole
         whole *= replicas
 
-    def draw(whole_shape):
-        return random(whole_shape, seed=seed_generator)
+    def draw():
+        return random((whole, *shape[1:]), seed=seed_generator)
 
-    whole_shape = (whole, *shape[1:])
-    values = draw(whole_shape) if sharded is None else sharded.whole_batch(draw, whole_shape)
+    values = draw() if sharded is None else sharded.whole_batch(draw)
     return values[start : start + local]
 
 
@@ -103,9 +102,10 @@ def split(structure, count):
     """`(parts, starts, total)`: `structure`'s tensors split along their first axis into `count` parts.
 
     The parts differ in size by at most one example (the first ones get the
-    extra), so any batch of at least `count` examples splits. A tensor that appears twice in `structure` (targets that are the
-    inputs) is split once, and its parts appear twice: models tell
-    autoencoding from given targets by that identity.
+    extra), so any batch of at least `count` examples splits. A tensor that
+    appears twice in `structure` (targets that are the inputs) is split
+    once, and its parts appear twice: models tell autoencoding from given
+    targets by that identity.
     """
     tensors = tf.nest.flatten(structure)
     total = tf.shape(tensors[0])[0]

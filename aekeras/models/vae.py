@@ -209,6 +209,11 @@ class VAE(BaseAutoencoder):
             return losses.continuous_bernoulli_log_likelihood(targets, logits, reduction)
         return losses.gaussian_log_likelihood(targets, ops.sigmoid(logits), self.log_scale, reduction)
 
+    @property
+    def trains_in_shards(self):
+        """The dense VAE trains in shards by default: its `fit` ran 1.5x as fast in two (BENCHMARKS.md)."""
+        return self.architecture == "dense"
+
     def reparameterize(self, z_mean, z_log_var):
         """z = mean + exp(0.5 log_var) * eps, eps ~ N(0, I) from the seed generator."""
         eps = draw_for_global_batch("normal", ops.shape(z_mean), self.seed_generator)

@@ -56,12 +56,13 @@ class TrainConfig:
         batch_shards: parts each training batch is split into, trained
             side by side on the CPU's cores with the whole batch's update;
             `None`: the model's default (`BaseAutoencoder.compile`: one per
-            core on a CPU, else 1).
+            core on a CPU for the dense VAEs, else 1).
         intra_op_threads: threads each TensorFlow op may use; `None`, the
             default, takes the model's (`ModelEntry.default_intra_op_threads`:
-            one for the lecture's dense model and the VAE, TensorFlow's
-            choice, one per core, for the others) where TensorFlow has not started yet, and
-            leaves TensorFlow as it is otherwise; 0 asks for TensorFlow's
+            one for the lecture's dense model and the dense VAE,
+            TensorFlow's choice, one per core, for the others) where
+            TensorFlow has not started yet, and leaves TensorFlow as it is
+            otherwise; 0 asks for TensorFlow's
             choice. A number takes effect only in a process where TensorFlow
             has not started (the command line's).
     """
