@@ -9,6 +9,8 @@ average over the whole batch, so the update is the whole batch's, and
 every random draw is made once for the whole batch and sliced
 (`draw_for_global_batch`): each example gets the same noise however the
 batch is split, so a sharded step trains as the unsharded one does.
+`compile` shards by default only the models whose `trains_in_shards` says
+so, where the benchmark's race measured a gain.
 """
 
 import contextlib
@@ -22,6 +24,8 @@ import tensorflow as tf
 # has 2 cores) and traces that many copies of the step.
 MAX_DEFAULT_SHARDS = 8
 
+# Per thread: a `tf.distribute` strategy traces each replica's step in a
+# thread of its own, and each replica splits its own batch.
 _tracing = threading.local()
 
 

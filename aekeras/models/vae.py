@@ -211,7 +211,7 @@ class VAE(BaseAutoencoder):
 
     @property
     def trains_in_shards(self):
-        """The dense VAE trains in shards by default: its `fit` ran 1.5x as fast in two (BENCHMARKS.md)."""
+        """The dense VAE trains in shards by default: in two, its `fit` ran 1.3-1.5x as fast as in one (BENCHMARKS.md)."""
         return self.architecture == "dense"
 
     def reparameterize(self, z_mean, z_log_var):
