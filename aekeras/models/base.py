@@ -479,7 +479,8 @@ class BaseAutoencoder(keras.Model):
         batch some models can take (`batch_jacobian` divides by its size).
         """
         count = self.batch_shards
-        size = tf.nest.flatten(inputs)[0].shape[0]
+        images = tf.nest.flatten(inputs)[0]
+        size = images.shape[0]
         if count == 1 or (size is not None and size < count):
             return self._whole_batch_terms(inputs, targets)
 
@@ -488,8 +489,9 @@ class BaseAutoencoder(keras.Model):
 
         if size is not None:
             return sharded()
-        size = tf.shape(tf.nest.flatten(inputs)[0])[0]
-        return tf.cond(size >= count, sharded, lambda: self._whole_batch_terms(inputs, targets))
+        return tf.cond(
+            tf.shape(images)[0] >= count, sharded, lambda: self._whole_batch_terms(inputs, targets)
+        )
 
     def _whole_batch_terms(self, inputs, targets):
         terms, reconstructions = self.compute_loss_terms(inputs, targets, training=True)
