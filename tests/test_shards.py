@@ -9,20 +9,27 @@ import tensorflow as tf
 from test_base_autoencoder import MODELS
 from test_case import mnist
 
+from aekeras import data
 from aekeras.models import IWAE, VAE, ConvAutoencoder, DenseAutoencoder, shards
 
 
-def train(name, batch_shards):
+def train(name, batch_shards, build=None, source=None, learning_rate=0.01):
     """Two epochs of batches of 128, 128 and 1 (257 images), four steps per call, from seed 0.
 
-    SGD, not Adam: a gradient scaled wrongly would leave Adam's update
-    almost as it is, and SGD's not at all.
+    `MODELS[name]` on MNIST, unless `build` and `source` (a data source
+    for `aekeras.data.load`) say otherwise. SGD, not Adam: a gradient
+    scaled wrongly would leave Adam's update almost as it is, and SGD's not
+    at all.
     """
     keras.utils.set_random_seed(0)
-    model = MODELS[name]()
-    model.compile(optimizer=keras.optimizers.SGD(0.01), batch_shards=batch_shards, steps_per_execution=4)
-    labelled = getattr(model, "conditioned", False)
-    batches = mnist("train", limit=257, batch_size=128, value_range=model.value_range, labels=labelled)
+    model = (build or MODELS[name])()
+    optimizer = keras.optimizers.SGD(learning_rate)
+    model.compile(optimizer=optimizer, batch_shards=batch_shards, steps_per_execution=4)
+    options = dict(limit=257, batch_size=128, value_range=model.value_range)
+    if source is not None:
+        batches = data.load(source, "train", **options)
+    else:
+        batches = mnist("train", labels=getattr(model, "conditioned", False), **options)
     model.fit(batches, epochs=2, verbose=0)
     return model.get_weights()
 
@@ -41,6 +48,23 @@ def test_shards_train_as_the_whole_batch(name):
     for count in (2, 3):
         sharded = train(name, count)
         for a, b in zip(sharded, whole, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_shards_train_colour_images_as_the_whole_batch(rgb_crops_folder):
+    # 32x32x3 crops of scikit-learn's photographs: a dense VAE, which shards
+    # by default, and a conv model with its three-channel output. The VAE's
+    # loss sums 3,072 pixels, so SGD takes a smaller step than on MNIST.
+    builds = {
+        "vae": lambda: VAE(latent_dim=4, hidden_dims=(32,), image_shape=(32, 32, 3), seed=3),
+        "conv": lambda: ConvAutoencoder(filters=(8, 4), image_shape=(32, 32, 3), value_range=(0, 1)),
+    }
+    for name, build in builds.items():
+        keras.utils.set_random_seed(0)
+        initial = build().get_weights()
+        whole = train(name, 1, build, rgb_crops_folder, learning_rate=1e-4)
+        assert any(not np.allclose(w, w0) for w, w0 in zip(whole, initial, strict=True))
+        for a, b in zip(train(name, 2, build, rgb_crops_folder, learning_rate=1e-4), whole, strict=True):
             np.testing.assert_allclose(a, b, atol=1e-4)
 
 
