@@ -5,6 +5,7 @@ from sklearn.linear_model import LogisticRegression
 from aekeras.analysis import PRETRAINING_METHODS, unlabelled_pretraining
 from aekeras.analysis.pretraining import (
     C_CHOICES,
+    _network_restarts,
     _restartable,
     _span_coordinates,
     _train_steps,
@@ -123,3 +124,23 @@ def test_the_traced_step_loop_trains_as_train_on_batch(trained_dense, digits, mn
     _train_steps(model, scaled, labels, 0)  # no steps: nothing moves, any batch size
     for weights, wanted in zip(model.get_weights(), expected, strict=True):
         np.testing.assert_array_equal(weights, wanted)
+
+
+def test_each_draw_restarts_the_same_networks_from_weights_drawn_with_its_seed(trained_dense):
+    restarts_for_draw = _network_restarts(trained_dense, 10)
+    keras.utils.set_random_seed(0)
+    first = restarts_for_draw()
+    keras.utils.set_random_seed(1)
+    second = restarts_for_draw()
+    scratch_first = [w.copy() for w in first["scratch"]().get_weights()]
+    model = second["scratch"]()
+    assert first["scratch"]() is model  # one compiled classifier serves every draw
+    assert not np.allclose(second["scratch"]().get_weights()[0], scratch_first[0])  # a new start each draw
+    keras.utils.set_random_seed(0)
+    for again, wanted in zip(restarts_for_draw()["scratch"]().get_weights(), scratch_first, strict=True):
+        np.testing.assert_array_equal(again, wanted)  # drawn with the draw's seed
+    fine_tuned = second["fine_tuned"]()
+    for copied, original in zip(
+        fine_tuned.layers[0].get_weights(), trained_dense.encoder.get_weights(), strict=True
+    ):
+        np.testing.assert_array_equal(copied, original)

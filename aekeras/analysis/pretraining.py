@@ -1,5 +1,6 @@
 """Part 12: autoencoders learn from unlabelled data, measured with 100 labels."""
 
+import functools
 import warnings
 import weakref
 
@@ -65,22 +66,51 @@ def classifier(autoencoder, num_classes, pretrained):
 
 
 def _restartable(autoencoder, num_classes, pretrained):
-    """A function returning one compiled `classifier`, put back to its start (weights and optimizer).
+    """A function returning one compiled `classifier`, put back to a start (weights and optimizer).
 
-    Restarting one model for each fold, rather than building another,
-    keeps Keras's traced training step instead of tracing one per fold.
+    `restart(start=None)`: the classifier with the weights `start` (by
+    default its own first ones) and its optimizer as new. Restarting one
+    model for every fold and draw, rather than building another, keeps
+    Keras's traced functions instead of tracing them again (and TensorFlow
+    warning of it) each time.
     """
     model = classifier(autoencoder, num_classes, pretrained)
     model.optimizer.build(model.trainable_variables)
-    weights, state = model.get_weights(), [v.numpy() for v in model.optimizer.variables]
+    first, state = model.get_weights(), [v.numpy() for v in model.optimizer.variables]
 
-    def restart():
-        model.set_weights(weights)
+    def restart(start=None):
+        model.set_weights(first if start is None else start)
         for variable, value in zip(model.optimizer.variables, state, strict=True):
             variable.assign(value)
         return model
 
     return restart
+
+
+# The networks of `METHODS`, and whether each starts from the autoencoder's encoder weights.
+_NETWORKS = {"scratch": False, "fine_tuned": True}
+
+
+def _network_restarts(autoencoder, num_classes):
+    """A function giving each draw the networks' restart functions (see `_restartable`), from a fresh start.
+
+    One compiled classifier per network serves every fold and draw; each
+    call draws new start weights with the current seed (a new
+    initialisation; the fine-tuned network's encoder is the autoencoder's).
+    """
+    restartable = {
+        name: _restartable(autoencoder, num_classes, pretrained) for name, pretrained in _NETWORKS.items()
+    }
+
+    def for_draw():
+        return {
+            name: functools.partial(
+                restart, classifier(autoencoder, num_classes, _NETWORKS[name]).get_weights()
+            )
+            for name, restart in restartable.items()
+        }
+
+    return for_draw
 
 
 # Each classifier's training loop, traced once (weakly keyed: it goes with its model).
@@ -157,19 +187,18 @@ def _probe(train_features, train_labels, test_features, test_labels, folds):
     return float(accuracy), float(np.ravel(probe.C_)[0])
 
 
-def _draw_accuracies(autoencoder, labelled, labels, test, choices, seed):
+def _draw_accuracies(autoencoder, restarts, labelled, labels, test, choices, seed):
     """`(accuracy, chosen setting)` of each of `METHODS` trained on one labelled subset (images on [0, 1]).
 
-    `test`: the test set's images, model-scale images, codes and labels,
-    computed once for every draw.
+    `restarts`: the networks' restart functions by name, each returning its
+    classifier at this draw's start. `test`: the test set's images,
+    model-scale images, codes and labels, computed once for every draw.
     """
     test_images, test_scaled, test_codes, test_labels = test
-    num_classes = int(max(labels.max(), test_labels.max())) + 1
     scaled = autoencoder.image_spec.to_model_scale(labelled)
     folds = _folds(labels, seed)  # the same folds choose every method's setting
     accuracies, chosen = {}, {}
-    for name, pretrained in (("scratch", False), ("fine_tuned", True)):
-        restart = _restartable(autoencoder, num_classes, pretrained)
+    for name, restart in restarts.items():
         chosen[name] = chosen_epochs(restart, scaled, labels, choices, folds)
         model = restart()
         _train_steps(model, scaled, labels, chosen[name])
@@ -220,18 +249,18 @@ def unlabelled_pretraining(
         "labelled": per_class * classes}`.
     """
     rng = np.random.default_rng(seed)
-    test = (
-        test_images,
-        autoencoder.image_spec.to_model_scale(test_images),
-        autoencoder.embed(test_images),
-        test_labels,
-    )
+    scaled, codes = autoencoder.image_spec.to_model_scale(test_images), autoencoder.embed(test_images)
+    test = (test_images, scaled, codes, test_labels)
+    restarts_for_draw = _network_restarts(autoencoder, int(max(train_labels.max(), test_labels.max())) + 1)
     runs = []
     for draw in range(draws):
         keras.utils.set_random_seed(seed + draw)
         chosen = labelled_subset(train_labels, per_class, rng)
         labelled = (train_images[chosen], train_labels[chosen])
-        runs.append(_draw_accuracies(autoencoder, *labelled, test, epoch_choices(epochs), seed + draw))
+        restarts = restarts_for_draw()
+        runs.append(
+            _draw_accuracies(autoencoder, restarts, *labelled, test, epoch_choices(epochs), seed + draw)
+        )
     accuracy = {name: [accuracies[name] for accuracies, _ in runs] for name in METHODS}
     return {
         "accuracy": accuracy,
