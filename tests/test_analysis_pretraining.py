@@ -101,6 +101,8 @@ def test_a_probe_in_the_span_of_its_training_features_is_the_same_probe(mnist_tr
     np.testing.assert_allclose(
         test_coordinates @ train_coordinates.T, test @ train.T.astype(np.float64), atol=1e-6
     )
+    dead = _span_coordinates(np.zeros((100, 64), np.float32), np.ones((5, 64), np.float32))
+    assert dead[0].shape == (100, 1) and not dead[0].any()  # a dead code still gives the regression a column
     options = {"C": 0.1, "tol": 1e-10, "max_iter": 10_000}
     on_pixels = LogisticRegression(**options).fit(train.astype(np.float64), labels)
     on_coordinates = LogisticRegression(**options).fit(train_coordinates, labels)

@@ -170,7 +170,8 @@ def _span_coordinates(train_features, test_features):
     """
     train_features = train_features.reshape(len(train_features), -1).astype(np.float64)
     _, singular_values, basis = np.linalg.svd(train_features, full_matrices=False)
-    basis = basis[singular_values > singular_values[0] * 1e-10]
+    # At least one direction, so that features all zero (a dead code) still fit, to the class priors.
+    basis = basis[: max(1, int(np.sum(singular_values > singular_values[0] * 1e-10)))]
     test_features = test_features.reshape(len(test_features), -1).astype(np.float64)
     return train_features @ basis.T, test_features @ basis.T
 
