@@ -103,6 +103,29 @@ class OutputConv2D(keras.layers.Conv2D):
         return self.filters == 1 and plain and self.data_format == "channels_last"
 
 
+def load_with_older_weight_names(load):
+    """`load()` (a Keras model or weights load); if it fails, once more reading the names files had before `OutputConv2D`.
+
+    Keras files address a layer's weights by its class's name, and files
+    written before `OutputConv2D` (aekeras 0.1.0 up to a2ff8cd) hold the
+    output convolution's under the plain `Conv2D`'s: without this, a conv
+    model, checkpoint or backup saved then would no longer load. If the
+    second try fails too, the first error is raised.
+    """
+    try:
+        return load()
+    except (ValueError, KeyError) as error:
+        # The name is read while loading only; nothing saves meanwhile in
+        # the loading thread, and other threads do not save models.
+        OutputConv2D.__name__ = "Conv2D"
+        try:
+            return load()
+        except (ValueError, KeyError):
+            raise error from None
+        finally:
+            OutputConv2D.__name__ = "OutputConv2D"
+
+
 def _compiling_with_xla():
     """Whether the function being traced is compiled by XLA (`jit_compile=True`).
 

@@ -6,10 +6,14 @@ import keras
 
 from aekeras.errors import ModelFileError
 from aekeras.models.base import BaseAutoencoder
+from aekeras.models.blocks import load_with_older_weight_names
 
 
 def load_model(path):
     """Loads an aekeras model from a `.keras` file in Keras's safe mode.
+
+    Files written by earlier aekeras versions load too
+    (`blocks.load_with_older_weight_names`).
 
     Raises:
         ModelFileError: in one line, if the file is not a `.keras` archive,
@@ -20,7 +24,7 @@ def load_model(path):
     if not zipfile.is_zipfile(path):
         raise ModelFileError(f"{path}: not a .keras file (expected the zip archive model.save writes)")
     try:
-        model = keras.models.load_model(path, safe_mode=True)
+        model = load_with_older_weight_names(lambda: keras.models.load_model(path, safe_mode=True))
     except (ValueError, TypeError, KeyError) as e:
         # Keras wraps the refusal once per enclosing layer; the innermost
         # error names what was refused.

@@ -5,6 +5,7 @@ import os
 
 import keras
 
+from aekeras.models.blocks import load_with_older_weight_names
 from aekeras.models.nonfinite import NonFiniteStop
 
 
@@ -22,6 +23,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         # evaluated and published, so an interrupt before that resumes.
         super().__init__(backup_dir, delete_checkpoint=False)
         self.clock = clock
+
+    def _load_model(self):
+        # A backup written by an earlier aekeras version resumes too.
+        load_with_older_weight_names(super()._load_model)
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
