@@ -115,15 +115,17 @@ def load_with_older_weight_names(load):
     try:
         return load()
     except (ValueError, KeyError) as error:
-        # The name is read while loading only; nothing saves meanwhile in
-        # the loading thread, and other threads do not save models.
-        OutputConv2D.__name__ = "Conv2D"
-        try:
-            return load()
-        except (ValueError, KeyError):
-            raise error from None
-        finally:
-            OutputConv2D.__name__ = "OutputConv2D"
+        first_error = error
+    # The name is read while loading only; nothing saves meanwhile in the
+    # loading thread, and other threads do not save models.
+    OutputConv2D.__name__ = "Conv2D"
+    try:
+        return load()
+    except (ValueError, KeyError):
+        pass  # not an older file: the first error says what is wrong
+    finally:
+        OutputConv2D.__name__ = "OutputConv2D"
+    raise first_error  # outside the handler, so its own causes stay its context
 
 
 def _compiling_with_xla():
