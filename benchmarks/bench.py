@@ -344,9 +344,10 @@ def model_race(name, split, settings, seed=0, threads=0):
     """
     count = len(split[0][0])
     orders = _epoch_orders(count, seed, settings.epochs)
-    default_jit = _keras_model(name, seed).default_jit_compile
+    reference = _keras_model(name, seed)  # built once, for its defaults
+    default_jit = reference.default_jit_compile
     toggles = {("aekeras, XLA off" if default_jit else "aekeras, XLA on"): {"jit_compile": not default_jit}}
-    toggles.update(_shard_toggle(name, seed, default_jit))
+    toggles.update(_shard_toggle(reference.trains_in_shards, default_jit))
     sides = [
         _keras_side("aekeras", name, split, seed, {}),
         *(_keras_side(label, name, split, seed, options) for label, options in toggles.items()),
@@ -366,12 +367,12 @@ def model_race(name, split, settings, seed=0, threads=0):
     }
 
 
-def _shard_toggle(name, seed, jit_compile):
+def _shard_toggle(trains_in_shards, jit_compile):
     """`{label: compile options}` of the batch shards the model's default does not use (none on one core)."""
     per_core = shards.default_count(distributed=False, jit_compile=jit_compile)
     if per_core == 1:
         return {}
-    if _keras_model(name, seed).trains_in_shards:
+    if trains_in_shards:
         return {"aekeras, 1 batch shard": {"batch_shards": 1}}
     return {f"aekeras, {per_core} batch shards": {"batch_shards": per_core}}
 
@@ -550,10 +551,11 @@ def _cli_sides(settings, folder):
         # A process-wide setting: only a race of whole processes can compare it.
         sides["aekeras train dense --intra-op-threads 0"] = (aekeras_train("--intra-op-threads", "0"), {})
         per_core = shards.default_count(distributed=False, jit_compile=False)
-        sides[f"aekeras train dense --batch-shards {per_core}"] = (
-            aekeras_train("--batch-shards", str(per_core)),
-            {},
-        )
+        if per_core > 1:  # on one core the side would be the default itself
+            sides[f"aekeras train dense --batch-shards {per_core}"] = (
+                aekeras_train("--batch-shards", str(per_core)),
+                {},
+            )
     return sides
 
 
