@@ -318,7 +318,7 @@ def test_killed_run_resumes_from_the_last_completed_epoch(tmp_path):
 )
 def test_every_model_trains_and_exports(tmp_path, args, metrics):
     result = run(["train", *args, "--epochs", "1", "--limit", "512", "--quiet"], cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
     version = tmp_path / "saved_models" / args[0] / "1"
     record = json.loads((version / "run.json").read_text())
     assert set(record["test_metrics"]) == metrics

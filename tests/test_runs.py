@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+from aekeras.training.resume import completed_epochs
+
 AEKERAS = [sys.executable, "-m", "aekeras"]
 
 
@@ -72,8 +74,8 @@ def test_a_served_name_keeps_its_contract(tmp_path):
     assert sorted(p.name for p in (tmp_path / "saved_models/vae").iterdir()) == ["1", "2", "3"]
 
 
-def interrupt_after_first_backup(args, cwd):
-    """Starts a training, sends SIGINT once an epoch is backed up; returns the finished process."""
+def interrupt_after_first_backup(args, cwd, signal_number=signal.SIGINT):
+    """Starts a training, sends a signal (SIGINT) once an epoch is backed up; returns the finished process."""
     process = subprocess.Popen(
         [*AEKERAS, *args],
         cwd=cwd,
@@ -88,7 +90,7 @@ def interrupt_after_first_backup(args, cwd):
     deadline = time.time() + 240
     while not backed_up.exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.02)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signal_number)
     stdout, stderr = process.communicate(timeout=120)
     return process.returncode, stdout, stderr
 
@@ -130,6 +132,19 @@ def test_ctrl_c_says_what_was_kept_and_a_changed_rerun_is_refused(tmp_path):
     # Training time over both attempts: the first's, and less than this whole process took.
     assert first_seconds > 0 and first_seconds < record["train_seconds"] < first_seconds + resumed_wall
     assert not (tmp_path / "runs/dense/backup").exists()
+
+
+def test_a_crash_shows_where_python_was_and_keeps_the_backup(tmp_path):
+    # A fault inside TensorFlow's C++ ends the process with a signal, not an
+    # exception: Python's stack is then all there is to report.
+    args = ["train", "dense", "--epochs", "50", "--limit", "6144", "--quiet"]
+    status, _, stderr = interrupt_after_first_backup(args, tmp_path, signal.SIGSEGV)
+    assert status == -signal.SIGSEGV, stderr
+    assert "Fatal Python error: Segmentation fault" in stderr
+    assert re.search(r'File ".*aekeras/cli/__init__\.py", line \d+ in main', stderr), stderr
+    # What was saved stays: the backup of the epochs done, for a rerun to resume.
+    assert completed_epochs(tmp_path / "runs/dense/backup") >= 1
+    assert not (tmp_path / "saved_models").exists()
 
 
 def test_restart_discards_a_stale_backup(tmp_path):

@@ -5,6 +5,7 @@ one ends the command with exit status 2 and one line on stderr. TensorFlow
 loads only once a command runs, quietly unless `--verbose`.
 """
 
+import faulthandler
 import importlib
 import shlex
 import sys
@@ -48,6 +49,10 @@ def _interrupted(error, argv):
 def main(argv=None):
     """Runs the command; returns its exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    # A crash inside TensorFlow's C++ (a signal, not an exception) then
+    # shows where Python was, not only an exit status.
+    if not faulthandler.is_enabled():
+        faulthandler.enable()
     try:
         args = build_parser().parse_args(argv)
         start_tensorflow(args.verbose)
