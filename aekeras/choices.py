@@ -12,3 +12,9 @@ QUANTIZATIONS = ("none", "float16", "dynamic", "int8", "int16x8")
 CALIBRATED = ("int8", "int16x8")  # the quantizations that need calibration images
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")
 STRATEGIES = ("default", "mirrored", "multi_worker")
+
+# The widest code of a dense autoencoder that trains as the lecture's
+# 784-30-784 does: on one thread per op (`aekeras train`'s default for
+# `dense`) and, without hidden layers, in batch shards
+# (`DenseAutoencoder.trains_in_shards`).
+NARROW_CODE = 64

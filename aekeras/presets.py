@@ -7,7 +7,7 @@ options and the lectures' defaults.
 
 import importlib
 
-from aekeras.choices import NOISE_KINDS, VAE_ARCHITECTURES, VAE_LIKELIHOODS
+from aekeras.choices import NARROW_CODE, NOISE_KINDS, VAE_ARCHITECTURES, VAE_LIKELIHOODS
 from aekeras.registry import Option, register_model
 
 
@@ -198,10 +198,6 @@ def pca_rival(code_size, image_spec=None):
 def one_class(image_spec=None):
     """The report's anomaly detector: the same, 784-256-32-256-784."""
     return pca_rival(32, image_spec)
-
-
-# The widest code `dense` trains on one thread per op (`_one_thread_when_narrow`).
-NARROW_CODE = 64
 
 
 def _one_thread_when_narrow(options):

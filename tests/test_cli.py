@@ -13,7 +13,7 @@ import keras
 import pytest
 
 from aekeras import cli
-from aekeras.models import DenseAutoencoder
+from aekeras.models import DenseAutoencoder, shards
 from aekeras.training import read_history
 from aekeras.training.runner import SMALL_GRAPH_NODES
 
@@ -367,7 +367,8 @@ def test_intra_op_threads_reach_tensorflow_from_the_command_line(tmp_path):
     assert record["settings"]["intra_op_threads"] is None
     assert record["environment"]["intra_op_threads"] == 1  # the lecture's dense model's own
     assert record["environment"]["grappler_min_graph_nodes"] == SMALL_GRAPH_NODES
-    assert record["batch_shards"] == 1  # the dense model trains whole batches by default
+    # The lecture's dense model trains in one shard per core by default.
+    assert record["batch_shards"] == shards.default_count(distributed=False, jit_compile=False)
     result = run([*args, "--intra-op-threads", "0", "--name", "tf_threads"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "saved_models/tf_threads/1/run.json").read_text())

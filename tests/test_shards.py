@@ -82,14 +82,16 @@ def test_each_shard_is_its_own_forward_and_backward_pass():
     assert counts[1] > 0 and counts[2] == 2 * counts[1] and counts[3] == 3 * counts[1]
 
 
-def test_the_dense_vaes_default_to_one_shard_per_core_and_the_rest_to_one():
+def test_the_dense_vaes_and_the_lectures_dense_model_default_to_one_shard_per_core_and_the_rest_to_one():
     per_core = shards.default_count(distributed=False, jit_compile=False)
     assert per_core == min(shards.MAX_DEFAULT_SHARDS, len(os.sched_getaffinity(0)))
     for build, expected in [
         (lambda: VAE(latent_dim=4, hidden_dims=(32,)), per_core),
         (lambda: IWAE(num_samples=2, latent_dim=4, hidden_dims=(32,)), per_core),
         (lambda: VAE(architecture="conv", latent_dim=4, filters=(4, 4)), 1),
-        (lambda: DenseAutoencoder(latent_dim=8), 1),
+        (lambda: DenseAutoencoder(latent_dim=8), per_core),
+        (lambda: DenseAutoencoder(latent_dim=8, hidden_dims=(32,)), 1),
+        (lambda: DenseAutoencoder(latent_dim=500), 1),
         (lambda: ConvAutoencoder(filters=(8, 4)), 1),
     ]:
         model = build()

@@ -128,8 +128,8 @@ class BaseAutoencoder(keras.Model):
     default_jit_compile = False
     # Whether `compile` splits batches into one shard per core by default
     # (`aekeras.models.shards`): only where the benchmark's race measured a
-    # gain. The dense and conv models' `fit` ran slower in shards, as the
-    # input pipeline's gathers then compete with the step for the cores.
+    # gain (the dense VAE, the lecture's dense model). The conv model's `fit`
+    # ran slower in shards: its convolutions already use every core.
     trains_in_shards = False
 
     def __init__(self, encoder, decoder, image_spec, reconstruction_loss="mse", **kwargs):
