@@ -550,10 +550,11 @@ def _cli_sides(settings, folder):
         )
         # A process-wide setting: only a race of whole processes can compare it.
         sides["aekeras train dense --intra-op-threads 0"] = (aekeras_train("--intra-op-threads", "0"), {})
-        per_core = shards.default_count(distributed=False, jit_compile=False)
-        if per_core > 1:  # on one core the side would be the default itself
-            sides[f"aekeras train dense --batch-shards {per_core}"] = (
-                aekeras_train("--batch-shards", str(per_core)),
+        # The shards the dense default does not use (none on one core).
+        for options in _shard_toggle(_keras_model("dense", 0).trains_in_shards, False).values():
+            count = str(options["batch_shards"])
+            sides[f"aekeras train dense --batch-shards {count}"] = (
+                aekeras_train("--batch-shards", count),
                 {},
             )
     return sides
@@ -1036,6 +1037,7 @@ def _defaults_section(results):
         "## What the defaults use, and what did not win",
         "",
         "aekeras compiles every model with 32 steps per call and without XLA, and the dense VAEs "
+        "and the lecture's dense model "
         f"with one batch shard per core ({shards.default_count(distributed=False, jit_compile=False)} "
         "here; `BaseAutoencoder.default_steps_per_execution`, `default_jit_compile`, "
         "`trains_in_shards`); in this run:",

@@ -1,5 +1,6 @@
 """The benchmark: its PyTorch twins are faithful, and its quick mode runs."""
 
+import dataclasses
 import json
 import os
 import statistics
@@ -58,6 +59,18 @@ def test_peak_memory_is_the_commands_own():
     assert 1 * 2**20 < peak < own / 2
 
 
+def test_the_command_line_race_times_the_shards_the_dense_default_does_not_use(tmp_path):
+    settings = dataclasses.replace(bench.BenchSettings.quick(), cli_variants=True)
+    sides = bench._cli_sides(settings, tmp_path)
+    per_core = shards.default_count(distributed=False, jit_compile=False)
+    variants = [label for label in sides if "--batch-shards" in label]
+    # The lecture's dense model trains in one shard per core by default.
+    assert variants == (["aekeras train dense --batch-shards 1"] if per_core > 1 else [])
+    for label in variants:
+        command, _ = sides[label]
+        assert command(2)[-2:] == ["--batch-shards", "1"]
+
+
 def test_quick_run_reports_every_figure(tmp_path):
     settings = bench.BenchSettings.quick()
     results = bench.run(settings, progress=lambda message: None)
@@ -72,9 +85,11 @@ def test_quick_run_reports_every_figure(tmp_path):
     dense = results["training"]["dense"]["sides"]
     toggles = [toggled["label"] for toggled in results["training"]["dense"]["toggles"]]
     per_core = shards.default_count(distributed=False, jit_compile=False)
-    assert (f"aekeras, {per_core} batch shards" in toggles) == (per_core > 1)  # not the dense default
+    assert ("aekeras, 1 batch shard" in toggles) == (per_core > 1)  # the dense model's default shards
     vae_toggles = [toggled["label"] for toggled in results["training"]["vae"]["toggles"]]
     assert ("aekeras, 1 batch shard" in vae_toggles) == (per_core > 1)  # the dense VAE's default
+    conv_toggles = [toggled["label"] for toggled in results["training"]["conv"]["toggles"]]
+    assert (f"aekeras, {per_core} batch shards" in conv_toggles) == (per_core > 1)  # not the conv default
     for label in ("aekeras", *toggles):
         assert dense[label]["test_loss"][-1] == pytest.approx(
             dense["PyTorch eager"]["test_loss"][-1], rel=0.01
