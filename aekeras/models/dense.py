@@ -110,7 +110,9 @@ class DenseAutoencoder(BaseAutoencoder):
 
         Two shards against one: the benchmark's race 1.18x and 1.08x (the
         second run's repeats all above 1), and `aekeras train dense`'s epoch
-        1.70x and 1.13x, in the two runs before this became the default.
-        Wider models are unmeasured and train whole batches.
+        1.70x and 1.13x, in the two runs before this became the default (one
+        earlier run, in which every model sharded, had one shard ahead,
+        1.08x, with repeats straddling 1). Wider models are unmeasured and
+        train whole batches.
         """
         return not self.hidden_dims and self.latent_dim <= NARROW_CODE
