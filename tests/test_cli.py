@@ -1,5 +1,7 @@
 """The `aekeras` command, run as a user runs it: in a real subprocess."""
 
+import faulthandler
+import io
 import json
 import re
 import signal
@@ -138,6 +140,22 @@ def test_empty_data_folder(tmp_path):
     result = run(["train", "dense", "--data-dir", "empty"], cwd=tmp_path, timeout=120)
     assert result.returncode == 2
     assert "empty: no train-images-idx3-ubyte or train-images-idx3-ubyte.gz" in stderr_line(result)
+
+
+def test_called_in_process_with_stderr_redirected_it_still_answers_in_one_line(monkeypatch):
+    # As in a notebook: sys.stderr without a file descriptor, and no fault
+    # handler yet (pytest's own is put back afterwards).
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    was_enabled = faulthandler.is_enabled()
+    faulthandler.disable()
+    try:
+        assert cli.main(["train"]) == 2
+        assert faulthandler.is_enabled()
+    finally:
+        faulthandler.disable()
+        if was_enabled:
+            faulthandler.enable(file=sys.__stderr__)
+    assert sys.stderr.getvalue() == "aekeras: error: the following arguments are required: model\n"
 
 
 @pytest.mark.parametrize(

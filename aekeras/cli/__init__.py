@@ -50,9 +50,11 @@ def main(argv=None):
     """Runs the command; returns its exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     # A crash inside TensorFlow's C++ (a signal, not an exception) then
-    # shows where Python was, not only an exit status.
+    # shows where Python was, not only an exit status. On the process's own
+    # stderr (descriptor 2): a caller's `sys.stderr` (a notebook's, a
+    # `redirect_stderr`) may have no descriptor to write to.
     if not faulthandler.is_enabled():
-        faulthandler.enable()
+        faulthandler.enable(file=2)
     try:
         args = build_parser().parse_args(argv)
         start_tensorflow(args.verbose)
