@@ -126,9 +126,10 @@ def test_batches_in_flight_keep_order_within_a_memory_budget(mnist_dir, mnist_te
     assert pipeline.batches_in_flight(256, data.ImageSpec((28, 28, 1))) == 8
     assert pipeline.batches_in_flight(256, data.ImageSpec((64, 64, 3))) == 5  # 12 MiB a batch
     assert pipeline.batches_in_flight(256, data.ImageSpec((256, 256, 3))) == 2  # the floor, above budget
-    # In memory, gathers of many batches, two at once: 20 MNIST batches (15.3 MiB) each.
-    assert pipeline.batches_per_gather(256, data.ImageSpec((28, 28, 1))) == 20
-    assert pipeline.batches_in_flight(256, data.ImageSpec((28, 28, 1)), 20) == 2
+    # In memory, gathers of many batches, four at once: 10 MNIST batches (7.7 MiB) each.
+    assert pipeline.batches_per_gather(256, data.ImageSpec((28, 28, 1))) == 10
+    assert pipeline.batches_in_flight(256, data.ImageSpec((28, 28, 1)), 10) == 4
+    assert pipeline.batches_per_gather(256, data.ImageSpec((8, 8, 1))) == 32  # the cap, within 8 MiB
     assert pipeline.batches_per_gather(256, data.ImageSpec((64, 64, 3))) == 1
     # Many more batches than are in flight arrive in order.
     dataset = data.load("mnist", "test", batch_size=50, labels=True, limit=5000, data_dir=mnist_dir)

@@ -18,12 +18,15 @@ SCALING_CHUNK = 4096  # images scaled at once when building such a table
 # the dense model's `fit` took 8% more processor time a step with a gather
 # per batch (README, "Speed"). Files are decoded a batch at a time.
 MAX_BATCHES_PER_GATHER = 32
-GATHER_BYTES = 16 << 20
-# Gathers or batch decodes at once, which the parallel map also keeps ready
-# ahead of the training step: fixed, because tf.data's autotuner is off
-# (`make_dataset`). Eight batches in flight delivered 13% more MNIST batches
-# than two and a prefetch of two (README, "Speed"); at least one per core
-# for decoding, at most what fits in the bytes below, at least two.
+GATHER_BYTES = 8 << 20
+# Gathers, or batch decodes, at once, which the parallel map also keeps
+# ready ahead of the training step: fixed, because tf.data's autotuner is
+# off (`make_dataset`). Four gathers of 10 MNIST batches delivered 7% more
+# images than two of 20 (README, "Speed"). Decodes: at least one per core,
+# and eight batches in flight delivered 13% more MNIST batches than two and
+# a prefetch of two when each was gathered alone. All within the bytes
+# below, and at least two.
+PARALLEL_GATHERS = 4
 PARALLEL_BATCHES = max(8, os.cpu_count() or 1)
 IN_FLIGHT_BYTES = 64 << 20
 
@@ -52,39 +55,39 @@ def index_batches(count, batch_size, shuffle, seed, drop_remainder, batches_per_
     """Example indices: in order, or a new seeded permutation every epoch, in batches.
 
     Each element holds the indices of `batches_per_element` whole batches,
-    flat; then come the epoch's remaining whole batches, together, and its
-    short last batch alone (unless `drop_remainder`). Each epoch's order is
+    flat; the epoch's last element holds what remains: whole batches and
+    the short last batch (unless `drop_remainder`). Each epoch's order is
     drawn in one op (`stateless_shuffle`, seeded by a fresh draw of
     `Dataset.random` per iteration), not example by example: a per-element
     shuffle buffer alone delivers fewer batches per second than small models
-    train on.
+    train on. The order is split by `rebatch`, not in a function of its own:
+    every epoch's iterator instantiates each function afresh, at a cost
+    that grows with the function's nodes.
     """
-    full = count // batch_size * batch_size
+    kept = count // batch_size * batch_size if drop_remainder else count
     step = batch_size * batches_per_element
-    whole = full // step * step
-    short = full < count and not drop_remainder
 
-    def epoch(epoch_seed):
-        order = tf.range(count, dtype=tf.int64)
+    def epoch_order(epoch_seed, count):
+        order = tf.range(count)
         if shuffle:
             order = tf.random.experimental.stateless_shuffle(
                 order, seed=tf.stack([tf.constant(seed, tf.int64), epoch_seed])
             )
-        elements = tf.data.Dataset.from_tensor_slices(tf.reshape(order[:whole], (-1, step)))
-        if whole < full:
-            elements = elements.concatenate(tf.data.Dataset.from_tensors(order[whole:full]))
-        if short:
-            elements = elements.concatenate(tf.data.Dataset.from_tensors(order[full:]))
-        return elements
+        # Of unknown length to `rebatch`, so that batches are `[None, ...]`
+        # whatever the count (unless `drop_remainder`), as `Dataset.batch` gives.
+        return tf.raw_ops.PlaceholderWithDefault(input=order[:kept], shape=[None])
 
     if shuffle:
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
     else:
         seeds = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64))
-    # `flat_map` hides the count; Keras needs it to end each epoch without
-    # a "ran out of data" warning when several steps run per call.
-    elements = whole // step + (whole < full) + short
-    return seeds.flat_map(epoch).apply(tf.data.experimental.assert_cardinality(elements))
+    # The count enters as an element, not a constant: the constant range
+    # would be folded afresh at every iterator's start.
+    counts = tf.data.Dataset.from_tensors(tf.constant(count, tf.int64))
+    elements = tf.data.Dataset.zip(seeds, counts).map(epoch_order).rebatch(step)
+    # Keras needs the count to end each epoch without a "ran out of data"
+    # warning when several steps run per call.
+    return elements.apply(tf.data.experimental.assert_cardinality(-(-kept // step)))
 
 
 def image_table(images, value_range):
@@ -155,41 +158,28 @@ def make_dataset(
     in_memory = examples.files is None
     per_gather = batches_per_gather(batch_size, spec) if in_memory else 1
     dataset = index_batches(len(examples), batch_size, shuffle, seed, drop_remainder, per_gather)
-    label_table = tf.constant(examples.labels) if labels else None
-
-    def images_of(indices):
-        if in_memory:
-            return tf.gather(table, indices)  # float32 at value_range already, unless too large
-        return decode_batch(tf.gather(files, indices), spec)
-
-    def batches_of(indices):
-        """`[batches, batch_size, ...]` (each a slice of one gather or decode), images and labels."""
-        if not drop_remainder:  # any batch size, as Dataset.batch's last batch may be
-            indices = tf.raw_ops.PlaceholderWithDefault(input=indices, shape=[None])
-        images = images_of(indices)
-        images = images if images.dtype == tf.float32 else scaled_batch(images, value_range)
-        images = tf.reshape(images, (-1, spec.size)) if flatten else images
-        rows = (images, tf.gather(label_table, indices)) if labels else images
-        # Whole batches, or the short last one.
-        size = batch_size if drop_remainder else tf.minimum(batch_size, tf.shape(indices)[0])
-        return tf.nest.map_structure(lambda t: tf.reshape(t, (-1, size, *t.shape[1:])), rows)
-
     table = image_table(examples.images, value_range) if in_memory else None
     files = None if in_memory else tf.constant(examples.files)
+    label_table = tf.constant(examples.labels) if labels else None
+
+    def rows_of(indices):
+        """The images (and labels) of `indices`: one gather or one batch's decode."""
+        if in_memory:
+            images = tf.gather(table, indices)  # float32 at value_range already, unless too large
+        else:
+            images = decode_batch(tf.gather(files, indices), spec)
+        images = images if images.dtype == tf.float32 else scaled_batch(images, value_range)
+        images = tf.reshape(images, (-1, spec.size)) if flatten else images
+        return (images, tf.gather(label_table, indices)) if labels else images
+
     in_flight = batches_in_flight(batch_size, spec, per_gather)
-    dataset = dataset.map(batches_of, num_parallel_calls=in_flight, deterministic=True)
+    dataset = dataset.map(rows_of, num_parallel_calls=in_flight, deterministic=True)
+    # Each batch is a slice of its gather, which `rebatch` hands on without
+    # copying where the slice keeps TensorFlow's 64-byte alignment (batches
+    # of a multiple of 16 images).
+    dataset = dataset.rebatch(batch_size, drop_remainder=drop_remainder)
     count = len(examples) // batch_size if drop_remainder else -(-len(examples) // batch_size)
-    return _one_batch_each(dataset, labels, count).with_options(_options())
-
-
-def _one_batch_each(gathers, labels, count):
-    """`gathers` (elements of `[batches, batch_size, ...]`) as one batch per element, `count` of them.
-
-    Keras needs the count, which `flat_map` hides.
-    """
-    # Slices along the first axis share the gather's memory: no copy.
-    batches = gathers.flat_map(lambda *rows: tf.data.Dataset.from_tensor_slices(rows if labels else rows[0]))
-    return batches.apply(tf.data.experimental.assert_cardinality(count))
+    return dataset.apply(tf.data.experimental.assert_cardinality(count)).with_options(_options())
 
 
 def _options():
@@ -218,7 +208,8 @@ def batches_per_gather(batch_size, spec):
 def batches_in_flight(batch_size, spec, per_gather=1):
     """How many gathers (of `per_gather` batches each) or batch decodes the pipeline runs at once.
 
-    Up to `PARALLEL_BATCHES` batches within `IN_FLIGHT_BYTES`, and at least two.
+    `PARALLEL_GATHERS` gathers of several batches, else `PARALLEL_BATCHES`,
+    within `IN_FLIGHT_BYTES`, and at least two.
     """
-    gather_bytes = per_gather * _batch_bytes(batch_size, spec)
-    return max(2, min(PARALLEL_BATCHES // per_gather, IN_FLIGHT_BYTES // gather_bytes))
+    wanted = PARALLEL_GATHERS if per_gather > 1 else PARALLEL_BATCHES
+    return max(2, min(wanted, IN_FLIGHT_BYTES // (per_gather * _batch_bytes(batch_size, spec))))
