@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from aekeras import data, export, optimizers, registry, tflite
-from aekeras.data.pipeline import index_batches
+from aekeras.data.pipeline import drops_remainder_by_default, index_batches
 from aekeras.models import blocks, shards
 from aekeras.training import TrainConfig, environment
 from aekeras.training.runner import configure_tensorflow
@@ -199,6 +199,7 @@ class _Side:
     kind: str  # "aekeras" or "torch"
     run_epoch: object
     test_loss: object
+    samples: int  # trained on per epoch
     epoch_seconds: list = dataclasses.field(default_factory=list)
     call_seconds: list = dataclasses.field(default_factory=list)
     test_losses: list = dataclasses.field(default_factory=list)
@@ -235,7 +236,7 @@ def _keras_side(label, name, split, seed, compile_options, batch_size=BATCH_SIZE
     def test_loss():
         return float(model.evaluate(test, verbose=0, return_dict=True)["loss"])
 
-    return _Side(label, "aekeras", run_epoch, test_loss)
+    return _Side(label, "aekeras", run_epoch, test_loss, trained_per_epoch(len(examples), batch_size))
 
 
 def _torch_side(label, name, split, seed, orders, compiled, threads=2):
@@ -276,12 +277,19 @@ def _torch_side(label, name, split, seed, orders, compiled, threads=2):
             chunks = [x_test[i : i + 1000] for i in range(0, len(x_test), 1000)]
             return sum(float(_torch_loss(name, twin, c)) * len(c) for c in chunks) / len(x_test)
 
-    return _Side(label, "torch", run_epoch, test_loss)
+    return _Side(label, "torch", run_epoch, test_loss, sum(len(indices) for indices in orders[0]))
+
+
+def trained_per_epoch(count, batch_size=BATCH_SIZE):
+    """The examples of `count` a shuffled `aekeras.data` pipeline serves an epoch (its short last batch left out)."""
+    return count // batch_size * batch_size if drops_remainder_by_default(True, count, batch_size) else count
 
 
 def _epoch_orders(count, seed, epochs):
     """The batches of indices `aekeras.data` serves each epoch, for the PyTorch sides."""
-    batches = index_batches(count, BATCH_SIZE, True, seed, False)
+    batches = index_batches(
+        count, BATCH_SIZE, True, seed, drops_remainder_by_default(True, count, BATCH_SIZE)
+    )
     # Copies: the iterator gives read-only arrays, which torch warns of.
     return [[torch.from_numpy(b.copy()) for b in batches.as_numpy_iterator()] for _ in range(epochs)]
 
@@ -290,7 +298,7 @@ def _spread(values):
     return {"median": statistics.median(values), "low": min(values), "high": max(values)}
 
 
-def _race(sides, epochs, samples):
+def _race(sides, epochs):
     """Runs the sides' epochs in turn (rotating who goes first); per side, its figures.
 
     Throughput is over the epochs after the first (its repeats), each the
@@ -318,8 +326,8 @@ def _race(sides, epochs, samples):
                 call - epoch for call, epoch in zip(side.call_seconds, side.epoch_seconds, strict=True)
             ),
             "test_loss": side.test_losses,
-            "samples_per_second": [samples / s for s in repeats],
-            "throughput": _spread([samples / s for s in repeats]),
+            "samples_per_second": [side.samples / s for s in repeats],
+            "throughput": _spread([side.samples / s for s in repeats]),
             "seconds_to_target": sum(side.epoch_seconds[: reached + 1]),
         }
     return results
@@ -358,7 +366,7 @@ def model_race(name, split, settings, seed=0, threads=0):
     if threads == 1:
         best = "PyTorch torch.compile, 1 thread" if settings.torch_compile else "PyTorch eager, 1 thread"
         sides.append(_torch_side(best, name, split, seed, orders, settings.torch_compile, threads=1))
-    race = _race(sides, settings.epochs, count)
+    race = _race(sides, settings.epochs)
     rivals = [label for label, side in race.items() if side["kind"] == "torch"]
     return {
         "sides": race,
@@ -380,7 +388,7 @@ def _shard_toggle(trains_in_shards, jit_compile):
 def lever_race(split, settings, seed=0):
     """The dense model's speed levers, each against aekeras's default, in one race."""
     count = len(split[0][0])
-    whole_epoch = -(-count // BATCH_SIZE)
+    whole_epoch = -(-trained_per_epoch(count) // BATCH_SIZE)
     levers = {
         "1 step per call": {"steps_per_execution": 1},
         "whole epoch per call": {"steps_per_execution": whole_epoch},
@@ -397,7 +405,7 @@ def lever_race(split, settings, seed=0):
         options = dict(options)
         batch_size = options.pop("batch_size", BATCH_SIZE)
         sides.append(_keras_side(label, "dense", split, seed, options, batch_size=batch_size))
-    race = _race(sides, settings.epochs, count)
+    race = _race(sides, settings.epochs)
     return {label: _ratios(race, label, ["aekeras"]) for label in levers} | {"sides": race}
 
 
@@ -560,12 +568,14 @@ def _cli_sides(settings, folder):
     return sides
 
 
-def cli_race(settings, samples):
+def cli_race(settings, count):
     """Seconds per epoch of whole runs (checkpoints, logs, backup included), alternating the commands.
 
     An epoch's time is the difference between a long and a short run's wall
     time over their difference in epochs, so start-up, evaluation and
-    export cancel out. Peak memory is the long run's.
+    export cancel out. Peak memory is the long run's. Samples per second
+    count what each side trains on of the `count` training images: the
+    lecture's loop every one, `aekeras train` all but its short last batch.
     """
     short, long = settings.cli_epochs
     with tempfile.TemporaryDirectory() as folder:
@@ -581,7 +591,8 @@ def cli_race(settings, samples):
                 long_seconds, peak = _timed_run(command(long), env)
                 times[label]["epoch_seconds"].append((long_seconds - short_seconds) / (long - short))
                 times[label]["peak_bytes"].append(peak)
-    for side in times.values():
+    for label, side in times.items():
+        samples = count if label == "lecture PyTorch loop" else trained_per_epoch(count)
         side["samples_per_second"] = [samples / max(s, 1e-9) for s in side["epoch_seconds"]]
         side["throughput"] = _spread(side["samples_per_second"])
         side["peak_bytes"] = max(side["peak_bytes"])
@@ -646,7 +657,7 @@ def pipeline_rates(settings, split):
     trainer.run_epoch(0)  # tracing, left out
 
     def train_epoch():
-        consumed.append(len(split[0][0]) / trainer.run_epoch(len(consumed) + 1))
+        consumed.append(trainer.samples / trainer.run_epoch(len(consumed) + 1))
 
     with tempfile.TemporaryDirectory() as folder:
         pixels = split[0][0].images[: settings.png_images, ..., 0]
@@ -904,7 +915,8 @@ def _training_section(results):
         "",
         "Each race starts every side from the same weights (the Keras model's, copied into the PyTorch "
         "twin) and feeds them the same batches in the same order (`aekeras.data`'s per-epoch "
-        "permutation); Adam 1e-3 (epsilon 1e-7 on both sides), batch 256. aekeras trains with `model.fit` "
+        "permutation, less its short last batch); Adam 1e-3 (epsilon 1e-7 on both sides), batch 256. "
+        "aekeras trains with `model.fit` "
         "on its own `tf.data` pipeline with the model's default `compile` settings; PyTorch runs the "
         "lecture's eager loop and the same step under `torch.compile` (batches gathered outside the "
         "timing). Sides alternate epoch by epoch; the first epoch (tracing, compiling) is left out of "
@@ -942,8 +954,9 @@ def _cli_section(results):
         f"Whole processes, alternated: an epoch is (wall time of {long} epochs - wall time of {short}) / "
         f"{long - short}, so start-up, evaluation and export cancel out and per-epoch checkpoints, backup, "
         "history and TensorBoard logs stay in. The lecture's loop is `benchmarks/lecture_loop.py` "
-        "(DataLoader, eager PyTorch). Peak memory: the longer run's own high-water resident set "
-        "(`VmHWM`, polled every 50 ms).",
+        "(DataLoader, eager PyTorch). Samples per second count the images each side trains on an "
+        "epoch: the lecture's loop every one, `aekeras train` all but its short last batch. Peak "
+        "memory: the longer run's own high-water resident set (`VmHWM`, polled every 50 ms).",
         "",
         "| command | s per epoch (median) | repeats | samples/s | peak memory |",
         "| --- | --- | --- | --- | --- |",

@@ -50,6 +50,24 @@ def test_both_readers_count_every_image_of_an_epoch(mnist_dir):
     assert bench.epoch_reader(dataset)() == bench.epoch_reader(dataset, graph=False)() == 1000
 
 
+def test_the_pytorch_sides_train_on_the_batches_aekeras_serves(mnist_dir):
+    import aekeras
+
+    source = aekeras.data.open_source("mnist", data_dir=mnist_dir)
+    examples = source.examples("test").subset(np.arange(1000))
+    served = aekeras.data.make_dataset(examples, source.spec, batch_size=256, shuffle=True, seed=3)
+    orders = bench._epoch_orders(1000, 3, epochs=2)
+    # 1,000 images: three full batches a side, the short last one (232) left out.
+    assert bench.trained_per_epoch(1000) == 768
+    for epoch in range(2):
+        batches = [b.numpy() for b in served]
+        assert [len(b) for b in batches] == [256] * 3
+        assert sum(len(indices) for indices in orders[epoch]) == 768
+        for batch, indices in zip(batches, orders[epoch], strict=True):
+            np.testing.assert_array_equal(batch, aekeras.data.unit_scale(examples.images[indices.numpy()]))
+    assert not np.array_equal(orders[0][0], orders[1][0])
+
+
 def test_peak_memory_is_the_commands_own():
     # wait4's ru_maxrss would count this test process's memory (TensorFlow,
     # PyTorch) in any child it forks; the benchmark reads the child's own.

@@ -121,6 +121,24 @@ def test_load_flatten_labels_limit_and_remainder(mnist_dir, mnist_test_arrays):
     assert [len(x) for x in dropped] == [64, 64, 64]
 
 
+def test_a_shuffled_pipeline_drops_a_different_short_batch_each_epoch(mnist_dir):
+    options = dict(batch_size=64, labels=True, limit=200, shuffle=True, data_dir=mnist_dir)
+    dataset = data.load("mnist", "test", **options)
+    # One static batch size, which lets TensorFlow fold the training step's shapes.
+    assert dataset.element_spec[0].shape == (64, 28, 28, 1)
+    epochs = [[y.numpy() for _, y in dataset] for _ in range(3)]
+    assert all([len(y) for y in epoch] == [64, 64, 64] for epoch in epochs)
+    # The order is redrawn every epoch, so the 8 images left out change.
+    kept = [np.sort(np.concatenate(epoch)) for epoch in epochs]
+    assert not np.array_equal(kept[0], kept[1]) and not np.array_equal(kept[1], kept[2])
+    kept_all = data.load("mnist", "test", drop_remainder=False, **options)
+    assert [len(x) for x, _ in kept_all] == [64, 64, 64, 8]
+    assert kept_all.element_spec[0].shape == (None, 28, 28, 1)
+    # Less than a batch: the one short batch is kept, not dropped.
+    small = data.load("mnist", "test", **{**options, "limit": 40})
+    assert [len(x) for x, _ in small] == [40]
+
+
 def test_batches_in_flight_keep_order_within_a_memory_budget(mnist_dir, mnist_test_arrays, monkeypatch):
     monkeypatch.setattr(pipeline, "PARALLEL_BATCHES", 8)  # as on a machine of up to 8 cores
     assert pipeline.batches_in_flight(256, data.ImageSpec((28, 28, 1))) == 8

@@ -61,6 +61,8 @@ def load(source, split, *, shuffle=None, **options):
         source: a name or path, as above.
         split: `"train"` or `"test"`.
         shuffle: reshuffle every epoch; defaults to `split == "train"`.
+            A shuffled pipeline leaves out each epoch's short last batch
+            (a different one each epoch) unless `drop_remainder=False`.
         **options: how the source is read (`data_dir`, `image_size`,
             `channels`, `test_fraction`, `memory_limit`: `ReadOptions`) and
             how it is batched (`batch_size`, `seed`, `value_range`,

@@ -134,7 +134,7 @@ def make_dataset(
     value_range=UNIT_RANGE,
     flatten=False,
     labels=False,
-    drop_remainder=False,
+    drop_remainder=None,
     limit=None,
 ):
     """A batched, prefetched `tf.data.Dataset` of float32 images at `value_range`.
@@ -143,6 +143,8 @@ def make_dataset(
     batch then a slice of the gather; files are decoded in parallel, a batch
     at a time, in order. Both follow `index_batches`, so both give the same
     batches.
+
+    A shuffled pipeline drops its short last batch unless told (`drops_remainder_by_default`).
 
     Args:
         examples: a split's `Examples`, at the spec's shape.
@@ -153,6 +155,8 @@ def make_dataset(
     value_range = _check(batch_size, limit, value_range)
     if limit is not None:
         examples = examples.subset(np.arange(min(limit, len(examples))))
+    if drop_remainder is None:
+        drop_remainder = drops_remainder_by_default(shuffle, len(examples), batch_size)
     if labels and examples.labels is None:
         raise DataError(f"{spec.source}: has no labels (labels=True needs a labelled source)")
     in_memory = examples.files is None
@@ -180,6 +184,18 @@ def make_dataset(
     dataset = dataset.rebatch(batch_size, drop_remainder=drop_remainder)
     count = len(examples) // batch_size if drop_remainder else -(-len(examples) // batch_size)
     return dataset.apply(tf.data.experimental.assert_cardinality(count)).with_options(_options())
+
+
+def drops_remainder_by_default(shuffle, count, batch_size):
+    """Whether a pipeline leaves out its short last batch unless told: shuffled, with a whole batch.
+
+    Batches of one static size let TensorFlow fold a training step's shape
+    arithmetic (the loss gradient's broadcasts, the batch shards' split):
+    the lecture's dense model trained 1.3x as fast on MNIST (README, "Speed").
+    The order is redrawn every epoch, so the examples left out change; an
+    unshuffled pipeline (a test split) keeps every example.
+    """
+    return bool(shuffle) and count >= batch_size
 
 
 def _options():
