@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import keras
@@ -7,9 +8,11 @@ import pytest
 import tensorflow as tf
 
 from aekeras import data, optimizers, training
+from aekeras.errors import SettingsChangedError
 from aekeras.models import DenseAutoencoder
 from aekeras.registry import get_model
 from aekeras.training import AtomicBackupAndRestore, TrainConfig, read_history, runner, train
+from aekeras.training.resume import RunClock
 
 
 @pytest.fixture(scope="module")
@@ -221,6 +224,39 @@ def test_a_backup_interrupted_while_written_keeps_the_previous_one(tmp_path):
     assert len(history.history["loss"]) == 2  # epochs 2 and 3
     for a, b in zip(restored.weights, killer.backed_up, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_backup_that_counts_an_epoch_has_its_settings_whenever_it_is_killed(tmp_path, monkeypatch):
+    # Ctrl-C lands between two of the backup's renames: the epoch count is
+    # written last, so a backup that counts an epoch already has the run's
+    # settings, and the same command resumes it instead of being refused.
+    images = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32)
+    backup_dir = tmp_path / "backup"
+    settings = {"model": "dense", "batch_size": 32}
+    clock = RunClock(backup_dir, settings)
+    replace = os.replace
+
+    def interrupted_once_the_epoch_is_counted(source, target):
+        replace(source, target)
+        if str(target).endswith("training_metadata.json"):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted_once_the_epoch_is_counted)
+    model = DenseAutoencoder(latent_dim=4)
+    model.compile(optimizer="adam")
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(
+            images,
+            epochs=2,
+            batch_size=32,
+            verbose=0,
+            callbacks=[AtomicBackupAndRestore(str(backup_dir), clock)],
+        )
+    monkeypatch.setattr(os, "replace", replace)
+    resumed = RunClock(backup_dir, settings)  # no SettingsChangedError
+    assert (resumed.resumed_after, resumed.resumes) == (1, 1)
+    with pytest.raises(SettingsChangedError, match="batch_size 32 -> 64"):
+        RunClock(backup_dir, {**settings, "batch_size": 64})
 
 
 def test_intra_op_threads_cannot_change_a_running_tensorflow(tmp_path):

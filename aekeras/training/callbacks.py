@@ -14,8 +14,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     Keras writes the backup in place, so a kill during the write leaves a
     file that cannot be restored. Here each file is written under a
-    temporary name and renamed over the old one; the weights go first, so a
-    kill between the two renames repeats an epoch rather than losing one.
+    temporary name and renamed over the old one. The weights go first and
+    the epoch count last, so a kill between the renames repeats an epoch
+    rather than losing one; the run's state (`clock`) goes between them, so
+    a backup that counts an epoch always has the settings it was made with.
     """
 
     def __init__(self, backup_dir, clock=None):
@@ -33,12 +35,12 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         staging = os.path.join(self.backup_dir, "staging.weights.h5")
         self.model.save_weights(staging, overwrite=True)
         os.replace(staging, self._weights_path)
+        if self.clock is not None:
+            self.clock.save()
         staging = f"{self._training_metadata_path}.staging"
         with open(staging, "w") as f:
             json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
         os.replace(staging, self._training_metadata_path)
-        if self.clock is not None:
-            self.clock.save()
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
