@@ -67,8 +67,8 @@ def index_batches(count, batch_size, shuffle, seed, drop_remainder, batches_per_
     kept = count // batch_size * batch_size if drop_remainder else count
     step = batch_size * batches_per_element
 
-    def epoch_order(epoch_seed, count):
-        order = tf.range(count)
+    def epoch_order(epoch_seed, example_count):
+        order = tf.range(example_count)
         if shuffle:
             order = tf.random.experimental.stateless_shuffle(
                 order, seed=tf.stack([tf.constant(seed, tf.int64), epoch_seed])
