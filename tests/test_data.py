@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from aekeras import data
 from aekeras.data import DataError, pipeline
+from aekeras.data.spec import VALUE_RANGES, to_model_scale
 
 # From ../shared/data/mnist/README.md: SHA-256 of the decompressed files.
 MNIST_SHA256 = {
@@ -60,9 +61,11 @@ def test_training_split_sanity_figures(mnist_dir):
     images, labels = data.load_arrays("mnist", "train", data_dir=mnist_dir)
     assert images.shape == (60000, 28, 28, 1) and images.dtype == np.float32
     assert labels.shape == (60000,) and labels.dtype == np.int64
-    # load_arrays gives [0, 1] floats: exactly the 8-bit pixels over 255.
+    # load_arrays gives [0, 1] floats: the 8-bit pixels as TensorFlow's
+    # convert_image_dtype (and Keras's Rescaling(1 / 255)) scale them.
     pixels = images
-    np.testing.assert_array_equal(np.round(pixels * 255) / 255, pixels)
+    eight_bit = np.rint(pixels * 255).astype(np.uint8)
+    np.testing.assert_array_equal(tf.image.convert_image_dtype(eight_bit, tf.float32).numpy(), pixels)
     assert pixels.mean() == pytest.approx(0.1307, abs=5e-5)
     assert pixels.std() == pytest.approx(0.3081, abs=5e-5)
     assert np.bincount(labels).tolist() == TRAIN_LABEL_COUNTS
@@ -90,19 +93,37 @@ def test_load_scales_to_value_range(mnist_dir, mnist_test_arrays, value_range):
     np.testing.assert_allclose(pixels, expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("value_range", [(0, 1), (-1, 1)])
-def test_a_table_scaled_once_gives_the_values_of_batches_scaled_as_read(mnist_dir, value_range, monkeypatch):
-    # In memory the whole table is scaled once; above the size limit each
-    # batch is scaled as it is read. Both give the same bits, in the same order.
-    def epoch():
-        dataset = data.load("mnist", "train", limit=3000, value_range=value_range, data_dir=mnist_dir)
-        return np.concatenate([b.numpy() for b in dataset])
+@pytest.mark.parametrize("value_range", VALUE_RANGES)
+def test_uint8_pixels_scale_in_one_pass_to_the_bits_of_the_rescale(value_range):
+    # Every uint8 value, many times over (the kernel's vectorised loop and its tail).
+    pixels = np.tile(np.arange(256, dtype=np.uint8), 1001)
+    expected = to_model_scale(pipeline.unit_scale(pixels), value_range)
+    one_pass = pipeline.scaled_batch(tf.constant(pixels), value_range).numpy()
+    assert one_pass.dtype == np.float32
+    np.testing.assert_array_equal(one_pass, expected)
+    np.testing.assert_array_equal(
+        pipeline.unit_scale(tf.constant(pixels)).numpy(), pipeline.unit_scale(pixels)
+    )
+    assert (one_pass.min(), one_pass.max()) == value_range
 
-    once = epoch()
-    monkeypatch.setattr(pipeline, "PRESCALED_TABLE_BYTES", 0)
-    assert pipeline.image_table(np.zeros((2, 3), np.uint8), value_range).dtype == tf.uint8
-    np.testing.assert_array_equal(once, epoch())
-    assert once.dtype == np.float32 and (once.min(), once.max()) == value_range
+
+@pytest.mark.parametrize("value_range", VALUE_RANGES)
+def test_uint8_and_float_images_give_the_same_batches(mnist_dir, tmp_path, value_range):
+    # A uint8 table is gathered and then scaled; a float one is scaled once
+    # and gathered. Both give the same bits, in the same order.
+    images = data.load_arrays("mnist", "test", data_dir=mnist_dir)[0][:3000]
+    raw = np.rint(images * 255).astype(np.uint8)
+    np.save(tmp_path / "raw.npy", raw)
+    np.save(tmp_path / "unit.npy", pipeline.unit_scale(raw))
+
+    def epoch(name):
+        dataset = data.load(str(tmp_path / name), "train", value_range=value_range, test_fraction=0.1)
+        return np.concatenate([batch.numpy() for batch in dataset])
+
+    batches = epoch("raw.npy")
+    assert batches.shape == (2560, 28, 28, 1) and batches.dtype == np.float32
+    np.testing.assert_array_equal(batches, epoch("unit.npy"))
+    assert pipeline.image_table(raw, value_range).dtype == tf.uint8
 
 
 def test_load_flatten_labels_limit_and_remainder(mnist_dir, mnist_test_arrays):
@@ -195,7 +216,7 @@ def test_auto_source_prefers_the_tfds_manual_folder(tmp_path, monkeypatch):
         tmp_path / "tensorflow_datasets/downloads/manual/mnist", images, labels, "test", compress=False
     )
     got_images, got_labels = data.load_arrays("mnist", "test")
-    np.testing.assert_array_equal(got_images[..., 0], images / np.float32(255))
+    np.testing.assert_array_equal(got_images[..., 0], pipeline.unit_scale(images))
     np.testing.assert_array_equal(got_labels, labels)
 
 
@@ -314,9 +335,9 @@ def test_env_folder_serves_other_data_sets_only_from_their_subfolder(tmp_path, m
     fashion_images, fashion_labels = tiny_split(6)
     write_split(tmp_path / "data" / "fashion_mnist", fashion_images, fashion_labels, "test")
     got, _ = data.load_arrays("mnist", "test")
-    np.testing.assert_array_equal(got[..., 0], mnist_images / np.float32(255))
+    np.testing.assert_array_equal(got[..., 0], pipeline.unit_scale(mnist_images))
     got, _ = data.load_arrays("fashion_mnist", "test")
-    np.testing.assert_array_equal(got[..., 0], fashion_images / np.float32(255))
+    np.testing.assert_array_equal(got[..., 0], pipeline.unit_scale(fashion_images))
     monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path / "missing"))
     with pytest.raises(DataError, match="AEKERAS_DATA_DIR=.*missing: data folder does not exist"):
         data.load_arrays("mnist", "test")

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from aekeras import noise
 from aekeras.analysis.metrics import image_metrics, psnr
+from aekeras.data.pipeline import unit_scale
 
 CV2_METHODS = {"telea": cv2.INPAINT_TELEA, "navier_stokes": cv2.INPAINT_NS}
 # The radii `best_inpainting_radii` tries, in pixels.
@@ -38,7 +39,7 @@ def cv2_inpaint(images, missing, method="telea", radius=3):
         repaired[index[0], ..., index[1]] = cv2.inpaint(
             np.where(mask, 0, image).astype(np.uint8), mask, radius, CV2_METHODS[method]
         )
-    return repaired.astype(np.float32) / 255.0
+    return unit_scale(repaired)
 
 
 def dropout_mask(shape, rate, seed):

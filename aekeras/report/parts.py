@@ -314,7 +314,7 @@ def data_specific(ctx):
 
     samples = load_sample_images()
     photographs = {
-        Path(name).stem: image.astype(np.float32) / 255.0
+        Path(name).stem: data.unit_scale(image)
         for name, image in zip(samples.filenames, samples.images, strict=True)
     }
     result = analysis.data_specific_super_resolution(
