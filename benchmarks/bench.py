@@ -375,13 +375,16 @@ def model_race(name, split, settings, seed=0, threads=0):
     }
 
 
+ONE_SHARD = "aekeras, 1 batch shard"  # the toggle of a model that shards by default
+
+
 def _shard_toggle(trains_in_shards, jit_compile):
     """`{label: compile options}` of the batch shards the model's default does not use (none on one core)."""
     per_core = shards.default_count(distributed=False, jit_compile=jit_compile)
     if per_core == 1:
         return {}
     if trains_in_shards:
-        return {"aekeras, 1 batch shard": {"batch_shards": 1}}
+        return {ONE_SHARD: {"batch_shards": 1}}
     return {f"aekeras, {per_core} batch shards": {"batch_shards": per_core}}
 
 
@@ -1046,13 +1049,18 @@ def _threads_text(results):
 
 def _defaults_section(results):
     """Which levers the defaults use, and the figures of this run that decided it."""
+    sharded = [
+        name
+        for name in MODELS
+        if any(toggled["label"] == ONE_SHARD for toggled in results["training"][name]["toggles"])
+    ]
     out = [
         "## What the defaults use, and what did not win",
         "",
-        "aekeras compiles every model with 32 steps per call and without XLA, and the dense VAEs "
-        "and the lecture's dense model "
-        f"with one batch shard per core ({shards.default_count(distributed=False, jit_compile=False)} "
-        "here; `BaseAutoencoder.default_steps_per_execution`, `default_jit_compile`, "
+        "aekeras compiles every model with 32 steps per call and without XLA, and of the models raced "
+        f"here trains {', '.join(sharded) or 'none'} in one batch shard per core "
+        f"({shards.default_count(distributed=False, jit_compile=False)} here; "
+        "`BaseAutoencoder.default_steps_per_execution`, `default_jit_compile`, "
         "`trains_in_shards`); in this run:",
         "",
     ]
