@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from aekeras import data, export, optimizers, registry, tflite
-from aekeras.data.pipeline import drops_remainder_by_default, index_batches
+from aekeras.data.pipeline import drops_remainder_by_default, index_batches, kept_examples
 from aekeras.models import blocks, shards
 from aekeras.training import TrainConfig, environment
 from aekeras.training.runner import configure_tensorflow
@@ -282,7 +282,7 @@ def _torch_side(label, name, split, seed, orders, compiled, threads=2):
 
 def trained_per_epoch(count, batch_size=BATCH_SIZE):
     """The examples of `count` a shuffled `aekeras.data` pipeline serves an epoch (its short last batch left out)."""
-    return count // batch_size * batch_size if drops_remainder_by_default(True, count, batch_size) else count
+    return kept_examples(count, batch_size, drops_remainder_by_default(True, count, batch_size))
 
 
 def _epoch_orders(count, seed, epochs):

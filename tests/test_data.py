@@ -111,8 +111,8 @@ def test_uint8_pixels_scale_in_one_pass_to_the_bits_of_the_rescale(value_range):
 def test_uint8_and_float_images_give_the_same_batches(mnist_dir, tmp_path, value_range):
     # A uint8 table is gathered and then scaled; a float one is scaled once
     # and gathered. Both give the same bits, in the same order.
-    images = data.load_arrays("mnist", "test", data_dir=mnist_dir)[0][:3000]
-    raw = np.rint(images * 255).astype(np.uint8)
+    raw = data.open_source("mnist", data_dir=mnist_dir).examples("test").images[:3000]
+    assert raw.dtype == np.uint8
     np.save(tmp_path / "raw.npy", raw)
     np.save(tmp_path / "unit.npy", pipeline.unit_scale(raw))
 

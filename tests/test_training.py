@@ -182,9 +182,9 @@ def test_a_nan_loss_stops_training_naming_epoch_and_batch(tmp_path, monkeypatch)
     assert np.isfinite(result["test_metrics"]["loss"])
 
 
-def test_a_backup_interrupted_while_written_keeps_the_previous_one(tmp_path):
+def test_a_backup_interrupted_while_written_keeps_the_previous_one(tmp_path, mnist_test_arrays):
     """A kill while the backup is written must not cost the backup already there."""
-    images = np.random.default_rng(0).uniform(size=(64, 28, 28, 1)).astype("float32")
+    images = mnist_test_arrays[0][:64]
 
     class Killed(Exception):
         pass
@@ -226,11 +226,13 @@ def test_a_backup_interrupted_while_written_keeps_the_previous_one(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_backup_that_counts_an_epoch_has_its_settings_whenever_it_is_killed(tmp_path, monkeypatch):
+def test_a_backup_that_counts_an_epoch_has_its_settings_whenever_it_is_killed(
+    tmp_path, monkeypatch, mnist_test_arrays
+):
     # Ctrl-C lands between two of the backup's renames: the epoch count is
     # written last, so a backup that counts an epoch already has the run's
     # settings, and the same command resumes it instead of being refused.
-    images = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32)
+    images = mnist_test_arrays[0][:64]
     backup_dir = tmp_path / "backup"
     settings = {"model": "dense", "batch_size": 32}
     clock = RunClock(backup_dir, settings)

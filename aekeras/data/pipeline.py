@@ -65,7 +65,7 @@ def index_batches(count, batch_size, shuffle, seed, drop_remainder, batches_per_
     every epoch's iterator instantiates each function afresh, at a cost
     that grows with the function's nodes.
     """
-    kept = count // batch_size * batch_size if drop_remainder else count
+    kept = kept_examples(count, batch_size, drop_remainder)
     step = batch_size * batches_per_element
 
     def epoch_order(epoch_seed, example_count):
@@ -192,8 +192,13 @@ def make_dataset(
     # copying where the slice keeps TensorFlow's 64-byte alignment (batches
     # of a multiple of 16 images).
     dataset = dataset.rebatch(batch_size, drop_remainder=drop_remainder)
-    count = len(examples) // batch_size if drop_remainder else -(-len(examples) // batch_size)
+    count = -(-kept_examples(len(examples), batch_size, drop_remainder) // batch_size)
     return dataset.apply(tf.data.experimental.assert_cardinality(count)).with_options(_options())
+
+
+def kept_examples(count, batch_size, drop_remainder):
+    """How many of `count` examples an epoch serves: every one, or with `drop_remainder` its whole batches'."""
+    return count // batch_size * batch_size if drop_remainder else count
 
 
 def drops_remainder_by_default(shuffle, count, batch_size):
