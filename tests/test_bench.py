@@ -117,7 +117,11 @@ def test_quick_run_reports_every_figure(tmp_path):
     assert results["intra_op_threads"] == {"dense": 1, "conv": 0, "vae": 1}
     assert "PyTorch eager, 1 thread" in dense
     assert "PyTorch eager, 1 thread" not in results["training"]["conv"]["sides"]
-    assert 0 < results["dense_peak_fraction"] < 1
+    shares = bench.peak_shares(results)
+    assert set(shares) == set(bench.MODELS)
+    for share in shares.values():
+        assert 0 < share["aekeras"] < 1 and 0 < share["rival"] < 1
+        assert share["target"] == pytest.approx(bench.TARGETS["throughput"] * share["rival"])
     # The peak, measured before and after the dense race, is the higher of the two.
     assert len(results["matmul_peaks_flops"]) == 2
     assert results["matmul_peak_flops"] == max(results["matmul_peaks_flops"])

@@ -126,6 +126,23 @@ def test_uint8_and_float_images_give_the_same_batches(mnist_dir, tmp_path, value
     assert pipeline.image_table(raw, value_range).dtype == tf.uint8
 
 
+@pytest.mark.parametrize("value_range", VALUE_RANGES)
+def test_keep_uint8_gives_the_stored_pixels_of_the_float_batches(mnist_dir, tmp_path, value_range):
+    options = dict(batch_size=100, shuffle=True, limit=1000, value_range=value_range, data_dir=mnist_dir)
+    pixels = data.load("mnist", "test", keep_uint8=True, **options)
+    assert pixels.element_spec == tf.TensorSpec((100, 28, 28, 1), tf.uint8)
+    batches = list(zip(pixels, data.load("mnist", "test", **options), strict=True))
+    assert len(batches) == 10
+    for raw, scaled in batches:  # the same order; scaled by the model, the same bits
+        np.testing.assert_array_equal(pipeline.scaled_batch(raw, value_range).numpy(), scaled.numpy())
+    # Float images come at the value range whatever keep_uint8 says.
+    raw = data.open_source("mnist", data_dir=mnist_dir).examples("test").images[:500]
+    np.save(tmp_path / "unit.npy", pipeline.unit_scale(raw))
+    floats = data.load(str(tmp_path / "unit.npy"), "test", keep_uint8=True, value_range=value_range)
+    assert floats.element_spec.dtype == tf.float32
+    assert np.concatenate(list(floats)).min() == value_range[0]
+
+
 def test_load_flatten_labels_limit_and_remainder(mnist_dir, mnist_test_arrays):
     dataset = data.load(
         "mnist", "test", batch_size=64, flatten=True, labels=True, limit=200, data_dir=mnist_dir

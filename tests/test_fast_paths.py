@@ -11,7 +11,13 @@ from test_case import mnist
 from aekeras import data
 from aekeras.data import pipeline
 from aekeras.data.pipeline import index_batches
-from aekeras.models import ContractiveAutoencoder, ConvAutoencoder, DenseAutoencoder
+from aekeras.models import (
+    ConditionalVAE,
+    ContractiveAutoencoder,
+    ConvAutoencoder,
+    DenoisingAutoencoder,
+    DenseAutoencoder,
+)
 from aekeras.models.blocks import NearestUpsampling2D, OutputConv2D
 
 STEPS = 7  # 1,024 images in batches of 128: 8 steps an epoch
@@ -53,6 +59,31 @@ def test_several_steps_per_call_and_xla_give_the_one_step_weights(build, xla):
         fast = train(build, **options)
         for a, b in zip(fast.get_weights(), one_step.get_weights(), strict=True):
             np.testing.assert_allclose(a, b, atol=atol)
+
+
+@pytest.mark.parametrize(
+    "build, compile_options",
+    [
+        (lambda: DenseAutoencoder(latent_dim=8), {}),  # in batch shards by default
+        (lambda: DenseAutoencoder(latent_dim=8), {"jit_compile": True}),
+        (lambda: DenoisingAutoencoder(DenseAutoencoder(latent_dim=8)), {}),  # noise on the scaled images
+        (lambda: ConditionalVAE(latent_dim=2, hidden_dims=(16,)), {}),  # (images, labels) batches
+    ],
+    ids=["dense", "dense-xla", "denoising", "cvae"],
+)
+def test_uint8_batches_train_and_evaluate_as_their_float_batches(build, compile_options):
+    def trained(keep_uint8):
+        keras.utils.set_random_seed(0)
+        model = build()
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), **compile_options)
+        options = dict(value_range=model.value_range, labels=model.conditioned, keep_uint8=keep_uint8)
+        model.fit(mnist("train", limit=1024, batch_size=128, **options), epochs=2, verbose=0)
+        return model, model.evaluate(mnist("test", limit=500, **options), verbose=0, return_dict=True)
+
+    (floats, float_metrics), (pixels, pixel_metrics) = trained(False), trained(True)
+    for a, b in zip(pixels.get_weights(), floats.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert pixel_metrics == pytest.approx(float_metrics, rel=1e-5)
 
 
 def poisoned(batches, bad_batch):

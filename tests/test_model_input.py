@@ -1,8 +1,9 @@
-"""Models given input of the wrong shape say which shape they expect."""
+"""Models given input of the wrong shape say which shape they expect; uint8 pixels they scale themselves."""
 
 import numpy as np
 import pytest
 
+from aekeras import data
 from aekeras.models import (
     VAE,
     ContractiveAutoencoder,
@@ -61,3 +62,14 @@ def test_the_shape_check_holds_after_a_first_predict(name):
     # A wrong code is refused by decode too.
     with pytest.raises(ValueError, match="expects codes of shape"):
         model.decode(np.zeros((2, 999), np.float32))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_uint8_pixels_are_taken_as_stored_and_scaled_by_the_model(name, mnist_dir):
+    model = MODELS[name]()
+    pixels = data.open_source("mnist", data_dir=mnist_dir).examples("test").images[:16]
+    unit = data.unit_scale(pixels)
+    scaled = model.image_spec.to_model_scale(unit)
+    np.testing.assert_array_equal(model.predict(pixels, verbose=0), model.predict(scaled, verbose=0))
+    np.testing.assert_array_equal(model.encode(pixels), model.encode(scaled))
+    np.testing.assert_array_equal(model.reconstruct(pixels), model.reconstruct(unit))

@@ -67,6 +67,19 @@ def test_same_seed_same_model(run, tmp_path):
     assert train(again)["test_metrics"] == result["test_metrics"]
 
 
+def test_a_run_trains_on_the_stored_pixels_and_tests_on_scaled_images():
+    config = TrainConfig(limit=512, verbose=0)
+    model = DenseAutoencoder()
+    train_data, test_data, _ = runner._pipelines(
+        config, runner.open_data(config), model, tf.distribute.get_strategy()
+    )
+    # The model scales the training batches in its step; the test figures
+    # read the test batches themselves.
+    assert train_data.element_spec == tf.TensorSpec((256, 28, 28, 1), tf.uint8)
+    assert test_data.element_spec.dtype == tf.float32
+    assert np.concatenate(list(test_data)).min() == model.value_range[0]
+
+
 def test_cosine_schedule_decays_to_a_tenth_over_the_run(tmp_path):
     config = TrainConfig(
         epochs=3,
@@ -141,9 +154,10 @@ def test_a_nan_loss_stops_training_naming_epoch_and_batch(tmp_path, monkeypatch)
     make_dataset = data.make_dataset
 
     def load_with_one_nan_batch(examples, spec, **kwargs):
-        dataset = make_dataset(examples, spec, **kwargs)
         if not kwargs.get("shuffle"):  # the test split
-            return dataset
+            return make_dataset(examples, spec, **kwargs)
+        # Float batches, which can hold a NaN (the run's own are uint8 pixels).
+        dataset = make_dataset(examples, spec, **{**kwargs, "keep_uint8": False})
         # Counts the batches drawn over all epochs: the 7th is epoch 2's 3rd.
         drawn = tf.Variable(0)
 

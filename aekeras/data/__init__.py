@@ -66,7 +66,13 @@ def load(source, split, *, shuffle=None, **options):
         **options: how the source is read (`data_dir`, `image_size`,
             `channels`, `test_fraction`, `memory_limit`: `ReadOptions`) and
             how it is batched (`batch_size`, `seed`, `value_range`,
-            `flatten`, `labels`, `drop_remainder`, `limit`: `make_dataset`).
+            `flatten`, `labels`, `drop_remainder`, `limit`, `keep_uint8`:
+            `make_dataset`). `keep_uint8=True` gives 8-bit images as
+            stored (uint8, 0-255) instead of float32 at `value_range`
+            (float images still come at it): aekeras models scale uint8
+            batches to their own range in their step, as `aekeras train`
+            has them do; the pipeline then does less, and the step reads
+            a quarter of the bytes (README, "Speed").
 
     Example:
 

@@ -146,8 +146,9 @@ def make_dataset(
     labels=False,
     drop_remainder=None,
     limit=None,
+    keep_uint8=False,
 ):
-    """A batched, prefetched `tf.data.Dataset` of float32 images at `value_range`.
+    """A batched, prefetched `tf.data.Dataset` of float32 images at `value_range` (`keep_uint8`: 8-bit ones as stored).
 
     Examples in memory are gathered by index, many batches at a time, each
     batch then a slice of the gather; files are decoded in parallel, a batch
@@ -160,7 +161,7 @@ def make_dataset(
         examples: a split's `Examples`, at the spec's shape.
         spec: the source's `ImageSpec`.
         batch_size, shuffle, seed, value_range, flatten, labels,
-            drop_remainder, limit: see `aekeras.data.load`.
+            drop_remainder, limit, keep_uint8: see `aekeras.data.load`.
     """
     value_range = _check(batch_size, limit, value_range)
     if limit is not None:
@@ -178,11 +179,9 @@ def make_dataset(
 
     def rows_of(indices):
         """The images (and labels) of `indices`: one gather or one batch's decode."""
-        if in_memory:
-            images = tf.gather(table, indices)  # uint8, or float32 at value_range already
-        else:
-            images = decode_batch(tf.gather(files, indices), spec)
-        images = images if images.dtype == tf.float32 else scaled_batch(images, value_range)
+        images = tf.gather(table, indices) if in_memory else decode_batch(tf.gather(files, indices), spec)
+        if images.dtype == tf.uint8 and not keep_uint8:  # float tables are at value_range already
+            images = scaled_batch(images, value_range)
         images = tf.reshape(images, (-1, spec.size)) if flatten else images
         return (images, tf.gather(label_table, indices)) if labels else images
 

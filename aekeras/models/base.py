@@ -10,6 +10,7 @@ from keras.src.trainers.compile_utils import MetricsList
 
 from aekeras import losses, optimizers, progress
 from aekeras.data import DEFAULT_SPEC, ImageSpec
+from aekeras.data.pipeline import scaled_batch, unit_scale
 from aekeras.models import nonfinite, shards
 
 
@@ -302,9 +303,27 @@ class BaseAutoencoder(keras.Model):
         ):
             return tf.ensure_shape(tf.identity(tensor), (None, *shape))
 
+    def scaled_images(self, images):
+        """`images` at the model's value range: uint8 pixels (0-255) scaled by `aekeras.data.scaled_batch`, others as given.
+
+        So every entry point (`fit`, `evaluate`, `predict`, `encode`) takes
+        8-bit images as stored (`aekeras.data.load(..., keep_uint8=True)`,
+        a uint8 array) as well as float ones at the model's value range.
+        """
+        if keras.backend.is_keras_tensor(images) or getattr(images, "dtype", None) not in (
+            np.uint8,
+            tf.uint8,
+        ):
+            return images
+        return scaled_batch(tf.convert_to_tensor(images), self.value_range)
+
+    def checked_images(self, inputs):
+        """`inputs`, checked to be a batch of images (`checked`), at the model's value range (`scaled_images`)."""
+        return self.scaled_images(self.checked(inputs, self.image_shape, "inputs"))
+
     def encode(self, inputs, training=False):
         """Maps inputs to codes."""
-        return self.encoder(self.checked(inputs, self.image_shape, "inputs"), training=training)
+        return self.encoder(self.checked_images(inputs), training=training)
 
     def decode(self, codes, training=False):
         """Maps codes to reconstructions."""
@@ -332,8 +351,8 @@ class BaseAutoencoder(keras.Model):
         return inputs
 
     def _unit_batches(self, images, labels, batch_size):
-        """`(model-scale batch, its conditions)` pairs over images on [0, 1]."""
-        scaled = self.image_spec.to_model_scale(np.asarray(images, np.float32))
+        """`(model-scale batch, its conditions)` pairs over images on [0, 1] (or uint8 pixels)."""
+        scaled = self.image_spec.to_model_scale(np.asarray(unit_scale(np.asarray(images)), np.float32))
         conditions = self.conditions(labels, len(scaled))
         for i in range(0, len(scaled), batch_size):
             yield scaled[i : i + batch_size], {k: v[i : i + batch_size] for k, v in conditions.items()}
@@ -432,13 +451,17 @@ class BaseAutoencoder(keras.Model):
         return [*own, *others]
 
     def _unpack(self, data):
+        """A batch's `(inputs, targets)` at the model's value range (targets: the inputs, unless given)."""
         inputs, targets, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if sample_weight is not None:
             raise ValueError(
                 f"{type(self).__name__} does not take sample weights; pass batches of inputs or "
                 "(inputs, targets) pairs"
             )
-        return inputs, inputs if targets is None else targets
+        # Scaled once, before the batch shards split it: the same bits as the
+        # pipeline's scaling, with a quarter of the bytes to read.
+        inputs = self.scaled_images(inputs)
+        return inputs, inputs if targets is None else self.scaled_images(targets)
 
     def _total_loss(self, terms):
         """Per-example total: the terms plus any layer penalties (`self.losses`)."""

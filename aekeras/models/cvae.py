@@ -105,6 +105,7 @@ class ConditionalVAE(VAE):
                 f"{type(self).__name__} trains on (images, labels) batches, labels one int class "
                 "index per image (aekeras.data.load(..., labels=True) gives them)"
             )
+        inputs = self.scaled_images(inputs)
         return (inputs, labels), inputs
 
     def compute_loss_terms(self, inputs, targets, training=False):

@@ -173,7 +173,7 @@ class VAE(BaseAutoencoder):
 
     def encode_distribution(self, inputs, training=False, labels=None):
         """Returns `(z_mean, z_log_var)` of q(z|x) (`labels`: of a conditional VAE, q(z|x, y))."""
-        inputs = self.checked(inputs, self.image_shape, "inputs")
+        inputs = self.checked_images(inputs)
         outputs = self.encoder(self.stack_inputs(inputs, labels), training=training)
         return outputs[:, : self.latent_dim], outputs[:, self.latent_dim :]
 

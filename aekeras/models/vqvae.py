@@ -157,7 +157,7 @@ class VQVAE(BaseAutoencoder):
 
     def encode_continuous(self, inputs, training=False):
         """z_e: the encoder's vectors before quantisation."""
-        return self.encoder(self.checked(inputs, self.image_shape, "inputs"), training=training)
+        return self.encoder(self.checked_images(inputs), training=training)
 
     def encode(self, inputs, training=False):
         """z_q: each position's nearest codebook vector."""

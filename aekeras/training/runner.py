@@ -85,12 +85,14 @@ def _pipelines(config, source, model, strategy):
     spec = source.spec
 
     def train_pipeline(shard=None, batch_size=config.batch_size):
+        # 8-bit pixels as stored: the model scales each batch in its step.
         return data.make_dataset(
             source.examples("train", shard=shard),
             spec,
             batch_size=batch_size,
             shuffle=True,
             limit=config.limit,
+            keep_uint8=True,
             **load,
         )
 
