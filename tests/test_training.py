@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -78,6 +79,13 @@ def test_a_run_trains_on_the_stored_pixels_and_tests_on_scaled_images():
     assert train_data.element_spec == tf.TensorSpec((256, 28, 28, 1), tf.uint8)
     assert test_data.element_spec.dtype == tf.float32
     assert np.concatenate(list(test_data)).min() == model.value_range[0]
+    # Under a strategy, Keras averages a first batch over the replicas,
+    # which TensorFlow's collectives cannot do in uint8.
+    mirrored = dataclasses.replace(config, strategy="mirrored")
+    train_data, _, _ = runner._pipelines(
+        mirrored, runner.open_data(mirrored), model, tf.distribute.get_strategy()
+    )
+    assert train_data.element_spec.dtype == tf.float32
 
 
 def test_cosine_schedule_decays_to_a_tenth_over_the_run(tmp_path):

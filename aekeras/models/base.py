@@ -310,10 +310,8 @@ class BaseAutoencoder(keras.Model):
         8-bit images as stored (`aekeras.data.load(..., keep_uint8=True)`,
         a uint8 array) as well as float ones at the model's value range.
         """
-        if keras.backend.is_keras_tensor(images) or getattr(images, "dtype", None) not in (
-            np.uint8,
-            tf.uint8,
-        ):
+        dtype = getattr(images, "dtype", None)
+        if keras.backend.is_keras_tensor(images) or dtype not in (np.uint8, tf.uint8):
             return images
         return scaled_batch(tf.convert_to_tensor(images), self.value_range)
 

@@ -84,15 +84,19 @@ def _pipelines(config, source, model, strategy):
     load = dict(value_range=model.value_range, seed=config.seed, labels=model.conditioned)
     spec = source.spec
 
+    # 8-bit pixels as stored, for the model to scale in its step; under a
+    # strategy, Keras averages the first batch over the replicas to build
+    # the model, which collectives cannot do in uint8.
+    keep_uint8 = config.strategy == "default"
+
     def train_pipeline(shard=None, batch_size=config.batch_size):
-        # 8-bit pixels as stored: the model scales each batch in its step.
         return data.make_dataset(
             source.examples("train", shard=shard),
             spec,
             batch_size=batch_size,
             shuffle=True,
             limit=config.limit,
-            keep_uint8=True,
+            keep_uint8=keep_uint8,
             **load,
         )
 
