@@ -138,3 +138,24 @@ def test_fused_adam_under_a_strategy_trains_as_on_one_device(images, mirrored):
     assert any(not np.allclose(w, w0) for w, w0 in zip(expected, initial, strict=True))
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_allclose(a, b, atol=2e-6)
+
+
+def test_fit_on_the_pipeline_under_a_strategy_trains_as_without_one():
+    # tf.data's default sharding rewrite broke the pipeline's gathered batches
+    # under a one-replica strategy ("expected [256, ...] but got [512, ...]").
+    keras.utils.set_random_seed(0)
+    single = MODELS["dense"]()
+    initial = single.get_weights()
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    with strategy.scope():
+        replicated = MODELS["dense"]()
+        replicated.set_weights(initial)
+        replicated.compile(optimizer=keras.optimizers.SGD(0.1))
+    single.compile(optimizer=keras.optimizers.SGD(0.1), batch_shards=1)
+    # In order: under a strategy, Keras reads a first batch before training.
+    options = dict(limit=512, batch_size=256, value_range=single.value_range, shuffle=False)
+    replicated.fit(mnist("train", **options), epochs=1, verbose=0)
+    single.fit(mnist("train", **options), epochs=1, verbose=0)
+    assert any(not np.allclose(w, w0) for w, w0 in zip(single.get_weights(), initial, strict=True))
+    for a, b in zip(replicated.get_weights(), single.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-6)

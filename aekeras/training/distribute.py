@@ -72,18 +72,6 @@ def worker_name(strategy):
     return f"{resolver.task_type}-{resolver.task_id}"
 
 
-def shard_by_batch(dataset):
-    """Gives each worker of a cluster its contiguous slice of every batch.
-
-    Under `AutoShardPolicy.DATA` each global batch is split, worker i taking
-    slice i, as replica i of one machine does: with `draw_for_global_batch`
-    the examples and their random draws are the single-process ones.
-    """
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return dataset.with_options(options)
-
-
 def by_worker(strategy, make_dataset, global_batch_size):
     """A distributed dataset in which each worker reads only its own share.
 

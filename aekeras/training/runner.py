@@ -112,9 +112,9 @@ def _pipelines(config, source, model, strategy):
             "of": source.count("train"),
         }
     else:
-        train = distribute.shard_by_batch(train_pipeline())
+        train = train_pipeline()
     test = data.make_dataset(source.examples("test"), spec, batch_size=config.batch_size, **load)
-    return train, distribute.shard_by_batch(test), share
+    return train, test, share
 
 
 def _run_dir(config, strategy):
