@@ -71,8 +71,8 @@ def load(source, split, *, shuffle=None, **options):
             stored (uint8, 0-255) instead of float32 at `value_range`
             (float images still come at it): aekeras models scale uint8
             batches to their own range in their step, as `aekeras train`
-            has them do; the pipeline then does less, and the step reads
-            a quarter of the bytes (README, "Speed").
+            has them do under the default strategy; the pipeline then does
+            less, and the step reads a quarter of the bytes (README, "Speed").
 
     Example:
 

@@ -226,7 +226,7 @@ def _options():
     # Under a `tf.distribute` strategy, each global batch is split, replica
     # (or worker) i taking slice i: the single device's examples, with
     # `draw_for_global_batch` its random draws too. The default policy's
-    # rewrite broke the gathered batches' sizes under `MirroredStrategy`.
+    # rewrite broke the gathered batches' sizes under a one-replica strategy.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return options
 
