@@ -143,6 +143,17 @@ def test_keep_uint8_gives_the_stored_pixels_of_the_float_batches(mnist_dir, tmp_
     assert np.concatenate(list(floats)).min() == value_range[0]
 
 
+@pytest.mark.parametrize("memory_limit", [None, 1], ids=["cached", "decoded-as-read"])
+def test_keep_uint8_gives_an_rgb_folders_pixels_of_the_float_batches(rgb_crops_folder, memory_limit):
+    options = dict(batch_size=64, shuffle=True, value_range=(-1, 1), memory_limit=memory_limit)
+    pixels = data.load(str(rgb_crops_folder), "train", keep_uint8=True, **options)
+    assert pixels.element_spec == tf.TensorSpec((64, 32, 32, 3), tf.uint8)
+    batches = list(zip(pixels, data.load(str(rgb_crops_folder), "train", **options), strict=True))
+    assert len(batches) > 1
+    for raw, scaled in batches:
+        np.testing.assert_array_equal(pipeline.scaled_batch(raw, (-1, 1)).numpy(), scaled.numpy())
+
+
 def test_load_flatten_labels_limit_and_remainder(mnist_dir, mnist_test_arrays):
     dataset = data.load(
         "mnist", "test", batch_size=64, flatten=True, labels=True, limit=200, data_dir=mnist_dir

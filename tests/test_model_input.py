@@ -73,3 +73,20 @@ def test_uint8_pixels_are_taken_as_stored_and_scaled_by_the_model(name, mnist_di
     np.testing.assert_array_equal(model.predict(pixels, verbose=0), model.predict(scaled, verbose=0))
     np.testing.assert_array_equal(model.encode(pixels), model.encode(scaled))
     np.testing.assert_array_equal(model.reconstruct(pixels), model.reconstruct(unit))
+
+
+def test_uint8_pixels_of_other_shapes_are_scaled_by_the_model(rgb_crops, digits_npz):
+    # 32x32 RGB photographs in a conv model and a Gaussian VAE; 8x8 digits in a dense model.
+    digits = np.load(digits_npz)["images"][:16, ..., None]
+    cases = [
+        (ConvAutoencoder(filters=(4, 2), image_shape=(32, 32, 3)), rgb_crops[1][:16]),
+        (VAE(latent_dim=2, hidden_dims=(8,), image_shape=(32, 32, 3)), rgb_crops[1][:16]),
+        (DenseAutoencoder(latent_dim=4, image_shape=(8, 8, 1)), digits),
+    ]
+    for model, pixels in cases:
+        assert pixels.dtype == np.uint8
+        unit = data.unit_scale(pixels)
+        scaled = model.image_spec.to_model_scale(unit)
+        np.testing.assert_array_equal(model.predict(pixels, verbose=0), model.predict(scaled, verbose=0))
+        np.testing.assert_array_equal(model.encode(pixels), model.encode(scaled))
+        np.testing.assert_array_equal(model.reconstruct(pixels), model.reconstruct(unit))
