@@ -304,7 +304,7 @@ class BaseAutoencoder(keras.Model):
             return tf.ensure_shape(tf.identity(tensor), (None, *shape))
 
     def scaled_images(self, images):
-        """`images` at the model's value range: uint8 pixels (0-255) scaled by `aekeras.data.scaled_batch`, others as given.
+        """`images` at the model's value range: uint8 pixels (0-255) scaled by `aekeras.data.pipeline.scaled_batch`, others as given.
 
         So every entry point (`fit`, `evaluate`, `predict`, `encode`) takes
         8-bit images as stored (`aekeras.data.load(..., keep_uint8=True)`,
