@@ -35,3 +35,16 @@ class TrainingInterrupted(Exception):
     def __init__(self, run_dir, epochs_kept, epochs):
         super().__init__(f"{run_dir}: interrupted with {epochs_kept} of {epochs} epochs kept")
         self.run_dir, self.epochs_kept, self.epochs = run_dir, epochs_kept, epochs
+
+
+class CheckInterrupted(Exception):
+    """A conversion was interrupted (Ctrl-C) while its finished files were being checked.
+
+    Attributes:
+        files: the converted files, complete and kept, though not checked.
+    """
+
+    def __init__(self, files):
+        self.files = list(files)
+        shown = ", ".join(str(f) for f in self.files)
+        super().__init__(f"interrupted while checking {shown}; complete and kept, but not checked")

@@ -129,9 +129,11 @@ def saved_model(model, out, name, settings=None, allow_contract_change=False, in
     if not allow_contract_change:
         check_contract(model, out, name)
     model_dir = Path(out) / name
+    made = [folder for folder in (model_dir, *model_dir.parents) if not folder.exists()]
     model_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(model_dir)
     staging = model_dir / f".staging-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}"
+    published = False
     try:
         build_archive(model).write_out(str(staging), verbose=False)
         if settings is not None:
@@ -142,12 +144,24 @@ def saved_model(model, out, name, settings=None, allow_contract_change=False, in
             try:
                 # Fails if another exporter published this version first.
                 os.rename(staging, version_dir)
+                published = True
                 return version_dir
             except OSError:
                 if not version_dir.exists():
                     raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if not published:
+            _remove_empty(made)
+
+
+def _remove_empty(folders):
+    """Removes those of `folders` (innermost first) that an unfinished export made and left empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty: another export's, or a user's
 
 
 def write_models_config(out, base_path=None):

@@ -96,29 +96,53 @@ def rest_request(signature_name="serving_default", *, contract=None, **inputs):
     return {"signature_name": signature_name, "inputs": {n: a.tolist() for n, a in arrays.items()}}
 
 
-def parse_rest_response(body):
+def parse_rest_response(body, signature_name="serving_default", *, contract=None):
     """Reads a REST `:predict` response (dict or JSON text) into numpy arrays.
 
-    Returns a dict of output name -> array; a response of one unnamed output
-    (TF Serving drops the name when a signature has a single output) is
-    returned as a dict with the key `"output"`.
+    JSON carries neither dtypes nor, where a signature has a single output,
+    its name (TF Serving's row format drops it). Given the export's
+    `contract` (`load_contract`) and the request's `signature_name`, every
+    output comes back under its own name in its own dtype (the VQ-VAE's
+    int32 `indices`, ready for `decode_indices`), and a response whose
+    outputs are not the signature's is refused. Without a contract, outputs
+    are float32 and a single one is keyed `"output"`.
 
     Raises:
-        ServingError: if the server answered with an error.
+        ServingError: if the server answered with an error, or with other
+            outputs than the contract's signature has.
     """
     if isinstance(body, (str, bytes)):
         body = json.loads(body)
     if "error" in body:
         raise ServingError(f"the server refused the request: {body['error']}")
+    outputs = _rest_outputs(body)
+    if contract is None:
+        return {name: np.asarray(value, np.float32) for name, value in outputs.items()}
+    return _as_signature_outputs(outputs, contract.signature(signature_name))
+
+
+def _rest_outputs(body):
+    """A REST response's outputs, `{name: nested lists}`; a single unnamed one as `"output"`."""
     if "predictions" in body:
         rows = body["predictions"]
         if rows and isinstance(rows[0], dict):
-            return {name: np.asarray([row[name] for row in rows], np.float32) for name in rows[0]}
-        return {"output": np.asarray(rows, np.float32)}
+            return {name: [row[name] for row in rows] for name in rows[0]}
+        return {"output": rows}
     outputs = body["outputs"]
-    if isinstance(outputs, dict):
-        return {name: np.asarray(value, np.float32) for name, value in outputs.items()}
-    return {"output": np.asarray(outputs, np.float32)}
+    return outputs if isinstance(outputs, dict) else {"output": outputs}
+
+
+def _as_signature_outputs(outputs, signature):
+    """`outputs` named and typed as `signature`'s, or ServingError where they are not its outputs."""
+    expected = {tensor.name: np.dtype(tensor.dtype) for tensor in signature.outputs}
+    if set(outputs) == {"output"} and len(expected) == 1:
+        outputs = {next(iter(expected)): outputs["output"]}
+    if set(outputs) != set(expected):
+        raise ServingError(
+            f"signature {signature.name!r} answers {sorted(expected)}; the server sent {sorted(outputs)} "
+            "(is it serving another version of the model?)"
+        )
+    return {name: np.asarray(value, expected[name]) for name, value in outputs.items()}
 
 
 def grpc_request(model_name, signature_name="serving_default", version=None, *, contract=None, **inputs):

@@ -586,6 +586,8 @@ def _cli_sides(settings, folder):
             aekeras_train("--steps-per-execution", "1"),
             {},
         )
+        # What evaluating the test split every epoch costs (the lecture's loop does not).
+        sides["aekeras train dense --validation-freq 0"] = (aekeras_train("--validation-freq", "0"), {})
         # A process-wide setting: only a race of whole processes can compare it.
         sides["aekeras train dense --intra-op-threads 0"] = (aekeras_train("--intra-op-threads", "0"), {})
         # The shards the dense default does not use (none on one core).
@@ -990,7 +992,7 @@ def _cli_section(results):
         "",
         f"Whole processes, alternated: an epoch is (wall time of {long} epochs - wall time of {short}) / "
         f"{long - short}, so start-up, evaluation and export cancel out and per-epoch checkpoints, backup, "
-        "history and TensorBoard logs stay in. The lecture's loop is `benchmarks/lecture_loop.py` "
+        "history, TensorBoard logs and aekeras's evaluation of the test split stay in. The lecture's loop is `benchmarks/lecture_loop.py` "
         "(DataLoader, eager PyTorch). Samples per second count the images each side trains on an "
         "epoch: the lecture's loop every one, `aekeras train` all but its short last batch. Peak "
         "memory: the longer run's own high-water resident set (`VmHWM`, polled every 50 ms).",

@@ -81,8 +81,18 @@ def test_failed_export_leaves_nothing(tmp_path):
     encoder = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(4)])
     decoder = keras.Sequential([keras.layers.Dense(784), keras.layers.Reshape((28, 28, 1))])
     with pytest.raises(RuntimeError, match="cannot trace"):
-        export.saved_model(Unexportable(encoder, decoder), tmp_path, "broken")
-    assert list((tmp_path / "broken").iterdir()) == []
+        export.saved_model(Unexportable(encoder, decoder), tmp_path / "saved_models", "broken")
+    assert list(tmp_path.iterdir()) == []  # not even the folders it made for the version
+    # Folders that were there before are kept, with what they hold.
+    (tmp_path / "saved_models/broken").mkdir(parents=True)
+    (tmp_path / "saved_models/broken/README").write_text("a user's own file")
+    with pytest.raises(RuntimeError, match="cannot trace"):
+        export.saved_model(Unexportable(encoder, decoder), tmp_path / "saved_models", "broken")
+    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")] == [
+        "saved_models",
+        "saved_models/broken",
+        "saved_models/broken/README",
+    ]
 
 
 def test_bad_model_name(tmp_path):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+from aekeras.tflite import Runner
 from aekeras.training.resume import completed_epochs
 
 AEKERAS = [sys.executable, "-m", "aekeras"]
@@ -74,8 +75,8 @@ def test_a_served_name_keeps_its_contract(tmp_path):
     assert sorted(p.name for p in (tmp_path / "saved_models/vae").iterdir()) == ["1", "2", "3"]
 
 
-def interrupt_after_first_backup(args, cwd, signal_number=signal.SIGINT):
-    """Starts a training, sends a signal (SIGINT) once an epoch is backed up; returns the finished process."""
+def interrupt_once_written(args, cwd, written, signal_number=signal.SIGINT):
+    """Starts a command, sends it a signal (SIGINT) once `written` exists; returns `(status, stdout, stderr)`."""
     process = subprocess.Popen(
         [*AEKERAS, *args],
         cwd=cwd,
@@ -86,13 +87,18 @@ def interrupt_after_first_backup(args, cwd, signal_number=signal.SIGINT):
         # background ignores SIGINT, and children inherit that.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    backed_up = cwd / "runs/dense/backup/training_metadata.json"
     deadline = time.time() + 240
-    while not backed_up.exists() and process.poll() is None and time.time() < deadline:
+    while not written.exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.02)
     process.send_signal(signal_number)
     stdout, stderr = process.communicate(timeout=120)
     return process.returncode, stdout, stderr
+
+
+def interrupt_after_first_backup(args, cwd, signal_number=signal.SIGINT):
+    """Starts a training, sends a signal (SIGINT) once an epoch is backed up; returns the finished process."""
+    backed_up = cwd / "runs/dense/backup/training_metadata.json"
+    return interrupt_once_written(args, cwd, backed_up, signal_number)
 
 
 def test_ctrl_c_says_what_was_kept_and_a_changed_rerun_is_refused(tmp_path):
@@ -175,3 +181,54 @@ def test_a_nan_stop_names_the_learning_rate_and_promises_nothing(tmp_path):
         in line
     )
     assert "same command" not in line
+
+
+def test_ctrl_c_while_a_conversion_is_checked_says_its_files_are_kept(tmp_path):
+    trained = run(["train", "dense", "--epochs", "1", "--limit", "512", "--quiet"], tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    version = tmp_path / "saved_models/dense/1"
+    # Written whole under another name and renamed: once there, the check is under way.
+    converted = version / "dense-none.tflite"
+    status, _, stderr = interrupt_once_written(["tflite", "saved_models/dense/1"], tmp_path, converted)
+    assert status == 130, "the check ended before it could be interrupted: " + stderr
+    assert stderr == (
+        "aekeras: interrupted while checking saved_models/dense/1/dense-none.tflite; complete and kept, but "
+        "not checked (`aekeras tflite saved_models/dense/1` converts and checks again)\n"
+    )
+    assert len(Runner(converted).signatures) == 3  # whole: every signature loads
+
+    status, _, stderr = interrupt_once_written(["onnx", "saved_models/dense/1"], tmp_path, version / "onnx")
+    assert status == 130, "the check ended before it could be interrupted: " + stderr
+    assert re.fullmatch(
+        r"aekeras: interrupted while checking saved_models/dense/1/onnx/decode\.onnx, "
+        r"saved_models/dense/1/onnx/encode\.onnx, saved_models/dense/1/onnx/serving_default\.onnx; complete "
+        r"and kept, but not checked \(`aekeras onnx saved_models/dense/1` converts and checks again\)\n",
+        stderr,
+    ), stderr
+    assert sorted(p.name for p in (version / "onnx").iterdir()) == [
+        "decode.onnx",
+        "encode.onnx",
+        "serving_default.onnx",
+    ]
+
+
+def test_a_closed_output_pipe_stops_training_quietly_and_the_run_resumes(tmp_path):
+    args = ["train", "dense", "--epochs", "40", "--limit", "2048", "--quiet"]
+    process = subprocess.Popen(
+        [*AEKERAS, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    first_epoch = process.stdout.readline()  # then the reader goes away, as `| head -1` does
+    process.stdout.close()
+    stderr = process.stderr.read()
+    process.wait(timeout=300)
+    assert first_epoch == "Epoch 1/40\n"
+    assert process.returncode == 141, stderr
+    assert stderr == (
+        "aekeras: stopped: its output was closed (the reader of a pipe ended); what was saved is kept, and "
+        "the same command resumes a training run\n"
+    )
+    kept = completed_epochs(tmp_path / "runs/dense/backup")
+    assert 1 <= kept < 40
+    resumed = run(args, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming runs/dense after epoch {kept} of 40" in resumed.stdout

@@ -46,6 +46,33 @@ def test_rest_decode_and_vae_sample(servers, digits):
     assert samples.shape == (6, 28, 28, 1)
 
 
+def test_with_the_contract_rest_outputs_keep_their_names_and_dtypes(servers, exported_models, digits):
+    out, _ = exported_models
+    server, contract = servers["vqvae"], serving.load_contract(out / "vqvae")
+
+    def over_rest(signature_name, **inputs):
+        body = json.dumps(serving.rest_request(signature_name, contract=contract, **inputs))
+        reply = json.dumps(server.rest_predict(body))
+        return serving.parse_rest_response(reply, signature_name, contract=contract)
+
+    encoded = over_rest("encode", images=digits[:3])
+    direct = server.predict("encode", images=digits[:3])
+    assert encoded["indices"].dtype == np.int32 and encoded["latent"].dtype == np.float32
+    np.testing.assert_array_equal(encoded["indices"], direct["indices"])
+    # The indices go back as they came: decode_indices takes int32 only.
+    decoded = over_rest("decode_indices", indices=encoded["indices"])
+    assert set(decoded) == {"images"}  # the single output's own name, which the wire dropped
+    np.testing.assert_allclose(
+        decoded["images"], server.predict("decode_indices", indices=direct["indices"])["images"], atol=1e-6
+    )
+    with pytest.raises(
+        ServingError,
+        match=r"signature 'encode' answers \['indices', 'latent'\]; the server sent \['reconstruction', 'score'\]",
+    ):
+        body = serving.rest_request(contract=contract, images=digits[:1])
+        serving.parse_rest_response(server.rest_predict(body), "encode", contract=contract)
+
+
 def test_grpc_round_trip(servers, digits):
     request = serving.grpc_request("vae", "encode", version=1, images=digits[:5])
     assert isinstance(request, predict_pb2.PredictRequest)

@@ -164,6 +164,12 @@ def _write_npz(path, **arrays):
     return path
 
 
+def _truncated(path):
+    """`path` cut to its first half, as an interrupted copy leaves it."""
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
@@ -200,6 +206,14 @@ def _write_npz(path, **arrays):
         (
             lambda d: _write_npz(d / "two.npz", a=np.zeros((4, 5, 5), np.uint8), b=np.zeros(4)),
             r"holds \['a', 'b'\] \(expected an array named 'images'",
+        ),
+        (
+            lambda d: (d / "notes.npz").write_text("hi") and d / "notes.npz",
+            "notes.npz: not a .npz archive (expected a zip of arrays, as numpy.savez writes)",
+        ),
+        (
+            lambda d: _truncated(_write_npz(d / "cut.npz", images=np.zeros((4, 5, 5), np.uint8))),
+            "cut.npz: not a .npz archive",
         ),
     ],
 )

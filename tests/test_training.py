@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from aekeras import data, optimizers, training
-from aekeras.errors import SettingsChangedError
+from aekeras.errors import SettingsChangedError, TrainingInterrupted
 from aekeras.models import DenseAutoencoder
 from aekeras.registry import get_model
 from aekeras.training import AtomicBackupAndRestore, TrainConfig, read_history, runner, train
@@ -23,6 +23,43 @@ def run(tmp_path_factory):
         epochs=2, limit=2048, out=str(root / "saved_models"), run_dir=str(root / "runs"), verbose=0
     )
     return config, train(config)
+
+
+def _small_run(tmp_path):
+    """Three quick epochs of the lecture's model, writing under `tmp_path`."""
+    return TrainConfig(
+        epochs=3,
+        limit=512,
+        batch_size=128,
+        out=str(tmp_path / "out"),
+        run_dir=str(tmp_path / "runs"),
+        verbose=0,
+    )
+
+
+def _scalars(log_dir):
+    """`{tag: {step: value}}` of the scalars in a TensorBoard log folder's event files."""
+    found = {}
+    for path in tf.io.gfile.glob(str(log_dir / "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                found.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
+    return found
+
+
+def test_validation_freq_says_which_epochs_are_validated(tmp_path):
+    config = _small_run(tmp_path)
+    every_other = train(dataclasses.replace(config, validation_freq=2, name="every-other"))["history"]
+    assert every_other["val_loss"][0] is None and every_other["val_loss"][2] is None
+    assert every_other["val_loss"][1] > 0
+    never = train(dataclasses.replace(config, validation_freq=0, name="never"))
+    assert not any(key.startswith("val_") for key in never["history"])
+    assert not (tmp_path / "runs/never/logs/validation").exists()
+    assert (
+        never["test_metrics"]["reconstruction_loss"] > 0
+    )  # the test figures come after training all the same
+    with pytest.raises(ValueError, match="validation_freq must be 0 or more, got -1"):
+        train(dataclasses.replace(config, validation_freq=-1))
 
 
 def test_run_writes_everything(run):
@@ -44,6 +81,14 @@ def test_run_writes_everything(run):
     assert not (run_path / "backup").exists()  # removed once training completes
     history = read_history(run_path / "history.csv")
     assert history["epoch"] == [0.0, 1.0] and history["loss"][1] < history["loss"][0]
+    # Validated on the test split every epoch: the last is the run's own test figure.
+    assert len(history["val_reconstruction_loss"]) == 2
+    assert history["val_reconstruction_loss"][1] == pytest.approx(
+        result["test_metrics"]["reconstruction_loss"], rel=1e-5
+    )
+    assert _scalars(run_path / "logs" / "validation")["epoch_reconstruction_loss"] == pytest.approx(
+        dict(enumerate(history["val_reconstruction_loss"])), rel=1e-6
+    )
     record = json.loads((Path(result["export"]) / "run.json").read_text())
     assert record == json.loads((run_path / "run.json").read_text())
     assert record["settings"]["epochs"] == 2 and record["history"] == history
@@ -176,14 +221,7 @@ def test_a_nan_loss_stops_training_naming_epoch_and_batch(tmp_path, monkeypatch)
         return dataset.map(poison)
 
     monkeypatch.setattr(runner.data, "make_dataset", load_with_one_nan_batch)
-    config = TrainConfig(
-        epochs=3,
-        limit=512,
-        batch_size=128,
-        out=str(tmp_path / "out"),
-        run_dir=str(tmp_path / "runs"),
-        verbose=0,
-    )
+    config = _small_run(tmp_path)
     checkpoint = tmp_path / "runs/dense/checkpoints/epoch-001.keras"
     with pytest.raises(FloatingPointError) as error:
         train(config)
@@ -281,6 +319,34 @@ def test_a_backup_that_counts_an_epoch_has_its_settings_whenever_it_is_killed(
     assert (resumed.resumed_after, resumed.resumes) == (1, 1)
     with pytest.raises(SettingsChangedError, match="batch_size 32 -> 64"):
         RunClock(backup_dir, {**settings, "batch_size": 64})
+
+
+def test_an_interrupted_run_is_not_resumed_with_fewer_epochs_than_it_trained(tmp_path, monkeypatch):
+    config = _small_run(tmp_path)
+
+    class CtrlCInThirdEpoch(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    run_callbacks = runner.run_callbacks
+    monkeypatch.setattr(
+        runner, "run_callbacks", lambda *a, **k: [*run_callbacks(*a, **k), CtrlCInThirdEpoch()]
+    )
+    with pytest.raises(TrainingInterrupted):
+        train(config)
+    monkeypatch.setattr(runner, "run_callbacks", run_callbacks)
+    before = sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
+    with pytest.raises(
+        SettingsChangedError,
+        match=r"runs/dense holds the backup of an interrupted run that had trained 2 epochs, more than "
+        r"--epochs 1; pass --epochs 2 or more to finish it, or --restart",
+    ):
+        train(dataclasses.replace(config, epochs=1))
+    assert sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before  # nothing touched
+    # As many epochs as it trained: nothing left to train, so it is evaluated and published.
+    result = train(dataclasses.replace(config, epochs=2))
+    assert result["history"]["epoch"] == [0.0, 1.0] and (tmp_path / "out/dense/1").is_dir()
 
 
 def test_intra_op_threads_cannot_change_a_running_tensorflow(tmp_path):

@@ -7,11 +7,13 @@ loads only once a command runs, quietly unless `--verbose`.
 
 import faulthandler
 import importlib
+import os
 import shlex
 import sys
 
 from aekeras.cli.common import EXIT_USAGE, Parser, UsageError, start_tensorflow
 from aekeras.errors import (
+    CheckInterrupted,
     ContractChangeError,
     DataError,
     ModelFileError,
@@ -20,6 +22,7 @@ from aekeras.errors import (
 )
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader ended
 
 SUBCOMMANDS = ("train", "export", "tflite", "onnx", "report")
 
@@ -68,7 +71,28 @@ def main(argv=None):
     except TrainingInterrupted as e:
         print(_interrupted(e, argv), file=sys.stderr)
         return EXIT_INTERRUPTED
+    except CheckInterrupted as e:
+        print(f"aekeras: {e} (`{shlex.join(['aekeras', *argv])}` converts and checks again)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print("aekeras: interrupted; nothing was left half-written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return _output_closed()
     return 0
+
+
+def _output_closed():
+    """Ends quietly where the reader of the command's output went away (`aekeras train ... | head`)."""
+    # Python would fail again flushing stdout at exit: it writes to nowhere now.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    try:
+        print(
+            "aekeras: stopped: its output was closed (the reader of a pipe ended); what was saved is kept, "
+            "and the same command resumes a training run",
+            file=sys.stderr,
+        )
+    except OSError:
+        pass  # stderr went with it (`2>&1 | head`)
+    return EXIT_OUTPUT_CLOSED

@@ -7,6 +7,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from aekeras.errors import CheckInterrupted
+
 EXIT_USAGE = 2
 
 
@@ -160,7 +162,8 @@ def stderr_silenced():
     """Sends the process's stderr (file descriptor 2) to a temporary file.
 
     TensorFlow's C++ libraries log at load time, before any setting can
-    quiet them; what they wrote is shown only if the block fails.
+    quiet them; what they wrote is shown only if the block fails (not
+    where the user interrupted it).
     """
     sys.stderr.flush()
     saved = os.dup(2)
@@ -168,6 +171,8 @@ def stderr_silenced():
         os.dup2(captured.fileno(), 2)
         try:
             yield
+        except (KeyboardInterrupt, CheckInterrupted):
+            raise  # the user's own stop, which no log line explains
         except BaseException:
             os.dup2(saved, 2)
             captured.seek(0)

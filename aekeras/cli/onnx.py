@@ -6,6 +6,7 @@ from aekeras.cli.common import (
     export_test_images,
     native_logs_hidden,
 )
+from aekeras.errors import CheckInterrupted
 
 
 def add_parser(commands):
@@ -30,10 +31,13 @@ def run(args):
     source, _, test_images, test_labels = export_test_images(args, version_dir, server.contract)
     with native_logs_hidden(args.verbose):
         paths = onnx.convert(version_dir)
-        runner = onnx.Runner(onnx.onnx_dir(version_dir))
-        differences = signatures.max_differences(
-            server.model, runner, test_images, "ONNX", verbose=True, labels=test_labels
-        )
+        try:
+            runner = onnx.Runner(onnx.onnx_dir(version_dir))
+            differences = signatures.max_differences(
+                server.model, runner, test_images, "ONNX", verbose=True, labels=test_labels
+            )
+        except KeyboardInterrupt:
+            raise CheckInterrupted(paths.values()) from None
     for name, path in paths.items():
         checked = (
             f"max |ONNX - SavedModel| {max(differences[name].values()):.2e} on {len(test_images)} test images "

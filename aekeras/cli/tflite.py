@@ -8,6 +8,7 @@ from aekeras.cli.common import (
     native_logs_hidden,
     positive_int,
 )
+from aekeras.errors import CheckInterrupted
 
 
 def add_parser(commands):
@@ -50,13 +51,18 @@ def run(args):
         print(f"calibrating on {len(images)} training images of {source}")
     with native_logs_hidden(args.verbose):
         path = tflite.convert(version_dir, args.quantize, images=images, labels=labels)
-        runner = tflite.Runner(path)
-        litert_mse = runner.reconstruction_mse(test_images, verbose=True, labels=test_labels)
-        # The export the server already loaded, and the same interpreter.
-        differences = signatures.max_differences(
-            server.model, runner, test_images, "LiteRT", verbose=True, labels=test_labels
-        )
-    saved_model_mse = serving.reconstruction_mse(server, test_images, verbose=True, labels=test_labels)
+        try:
+            runner = tflite.Runner(path)
+            litert_mse = runner.reconstruction_mse(test_images, verbose=True, labels=test_labels)
+            # The export the server already loaded, and the same interpreter.
+            differences = signatures.max_differences(
+                server.model, runner, test_images, "LiteRT", verbose=True, labels=test_labels
+            )
+            saved_model_mse = serving.reconstruction_mse(
+                server, test_images, verbose=True, labels=test_labels
+            )
+        except KeyboardInterrupt:
+            raise CheckInterrupted([path]) from None
     print(f"TFLite ({args.quantize}): {path} ({path.stat().st_size} bytes)")
     print(
         f"test reconstruction MSE on {len(test_images)} images of {source}: LiteRT {litert_mse:.6f}, "

@@ -29,6 +29,7 @@ _RUN_FIELDS = (
     "test_fraction",
     "limit",
     "epochs",
+    "validation_freq",
     "batch_size",
     "learning_rate",
     "learning_rate_schedule",
@@ -77,6 +78,14 @@ def add_parser(commands):
     add_data_arguments(parser)
     parser.add_argument("--limit", type=positive_int, help="train on the first N examples only")
     parser.add_argument("--epochs", type=positive_int, default=20)
+    parser.add_argument(
+        "--validation-freq",
+        type=non_negative_int,
+        default=1,
+        metavar="N",
+        help="evaluate on the test split every N epochs, for the history's val_* columns and TensorBoard's "
+        "validation scalars (0: only once, after training)",
+    )
     parser.add_argument("--batch-size", type=positive_int, default=256)
     parser.add_argument("--learning-rate", type=positive_float, default=1e-3, help="Adam's learning rate")
     parser.add_argument(

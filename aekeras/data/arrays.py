@@ -1,5 +1,6 @@
 """Images from `.npz` and `.npy` array files."""
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,9 @@ def check_labels(labels, count, where):
 
 
 def _npz_arrays(path):
+    # numpy reads a file that is no zip archive as a pickle, and says so.
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: not a .npz archive (expected a zip of arrays, as numpy.savez writes)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
@@ -92,7 +96,7 @@ def read_array_file(path):
             arrays = _npz_arrays(path)
     except DataError:
         raise
-    except (OSError, ValueError, EOFError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: not a readable {path.suffix} file ({e})") from None
     splits = {}
     for split, prefix in (("train", ""), ("test", "test_")):

@@ -30,6 +30,9 @@ class TrainConfig:
             has no test split.
         limit: train on the first `limit` training examples only.
         epochs: passes over the training set.
+        validation_freq: evaluate on the test split every this many epochs
+            (`val_*` in the history and TensorBoard's `validation/`
+            scalars); 0: only once, after training.
         batch_size: examples per step (the global batch under a strategy).
         learning_rate: Adam's learning rate.
         learning_rate_schedule: `"constant"`, or `"cosine"`: decayed along a
@@ -77,6 +80,7 @@ class TrainConfig:
     test_fraction: float = 0.1
     limit: int = None
     epochs: int = 20
+    validation_freq: int = 1
     batch_size: int = 256
     learning_rate: float = 1e-3
     learning_rate_schedule: str = "constant"
@@ -108,6 +112,8 @@ class TrainConfig:
                 continue  # the model's default
             if not (isinstance(value, int) and value > 0):
                 raise ValueError(f"{field} must be a positive integer, got {value!r}")
+        if not (isinstance(self.validation_freq, int) and self.validation_freq >= 0):
+            raise ValueError(f"validation_freq must be 0 or more, got {self.validation_freq!r}")
         threads = self.intra_op_threads
         if threads is not None and not (isinstance(threads, int) and threads >= 0):
             raise ValueError(f"intra_op_threads must be 0 or more, got {self.intra_op_threads!r}")

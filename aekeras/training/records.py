@@ -37,9 +37,12 @@ def read_history(path):
     with open(path, newline="") as f:
         rows = list({row["epoch"]: row for row in csv.DictReader(f)}.values())
     keys = rows[0].keys() if rows else ()
-    # CSVLogger adds val_* columns of "NA" when there is no validation data.
+    # CSVLogger writes "NA" in the val_* columns of epochs not validated, and
+    # in every row where no epoch is: such a column is left out, a gap is None.
     return {
-        key: [float(row[key]) for row in rows] for key in keys if not all(row[key] == "NA" for row in rows)
+        key: [None if row[key] == "NA" else float(row[key]) for row in rows]
+        for key in keys
+        if not all(row[key] == "NA" for row in rows)
     }
 
 

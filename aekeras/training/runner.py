@@ -21,7 +21,7 @@ import tensorflow as tf
 from aekeras import data, export, optimizers, progress
 from aekeras.callbacks import LatentProjector, ReconstructionImages
 from aekeras.data.sources import FolderSource
-from aekeras.errors import TrainingInterrupted
+from aekeras.errors import SettingsChangedError, TrainingInterrupted
 from aekeras.registry import build_model, get_model
 from aekeras.training import distribute
 from aekeras.training.callbacks import run_callbacks
@@ -129,13 +129,20 @@ def _resume_or_start(config, source, run_dir):
 
     Raises:
         SettingsChangedError: if the backup there is of a run with other
-            settings (and `config.restart` is not set).
+            settings, or of more epochs than `config.epochs` (and
+            `config.restart` is not set).
     """
     backup = run_dir / "backup"
     if config.restart:
         shutil.rmtree(backup, ignore_errors=True)
     builder_options, _ = get_model(config.model).split_options(config.options)
     clock = RunClock(backup, shaping_settings(config, source.spec, builder_options))
+    if clock.resumed_after is not None and clock.resumed_after > config.epochs:
+        raise SettingsChangedError(
+            f"{run_dir} holds the backup of an interrupted run that had trained {clock.resumed_after} "
+            f"epochs, more than --epochs {config.epochs}; pass --epochs {clock.resumed_after} or more to "
+            "finish it, or --restart to discard the backup and start afresh"
+        )
     if clock.resumed_after is None:
         # A fresh run must not inherit checkpoints of an earlier one.
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
@@ -151,7 +158,7 @@ def _pictures(source, count=PROJECTED_IMAGES):
     return data.arrays_of(examples.subset(np.arange(min(count, len(examples)))), source.spec)
 
 
-def _fit(model, train_data, config, run_dir, clock, is_chief, source):
+def _fit(model, train_data, test_data, config, run_dir, clock, is_chief, source):
     """`model.fit` with the run's callbacks; an interrupt says what was kept."""
     callbacks = run_callbacks(run_dir, clock.resumed_after is not None, is_chief, clock)
     # The pictures run the model on the chief alone, which a multi-worker
@@ -167,6 +174,8 @@ def _fit(model, train_data, config, run_dir, clock, is_chief, source):
         model.fit(
             train_data,
             epochs=config.epochs,
+            validation_data=test_data if config.validation_freq else None,
+            validation_freq=config.validation_freq or 1,
             callbacks=callbacks,
             verbose=progress.fit_verbosity(config.verbose),
             shuffle=False,  # The dataset reshuffles itself every epoch.
@@ -277,7 +286,7 @@ def train(config, source=None, progress=print):
     model, train_data, test_data, share, run_dir, clock = _prepare(config, source, strategy)
     if clock.resumed_after is not None:
         progress(f"resuming {run_dir} after epoch {clock.resumed_after} of {config.epochs}")
-    _fit(model, train_data, config, run_dir, clock, distribute.is_chief(strategy), source)
+    _fit(model, train_data, test_data, config, run_dir, clock, distribute.is_chief(strategy), source)
     try:
         result = _evaluate_and_publish(config, source, model, test_data, strategy, run_dir, clock)
     except KeyboardInterrupt:
