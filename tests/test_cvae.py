@@ -109,6 +109,18 @@ class TestConditionalVAE(AutoencoderTestCase):
         )
         assert max(max(d.values()) for d in differences.values()) < 1e-4
 
+    def test_predict_takes_the_labelled_batches_fit_takes(self, trained):
+        test = mnist("test", limit=300, batch_size=128, labels=True)
+        batches = [(x.numpy(), y.numpy()) for x, y in test]
+        images, labels = (np.concatenate(parts) for parts in zip(*batches, strict=True))
+        expected = trained.reconstruct(images, labels=labels)
+        np.testing.assert_allclose(trained.predict(test, verbose=0), expected, atol=1e-6)
+        np.testing.assert_allclose(trained.predict([images, labels], verbose=0), expected, atol=1e-6)
+        with pytest.raises(
+            TypeError, match=r"ConditionalVAE takes \(images, labels\), labels one int class index"
+        ):
+            trained(images)
+
     def test_bad_labels_and_arguments(self, batch):
         images, labels = batch
         model = ConditionalVAE(latent_dim=2)

@@ -90,3 +90,12 @@ def test_uint8_pixels_of_other_shapes_are_scaled_by_the_model(rgb_crops, digits_
         np.testing.assert_array_equal(model.predict(pixels, verbose=0), model.predict(scaled, verbose=0))
         np.testing.assert_array_equal(model.encode(pixels), model.encode(scaled))
         np.testing.assert_array_equal(model.reconstruct(pixels), model.reconstruct(unit))
+
+    # The likelihood estimate too, on the same importance samples.
+    vae, pixels = cases[1]
+    state = vae.seed_generator.state.numpy()
+    from_pixels = vae.negative_log_likelihood(pixels, 4).numpy()
+    vae.seed_generator.state.assign(state)
+    np.testing.assert_allclose(
+        from_pixels, vae.negative_log_likelihood(data.unit_scale(pixels), 4), rtol=1e-6
+    )

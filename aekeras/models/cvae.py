@@ -91,6 +91,11 @@ class ConditionalVAE(VAE):
         return ops.concatenate([flat, one_hot], axis=-1)
 
     def call(self, inputs, training=False):
+        if not (isinstance(inputs, (tuple, list)) and len(inputs) == 2):
+            raise TypeError(
+                f"{type(self).__name__} takes (images, labels), labels one int class index per image; "
+                f"got {type(inputs).__name__} {getattr(inputs, 'shape', '')}".rstrip()
+            )
         images, labels = inputs
         return self.decode(
             self.encode(images, training=training, labels=labels), training=training, labels=labels
@@ -107,6 +112,12 @@ class ConditionalVAE(VAE):
             )
         inputs = self.scaled_images(inputs)
         return (inputs, labels), inputs
+
+    def predict_step(self, data):
+        # The batches fit and evaluate take: Keras would read the labels as
+        # targets and drop them.
+        (inputs, labels), _ = self._unpack(data)
+        return self((inputs, labels), training=False)
 
     def compute_loss_terms(self, inputs, targets, training=False):
         images, labels = inputs

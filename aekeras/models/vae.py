@@ -288,8 +288,9 @@ class VAE(BaseAutoencoder):
         Bernoulli likelihood, `inputs` should be binary (the Bernoulli
         likelihood of grey levels is not a probability of the image). A
         conditional VAE's estimate is of -log p(x | y) for `labels` y.
+        uint8 pixels are scaled first, as every entry point scales them.
         """
-        inputs = ops.convert_to_tensor(inputs, "float32")
+        inputs = ops.convert_to_tensor(self.scaled_images(inputs), "float32")
         log_weights, _ = self.log_importance_weights(inputs, inputs, num_samples, labels=labels)
         return -(tf.reduce_logsumexp(log_weights, axis=0) - math.log(num_samples))
 
