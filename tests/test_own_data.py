@@ -37,13 +37,16 @@ def train_serve_convert(tmp_path, source, model_args, image_shape):
     record = json.loads((version / "run.json").read_text())
     assert record["data"]["source"] == str(source.absolute())
     assert record["image_spec"]["shape"] == list(image_shape)
+    # Validated on the data's own test split every epoch.
+    assert len(record["history"]["val_loss"]) == 2 and None not in record["history"]["val_loss"]
 
     images, _ = data.load_arrays(source, "test")
     server = serving.LocalServer(version)
     contract = serving.load_contract(tmp_path / "saved_models" / model_args[0])
     assert contract.signature("serving_default").inputs[0].shape == (None, *image_shape)
     body = json.dumps(serving.rest_request(contract=contract, images=images[:3]))
-    rest = serving.parse_rest_response(json.dumps(server.rest_predict(body)))
+    rest = serving.parse_rest_response(json.dumps(server.rest_predict(body)), contract=contract)
+    assert set(rest) == {"reconstruction", "score"} and rest["score"].dtype == np.float32
     request = serving.grpc_request(model_args[0], contract=contract, images=images[:3])
     response = server.grpc_predict(predict_pb2.PredictRequest.FromString(request.SerializeToString()))
     grpc = serving.parse_grpc_response(response)

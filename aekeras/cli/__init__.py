@@ -36,9 +36,14 @@ def build_parser():
     return parser
 
 
+def _command(argv):
+    """The command line that ran, as a shell would take it again."""
+    return shlex.join(["aekeras", *argv])
+
+
 def _interrupted(error, argv):
     """The one line for Ctrl-C during training: what was kept, and the command that goes on."""
-    command = shlex.join(["aekeras", *argv])
+    command = _command(argv)
     if error.epochs_kept == error.epochs:
         return f"aekeras: interrupted after training; `{command}` evaluates and publishes it"
     if error.epochs_kept:
@@ -72,7 +77,7 @@ def main(argv=None):
         print(_interrupted(e, argv), file=sys.stderr)
         return EXIT_INTERRUPTED
     except CheckInterrupted as e:
-        print(f"aekeras: {e} (`{shlex.join(['aekeras', *argv])}` converts and checks again)", file=sys.stderr)
+        print(f"aekeras: {e} (`{_command(argv)}` converts and checks again)", file=sys.stderr)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print("aekeras: interrupted; nothing was left half-written", file=sys.stderr)
