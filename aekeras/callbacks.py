@@ -24,10 +24,17 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins import projector
 
+from aekeras.data.pipeline import unit_scale
+
 # TensorBoard's projector reads sprites up to 8192 pixels a side.
 MAX_SPRITE_SIDE = 8192
 # The name a TF2 checkpoint gives `tf.train.Checkpoint(embedding=...)`.
 EMBEDDING_TENSOR = "embedding/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def _unit_images(images):
+    """Images as float32 on [0, 1]: uint8 pixels scaled, as every model entry point scales them."""
+    return np.asarray(unit_scale(np.asarray(images)), np.float32)
 
 
 def image_grid(rows):
@@ -70,7 +77,7 @@ class ReconstructionImages(keras.callbacks.Callback):
     def __init__(self, log_dir, images, num_samples=8, seed=0, *, labels=None):
         super().__init__()
         self.log_dir = str(log_dir)
-        self.images = np.asarray(images, np.float32)
+        self.images = _unit_images(images)
         self.labels = labels
         self.num_samples = num_samples
         self.seed = seed
@@ -138,7 +145,7 @@ def write_projector(model, log_dir, images, labels=None, class_names=None):
     """
     folder = Path(log_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    images = np.asarray(images, np.float32)
+    images = _unit_images(images)
     codes = model.embed(images, labels=labels).reshape(len(images), -1)
     tf.train.Checkpoint(embedding=tf.Variable(codes)).save(str(folder / "embedding.ckpt"))
     (folder / "metadata.tsv").write_text(_metadata(len(images), labels, class_names))

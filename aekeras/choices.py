@@ -12,6 +12,7 @@ QUANTIZATIONS = ("none", "float16", "dynamic", "int8", "int16x8")
 CALIBRATED = ("int8", "int16x8")  # the quantizations that need calibration images
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")
 STRATEGIES = ("default", "mirrored", "multi_worker")
+MAX_SEED = 2**32 - 1  # the largest seed NumPy's and Keras's generators take
 
 # The widest code of a dense autoencoder that trains as the lecture's
 # 784-30-784 does: on one thread per op (`aekeras train`'s default for

@@ -9,20 +9,21 @@ machine removes. `write_models_config(out)` writes the TF Serving
 `models.config` listing every model under `out`.
 """
 
+import contextlib
 import json
 import os
 import shutil
-import socket
-import uuid
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 from google.protobuf import text_format
+from tensorflow.python.eager import context
 from tensorflow_serving.config import model_server_config_pb2
 
 from aekeras import quantization, signatures
-from aekeras.errors import ContractChangeError
+from aekeras.errors import ContractChangeError, ModelFileError
+from aekeras.staging import staging_path, write_atomically
 
 SETTINGS_FILE = "run.json"
 MODELS_CONFIG_FILE = "models.config"
@@ -34,30 +35,6 @@ def versions(model_dir):
     if not model_dir.is_dir():
         return []
     return sorted(int(p.name) for p in model_dir.iterdir() if p.name.isdigit())
-
-
-def _process_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        pass
-    return True
-
-
-def remove_stale_staging(model_dir):
-    """Removes the staging folders of killed exports on this machine.
-
-    A staging folder is named `.staging-<host>-<pid>-<random>`; one whose
-    process is gone is removed. Folders of other machines (on a shared
-    file system) and of running exports are left alone.
-    """
-    host = socket.gethostname()
-    for path in Path(model_dir).glob(".staging-*"):
-        owner, _, pid = path.name[len(".staging-") :].rpartition("-")[0].rpartition("-")
-        if owner == host and pid.isdigit() and not _process_alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
 
 
 def build_archive(model):
@@ -77,6 +54,25 @@ def check_name(name):
         )
 
 
+def latest_version(model_dir):
+    """The highest version folder under `model_dir`, or None if it has none; checked to hold a SavedModel.
+
+    Raises:
+        ModelFileError: for a stray entry named as a version (an empty
+            folder, a file), which TF Serving would take for the latest one.
+    """
+    found = versions(model_dir)
+    if not found:
+        return None
+    path = Path(model_dir) / str(found[-1])
+    if not (path / "saved_model.pb").is_file():
+        raise ModelFileError(
+            f"{path}: no SavedModel (saved_model.pb) there, yet TF Serving would take it for the latest "
+            f"version of {Path(model_dir).name}; remove it or move it out of {model_dir}"
+        )
+    return path
+
+
 def check_contract(model, out, name):
     """Raises ContractChangeError if `out/name`'s latest version serves other signatures than `model` would.
 
@@ -84,11 +80,9 @@ def check_contract(model, out, name):
     version with other input or output names, dtypes or shapes would break
     them without a word.
     """
-    model_dir = Path(out) / name
-    existing = versions(model_dir)
-    if not existing:
+    latest = latest_version(Path(out) / name)
+    if latest is None:
         return
-    latest = model_dir / str(existing[-1])
     served = signatures.Contract.from_saved_model(tf.saved_model.load(str(latest), tags=["serve"]))
     changes = served.differences(signatures.Contract.for_model(model))
     if changes:
@@ -131,11 +125,11 @@ def saved_model(model, out, name, settings=None, allow_contract_change=False, in
     model_dir = Path(out) / name
     made = [folder for folder in (model_dir, *model_dir.parents) if not folder.exists()]
     model_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_staging(model_dir)
-    staging = model_dir / f".staging-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}"
+    staging = staging_path(model_dir)
     published = False
     try:
-        build_archive(model).write_out(str(staging), verbose=False)
+        with _without_global_seed():
+            build_archive(model).write_out(str(staging), verbose=False)
         if settings is not None:
             (staging / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
         while True:
@@ -155,6 +149,23 @@ def saved_model(model, out, name, settings=None, allow_contract_change=False, in
             _remove_empty(made)
 
 
+@contextlib.contextmanager
+def _without_global_seed():
+    """While the serving functions are traced: no global seed, so their random ops draw afresh in every process.
+
+    Under one (`keras.utils.set_random_seed`, which `aekeras train` sets
+    for training) TensorFlow writes a fixed seed into each random op, and
+    every server process would answer `sample` with the same images.
+    """
+    previous = context.global_seed()
+    tf.random.set_seed(None)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            tf.random.set_seed(previous)
+
+
 def _remove_empty(folders):
     """Removes those of `folders` (innermost first) that an unfinished export made and left empty."""
     for folder in folders:
@@ -168,22 +179,36 @@ def write_models_config(out, base_path=None):
     """Writes `out/models.config` listing every model folder under `out`.
 
     `base_path` is where the server sees `out` (for example `/models` inside
-    the `tensorflow/serving` container); it defaults to the absolute path of
-    `out`. The file is written whole under a temporary name, then renamed.
+    the `tensorflow/serving` container); by default the one the existing
+    file was written with, so that a later export or run keeps a serving
+    root given once, else the absolute path of `out`. The file is written
+    whole under a temporary name, then renamed.
 
     Returns:
         The `Path` of the config file.
     """
     out = Path(out)
-    base_path = base_path or str(out.absolute())
+    path = out / MODELS_CONFIG_FILE
+    base_path = base_path or _serving_root(path) or str(out.absolute())
     config = model_server_config_pb2.ModelServerConfig()
     for model_dir in sorted(p for p in out.iterdir() if p.is_dir() and versions(p)):
         entry = config.model_config_list.config.add()
         entry.name = model_dir.name
         entry.base_path = f"{base_path.rstrip('/')}/{model_dir.name}"
         entry.model_platform = "tensorflow"
-    path = out / MODELS_CONFIG_FILE
-    staging = out / f".{MODELS_CONFIG_FILE}.{uuid.uuid4().hex}"
-    staging.write_text(text_format.MessageToString(config))
-    os.replace(staging, path)
+    write_atomically(path, lambda partial: partial.write_text(text_format.MessageToString(config)))
     return path
+
+
+def _serving_root(path):
+    """The folder an existing `models.config` places every model in, or None (no file, or no one folder)."""
+    try:
+        config = text_format.Parse(path.read_text(), model_server_config_pb2.ModelServerConfig())
+    except (OSError, UnicodeDecodeError, text_format.ParseError):
+        return None
+    roots = {
+        entry.base_path[: -len(entry.name)].rstrip("/") or "/"
+        for entry in config.model_config_list.config
+        if entry.base_path.endswith(f"/{entry.name}")
+    }
+    return roots.pop() if len(roots) == 1 and len(config.model_config_list.config) else None

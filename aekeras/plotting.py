@@ -44,9 +44,9 @@ def image_rows(rows, path, title=None, columns=10):
 
 
 def reconstructions(result, path, count=10):
-    rows = [("test digit", result["images"][:count])]
+    rows = [("test image", result["images"][:count])]
     rows += [(name, images[:count]) for name, images in result["reconstructions"].items()]
-    return image_rows(rows, path, "Test digits and their reconstructions", count)
+    return image_rows(rows, path, "Test images and their reconstructions", count)
 
 
 def kernels(kernel_sets, path):
@@ -64,7 +64,8 @@ def kernels(kernel_sets, path):
             else:
                 axis.imshow(np.squeeze(weight), cmap="seismic", vmin=-limit, vmax=limit)
         axes[0, offset + 2].set_title(name, fontsize=11)
-    figure.suptitle("First 20 encoder kernels (weights from each pixel to a code unit; red +, blue -)")
+    colours = "mid-grey at 0" if np.shape(weights)[-1] == 3 else "red +, blue -"
+    figure.suptitle(f"First 20 encoder kernels (weights from each pixel to a code unit; {colours})")
     return _save(figure, path)
 
 
@@ -76,13 +77,13 @@ def denoising_vs_inpainting(result, names, path, count=10):
         ("clean", result["images"][:count]),
         *[(names.get(name, name), repair[:count]) for name, repair in result["repairs"].items()],
     ]
-    title = f"Dropout-masked digits repaired {len(result['repairs'])} ways (mask: white = dropped)"
+    title = f"Dropout-masked images repaired {len(result['repairs'])} ways (mask: white = dropped)"
     return image_rows(rows, path, title, count)
 
 
 def interpolations(results, path):
     """Rows of interpolations: `{label: images}` with 10 steps each."""
-    return image_rows(list(results.items()), path, "Interpolating between two test digits", 10)
+    return image_rows(list(results.items()), path, "Interpolating between two test images", 10)
 
 
 def manifold_inpainting(result, path, count=10):
@@ -93,7 +94,8 @@ def manifold_inpainting(result, path, count=10):
         ("autoencoder", result["fills"]["autoencoder"][:count]),
         ("Telea", result["fills"]["telea"][:count]),
     ]
-    return image_rows(rows, path, "Filling an 8x8 grey patch", count)
+    side = result["patch"]
+    return image_rows(rows, path, f"Filling a {side}x{side} grey patch", count)
 
 
 # The one-class scores `anomaly` draws: the lecture's, and the best one.
@@ -116,7 +118,7 @@ def anomaly(one_class, ood, path):
         bars.axhline(mean, color="tab:red", linestyle=style, label=f"{name}, mean {mean:.1f}")
     bars.set_xticks(positions, [str(d) for d in digits])
     bars.set_ylim(min(80.0, lowest - 5.0), 100)
-    bars.set_xlabel("normal digit")
+    bars.set_xlabel("normal class")
     bars.set_ylabel("AUROC (%)")
     bars.set_title("One-class anomaly detection")
     bars.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize="small")
@@ -139,7 +141,8 @@ def pca(result, angles, path):
     sizes = result["code_sizes"]
     for method, style in (("pca", "o--"), ("autoencoder", "s-")):
         mse.plot(sizes, result[method]["mse"], style, label=method)
-        accuracy.plot(sizes, result[method]["probe_accuracy"], style, label=method)
+        if result[method].get("probe_accuracy"):  # none without labels
+            accuracy.plot(sizes, result[method]["probe_accuracy"], style, label=method)
     mse.set_xlabel("code size")
     mse.set_ylabel("test MSE")
     mse.set_title("Reconstruction")
@@ -184,21 +187,22 @@ def latent_grid(result, path):
     return _save(figure, path)
 
 
-def latent_scatter(result, path):
+def latent_scatter(result, path, class_names=None):
+    """The 2-D codes, coloured by label when there are labels (one colour per class, named if given)."""
     figure, axis = plt.subplots(figsize=(8, 7))
-    points = axis.scatter(
-        result["z_mean"][:, 0],
-        result["z_mean"][:, 1],
-        c=result["labels"],
-        cmap="tab10",
-        s=3,
-        vmin=-0.5,
-        vmax=9.5,
-    )
-    figure.colorbar(points, ticks=range(10), label="digit")
+    x, y, labels = result["z_mean"][:, 0], result["z_mean"][:, 1], result["labels"]
+    if labels is None or len(labels) != len(x):
+        axis.scatter(x, y, s=3)
+    else:
+        classes = int(np.max(labels)) + 1
+        colours = plt.get_cmap("tab10" if classes <= 10 else "turbo", classes)
+        points = axis.scatter(x, y, c=labels, cmap=colours, s=3, vmin=-0.5, vmax=classes - 0.5)
+        bar = figure.colorbar(points, ticks=range(classes), label="class")
+        if class_names is not None:
+            bar.ax.set_yticklabels(class_names[:classes])
     axis.set_xlabel("z_mean[0]")
     axis.set_ylabel("z_mean[1]")
-    axis.set_title("Test digits in the 2-D VAE's latent space")
+    axis.set_title("Test images in the 2-D VAE's latent space")
     return _save(figure, path)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from aekeras.export import versions
+from aekeras.export import latest_version
 from aekeras.progress import tracked
 from aekeras.signatures import LABEL_INPUT, Contract, ServingError, Signature, TensorInfo, batch_inputs
 
@@ -49,10 +49,8 @@ GENERIC_CONDITIONED_CONTRACT = Contract(
 
 
 def version_folder(path):
-    """The highest version folder under a model folder, or `path` itself."""
-    path = Path(path)
-    found = versions(path)
-    return path / str(found[-1]) if found else path
+    """The highest version folder under a model folder (`export.latest_version`), or `path` itself."""
+    return latest_version(path) or Path(path)
 
 
 def load_contract(path):

@@ -20,6 +20,7 @@ from aekeras.progress import tracked
 
 IMAGE_INPUT = "images"
 LABEL_INPUT = "labels"
+INT32_MAX = 2**31 - 1  # integer inputs are sent as int32
 IMAGE_RANGE = (0.0, 1.0)
 COMMON_SIGNATURES = ("serving_default", "encode", "decode")
 # Signatures that draw random numbers: fresh draws every call, so no two
@@ -347,6 +348,13 @@ def _check_one(signature, spec, value):
         raise ServingError(f"{signature.expects()}; got {spec.name}: {array.dtype} {list(array.shape)}")
     if (spec.shape is None or (spec.shape and spec.shape[0] is None)) and len(array) == 0:
         raise ServingError(f"{signature.expects()}; got an empty batch (send at least one example)")
+    if not floating and array.size and (array.min() < 0 or array.max() > INT32_MAX):
+        # Labels, codebook indices, counts: onnxruntime's Gather reads -1 as
+        # the last class or codebook vector, and int32 wraps larger values.
+        raise ServingError(
+            f"signature {signature.name!r} expects {spec.name} from 0 to {INT32_MAX}; got values from "
+            f"{array.min()} to {array.max()}"
+        )
     array = array.astype(_DTYPES.get(spec.dtype, array.dtype))
     if floating:
         bad = ~np.isfinite(array).reshape(len(array), -1).all(axis=1) if array.ndim else ~np.isfinite(array)
@@ -356,11 +364,6 @@ def _check_one(signature, spec, value):
                 f"{bad.size} examples); a model's outputs for them are meaningless, and quantised ones look "
                 "plausible, so they are refused"
             )
-    if spec.name == LABEL_INPUT and array.size and array.min() < 0:
-        # onnxruntime's Gather would read -1 as the last class.
-        raise ServingError(
-            f"signature {signature.name!r} expects labels that are class indices from 0; got {array.min()}"
-        )
     if (
         spec.name == IMAGE_INPUT
         and array.size

@@ -8,7 +8,6 @@ signatures.
 """
 
 import os
-import uuid
 import warnings
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from aekeras.choices import CALIBRATED, QUANTIZATIONS
 from aekeras.progress import tracked
 from aekeras.signatures import Contract, batch_inputs, example_inputs
 from aekeras.signatures import max_differences as max_differences_from
+from aekeras.staging import write_atomically
 
 INT16_RANGE_MARGIN = 1.2  # int16x8: how far beyond the calibrated range activations stay unclipped
 
@@ -65,15 +65,6 @@ def _representative_dataset(saved_model, images, labels):
                 yield name, example_inputs(signature, batch, encode, label)
 
     return generate
-
-
-def _write_whole(path, content):
-    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    try:
-        staging.write_bytes(content)
-        os.replace(staging, path)
-    finally:
-        staging.unlink(missing_ok=True)
 
 
 def convert(version_dir, quantize="none", *, images=None, labels=None):
@@ -120,7 +111,7 @@ def convert(version_dir, quantize="none", *, images=None, labels=None):
                 converter.representative_dataset = _representative_dataset(saved_model, images, labels)
             content = converter.convert()
     path = tflite_path(version_dir, quantize)
-    _write_whole(path, content)
+    write_atomically(path, lambda partial: partial.write_bytes(content))
     return path
 
 

@@ -128,3 +128,28 @@ def test_one_class_scores_on_8x8_digits():
     anomalies = np.arange(len(test)) >= len(zeros[3::4])
     assert set(scores) == set(SCORES) and all(len(v) == len(test) for v in scores.values())
     assert roc_auc_score(anomalies, scores["combined"]) > 0.9
+
+
+def test_one_class_detection_runs_the_classes_present_and_says_what_it_lacks():
+    images, labels = load_digits(return_X_y=True)
+    images = (images / 16.0).reshape(-1, 8, 8, 1).astype("float32")
+    two_classes = labels < 2
+
+    def small_model():
+        return models.DenseAutoencoder(
+            image_shape=(8, 8, 1), latent_dim=4, output_activation="sigmoid", value_range=(0, 1)
+        )
+
+    result = one_class_anomaly_detection(
+        small_model, images[two_classes], labels[two_classes], images[:200], labels[:200], epochs=1
+    )
+    assert set(result["auroc"]["reconstruction"]) == {0, 1}  # not ten classes
+    with pytest.raises(ValueError, match=r"no training images of class 5 \(the classes present: \[0, 1\]\)"):
+        one_class_anomaly_detection(
+            small_model, images[two_classes], labels[two_classes], images, labels, epochs=1, digits=[5]
+        )
+    with pytest.raises(ValueError, match="needs the labels of the training and test images"):
+        one_class_anomaly_detection(small_model, images, None, images, labels, epochs=1)
+    model = small_model()
+    with pytest.raises(ValueError, match="relative_reconstruction scores do not vary"):
+        OneClassScores(model, images[:100], np.repeat(images[:1], 5, axis=0))

@@ -21,3 +21,19 @@ def test_grid_at_normal_quantiles(trained_vae2):
 def test_scatter(trained_vae2, digits, mnist_test_arrays):
     result = latent_scatter(trained_vae2, digits[:100], mnist_test_arrays[1][:100])
     assert result["z_mean"].shape == (100, 2) and result["labels"].shape == (100,)
+
+
+def test_scatter_figures_without_labels_and_with_many_classes(tmp_path, trained_vae2, digits):
+    import matplotlib.image
+
+    from aekeras import plotting
+
+    unlabelled = latent_scatter(trained_vae2, digits[:60], None)
+    assert unlabelled["labels"] is None
+    plotting.latent_scatter(unlabelled, tmp_path / "plain.png")
+    many = latent_scatter(trained_vae2, digits[:60], np.arange(60) % 20)
+    names = [f"class {i}" for i in range(20)]
+    plotting.latent_scatter(many, tmp_path / "many.png", class_names=names)
+    for name in ("plain.png", "many.png"):
+        picture = matplotlib.image.imread(tmp_path / name)
+        assert picture.shape[0] > 100 and picture.std() > 0  # drawn, not blank

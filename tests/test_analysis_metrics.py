@@ -32,3 +32,10 @@ def test_image_metrics_of_rgb_and_small_images():
     metrics = image_metrics(small, np.clip(small + 0.1, 0, 1))
     # SSIM's 11x11 window does not fit 8x8 images: reported as NaN, not an error.
     assert np.isnan(metrics["ssim"]) and 0 < metrics["mse"] <= 0.01
+
+
+def test_references_off_the_unit_scale_are_refused(digits):
+    with pytest.raises(ValueError, match=r"must be floats on \[0, 1\], got uint8 \(scale 8-bit pixels"):
+        psnr(digits[:2], np.uint8(digits[:2] * 255))
+    with pytest.raises(ValueError, match=r"must be floats on \[0, 1\], got values from 0 to 255"):
+        image_metrics(digits[:2], digits[:2] * 255)

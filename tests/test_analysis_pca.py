@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.decomposition import PCA
 
-from aekeras import models
+from aekeras import models, plotting
 from aekeras.analysis import compare_with_pca, principal_angles, tied_linear_subspace
 
 
@@ -71,7 +71,7 @@ def test_tied_linear_subspace_is_seeded(mnist_train_small):
     assert not np.array_equal(first[0], other[0])
 
 
-def test_conv_autoencoder_beats_pca_on_rgb_patches_with_a_one_value_code(rgb_patches):
+def test_conv_autoencoder_beats_pca_on_rgb_patches_with_a_one_value_code(rgb_patches, tmp_path):
     """The lesson's "beating PCA" on natural photographs, where it holds: tiny codes.
 
     16x16x3 patches of scikit-learn's two photographs, held-out patches
@@ -107,6 +107,10 @@ def test_conv_autoencoder_beats_pca_on_rgb_patches_with_a_one_value_code(rgb_pat
     )
     pca, autoencoder = result["pca"]["mse"][0], result["autoencoder"]["mse"][0]
     assert autoencoder < 0.95 * pca < 0.05  # 9% ahead with each of three seeds
+    # Without labels there is no probe; the figure draws what there is.
+    assert result["pca"]["probe_accuracy"] == [] == result["autoencoder"]["probe_accuracy"]
+    plotting.pca(result, [10.0, 20.0], tmp_path / "pca.png")
+    assert (tmp_path / "pca.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_pca_beats_the_conv_autoencoder_on_rgb_crops_at_equal_code_size(rgb_crops):

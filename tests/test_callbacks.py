@@ -95,3 +95,15 @@ def test_the_projector_shows_the_codes_with_sprite_and_labels(tmp_path, test_dig
     assert list(embedding.sprite.single_image_dim) == [28, 28]
     assert sprite.shape == (32 * 28, 32 * 28, 3)  # 1,000 thumbnails in a 32x32 square
     np.testing.assert_allclose(sprite[:28, :28, 0] / 255, images[0, :, :, 0], atol=1 / 255 + 1e-6)
+
+
+def test_uint8_pixels_give_the_pictures_and_codes_of_their_float_images(tmp_path, test_digits):
+    images = test_digits[0][:8]
+    pixels = np.round(images * 255).astype(np.uint8)  # MNIST's pixels as stored
+    callbacks = [ReconstructionImages(tmp_path / "u8", pixels), LatentProjector(tmp_path / "p", pixels)]
+    model = fit(DenseAutoencoder(latent_dim=8), callbacks, 1)
+    grid = pictures(tmp_path / "u8")["reconstructions"][0].astype(np.float32) / 255
+    np.testing.assert_allclose(grid[:28], image_grid([images])[0][:28], atol=1 / 255 + 1e-6)
+    np.testing.assert_allclose(grid[28:], image_grid([model.reconstruct(images)])[0], atol=1 / 255 + 1e-6)
+    codes = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "p")))
+    np.testing.assert_allclose(codes.get_tensor(EMBEDDING_TENSOR), model.embed(images), atol=1e-5)

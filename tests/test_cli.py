@@ -185,6 +185,8 @@ def test_called_in_process_with_stderr_redirected_it_still_answers_in_one_line(m
         (["train", "dense", "--out", "a_file"], "--out {tmp}/a_file: {tmp}/a_file is not a folder"),
         (["export", "runs/dense", "--name", "x"], "runs/dense: expected a .keras file or a run folder"),
         (["export"], "the following arguments are required: source, --name"),
+        (["train", "dense", "--seed", "-1"], "argument --seed: -1 is less than 0"),
+        (["report", "--seed", "4294967296"], "argument --seed: 4294967296 is more than 4294967295"),
         (["train"], "the following arguments are required: model"),
         ([], "the following arguments are required: command"),
     ],
@@ -198,6 +200,51 @@ def test_more_bad_arguments_exit_2_before_anything_is_written(tmp_path, monkeypa
     assert stderr.count("\n") == 1 and stderr.startswith("aekeras: error: ")
     assert message.format(tmp=tmp_path) in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_a_report_whose_cache_cannot_be_written_exits_2_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "cache").write_text("")
+    assert cli.main(["report", "--out", "reports", "--quick"]) == 2
+    stderr = capsys.readouterr().err
+    assert (
+        stderr
+        == f"aekeras: error: --out {tmp_path}/reports/cache: {tmp_path}/reports/cache is not a folder\n"
+    )
+    assert [p.name for p in (tmp_path / "reports").iterdir()] == ["cache"]
+
+
+def test_a_full_disk_ends_the_command_in_one_line(tmp_path, monkeypatch, capsys):
+    import tensorflow as tf
+
+    from aekeras.cli import report
+
+    def write_to_a_full_device(args):
+        with open("/dev/full", "wb") as device:  # the kernel answers ENOSPC, as a full disk does
+            device.write(b"\0" * (1 << 16))
+            device.flush()  # no file name in the error: Python's write does not know it
+
+    def tensorflow_out_of_space(args):
+        raise tf.errors.ResourceExhaustedError(
+            None, None, "out/pc/saved_model.pb.tmp1; No space left on device"
+        )
+
+    monkeypatch.chdir(tmp_path)
+    for run, where in (
+        (write_to_a_full_device, "the output"),
+        (tensorflow_out_of_space, "out/pc/saved_model.pb.tmp1"),
+    ):
+        monkeypatch.setattr(report, "run", run)
+        assert cli.main(["report", "--out", "reports"]) == 1
+        stderr = capsys.readouterr().err
+        assert stderr.count("\n") == 1
+        assert stderr.startswith(
+            f"aekeras: error: no space left on the device while writing {where}; what was"
+        )
+    with pytest.raises(ZeroDivisionError):  # anything else is not hidden
+        monkeypatch.setattr(report, "run", lambda args: 1 / 0)
+        cli.main(["report", "--out", "reports"])
 
 
 @pytest.mark.parametrize(

@@ -134,6 +134,13 @@ class TestConditionalVAE(AutoencoderTestCase):
         for label in (10, -1):  # past the last class, and before the first
             with pytest.raises(tf.errors.InvalidArgumentError):
                 model.encode(images, labels=np.full(64, label))
+        for bad in (np.full(64, 10), np.full(64, 0.5)):
+            with pytest.raises(ValueError, match=r"takes labels as int class indices from 0 to 9, got"):
+                model.reconstruct(images, labels=bad)
+        with pytest.raises(ValueError, match="needs one label per example: 2, got none"):
+            model.interpolate(images[0], images[1])
+        with pytest.raises(ValueError, match=r"trains on \(images, labels\) batches"):
+            model.fit(images, labels + 0.7, epochs=1, verbose=0)  # float labels are not truncated
         with pytest.raises(ValueError, match="needs num_classes"):
             ConditionalVAE(image_spec=ImageSpec((8, 8, 1)))
         with pytest.raises(ValueError, match="differs from image_spec's 10"):
@@ -159,7 +166,9 @@ def test_every_signature_takes_labels_and_every_format_agrees(exported_models, d
         server.predict(images=digits[:8])
     with pytest.raises(serving.ServingError, match="different sizes"):
         server.predict(images=digits[:8], labels=labels[:3])
-    with pytest.raises(serving.ServingError, match="labels that are class indices from 0; got -1"):
+    with pytest.raises(
+        serving.ServingError, match="expects labels from 0 to 2147483647; got values from -1 to"
+    ):
         server.predict(images=digits[:2], labels=[3, -1])
     # Past the last class: the export itself refuses (TensorFlow's gather).
     with pytest.raises(tf.errors.InvalidArgumentError):

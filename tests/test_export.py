@@ -95,6 +95,38 @@ def test_failed_export_leaves_nothing(tmp_path):
     ]
 
 
+def test_sample_draws_afresh_in_every_server_though_training_was_seeded(tmp_path):
+    """`aekeras train` seeds TensorFlow; the served `sample` must not replay one fixed sequence."""
+    from aekeras.models import VAE
+
+    keras.utils.set_random_seed(0)
+    path = export.saved_model(VAE(latent_dim=2, hidden_dims=(8,), seed=0), tmp_path, "vae")
+    first, second = (tf.saved_model.load(str(path), tags=["serve"]) for _ in range(2))
+    count = tf.constant(4)
+    draws = [server.signatures["sample"](num_samples=count)["images"].numpy() for server in (first, second)]
+    assert not np.allclose(draws[0], draws[1])  # two servers loading the same version
+    # The process's own seed is as it was: the same ops draw the same values after it is set again.
+    keras.utils.set_random_seed(0)
+    seeded = tf.random.normal((3,)).numpy()
+    keras.utils.set_random_seed(0)
+    np.testing.assert_array_equal(tf.random.normal((3,)).numpy(), seeded)
+
+
+def test_a_stray_entry_named_as_a_version_is_named_not_loaded(tmp_path):
+    from aekeras.errors import ModelFileError
+    from aekeras.serving import LocalServer
+
+    model = DenseAutoencoder(latent_dim=4)
+    export.saved_model(model, tmp_path, "dense")
+    (tmp_path / "dense" / "7").write_text("")  # TF Serving would take it for version 7
+    message = rf"{tmp_path}/dense/7: no SavedModel \(saved_model.pb\) there, yet TF Serving would take it"
+    with pytest.raises(ModelFileError, match=message):
+        export.saved_model(model, tmp_path, "dense")
+    with pytest.raises(ModelFileError, match=message):
+        LocalServer(tmp_path / "dense")
+    assert export.versions(tmp_path / "dense") == [1, 7]  # nothing published
+
+
 def test_bad_model_name(tmp_path):
     with pytest.raises(ValueError, match="model name '../x' must be letters"):
         export.saved_model(DenseAutoencoder(), tmp_path, "../x")
@@ -150,10 +182,20 @@ def test_models_config_lists_every_model(exported_models):
     config = text_format.Parse(path.read_text(), model_server_config_pb2.ModelServerConfig())
     entries = {c.name: (c.base_path, c.model_platform) for c in config.model_config_list.config}
     assert entries == {name: (f"/models/{name}", "tensorflow") for name in exported}
-    default = text_format.Parse(
-        export.write_models_config(out).read_text(), model_server_config_pb2.ModelServerConfig()
-    )
-    assert default.model_config_list.config[0].base_path == str((out / "contractive").absolute())
+
+    def written(base_path=None):
+        text = export.write_models_config(out, base_path).read_text()
+        return [
+            c.base_path
+            for c in text_format.Parse(
+                text, model_server_config_pb2.ModelServerConfig()
+            ).model_config_list.config
+        ]
+
+    # A later export or run, which passes no serving root, keeps the one given.
+    assert written() == [f"/models/{name}" for name in sorted(exported)]
+    path.unlink()
+    assert written()[0] == str((out / "contractive").absolute())  # none given yet: where `out` is
 
 
 def test_a_poller_sees_only_complete_versions(tmp_path):

@@ -123,6 +123,42 @@ def test_the_nan_stop_names_the_exact_batch_and_skips_every_later_update(steps):
     assert np.isfinite(history["loss"][0])
 
 
+def test_step_counts_are_honoured_whatever_the_steps_per_call():
+    """Keras runs whole calls: 5 steps an epoch at 32 steps per call would train 32."""
+    clean = mnist("train", limit=1024, batch_size=128, value_range=(-1, 1), shuffle=False)
+    keras.utils.set_random_seed(0)
+    model = DenseAutoencoder(latent_dim=8)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=STEPS)
+    model.fit(clean.repeat(), steps_per_epoch=5, epochs=2, verbose=0)
+    assert int(model.optimizer.iterations) == 10 and model.steps_per_execution == STEPS
+    assert model.predict(clean, steps=2, verbose=0).shape == (256, 28, 28, 1)
+    three = model.evaluate(clean, steps=3, verbose=0, return_dict=True)
+    assert three == pytest.approx(model.evaluate(clean.take(3), verbose=0, return_dict=True), rel=1e-6)
+    # The NaN stop counts the batches of such epochs too: batch 8 drawn is epoch 2's third.
+    with pytest.raises(FloatingPointError, match=r"epoch 2, batch 3"):
+        model.fit(poisoned(clean.repeat(), 8), steps_per_epoch=5, epochs=3, verbose=0)
+
+
+def test_float64_and_float16_images_train_as_float32_ones_and_other_integers_are_refused(digits):
+    images = digits[:256].astype(np.float64)  # as `pixels / 255.0` gives them
+
+    def trained(dtype):
+        keras.utils.set_random_seed(0)
+        model = ConvAutoencoder(filters=(4, 2))
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        batches = tf.data.Dataset.from_tensor_slices(images.astype(dtype)).batch(32)
+        model.fit(batches, epochs=1, verbose=0)
+        return model, model.evaluate(batches, verbose=0, return_dict=True)
+
+    (reference, reference_loss), (wide, wide_loss) = trained(np.float32), trained(np.float64)
+    for a, b in zip(wide.get_weights(), reference.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert wide_loss == pytest.approx(reference_loss, rel=1e-6)
+    assert np.isfinite(trained(np.float16)[1]["loss"])
+    with pytest.raises(TypeError, match="takes images as uint8 pixels .0-255. or floats .* got int64"):
+        reference.fit((images * 255).astype(np.int64), epochs=1, verbose=0)
+
+
 def _upsampling_and_gradient(layer, images, weights, jit_compile=False):
     @tf.function(jit_compile=jit_compile)
     def run(images):

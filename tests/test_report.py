@@ -5,14 +5,16 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
 from aekeras import losses, models
 from aekeras.analysis.anomaly import LATENT_COMPONENTS, SCORES
-from aekeras.report import cached_model
-from aekeras.report.context import training_code
+from aekeras.report import ReportSettings, Section, build_report, builder, cached_model
+from aekeras.report.context import data_digest, training_code
 
 FIGURES = [
     "reconstructions.png",
@@ -111,6 +113,76 @@ def test_a_cached_model_is_trained_again_when_its_training_code_changes(
     cached_model(tmp_path, "tiny", build, images, None, 1, 0, messages.append)
     assert messages == ["tiny: training 1 epochs", "tiny: training 1 epochs"]
     assert len(list(tmp_path.glob("tiny-*.keras"))) == 2
+
+
+def _tiny():
+    return models.DenseAutoencoder(latent_dim=4, output_activation="sigmoid", value_range=(0, 1))
+
+
+def test_a_cached_model_is_keyed_by_its_data(tmp_path, mnist_train_small):
+    """A report on other data (Fashion-MNIST's IDX files, say) trains its own models."""
+    images = mnist_train_small[0][:256]
+    messages = []
+    cached_model(tmp_path, "tiny", _tiny, images, None, 1, 0, messages.append)
+    cached_model(tmp_path, "tiny", _tiny, images[::-1].copy(), None, 1, 0, messages.append)
+    assert messages == ["tiny: training 1 epochs", "tiny: training 1 epochs"]
+    assert data_digest(images) != data_digest(images[::-1].copy())
+    assert data_digest(images) == data_digest(images.copy())
+
+
+def test_an_interrupted_cache_save_leaves_nothing_and_an_unreadable_one_is_trained_again(
+    tmp_path, mnist_train_small, monkeypatch
+):
+    images = mnist_train_small[0][:256]
+    real_save = keras.Model.save
+
+    def interrupted_save(model, path, *args, **kwargs):
+        real_save(model, path, *args, **kwargs)
+        Path(path).write_bytes(Path(path).read_bytes()[:2000])  # what a Ctrl-C leaves
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.Model, "save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        cached_model(tmp_path, "tiny", _tiny, images, None, 1, 0, print)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(keras.Model, "save", real_save)
+    messages = []
+    first = cached_model(tmp_path, "tiny", _tiny, images, None, 1, 0, messages.append)
+    (path,) = tmp_path.glob("tiny-*.keras")
+    path.write_bytes(path.read_bytes()[:2000])  # cut short by a crash of an older aekeras
+    again = cached_model(tmp_path, "tiny", _tiny, images, None, 1, 0, messages.append)
+    assert messages[1].startswith(f"tiny: cannot read {path} (") and messages[1].endswith("training it again")
+    assert messages[2] == "tiny: training 1 epochs"
+    np.testing.assert_allclose(again(images[:4]), first(images[:4]), atol=1e-6)
+    assert keras.models.load_model(path) is not None
+
+
+def _part_writing(name, text):
+    def part(ctx):
+        figure = ctx.out / name
+        figure.write_text(text)
+        return Section(key=name, title=text, figure=figure, text=text)
+
+    part.__name__ = name.replace(".", "_")
+    return part
+
+
+def test_an_interrupted_report_leaves_the_earlier_one_as_it_was(tmp_path, monkeypatch):
+    def interrupted(ctx):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "reports"
+    settings = ReportSettings(train_limit=10, test_limit=10)
+    monkeypatch.setattr(builder, "PARTS", [_part_writing("figure.png", "first")])
+    build_report(out, settings, progress=lambda message: None)
+    before = {p.name: p.read_text() for p in out.iterdir()}
+    assert set(before) == {"figure.png", "REPORT.md", "metrics.json"} and before["figure.png"] == "first"
+    monkeypatch.setattr(builder, "PARTS", [_part_writing("figure.png", "second"), interrupted])
+    with pytest.raises(KeyboardInterrupt):
+        build_report(out, settings, progress=lambda message: None)
+    assert {p.name: p.read_text() for p in out.iterdir()} == before
+    metrics = json.loads(before["metrics.json"])
+    assert metrics["data"]["test_images"] == 10 and len(metrics["data"]["digest"]) == 32
 
 
 def test_the_training_code_digest_reads_the_model_classes_and_the_losses(monkeypatch):

@@ -215,3 +215,20 @@ def test_an_empty_batch_is_refused_before_it_is_sent(servers):
         serving.grpc_request("conv", contract=servers["conv"].contract, images=empty)
     with pytest.raises(ServingError, match=message):
         servers["conv"].predict(images=empty)
+
+
+def test_integer_inputs_outside_int32_or_below_zero_are_refused():
+    """-1 would decode as the last codebook vector in every runtime, and 2**32 as index 0."""
+    from aekeras.signatures import Contract, Signature, TensorInfo
+
+    indices = TensorInfo("indices", "int32", (None, 7, 7))
+    contract = Contract({"decode_indices": Signature("decode_indices", (indices,), ())})
+    for bad, low, high in ((-1, -1, 5), (2**32, 5, 2**32)):
+        values = np.full((1, 7, 7), 5, np.int64)
+        values[0, 0, 0] = bad
+        with pytest.raises(
+            ServingError, match=f"expects indices from 0 to 2147483647; got values from {low} to {high}"
+        ):
+            contract.check("decode_indices", {"indices": values})
+    checked = contract.check("decode_indices", {"indices": np.full((2, 7, 7), 63, np.int64)})["indices"]
+    assert checked.dtype == np.int32 and checked.max() == 63

@@ -174,6 +174,8 @@ def test_read_history_keeps_the_last_row_of_a_repeated_epoch(tmp_path):
         ({"data": "tfds:cifar10"}, "tfds:cifar10: not prepared"),
         ({"strategy": "tpu"}, "unknown strategy 'tpu'"),
         ({"intra_op_threads": -1}, "intra_op_threads must be 0 or more, got -1"),
+        ({"seed": -1}, "seed must be an integer from 0 to 4294967295, got -1"),
+        ({"seed": 2**32}, "seed must be an integer from 0 to 4294967295, got 4294967296"),
     ],
 )
 def test_bad_settings_fail_before_anything_is_written(tmp_path, change, message):

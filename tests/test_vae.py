@@ -31,8 +31,12 @@ class TestVAE(AutoencoderTestCase):
         np.testing.assert_array_equal(model.encode(images), z_mean)
         np.testing.assert_array_equal(model(images), model(images))
         np.testing.assert_allclose(model(images), model.decode(z_mean), atol=1e-6)
-        samples = model.sample(5).numpy()
-        assert samples.shape == (5, 28, 28, 1) and 0 <= samples.min() and samples.max() <= 1
+        samples = model.sample(5)
+        assert isinstance(samples, np.ndarray) and samples.shape == (5, 28, 28, 1)
+        assert 0 <= samples.min() and samples.max() <= 1
+        for bad in (-1, 0, 2.0):
+            with pytest.raises(ValueError, match=f"num_samples must be a positive integer, got {bad}"):
+                model.sample(bad)
 
     def test_lecture_series_dense_layout(self):
         model = VAE()

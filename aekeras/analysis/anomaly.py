@@ -111,6 +111,12 @@ class OneClassScores:
         held_out = self._parts(validation_images, validation_codes)
         self.center = {name: float(np.mean(held_out[name])) for name in _COMBINED}
         self.spread = {name: float(np.std(held_out[name])) for name in _COMBINED}
+        for name, spread in self.spread.items():
+            if not spread > 0:  # the combined score would be inf or NaN
+                raise ValueError(
+                    f"the held-out normal images' {name} scores do not vary (all {self.center[name]:.6g}); "
+                    "OneClassScores standardises on their spread, so hold out images that differ"
+                )
 
     def _parts(self, images, codes):
         """Every score but `combined`, from one reconstruction of `images` and their `codes`."""
@@ -156,7 +162,7 @@ def one_class_anomaly_detection(
     epochs,
     batch_size=128,
     learning_rate=1e-3,
-    digits=range(10),
+    digits=None,
     validation_fraction=0.1,
     seed=0,
     progress=None,
@@ -176,7 +182,8 @@ def one_class_anomaly_detection(
         train_images, train_labels, test_images, test_labels: labelled
             images on [0, 1] of the model's shape.
         epochs, batch_size, learning_rate: training of each model.
-        digits: which digits to run.
+        digits: which classes to run (default: every class of
+            `train_labels`).
         validation_fraction: the held-out share of each digit's images.
         seed: seeds each model's weights, data order and held-out images
             (with its digit), so the figures do not depend on what ran before.
@@ -191,7 +198,7 @@ def one_class_anomaly_detection(
     result = {"auroc": {name: {} for name in SCORES}, "latent_components": {}}
     result.update(train_images={}, validation_images={})
     training = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
-    for digit in map(int, digits):
+    for digit in _classes(train_labels, test_labels, digits):
         if progress:
             progress(f"one-class model for digit {digit}")
         normal, validation = _held_out_split(
@@ -207,8 +214,28 @@ def one_class_anomaly_detection(
     return result
 
 
+def _classes(train_labels, test_labels, asked):
+    """The classes one-class detection runs: `asked`, or every class of the training labels; checked."""
+    if train_labels is None or test_labels is None:
+        raise ValueError(
+            "one-class detection needs the labels of the training and test images (each class is normal "
+            "in turn, the others anomalies); got None"
+        )
+    present = sorted(int(label) for label in np.unique(train_labels))
+    classes = present if asked is None else [int(label) for label in asked]
+    missing = [label for label in classes if label not in present]
+    if missing:
+        raise ValueError(f"no training images of class {missing[0]} (the classes present: {present})")
+    return classes
+
+
 def out_of_distribution(model, in_images, out_images):
     """AUROC (percent) of reconstruction error separating out- from in-distribution images."""
+    if not (len(in_images) and len(out_images)):
+        raise ValueError(
+            f"out_of_distribution needs images of both kinds, got {len(in_images)} in-distribution and "
+            f"{len(out_images)} out-of-distribution ones"
+        )
     in_scores = reconstruction_scores(model, in_images)
     out_scores = reconstruction_scores(model, out_images)
     labels = np.concatenate([np.zeros(len(in_scores)), np.ones(len(out_scores))])

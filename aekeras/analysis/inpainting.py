@@ -184,4 +184,5 @@ def manifold_inpainting(
         "fills": fills,
         "energy": energies,
         "patch_psnr": patch_psnr,
+        "patch": patch,
     }

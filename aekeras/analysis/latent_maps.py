@@ -24,6 +24,6 @@ def latent_grid(vae, size=15, quantiles=(0.05, 0.95)):
 
 
 def latent_scatter(vae, images, labels):
-    """The test images' `z_mean`, with their labels, for a scatter plot."""
+    """The test images' `z_mean`, with their labels (or None), for a scatter plot."""
     z_mean, _ = vae.encode_distribution(images)
-    return {"z_mean": np.asarray(z_mean), "labels": np.asarray(labels)}
+    return {"z_mean": np.asarray(z_mean), "labels": None if labels is None else np.asarray(labels)}

@@ -9,11 +9,27 @@ from aekeras import losses
 MAX_PSNR = 100.0
 
 
+def checked_references(references):
+    """`references` as float32, or ValueError unless they are float images on [0, 1].
+
+    Every analysis measures on the [0, 1] scale; 8-bit pixels or 0-255
+    floats would give errors in the thousands without a word.
+    """
+    references = np.asarray(references)
+    if not np.issubdtype(references.dtype, np.floating):
+        raise ValueError(
+            f"reference images must be floats on [0, 1], got {references.dtype} (scale 8-bit pixels "
+            "with aekeras.data.unit_scale)"
+        )
+    low, high = (float(np.min(references)), float(np.max(references))) if references.size else (0, 0)
+    if not (low >= 0.0 and high <= 1.0):
+        raise ValueError(f"reference images must be floats on [0, 1], got values from {low:g} to {high:g}")
+    return references.astype(np.float32, copy=False)
+
+
 def mse(images, references):
-    """Per-image mean squared error (`aekeras.losses.squared_error`), as numpy."""
-    return np.asarray(
-        losses.squared_error(np.asarray(images, np.float32), np.asarray(references, np.float32))
-    )
+    """Per-image mean squared error (`aekeras.losses.squared_error`) against [0, 1] references, as numpy."""
+    return np.asarray(losses.squared_error(np.asarray(images, np.float32), checked_references(references)))
 
 
 def psnr(images, references):
@@ -35,7 +51,7 @@ def pooled_psnr(images, references):
 def image_metrics(images, references):
     """Mean MSE, PSNR (dB) and SSIM of [0, 1] images against references."""
     images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
-    references = np.asarray(references, np.float32)
+    references = checked_references(references)
     # SSIM's 11x11 window needs images at least that large; smaller ones are
     # measured without it.
     ssim = (

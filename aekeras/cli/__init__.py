@@ -5,6 +5,7 @@ one ends the command with exit status 2 and one line on stderr. TensorFlow
 loads only once a command runs, quietly unless `--verbose`.
 """
 
+import errno
 import faulthandler
 import importlib
 import os
@@ -84,7 +85,27 @@ def main(argv=None):
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return _output_closed()
+    except Exception as e:  # noqa: BLE001 - only a full disk is answered here; the rest is raised
+        line = _disk_full(e)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 1
     return 0
+
+
+def _disk_full(error):
+    """The one line for a write that found no space left (Python's OSError or TensorFlow's own), else None."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = error.filename or "the output"
+    elif "No space left on device" in str(error):
+        where = str(error).split(";")[0].strip().splitlines()[0]
+    else:
+        return None
+    return (
+        f"aekeras: error: no space left on the device while writing {where}; what was saved before is kept. "
+        "Free some space and run the same command again (a training run resumes)"
+    )
 
 
 def _output_closed():

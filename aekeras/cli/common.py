@@ -7,6 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from aekeras.choices import MAX_SEED
 from aekeras.errors import CheckInterrupted
 
 EXIT_USAGE = 2
@@ -59,6 +60,14 @@ def integer_at_least(minimum):
 
 positive_int = integer_at_least(1)
 non_negative_int = integer_at_least(0)
+
+
+def seed(text):
+    """An argument type: a seed, an integer from 0 to 2**32 - 1."""
+    value = non_negative_int(text)
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{value} is more than {MAX_SEED} (2**32 - 1)")
+    return value
 
 
 def positive_float(text):

@@ -1,6 +1,8 @@
 """`aekeras report`: the lectures' applications, measured, with figures and REPORT.md."""
 
-from aekeras.cli.common import check_writable_folder
+from pathlib import Path
+
+from aekeras.cli.common import check_writable_folder, seed
 
 
 def add_parser(commands):
@@ -12,7 +14,7 @@ def add_parser(commands):
     )
     parser.add_argument("--out", default="reports", help="where the report goes")
     parser.add_argument("--quick", action="store_true", help="tiny settings: every figure in about a minute")
-    parser.add_argument("--seed", type=int, default=0, help="seeds every model, mask and sample")
+    parser.add_argument("--seed", type=seed, default=0, help="seeds every model, mask and sample")
     parser.add_argument(
         "--data-dir", help="folder of the MNIST IDX files (default: $AEKERAS_DATA_DIR, then TFDS)"
     )
@@ -24,6 +26,7 @@ def run(args):
     from aekeras.report import ReportSettings, build_report
 
     check_writable_folder(args.out, "--out")
+    check_writable_folder(Path(args.out) / "cache", "--out")  # where the models are kept
     settings = ReportSettings.quick() if args.quick else ReportSettings()
     settings.seed = args.seed
     build_report(args.out, settings, data_dir=args.data_dir)

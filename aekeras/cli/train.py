@@ -13,6 +13,7 @@ from aekeras.cli.common import (
     positive_float,
     positive_int,
     read_options,
+    seed,
     sizes,
 )
 
@@ -95,7 +96,9 @@ def add_parser(commands):
         help="cosine: decay along a cosine to a tenth of --learning-rate over the run",
     )
     _add_speed_options(parser)
-    parser.add_argument("--seed", type=int, default=0, help="seeds the weights, the data order and the noise")
+    parser.add_argument(
+        "--seed", type=seed, default=0, help="seeds the weights, the data order and the noise"
+    )
     parser.add_argument("--out", default="saved_models", help="SavedModels go to OUT/MODEL/VERSION/")
     parser.add_argument(
         "--run-dir",

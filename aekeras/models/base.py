@@ -1,5 +1,7 @@
 """The base class of every aekeras autoencoder."""
 
+import contextlib
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -249,15 +251,39 @@ class BaseAutoencoder(keras.Model):
             # A dataset shuffles itself (aekeras.data's do, every epoch);
             # Keras's default shuffle=True would only warn that it cannot.
             kwargs.setdefault("shuffle", False)
-        return super().fit(x, *args, callbacks=callbacks, **kwargs)
+        with self._steps_per_call_dividing(kwargs.get("steps_per_epoch"), "train_function"):
+            return super().fit(x, *args, callbacks=callbacks, **kwargs)
 
     def evaluate(self, *args, callbacks=None, **kwargs):
         """Keras's `evaluate`, its progress bar counting only the steps run."""
-        return super().evaluate(*args, callbacks=_with_progress_bar(callbacks), **kwargs)
+        with self._steps_per_call_dividing(kwargs.get("steps"), "test_function"):
+            return super().evaluate(*args, callbacks=_with_progress_bar(callbacks), **kwargs)
 
     def predict(self, *args, callbacks=None, **kwargs):
         """Keras's `predict`, its progress bar counting only the steps run."""
-        return super().predict(*args, callbacks=_with_progress_bar(callbacks), **kwargs)
+        with self._steps_per_call_dividing(kwargs.get("steps"), "predict_function"):
+            return super().predict(*args, callbacks=_with_progress_bar(callbacks), **kwargs)
+
+    @contextlib.contextmanager
+    def _steps_per_call_dividing(self, steps, function_name):
+        """Runs as many steps per call as divide `steps` (a `steps_per_epoch` or `steps` given), at most as compiled.
+
+        Keras runs whole calls of `steps_per_execution` steps, so 5 steps
+        per epoch at aekeras's default of 32 would train 32 (and place a NaN
+        in the wrong batch). The function is traced again for the call and
+        after it.
+        """
+        compiled = self.steps_per_execution
+        if not steps or steps % compiled == 0:
+            yield
+            return
+        self.steps_per_execution = max(d for d in range(1, compiled + 1) if steps % d == 0)
+        setattr(self, function_name, None)
+        try:
+            yield
+        finally:
+            self.steps_per_execution = compiled
+            setattr(self, function_name, None)
 
     def compile_from_config(self, config):
         # Keras skips a custom `compile` when it loads a model; this one only
@@ -308,12 +334,24 @@ class BaseAutoencoder(keras.Model):
 
         So every entry point (`fit`, `evaluate`, `predict`, `encode`) takes
         8-bit images as stored (`aekeras.data.load(..., keep_uint8=True)`,
-        a uint8 array) as well as float ones at the model's value range.
+        a uint8 array) as well as float ones at the model's value range
+        (float64 and float16 ones as float32). Other integers raise TypeError.
         """
         dtype = getattr(images, "dtype", None)
-        if keras.backend.is_keras_tensor(images) or dtype not in (np.uint8, tf.uint8):
+        if keras.backend.is_keras_tensor(images) or dtype is None:
             return images
-        return scaled_batch(tf.convert_to_tensor(images), self.value_range)
+        dtype = tf.as_dtype(dtype)
+        if dtype == tf.uint8:
+            return scaled_batch(tf.convert_to_tensor(images), self.value_range)
+        if dtype.is_floating and dtype != tf.float32:
+            # float64 images (`pixels / 255.0`) would meet float32 weights in the loss.
+            return tf.cast(images, tf.float32)
+        if not dtype.is_floating:
+            raise TypeError(
+                f"{type(self).__name__} takes images as uint8 pixels (0-255) or floats on its scale "
+                f"{self.value_range}, got {dtype.name}"
+            )
+        return images
 
     def checked_images(self, inputs):
         """`inputs`, checked to be a batch of images (`checked`), at the model's value range (`scaled_images`)."""
@@ -338,10 +376,16 @@ class BaseAutoencoder(keras.Model):
         """
         if not self.conditioned:
             return {}
-        labels = np.asarray(labels) if labels is not None else None
-        if labels is None or labels.shape != (count,):
-            got = "none" if labels is None else f"shape {labels.shape}"
+        labels = None if labels is None else np.asarray(labels)
+        if labels is None or labels.dtype == object or labels.shape != (count,):
+            got = "none" if labels is None or labels.dtype == object else f"shape {labels.shape}"
             raise ValueError(f"{type(self).__name__} needs one label per example: {count}, got {got}")
+        classes = self.image_spec.num_classes
+        if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= classes:
+            raise ValueError(
+                f"{type(self).__name__} takes labels as int class indices from 0 to {classes - 1}, got "
+                f"{labels.dtype} labels from {labels.min()} to {labels.max()}"
+            )
         return {"labels": labels.astype(np.int32)}
 
     def call_inputs(self, inputs, labels=None):
@@ -459,7 +503,12 @@ class BaseAutoencoder(keras.Model):
         # Scaled once, before the batch shards split it: the same bits as the
         # pipeline's scaling, with a quarter of the bytes to read.
         inputs = self.scaled_images(inputs)
-        return inputs, inputs if targets is None else self.scaled_images(targets)
+        if targets is None:
+            return inputs, inputs
+        if tf.as_dtype(targets.dtype).is_integer and targets.dtype != tf.uint8:
+            # Labels, most likely: `reconstruction_error` says (images, labels) is not what fit takes.
+            return inputs, targets
+        return inputs, self.scaled_images(targets)
 
     def _total_loss(self, terms):
         """Per-example total: the terms plus any layer penalties (`self.losses`)."""

@@ -105,7 +105,12 @@ class ConditionalVAE(VAE):
         inputs, labels, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if labels is None and isinstance(inputs, (tuple, list)) and len(inputs) == 2:
             inputs, labels = inputs  # fit((images, labels)) without a target
-        if labels is None or sample_weight is not None or len(labels.shape) != 1:
+        if (
+            labels is None
+            or sample_weight is not None
+            or len(labels.shape) != 1
+            or not tf.as_dtype(labels.dtype).is_integer
+        ):
             raise ValueError(
                 f"{type(self).__name__} trains on (images, labels) batches, labels one int class "
                 "index per image (aekeras.data.load(..., labels=True) gives them)"
@@ -127,11 +132,12 @@ class ConditionalVAE(VAE):
         return (inputs, labels)
 
     def sample(self, num_samples, labels=None):
-        """Decodes `num_samples` prior draws, of classes `labels` (default: 0, 1, ... in turn)."""
+        """Decodes `num_samples` prior draws, of classes `labels` (default: 0, 1, ... in turn); NumPy on [0, 1]."""
+        z = self.prior_draws(num_samples)
         if labels is None:
             labels = np.arange(num_samples) % self.num_classes
-        z = keras.random.normal((num_samples, self.latent_dim), seed=self.seed_generator)
-        return self.decode(z, **self.conditions(labels, num_samples))
+        decoded = self.decode(z, **self.conditions(labels, num_samples))
+        return self.image_spec.to_unit_scale(np.asarray(decoded))
 
     def serving_endpoints(self):
         def sample(labels):

@@ -220,9 +220,19 @@ class VAE(BaseAutoencoder):
         return z_mean + ops.exp(0.5 * z_log_var) * eps
 
     def sample(self, num_samples):
-        """Decodes `num_samples` draws from the prior N(0, I) (mean images)."""
-        z = keras.random.normal((num_samples, self.latent_dim), seed=self.seed_generator)
-        return self.decode(z)
+        """Decodes `num_samples` draws from the prior N(0, I): mean images on [0, 1], as NumPy.
+
+        NumPy on [0, 1], as `reconstruct` and `interpolate` give images.
+        """
+        return self.image_spec.to_unit_scale(np.asarray(self.decode(self.prior_draws(num_samples))))
+
+    def prior_draws(self, num_samples):
+        """`num_samples` codes drawn from the prior N(0, I) with the model's seed generator."""
+        if isinstance(num_samples, bool) or not (
+            isinstance(num_samples, (int, np.integer)) and num_samples > 0
+        ):
+            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+        return keras.random.normal((int(num_samples), self.latent_dim), seed=self.seed_generator)
 
     def binarize_inputs(self, inputs):
         """Each pixel drawn afresh as Bernoulli(pixel)."""

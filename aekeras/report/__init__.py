@@ -1,9 +1,10 @@
 """`aekeras report`: every application of the lecture and the lesson, measured.
 
 `build_report(out, settings)` trains what it needs (reusing models cached in
-`out/cache/` by a hash of their settings and training code), runs each part
-of `parts` on the real MNIST test set, draws the figures with
-`aekeras.plotting`, and writes `REPORT.md` and `metrics.json` beside them.
+`out/cache/` by a hash of their data, settings and training code), runs each
+part of `parts` on the real MNIST test set, draws the figures with
+`aekeras.plotting`, and writes `REPORT.md` and `metrics.json` beside them,
+moving them into `out` only once every part has run.
 """
 
 from aekeras.report.builder import build_report

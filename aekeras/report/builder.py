@@ -1,36 +1,36 @@
-"""`build_report`: every part in turn, then REPORT.md and metrics.json."""
+"""`build_report`: every part in turn, then REPORT.md and metrics.json, all moved into place at the end."""
 
 import dataclasses
 import json
+import os
+import shutil
 import time
+from pathlib import Path
 
 from aekeras.report.context import Context, ReportSettings
 from aekeras.report.parts import PARTS
+from aekeras.staging import staging_path
 from aekeras.training.records import environment
 
 
 def _header(ctx, seconds):
     settings = dataclasses.asdict(ctx.settings)
+    where = (
+        "the real MNIST test set"
+        if ctx.data_dir is None
+        else f"the test set of the IDX files in `{ctx.data_dir}`"
+    )
     return (
-        "# aekeras report\n\nThe lecture's and the lesson's autoencoder applications on the real MNIST "
-        f"test set ({len(ctx.test_images)} images), produced by `aekeras report`. Settings (seed "
+        f"# aekeras report\n\nThe lecture's and the lesson's autoencoder applications on {where} "
+        f"({len(ctx.test_images)} images), produced by `aekeras report`. Settings (seed "
         f"{ctx.settings.seed}):\n\n```json\n{json.dumps(settings, indent=2)}\n```\n\n"
+        f"Data: {json.dumps(ctx.data_description)}.\n\n"
         f"Environment: {json.dumps(environment())}. Took {seconds:.0f} s. Numbers: `metrics.json`.\n"
     )
 
 
-def build_report(out, settings=None, data_dir=None, progress=print):
-    """Computes every part, writes the PNG figures, `REPORT.md` and `metrics.json` to `out`.
-
-    Models are cached in `out/cache/` by a hash of their settings and of
-    the source that trains them (`context.training_code`), so a second run
-    reuses them and one after a change of objective trains them again.
-
-    Returns:
-        The metrics dict written to `metrics.json`.
-    """
-    ctx = Context(out, settings or ReportSettings(), data_dir, progress)
-    ctx.out.mkdir(parents=True, exist_ok=True)
+def _write_parts(ctx):
+    """Runs every part into `ctx.out`; writes `metrics.json` and `REPORT.md` there; returns the metrics."""
     sections, metrics = [], {}
     for number, part in enumerate(PARTS, start=1):
         ctx.step(f"{number}/{len(PARTS)} {part.__name__.replace('_', ' ')}")
@@ -39,8 +39,46 @@ def build_report(out, settings=None, data_dir=None, progress=print):
         if section.metrics is not None:
             metrics[section.key] = section.metrics
     seconds = round(time.time() - ctx.started, 1)
-    metrics.update(settings=dataclasses.asdict(ctx.settings), environment=environment(), seconds=seconds)
+    metrics.update(
+        settings=dataclasses.asdict(ctx.settings),
+        data=ctx.data_description,
+        environment=environment(),
+        seconds=seconds,
+    )
     (ctx.out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     (ctx.out / "REPORT.md").write_text(_header(ctx, seconds) + "\n" + "\n".join(sections))
-    ctx.step(f"wrote {ctx.out / 'REPORT.md'}")
+    return metrics
+
+
+def _publish(staging, out):
+    """Moves the finished report's files into `out`, REPORT.md last."""
+    files = sorted(staging.iterdir(), key=lambda path: path.name == "REPORT.md")
+    for path in files:
+        os.replace(path, out / path.name)
+
+
+def build_report(out, settings=None, data_dir=None, progress=print):
+    """Computes every part, writes the PNG figures, `REPORT.md` and `metrics.json` to `out`.
+
+    Models are cached in `out/cache/` by a digest of their data, their
+    settings and the source that trains them (`context.training_code`), so a
+    second run reuses them, and one on other data or after a change of
+    objective trains them again. The report itself is built in a staging
+    folder inside `out` and moved into place when every part has run: an
+    interrupted run leaves `out` as it was, an earlier report included.
+
+    Returns:
+        The metrics dict written to `metrics.json`.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = staging_path(out)
+    staging.mkdir()
+    try:
+        ctx = Context(staging, settings or ReportSettings(), data_dir, progress, cache_dir=out / "cache")
+        metrics = _write_parts(ctx)
+        _publish(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    ctx.step(f"wrote {out / 'REPORT.md'}")
     return metrics

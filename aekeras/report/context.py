@@ -10,9 +10,12 @@ from importlib.metadata import version
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from aekeras import data, losses, presets
 from aekeras.analysis.superresolution import downsample, super_resolution_model
+from aekeras.progress import fit_verbosity
+from aekeras.staging import write_atomically
 
 
 @dataclasses.dataclass
@@ -105,8 +108,36 @@ def training_code(model):
     return digest.hexdigest()[:12]
 
 
+def data_digest(*arrays):
+    """A digest of the arrays a model trains on (None entries skipped): part of a cached model's key.
+
+    Without it, a report on other data (`--data-dir` at Fashion-MNIST's
+    IDX files, say) reused the models cached for MNIST.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    for array in arrays:
+        if array is not None:
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype} {array.shape}".encode())
+            digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
+def _cached(path, name, progress):
+    """The model saved at `path`, or None (said) if the file cannot be read back."""
+    try:
+        return keras.models.load_model(path)
+    except Exception as error:  # noqa: BLE001 - any unreadable file is trained again
+        progress(f"{name}: cannot read {path} ({type(error).__name__}: {error}); training it again")
+        return None
+
+
 def cached_model(cache_dir, name, build, train_inputs, train_targets, epochs, seed, progress):
-    """Trains `build()` on the data, or loads the model cached for the same settings and training code."""
+    """Trains `build()` on the data, or loads the model cached for the same data, settings and training code.
+
+    A model is saved under a temporary name and renamed into place, so an
+    interrupted save leaves no file that a later run would take for it.
+    """
     model = build()
     key = json.dumps(
         {
@@ -114,35 +145,38 @@ def cached_model(cache_dir, name, build, train_inputs, train_targets, epochs, se
             "code": training_code(model),
             "epochs": epochs,
             "seed": seed,
-            "examples": len(train_inputs),
+            "data": data_digest(train_inputs, train_targets),
         },
         sort_keys=True,
         default=str,
     )
     path = Path(cache_dir) / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.keras"
-    if path.is_file():
+    if path.is_file() and (cached := _cached(path, name, progress)) is not None:
         progress(f"{name}: reusing {path}")
-        return keras.models.load_model(path)
+        return cached
     progress(f"{name}: training {epochs} epochs")
     keras.utils.set_random_seed(seed)
     model = build()
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    model.fit(train_inputs, train_targets, epochs=epochs, batch_size=256, verbose=2)
+    # Keras's bar where it redraws in place (a terminal), else a line an epoch.
+    model.fit(train_inputs, train_targets, epochs=epochs, batch_size=256, verbose=fit_verbosity(1))
     path.parent.mkdir(parents=True, exist_ok=True)
-    model.save(path)
+    write_atomically(path, model.save)
     return model
 
 
 class Context:
-    """The settings, the real MNIST splits, the output folder and the shared models.
+    """The settings, the real MNIST splits, the folder figures go to and the shared models.
 
-    Models are trained (or loaded from `out/cache/`) the first time a part
-    asks for one.
+    Models are trained (or loaded from `cache_dir`, by default `out/cache/`)
+    the first time a part asks for one.
     """
 
-    def __init__(self, out, settings, data_dir=None, progress=print):
+    def __init__(self, out, settings, data_dir=None, progress=print, cache_dir=None):
         self.out = Path(out)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else self.out / "cache"
         self.settings = settings
+        self.data_dir = data_dir
         self.started = time.time()
         self._progress = progress
         train_images, train_labels = data.load_arrays("mnist", "train", data_dir=data_dir)
@@ -152,6 +186,16 @@ class Context:
         self.test_images = test_images[: settings.test_limit]
         self.test_labels = test_labels[: settings.test_limit]
         self._models = {}
+
+    @functools.cached_property
+    def data_description(self):
+        """What the report measured on, for REPORT.md and metrics.json."""
+        return {
+            "data_dir": None if self.data_dir is None else str(Path(self.data_dir).absolute()),
+            "train_images": len(self.train_images),
+            "test_images": len(self.test_images),
+            "digest": data_digest(self.train_images, self.test_images),
+        }
 
     def labelled_splits(self):
         """`(train_images, train_labels, test_images, test_labels)`, as the analyses take them."""
@@ -195,6 +239,6 @@ class Context:
         if name not in self._models:
             build, inputs, targets, epochs = self._recipes[name]
             self._models[name] = cached_model(
-                self.out / "cache", name, build, inputs, targets, epochs, self.settings.seed, self.step
+                self.cache_dir, name, build, inputs, targets, epochs, self.settings.seed, self.step
             )
         return self._models[name]

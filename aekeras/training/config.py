@@ -3,7 +3,7 @@
 import dataclasses
 import math
 
-from aekeras.choices import LEARNING_RATE_SCHEDULES
+from aekeras.choices import LEARNING_RATE_SCHEDULES, MAX_SEED
 from aekeras.export import check_name
 from aekeras.registry import get_model
 from aekeras.training.distribute import STRATEGIES
@@ -117,6 +117,8 @@ class TrainConfig:
         threads = self.intra_op_threads
         if threads is not None and not (isinstance(threads, int) and threads >= 0):
             raise ValueError(f"intra_op_threads must be 0 or more, got {self.intra_op_threads!r}")
+        if isinstance(self.seed, bool) or not (isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED):
+            raise ValueError(f"seed must be an integer from 0 to {MAX_SEED}, got {self.seed!r}")
         if self.limit is not None and not (isinstance(self.limit, int) and self.limit > 0):
             raise ValueError(f"limit must be a positive integer, got {self.limit!r}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):

@@ -1,0 +1,59 @@
+"""Staging folders: work built beside where it goes and moved into place when whole.
+
+A staging folder is named `.staging-<host>-<pid>-<random>` inside the folder
+it publishes into, so that the leftovers of a killed process can be told
+from those of a running one, and the next run removes them.
+"""
+
+import os
+import shutil
+import socket
+import uuid
+from pathlib import Path
+
+PREFIX = ".staging-"
+
+
+def staging_path(parent):
+    """A fresh staging path in `parent` (not made), once the stale ones there are removed."""
+    remove_stale(parent)
+    return Path(parent) / f"{PREFIX}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}"
+
+
+def remove_stale(parent):
+    """Removes the staging folders in `parent` of killed processes on this machine.
+
+    Folders of other machines (on a shared file system) and of running
+    processes are left alone.
+    """
+    host = socket.gethostname()
+    for path in Path(parent).glob(f"{PREFIX}*"):
+        owner, _, pid = path.name[len(PREFIX) :].rpartition("-")[0].rpartition("-")
+        if owner == host and pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return True
+
+
+def write_atomically(path, write):
+    """Calls `write(partial path)` beside `path`, then renames the file into place.
+
+    An interrupted or failed write leaves nothing at `path` (an earlier file
+    there stays whole) and removes the partial file. The partial name keeps
+    the suffix, which some writers require (Keras's `.keras`).
+    """
+    path = Path(path)
+    partial = path.with_name(f".{path.stem}.{uuid.uuid4().hex}{path.suffix}")
+    try:
+        write(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
