@@ -37,9 +37,15 @@ def _unit_images(images):
     return np.asarray(unit_scale(np.asarray(images)), np.float32)
 
 
+def _pictures(batch):
+    """A batch as pictures `[n, h, w, c]`: a flat model's vectors `[n, size]` as one-pixel-high strips."""
+    batch = np.asarray(batch, np.float32)
+    return batch.reshape(len(batch), 1, -1, 1) if batch.ndim == 2 else batch
+
+
 def image_grid(rows):
     """One picture of equal-sized image batches on [0, 1]: a row per batch, `[1, rows*h, n*w, c]`."""
-    stacked = np.stack([np.asarray(r, np.float32) for r in rows])  # [rows, n, h, w, c]
+    stacked = np.stack([_pictures(r) for r in rows])  # [rows, n, h, w, c]
     count, n, h, w, c = stacked.shape
     grid = stacked.transpose(0, 2, 1, 3, 4).reshape(count * h, n * w, c)
     return np.clip(grid, 0.0, 1.0)[np.newaxis]
@@ -110,6 +116,7 @@ class ReconstructionImages(keras.callbacks.Callback):
 
 def _sprite(images):
     """A square sprite of the images (grey ones as RGB), shrunk to fit TensorBoard's limit."""
+    images = _pictures(images)
     columns = math.ceil(math.sqrt(len(images)))
     height, width = images.shape[1:3]
     scale = min(1.0, MAX_SPRITE_SIDE / (columns * max(height, width)))

@@ -83,7 +83,7 @@ def check_contract(model, out, name):
     latest = latest_version(Path(out) / name)
     if latest is None:
         return
-    served = signatures.Contract.from_saved_model(tf.saved_model.load(str(latest), tags=["serve"]))
+    served = signatures.Contract.from_saved_model(tf.saved_model.load(str(latest), tags=["serve"]), latest)
     changes = served.differences(signatures.Contract.for_model(model))
     if changes:
         raise ContractChangeError(
@@ -130,6 +130,7 @@ def saved_model(model, out, name, settings=None, allow_contract_change=False, in
     try:
         with _without_global_seed():
             build_archive(model).write_out(str(staging), verbose=False)
+        signatures.Contract({}, model.input_value_counts()).write_value_counts(staging)
         if settings is not None:
             (staging / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
         while True:

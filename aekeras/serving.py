@@ -55,7 +55,8 @@ def version_folder(path):
 
 def load_contract(path):
     """The `Contract` of an export (a version folder, or a model folder: its latest version)."""
-    return Contract.from_saved_model(tf.saved_model.load(str(version_folder(path)), tags=["serve"]))
+    folder = version_folder(path)
+    return Contract.from_saved_model(tf.saved_model.load(str(folder), tags=["serve"]), folder)
 
 
 def check_inputs(signature_name, inputs, contract=None):
@@ -187,7 +188,7 @@ class LocalServer:
     def __init__(self, path):
         self.path = version_folder(path)
         self.model = tf.saved_model.load(str(self.path), tags=["serve"])
-        self.contract = Contract.from_saved_model(self.model)
+        self.contract = Contract.from_saved_model(self.model, self.path)
 
     def input_names(self, signature_name):
         return [i.name for i in self.contract.signature(signature_name).inputs]
@@ -230,12 +231,26 @@ class LocalServer:
         raise ServingError('a REST :predict body needs "instances" or "inputs"')
 
     def grpc_predict(self, request):
-        """Answers a `PredictRequest` as TF Serving would (a `PredictResponse`)."""
-        signature_name = request.model_spec.signature_name or "serving_default"
-        inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
+        """Answers a `PredictRequest` as TF Serving would (a `PredictResponse`).
+
+        A request for another model name, or another version than this
+        server's, is refused (TF Serving answers NOT_FOUND), so that tests
+        built on it catch a client's wrong name or version.
+        """
+        spec = request.model_spec
+        name, version = self.path.parent.name, int(self.path.name) if self.path.name.isdigit() else None
+        if spec.name != name or (
+            spec.HasField("version") and version is not None and spec.version.value != version
+        ):
+            asked = f"{spec.name!r}" + (f" version {spec.version.value}" if spec.HasField("version") else "")
+            raise ServingError(f"no model {asked} here: this server serves {name!r} version {version}")
+        signature_name = spec.signature_name or "serving_default"
+        inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
         outputs = self.predict(signature_name, **inputs)
         response = predict_pb2.PredictResponse()
-        response.model_spec.CopyFrom(request.model_spec)
+        response.model_spec.name, response.model_spec.signature_name = name, signature_name
+        if version is not None:
+            response.model_spec.version.value = version
         for name, value in outputs.items():
             response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
         return response

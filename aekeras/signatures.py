@@ -11,6 +11,8 @@ model computes in.
 """
 
 import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -21,6 +23,8 @@ from aekeras.progress import tracked
 IMAGE_INPUT = "images"
 LABEL_INPUT = "labels"
 INT32_MAX = 2**31 - 1  # integer inputs are sent as int32
+# Where an export records its `Contract.value_counts`.
+VALUE_COUNTS_FILE = "assets.extra/aekeras_value_counts.json"
 IMAGE_RANGE = (0.0, 1.0)
 COMMON_SIGNATURES = ("serving_default", "encode", "decode")
 # Signatures that draw random numbers: fresh draws every call, so no two
@@ -213,10 +217,18 @@ class Signature:
 
 
 class Contract:
-    """The signatures of an export: names, dtypes and shapes of inputs and outputs."""
+    """The signatures of an export: names, dtypes and shapes of inputs and outputs.
 
-    def __init__(self, signatures):
+    `value_counts`: `{input name: how many values it takes}` for the integer
+    inputs whose range the model fixes (a conditional VAE's `labels`, its
+    class count; a VQ-VAE's `indices`, its codebook size), where known:
+    the export records them in `VALUE_COUNTS_FILE`. Equality compares the
+    signatures only, as LiteRT and ONNX files do not record the counts.
+    """
+
+    def __init__(self, signatures, value_counts=None):
         self.signatures = dict(signatures)
+        self.value_counts = dict(value_counts or {})
 
     def __eq__(self, other):
         return isinstance(other, Contract) and self.signatures == other.signatures
@@ -236,11 +248,11 @@ class Contract:
                 tuple(TensorInfo.of(k, s.dtype, s.shape) for k, s in sorted(inputs.items())),
                 tuple(TensorInfo.of(k, v.dtype, v.shape) for k, v in sorted(outputs.items())),
             )
-        return cls(signatures)
+        return cls(signatures, model.input_value_counts())
 
     @classmethod
-    def from_saved_model(cls, loaded):
-        """The contract of a SavedModel loaded with `tf.saved_model.load`."""
+    def from_saved_model(cls, loaded, version_dir=None):
+        """The contract of a SavedModel loaded with `tf.saved_model.load` (its value counts read from `version_dir`)."""
         signatures = {}
         for name, function in loaded.signatures.items():
             _, inputs = function.structured_input_signature
@@ -251,7 +263,7 @@ class Contract:
                     TensorInfo.of(k, s.dtype, s.shape) for k, s in sorted(function.structured_outputs.items())
                 ),
             )
-        return cls(signatures)
+        return cls(signatures, None if version_dir is None else read_value_counts(version_dir))
 
     @classmethod
     def from_tflite(cls, interpreter):
@@ -305,7 +317,10 @@ class Contract:
         specs = {i.name: i for i in signature.inputs}
         if set(inputs) != set(specs):
             raise ServingError(f"{signature.expects()}; got inputs {sorted(inputs)}")
-        arrays = {name: _check_one(signature, specs[name], value) for name, value in inputs.items()}
+        arrays = {
+            name: _check_one(signature, specs[name], value, self.value_counts.get(name))
+            for name, value in inputs.items()
+        }
         batched = [name for name, spec in specs.items() if spec.shape is None or spec.shape[:1] == (None,)]
         batches = {name: len(arrays[name]) for name in batched}
         if len(set(batches.values())) > 1:
@@ -331,10 +346,27 @@ class Contract:
                         before = old[key].describe() if key in old else "none"
                         after = new[key].describe() if key in new else "none"
                         changes.append(f"{name} {kind[:-1]} {before} -> {after}")
+        for key in sorted(set(self.value_counts) & set(other.value_counts)):  # unknown in older exports
+            if self.value_counts[key] != other.value_counts[key]:
+                changes.append(f"{key} takes {self.value_counts[key]} values -> {other.value_counts[key]}")
         return changes
 
+    def write_value_counts(self, version_dir):
+        """Records `value_counts` in an export (`VALUE_COUNTS_FILE`; TF Serving ignores `assets.extra`)."""
+        path = Path(version_dir) / VALUE_COUNTS_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.value_counts, sort_keys=True) + "\n")
 
-def _check_one(signature, spec, value):
+
+def read_value_counts(version_dir):
+    """The value counts an export recorded (`Contract.write_value_counts`); {} for an older export."""
+    try:
+        return json.loads((Path(version_dir) / VALUE_COUNTS_FILE).read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def _check_one(signature, spec, value, value_count=None):
     array = np.asarray(value)
     floating = np.issubdtype(array.dtype, np.floating)
     fits_kind = floating if spec.dtype.startswith("float") else np.issubdtype(array.dtype, np.integer)
@@ -348,11 +380,12 @@ def _check_one(signature, spec, value):
         raise ServingError(f"{signature.expects()}; got {spec.name}: {array.dtype} {list(array.shape)}")
     if (spec.shape is None or (spec.shape and spec.shape[0] is None)) and len(array) == 0:
         raise ServingError(f"{signature.expects()}; got an empty batch (send at least one example)")
-    if not floating and array.size and (array.min() < 0 or array.max() > INT32_MAX):
+    highest = INT32_MAX if value_count is None else value_count - 1
+    if not floating and array.size and (array.min() < 0 or array.max() > highest):
         # Labels, codebook indices, counts: onnxruntime's Gather reads -1 as
         # the last class or codebook vector, and int32 wraps larger values.
         raise ServingError(
-            f"signature {signature.name!r} expects {spec.name} from 0 to {INT32_MAX}; got values from "
+            f"signature {signature.name!r} expects {spec.name} from 0 to {highest}; got values from "
             f"{array.min()} to {array.max()}"
         )
     array = array.astype(_DTYPES.get(spec.dtype, array.dtype))

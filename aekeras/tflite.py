@@ -260,6 +260,10 @@ class Runner:
         self.contract = Contract.from_tflite(self.interpreter)
         self._runners = {}
 
+    def quantized_tensors(self):
+        """How many of the file's tensors hold 8-bit integers (weights or activations); 0 for a float file."""
+        return sum(detail["dtype"] == np.int8 for detail in self.interpreter.get_tensor_details())
+
     def __call__(self, signature_name="serving_default", **inputs):
         arrays = self.contract.check(signature_name, inputs)
         if signature_name not in self._runners:

@@ -85,3 +85,11 @@ def test_the_denoisers_beat_telea_and_navier_stokes_at_their_best_radii(
     psnr_of = {k: v["psnr"] for k, v in result["metrics"].items()}
     assert psnr_of["conv"] > psnr_of["dense"] > max(psnr_of["navier_stokes"], psnr_of["telea"])
     assert min(psnr_of["navier_stokes"], psnr_of["telea"]) > psnr_of["corrupted"]
+
+
+def test_misuse_is_said_in_one_message(trained_dense, digits):
+    with pytest.raises(TypeError, match="got DenseAutoencoder, which has neither"):
+        manifold_inpainting(trained_dense, digits[:2])
+    for images in (digits[:0], digits[:2, :, :, 0]):
+        with pytest.raises(ValueError, match=r"expected a non-empty batch of images \[n, height, width"):
+            denoising_vs_inpainting({"dense": trained_dense}, images)

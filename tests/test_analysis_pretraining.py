@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+import pytest
 from sklearn.linear_model import LogisticRegression
 
 from aekeras.analysis import PRETRAINING_METHODS, unlabelled_pretraining
@@ -146,3 +147,14 @@ def test_each_draw_restarts_the_same_networks_from_weights_drawn_with_its_seed(t
         fine_tuned.layers[0].get_weights(), trained_dense.encoder.get_weights(), strict=True
     ):
         np.testing.assert_array_equal(copied, original)
+
+
+def test_missing_labels_or_too_few_images_of_a_class_are_said_before_any_training(
+    trained_dense, mnist_train_small
+):
+    images, labels = mnist_train_small
+    with pytest.raises(ValueError, match="needs the labels of the training and test images"):
+        unlabelled_pretraining(trained_dense, images, None, images[:10], labels[:10])
+    few = np.concatenate([np.flatnonzero(labels != 3), np.flatnonzero(labels == 3)[:4]])
+    with pytest.raises(ValueError, match="class 3 has 4 training images, fewer than per_class 10"):
+        unlabelled_pretraining(trained_dense, images[few], labels[few], images[:10], labels[:10])

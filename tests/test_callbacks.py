@@ -107,3 +107,25 @@ def test_uint8_pixels_give_the_pictures_and_codes_of_their_float_images(tmp_path
     np.testing.assert_allclose(grid[28:], image_grid([model.reconstruct(images)])[0], atol=1 / 255 + 1e-6)
     codes = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "p")))
     np.testing.assert_allclose(codes.get_tensor(EMBEDDING_TENSOR), model.embed(images), atol=1e-5)
+
+
+def test_a_flat_vector_model_gets_its_vectors_drawn_as_strips(tmp_path):
+    from sklearn.datasets import load_digits
+
+    from aekeras.data import ImageSpec
+
+    vectors = (load_digits().data[:256] / 16).astype(np.float32)  # 8x8 digits as 64 values
+    model = DenseAutoencoder(
+        latent_dim=4, image_spec=ImageSpec((64,)), value_range=(0, 1), output_activation="sigmoid"
+    )
+    model.compile(optimizer="adam")
+    callbacks = [
+        ReconstructionImages(tmp_path / "i", vectors[:4]),
+        LatentProjector(tmp_path / "p", vectors[:8]),
+    ]
+    model.fit(vectors, epochs=1, verbose=0, callbacks=callbacks)
+    grid = pictures(tmp_path / "i")["reconstructions"][0].astype(np.float32) / 255
+    assert grid.shape == (2, 4 * 64, 1)  # a row of strips for the vectors, one for their reconstructions
+    np.testing.assert_allclose(grid[0].reshape(4, 64), vectors[:4], atol=1 / 255 + 1e-6)
+    sprite = tf.io.decode_png((tmp_path / "p" / "sprite.png").read_bytes()).numpy()
+    assert sprite.shape == (3 * 1, 3 * 64, 3)

@@ -79,3 +79,8 @@ class TestDenoisingAutoencoder(AutoencoderTestCase):
             lecture_model(noise_level=1.0)
         with pytest.raises(TypeError, match="expected an aekeras autoencoder to wrap"):
             DenoisingAutoencoder(keras.Sequential([keras.layers.Dense(3)]))
+        from aekeras.models import VAE, ContractiveAutoencoder
+
+        for wrapper in (DenoisingAutoencoder, ContractiveAutoencoder):
+            with pytest.raises(TypeError, match="got VAE, which has an objective of its own"):
+                wrapper(VAE(latent_dim=2))

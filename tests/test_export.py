@@ -9,6 +9,7 @@ from test_case import IMAGE_ONLY_NAMES, mnist
 
 from aekeras import export
 from aekeras.models import Autoencoder, DenseAutoencoder
+from aekeras.signatures import ServingError
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +126,30 @@ def test_a_stray_entry_named_as_a_version_is_named_not_loaded(tmp_path):
     with pytest.raises(ModelFileError, match=message):
         LocalServer(tmp_path / "dense")
     assert export.versions(tmp_path / "dense") == [1, 7]  # nothing published
+
+
+def test_a_codebook_or_class_count_is_part_of_the_contract(tmp_path):
+    """Indices or labels a client sent yesterday must not start failing under the same name."""
+    from aekeras.errors import ContractChangeError
+    from aekeras.models import VQVAE, ConditionalVAE
+    from aekeras.serving import LocalServer
+    from aekeras.signatures import Contract
+
+    small = dict(filters=(4, 8), embedding_dim=4, image_shape=(8, 8, 1))
+    version = export.saved_model(VQVAE(num_embeddings=16, **small), tmp_path, "vq")
+    with pytest.raises(ContractChangeError, match=r"indices takes 16 values -> 8"):
+        export.saved_model(VQVAE(num_embeddings=8, **small), tmp_path, "vq")
+    server = LocalServer(tmp_path / "vq")
+    assert server.contract.value_counts == {"indices": 16}
+    indices = np.full((1, 2, 2), 15, np.int32)
+    assert server.predict("decode_indices", indices=indices)["images"].shape == (1, 8, 8, 1)
+    with pytest.raises(ServingError, match="expects indices from 0 to 15; got values from 15 to 16"):
+        server.predict("decode_indices", indices=np.concatenate([indices, indices + 1]))
+    assert export.versions(tmp_path / "vq") == [1] and version.name == "1"
+    changes = Contract.for_model(ConditionalVAE(num_classes=10)).differences(
+        Contract.for_model(ConditionalVAE(num_classes=5))
+    )
+    assert changes == ["labels takes 10 values -> 5"]
 
 
 def test_bad_model_name(tmp_path):
@@ -284,6 +309,7 @@ HANGING_EXPORT = """
 import sys, time
 from pathlib import Path
 from aekeras import export
+from aekeras.signatures import ServingError
 from aekeras.models import DenseAutoencoder
 
 build_archive = export.build_archive

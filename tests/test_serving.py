@@ -85,6 +85,14 @@ def test_grpc_round_trip(servers, digits):
     np.testing.assert_allclose(
         outputs["z_mean"], servers["vae"].predict("encode", images=digits[:5])["z_mean"], atol=1e-6
     )
+    assert (response.model_spec.name, response.model_spec.version.value) == ("vae", 1)
+    # Another name or version is not answered by this one, as TF Serving answers NOT_FOUND.
+    for name, version in (("dense", 1), ("vae", 2)):
+        wrong = serving.grpc_request(name, "encode", version=version, images=digits[:1])
+        with pytest.raises(
+            ServingError, match=f"no model '{name}' version {version} here: this server serves 'vae'"
+        ):
+            servers["vae"].grpc_predict(wrong)
 
 
 @pytest.mark.parametrize(

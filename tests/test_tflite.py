@@ -184,3 +184,19 @@ def test_non_finite_pixels_in_litert_are_refused_by_the_runner(converted, digits
             assert not np.isfinite(raw[1:]).any()
         with pytest.raises(ServingError, match=r"got NaN or infinite values in images \(2 of 3 examples\)"):
             runner("serving_default", images=images)
+
+
+def test_the_runner_says_whether_dynamic_range_quantized_any_weight(tmp_path, converted):
+    """Kernels of fewer than 1,024 values stay float32: an 8x8 model's dynamic file is its float one."""
+    from aekeras import export
+    from aekeras.models import DenseAutoencoder
+
+    version = export.saved_model(DenseAutoencoder(latent_dim=4, image_shape=(8, 8, 1)), tmp_path, "small")
+    small = tflite.Runner(tflite.convert(version, "dynamic"))
+    assert small.quantized_tensors() == 0
+    assert small.path.stat().st_size == tflite.convert(version, "none").stat().st_size
+    assert (
+        converted["dense"]["dynamic"].quantized_tensors()
+        > 0
+        == converted["dense"]["none"].quantized_tensors()
+    )

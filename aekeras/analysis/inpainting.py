@@ -42,6 +42,14 @@ def cv2_inpaint(images, missing, method="telea", radius=3):
     return unit_scale(repaired)
 
 
+def _check_batch(images):
+    """ValueError unless `images` is a non-empty `[n, h, w, c]` batch."""
+    if np.ndim(images) != 4 or not len(images):
+        raise ValueError(
+            f"expected a non-empty batch of images [n, height, width, channels], got shape {np.shape(images)}"
+        )
+
+
 def dropout_mask(shape, rate, seed):
     """`(uniform draws, missing)`: the lecture's dropout mask, True where a pixel is lost."""
     uniform = np.random.default_rng(seed).uniform(size=shape).astype(np.float32)
@@ -89,6 +97,7 @@ def denoising_vs_inpainting(denoisers, images, rate=0.5, radii=None, seed=0):
     if not isinstance(denoisers, dict):
         denoisers = {"autoencoder": denoisers}
     radii = {method: 3 for method in CV2_METHODS} | dict(radii or {})
+    _check_batch(images)
     uniform, missing = dropout_mask(images.shape, rate, seed)
     repairs = {}
     for name, denoiser in denoisers.items():
@@ -161,6 +170,12 @@ def manifold_inpainting(
         "energy": energy per step, "patch_psnr": {method: mean dB}}`; each
         fill keeps the known pixels and replaces the patch.
     """
+    if not hasattr(vae, "log_likelihood"):
+        raise TypeError(
+            f"manifold inpainting minimises the energy a VAE's likelihood and prior define; got "
+            f"{type(vae).__name__}, which has neither"
+        )
+    _check_batch(images)
     height, width = images.shape[1:3]
     patch = patch or max(1, round(min(height, width) * 2 / 7))
     row, col = corner or ((height - patch) // 2, (width - patch) // 2)

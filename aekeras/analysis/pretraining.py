@@ -212,6 +212,21 @@ def _draw_accuracies(autoencoder, restarts, labelled, labels, test, choices, see
     return accuracies, chosen
 
 
+def _check_labels(train_labels, test_labels, per_class):
+    """ValueError unless both splits have labels and every class has `per_class` training images."""
+    if train_labels is None or test_labels is None:
+        raise ValueError(
+            "unlabelled pretraining measures classifiers: it needs the labels of the training and test "
+            "images (the autoencoder itself trains without them); got None"
+        )
+    classes, counts = np.unique(train_labels, return_counts=True)
+    if counts.min() < per_class:
+        raise ValueError(
+            f"class {classes[counts.argmin()]} has {counts.min()} training images, fewer than per_class "
+            f"{per_class} (the labelled subsets draw that many of each class)"
+        )
+
+
 def unlabelled_pretraining(
     autoencoder,
     train_images,
@@ -249,6 +264,7 @@ def unlabelled_pretraining(
         per draw]}, "mean": {method: acc}, "std": {method: acc},
         "labelled": per_class * classes}`.
     """
+    _check_labels(train_labels, test_labels, per_class)
     rng = np.random.default_rng(seed)
     scaled, codes = autoencoder.image_spec.to_model_scale(test_images), autoencoder.embed(test_images)
     test = (test_images, scaled, codes, test_labels)

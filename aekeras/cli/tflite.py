@@ -53,6 +53,7 @@ def run(args):
         path = tflite.convert(version_dir, args.quantize, images=images, labels=labels)
         try:
             runner = tflite.Runner(path)
+            quantized_tensors = runner.quantized_tensors()
             litert_mse = runner.reconstruction_mse(test_images, verbose=True, labels=test_labels)
             # The export the server already loaded, and the same interpreter.
             differences = signatures.max_differences(
@@ -76,6 +77,11 @@ def run(args):
             for output, difference in sorted(outputs.items())
         )
     )
+    if args.quantize == "dynamic" and not quantized_tensors:
+        print(
+            "note: no weights were quantized: dynamic range quantization leaves kernels of fewer than "
+            "1,024 values in float32, and this model has no larger one; the file is the float one"
+        )
     if args.quantize == "int16x8" and not quantization.on_int8_grid(server.model):
         print(
             "note: this export's kernels are not on the int8 grid, so int16x8 rounds them (most of the "

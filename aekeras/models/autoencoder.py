@@ -48,17 +48,6 @@ class Autoencoder(BaseAutoencoder):
         spec = resolve_image_spec(image_spec, image_shape, value_range, (0.0, 1.0))
         super().__init__(encoder, decoder, spec, reconstruction_loss, **kwargs)
         self.build((None, *self.image_shape))
-        self._check_decoder_output()
-
-    def _check_decoder_output(self):
-        """ValueError unless the decoder gives images of the model's shape (else `fit` fails later, less clearly)."""
-        codes = self.code_shape((None, *self.image_shape))
-        output = tuple(self.decoder.compute_output_shape(codes)[1:])
-        if output != tuple(self.image_shape):
-            raise ValueError(
-                f"the decoder maps codes of shape {tuple(codes[1:])} to outputs of shape {output}, not to "
-                f"images of the model's shape {tuple(self.image_shape)}"
-            )
 
     def get_config(self):
         config = super().get_config()

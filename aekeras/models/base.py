@@ -388,6 +388,14 @@ class BaseAutoencoder(keras.Model):
             )
         return {"labels": labels.astype(np.int32)}
 
+    def input_value_counts(self):
+        """`{serving input name: how many values it takes}` for integer inputs whose range the model fixes.
+
+        Part of the served contract (`signatures.Contract.value_counts`):
+        a conditioned model's `labels` take its class count.
+        """
+        return {"labels": self.image_spec.num_classes} if self.conditioned else {}
+
     def call_inputs(self, inputs, labels=None):
         """What `call` takes: the inputs themselves (a conditioned model's: with their labels)."""
         return inputs

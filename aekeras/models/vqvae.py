@@ -191,6 +191,10 @@ class VQVAE(BaseAutoencoder):
         z_q, indices = self.quantizer(z_e)
         return {"latent": z_q, "indices": indices}
 
+    def input_value_counts(self):
+        """The served `indices` take the codebook's `num_embeddings` values."""
+        return {**super().input_value_counts(), "indices": self.num_embeddings}
+
     def serving_endpoints(self):
         positions = tuple(self.code_shape((None, *self.image_shape))[1:3])
 

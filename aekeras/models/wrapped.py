@@ -36,6 +36,12 @@ class WrappedAutoencoder(BaseAutoencoder):
     def __init__(self, autoencoder, **kwargs):
         if not isinstance(autoencoder, BaseAutoencoder):
             raise TypeError(f"expected an aekeras autoencoder to wrap, got {type(autoencoder).__name__}")
+        if type(autoencoder).compute_loss_terms is not BaseAutoencoder.compute_loss_terms:
+            # A VAE's encoder gives a distribution, a VQ-VAE's codes to quantise: not codes to decode.
+            raise TypeError(
+                f"{type(self).__name__} wraps an autoencoder trained on its reconstruction alone (dense, conv "
+                f"or Autoencoder), got {type(autoencoder).__name__}, which has an objective of its own"
+            )
         super().__init__(
             autoencoder.encoder,
             autoencoder.decoder,
