@@ -186,6 +186,7 @@ def test_called_in_process_with_stderr_redirected_it_still_answers_in_one_line(m
         (["export", "runs/dense", "--name", "x"], "runs/dense: expected a .keras file or a run folder"),
         (["export"], "the following arguments are required: source, --name"),
         (["train", "dense", "--seed", "-1"], "argument --seed: -1 is less than 0"),
+        (["train", "dense", "--name", ""], "model name '' must be letters, digits, '-' or '_'"),
         (["report", "--seed", "4294967296"], "argument --seed: 4294967296 is more than 4294967295"),
         (["train"], "the following arguments are required: model"),
         ([], "the following arguments are required: command"),
@@ -215,7 +216,7 @@ def test_a_report_whose_cache_cannot_be_written_exits_2_before_training(tmp_path
     assert [p.name for p in (tmp_path / "reports").iterdir()] == ["cache"]
 
 
-def test_a_full_disk_ends_the_command_in_one_line(tmp_path, monkeypatch, capsys):
+def test_a_full_disk_or_memory_ends_the_command_in_one_line(tmp_path, monkeypatch, capsys):
     import tensorflow as tf
 
     from aekeras.cli import report
@@ -242,6 +243,19 @@ def test_a_full_disk_ends_the_command_in_one_line(tmp_path, monkeypatch, capsys)
         assert stderr.startswith(
             f"aekeras: error: no space left on the device while writing {where}; what was"
         )
+
+    def out_of_memory(args):
+        raise tf.errors.ResourceExhaustedError(
+            None, None, "OOM when allocating tensor with shape[10000000000,30]"
+        )
+
+    monkeypatch.setattr(report, "run", out_of_memory)
+    assert cli.main(["report", "--out", "reports"]) == 1
+    stderr = capsys.readouterr().err
+    assert stderr == (
+        "aekeras: error: out of memory allocating shape[10000000000,30]; what was saved before is kept. Try a "
+        "smaller --image-size, --batch-size or --limit\n"
+    )
     with pytest.raises(ZeroDivisionError):  # anything else is not hidden
         monkeypatch.setattr(report, "run", lambda args: 1 / 0)
         cli.main(["report", "--out", "reports"])

@@ -1,6 +1,7 @@
 """Data sources other than the built-in IDX files: folders, arrays, TFDS; and bad input."""
 
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -55,6 +56,20 @@ def test_rgb_png_folder_with_train_and_test(rgb_crops_folder, rgb_crops):
         assert labels is None
         # PNG is lossless: the pixels are the photographs' own.
         np.testing.assert_array_equal(np.round(images * 255).astype(np.uint8), original)
+
+
+def test_a_train_folder_alone_is_the_training_split_and_a_test_folder_alone_is_refused(
+    rgb_crops_folder, rgb_crops, tmp_path
+):
+    alone = tmp_path / "crops"
+    shutil.copytree(rgb_crops_folder / "train", alone / "train")
+    source = data.open_source(alone, test_fraction=0.25)
+    assert source.spec.num_classes is None  # not one class named "train"
+    train, test = (data.load_arrays(alone, split, test_fraction=0.25)[0] for split in ("train", "test"))
+    assert len(train) + len(test) == len(rgb_crops[0]) and len(test) == round(0.25 * len(rgb_crops[0]))
+    shutil.move(alone / "train", alone / "test")
+    with pytest.raises(DataError, match=r"a test/ folder but no train/ \(expected both"):
+        data.open_source(alone)
 
 
 def test_class_folders_give_labels_by_sorted_folder_name(fashion_png_folder):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from aekeras import data, optimizers, training
+from aekeras import data, optimizers, registry, training
 from aekeras.errors import SettingsChangedError, TrainingInterrupted
 from aekeras.models import DenseAutoencoder
 from aekeras.registry import get_model
@@ -399,3 +399,37 @@ def test_default_threads_leave_a_running_tensorflow_alone(tmp_path):
     result = train(config)
     assert result["environment"]["intra_op_threads"] == before
     assert (tmp_path / "out/dense/1/saved_model.pb").is_file()
+
+
+def test_a_fresh_run_sets_an_earlier_finished_one_aside_and_a_ctrl_c_loses_neither(tmp_path, monkeypatch):
+    config = dataclasses.replace(_small_run(tmp_path), epochs=1)
+    train(config)
+    run_dir = tmp_path / "runs" / "dense"
+    first = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+
+    class CtrlCInFirstEpoch(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            raise KeyboardInterrupt
+
+    run_callbacks = runner.run_callbacks
+    monkeypatch.setattr(
+        runner, "run_callbacks", lambda *a, **k: [*run_callbacks(*a, **k), CtrlCInFirstEpoch()]
+    )
+    messages = []
+    with pytest.raises(TrainingInterrupted):
+        train(dataclasses.replace(config, learning_rate=1e-4), progress=messages.append)
+    (kept,) = (run_dir / "previous").iterdir()
+    assert messages == [f"{run_dir} held an earlier run; its files are now in {kept}"]
+    # Every file of the finished run, byte for byte, beside the new run's own.
+    assert {p.relative_to(kept): p.read_bytes() for p in kept.rglob("*") if p.is_file()} == first
+    assert not (run_dir / "model.keras").exists()
+
+
+def test_the_test_split_is_read_in_large_batches_whatever_the_training_batch():
+    """`--batch-size 2` evaluated 5,000 batches of 2, a minute of per-batch cost for the same figures."""
+    config = TrainConfig(batch_size=2, limit=64, verbose=0)
+    source = runner.open_data(config)
+    model = registry.build_model("dense", source.spec)
+    train_data, test_data, _ = runner._pipelines(config, source, model, tf.distribute.get_strategy())
+    assert int(train_data.cardinality()) == 32
+    assert int(test_data.cardinality()) == 10  # MNIST's 10,000 test images in batches of 1,000

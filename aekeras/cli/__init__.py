@@ -85,8 +85,8 @@ def main(argv=None):
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return _output_closed()
-    except Exception as e:  # noqa: BLE001 - only a full disk is answered here; the rest is raised
-        line = _disk_full(e)
+    except Exception as e:  # noqa: BLE001 - only a full disk or memory is answered here; the rest is raised
+        line = _out_of_resources(e)
         if line is None:
             raise
         print(line, file=sys.stderr)
@@ -94,12 +94,19 @@ def main(argv=None):
     return 0
 
 
-def _disk_full(error):
-    """The one line for a write that found no space left (Python's OSError or TensorFlow's own), else None."""
+def _out_of_resources(error):
+    """The one line for a full disk or an exhausted memory (Python's errors or TensorFlow's), else None."""
+    text = str(error)
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
         where = error.filename or "the output"
-    elif "No space left on device" in str(error):
-        where = str(error).split(";")[0].strip().splitlines()[0]
+    elif "No space left on device" in text:
+        where = text.split(";")[0].strip().splitlines()[0]
+    elif isinstance(error, MemoryError) or "OOM when allocating" in text:
+        shape = text[text.find("shape[") :].split("]")[0] + "]" if "shape[" in text else "an array"
+        return (
+            f"aekeras: error: out of memory allocating {shape}; what was saved before is kept. Try a smaller "
+            "--image-size, --batch-size or --limit"
+        )
     else:
         return None
     return (

@@ -89,7 +89,13 @@ def scan_folder(folder):
     if not folder.is_dir():
         raise DataError(f"{folder}: folder does not exist")
     names = {p.name for p in folder.iterdir() if p.is_dir()}
-    layout = [folder / s for s in _SPLIT_FOLDERS] if names >= set(_SPLIT_FOLDERS) else [folder]
+    if names == {"test"}:
+        raise DataError(f"{folder}: a test/ folder but no train/ (expected both, or the images themselves)")
+    if names >= set(_SPLIT_FOLDERS):
+        layout = [folder / s for s in _SPLIT_FOLDERS]
+    else:
+        # A train/ folder alone is the training split (its test split is held out), not one class.
+        layout = [folder / "train"] if names == {"train"} else [folder]
     train_files, train_labels, class_names = _list_split(layout[0])
     splits = {"train": (train_files, train_labels)}
     if len(layout) == 2:

@@ -14,6 +14,7 @@ from aekeras import losses, optimizers, progress
 from aekeras.data import DEFAULT_SPEC, ImageSpec
 from aekeras.data.pipeline import scaled_batch, unit_scale
 from aekeras.models import nonfinite, shards
+from aekeras.signatures import LABEL_INPUT
 
 
 def resolve_image_spec(image_spec, image_shape, value_range, default_value_range):
@@ -394,7 +395,7 @@ class BaseAutoencoder(keras.Model):
         Part of the served contract (`signatures.Contract.value_counts`):
         a conditioned model's `labels` take its class count.
         """
-        return {"labels": self.image_spec.num_classes} if self.conditioned else {}
+        return {LABEL_INPUT: self.image_spec.num_classes} if self.conditioned else {}
 
     def call_inputs(self, inputs, labels=None):
         """What `call` takes: the inputs themselves (a conditioned model's: with their labels)."""

@@ -98,7 +98,7 @@ class TrainConfig:
     @property
     def run_name(self):
         """The run folder's and the served model's name."""
-        return self.name or self.model
+        return self.model if self.name is None else self.name
 
     def validate(self):
         """Raises ValueError naming the first setting that cannot work."""

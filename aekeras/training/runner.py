@@ -11,7 +11,9 @@ in `run_dir/<model>/<task type>-<index>/`.
 
 import dataclasses
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 import keras
@@ -38,6 +40,14 @@ PROJECTED_IMAGES = 1000
 # (README, "Speed"), spent on functions of a few nodes it cannot improve.
 # The training step's graph has hundreds (430 for the dense model).
 SMALL_GRAPH_NODES = 64
+# The test split is read in batches of at least the training batch, and up
+# to this many images or float32 bytes: evaluating 5,000 images in batches
+# of 2 (`--batch-size 2`) took a minute of Python's per-batch cost, and the
+# figures are per-example means whatever the batch.
+MAX_TEST_BATCH = 1000
+TEST_BATCH_BYTES = 8 << 20
+# What a run leaves in its folder besides its backup; a fresh run sets them aside.
+EARLIER_RUN_FILES = ("model.keras", "checkpoints", "history.csv", "logs", SETTINGS_FILE)
 
 
 def open_data(config):
@@ -113,7 +123,8 @@ def _pipelines(config, source, model, strategy):
         }
     else:
         train = train_pipeline()
-    test = data.make_dataset(source.examples("test"), spec, batch_size=config.batch_size, **load)
+    test_batch = max(config.batch_size, min(MAX_TEST_BATCH, TEST_BATCH_BYTES // (4 * spec.size)))
+    test = data.make_dataset(source.examples("test"), spec, batch_size=test_batch, **load)
     return train, test, share
 
 
@@ -143,13 +154,31 @@ def _resume_or_start(config, source, run_dir):
             f"epochs, more than --epochs {config.epochs}; pass --epochs {clock.resumed_after} or more to "
             "finish it, or --restart to discard the backup and start afresh"
         )
-    if clock.resumed_after is None:
-        # A fresh run must not inherit checkpoints of an earlier one.
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     for leftover in (run_dir / "checkpoints").glob(".staging-*"):
         leftover.unlink()  # from a run interrupted while it saved
     run_dir.mkdir(parents=True, exist_ok=True)
     return clock
+
+
+def _set_aside_earlier_run(run_dir):
+    """Moves an earlier run's files to `run_dir/previous/<UTC time>/` (returned; None if there were none).
+
+    A fresh run must not inherit them (its checkpoints, history and logs
+    would mix with theirs), nor delete them before it has anything of its
+    own: a Ctrl-C in its first epoch would then leave neither run.
+    """
+    found = [run_dir / name for name in EARLIER_RUN_FILES if (run_dir / name).exists()]
+    if not found:
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    kept = run_dir / "previous" / stamp
+    suffix = 1
+    while kept.exists():  # two fresh runs within a second
+        kept, suffix = run_dir / "previous" / f"{stamp}-{suffix}", suffix + 1
+    kept.mkdir(parents=True)
+    for path in found:
+        os.replace(path, kept / path.name)
+    return kept
 
 
 def _pictures(source, count=PROJECTED_IMAGES):
@@ -286,6 +315,8 @@ def train(config, source=None, progress=print):
     model, train_data, test_data, share, run_dir, clock = _prepare(config, source, strategy)
     if clock.resumed_after is not None:
         progress(f"resuming {run_dir} after epoch {clock.resumed_after} of {config.epochs}")
+    elif (kept := _set_aside_earlier_run(run_dir)) is not None:
+        progress(f"{run_dir} held an earlier run; its files are now in {kept}")
     _fit(model, train_data, test_data, config, run_dir, clock, distribute.is_chief(strategy), source)
     try:
         result = _evaluate_and_publish(config, source, model, test_data, strategy, run_dir, clock)
