@@ -136,7 +136,9 @@ def _run_dir(config, strategy):
 
 
 def _resume_or_start(config, source, run_dir):
-    """The run's `RunClock`; a fresh run clears what an earlier one left.
+    """The run's `RunClock` (`--restart` discards the backup; an interrupted save's leftovers go).
+
+    A fresh run's earlier files are set aside by `train` (`_set_aside_earlier_run`).
 
     Raises:
         SettingsChangedError: if the backup there is of a run with other
