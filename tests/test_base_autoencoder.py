@@ -159,3 +159,13 @@ def test_fit_on_the_pipeline_under_a_strategy_trains_as_without_one():
     assert any(not np.allclose(w, w0) for w, w0 in zip(single.get_weights(), initial, strict=True))
     for a, b in zip(replicated.get_weights(), single.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, atol=2e-6)
+
+
+def test_a_failed_fit_leaves_the_model_able_to_train(images):
+    """Keras builds the optimizer in the first traced step; a fit that failed there broke the next one."""
+    model = small_autoencoder()
+    model.compile(optimizer="adam")
+    with pytest.raises(ValueError, match="expects inputs of shape"):
+        model.fit(images[:, :-1, :-1], epochs=1, verbose=0)
+    history = model.fit(images, epochs=1, batch_size=32, verbose=0).history
+    assert np.isfinite(history["loss"][0]) and int(model.optimizer.iterations) == len(images) // 32

@@ -233,6 +233,11 @@ class BaseAutoencoder(keras.Model):
             jit_compile=jit_compile,
             **kwargs,
         )
+        # Its variables now, not in the first traced step: a `fit` that failed
+        # there (a wrong shape, say) left the next one "creating variables on
+        # a non-first call". The model's weights exist since its constructor.
+        if self.built and not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
 
     def default_callbacks(self):
         """Callbacks every `fit` of this model runs unless given one of the same class.
