@@ -95,6 +95,28 @@ def interrupt_once_written(args, cwd, written, signal_number=signal.SIGINT):
     return process.returncode, stdout, stderr
 
 
+def interrupt_once_printed(args, cwd, text):
+    """Starts a command, sends it SIGINT once a line of its output holds `text`; returns `(status, stderr)`.
+
+    For a step that prints as it goes: unlike a file's appearance, its own
+    output says the step is under way.
+    """
+    process = subprocess.Popen(
+        [*AEKERAS, *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    for line in process.stdout:
+        if text in line:
+            break
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    return process.returncode, stderr
+
+
 def interrupt_after_first_backup(args, cwd, signal_number=signal.SIGINT):
     """Starts a training, sends a signal (SIGINT) once an epoch is backed up; returns the finished process."""
     backed_up = cwd / "runs/dense/backup/training_metadata.json"
@@ -187,9 +209,12 @@ def test_ctrl_c_while_a_conversion_is_checked_says_its_files_are_kept(tmp_path):
     trained = run(["train", "dense", "--epochs", "1", "--limit", "512", "--quiet"], tmp_path)
     assert trained.returncode == 0, trained.stderr
     version = tmp_path / "saved_models/dense/1"
-    # Written whole under another name and renamed: once there, the check is under way.
     converted = version / "dense-none.tflite"
-    status, _, stderr = interrupt_once_written(["tflite", "saved_models/dense/1"], tmp_path, converted)
+    # Once the check prints its progress it is under way (a file's appearance
+    # came a moment before the check began, and a signal there was not one
+    # during the check).
+    checking = "against the SavedModel (batches)"
+    status, stderr = interrupt_once_printed(["tflite", "saved_models/dense/1"], tmp_path, checking)
     assert status == 130, "the check ended before it could be interrupted: " + stderr
     assert stderr == (
         "aekeras: interrupted while checking saved_models/dense/1/dense-none.tflite; complete and kept, but "
@@ -197,7 +222,7 @@ def test_ctrl_c_while_a_conversion_is_checked_says_its_files_are_kept(tmp_path):
     )
     assert len(Runner(converted).signatures) == 3  # whole: every signature loads
 
-    status, _, stderr = interrupt_once_written(["onnx", "saved_models/dense/1"], tmp_path, version / "onnx")
+    status, stderr = interrupt_once_printed(["onnx", "saved_models/dense/1"], tmp_path, checking)
     assert status == 130, "the check ended before it could be interrupted: " + stderr
     assert re.fullmatch(
         r"aekeras: interrupted while checking saved_models/dense/1/onnx/decode\.onnx, "
