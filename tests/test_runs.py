@@ -75,9 +75,9 @@ def test_a_served_name_keeps_its_contract(tmp_path):
     assert sorted(p.name for p in (tmp_path / "saved_models/vae").iterdir()) == ["1", "2", "3"]
 
 
-def interrupt_once_written(args, cwd, written, signal_number=signal.SIGINT):
-    """Starts a command, sends it a signal (SIGINT) once `written` exists; returns `(status, stdout, stderr)`."""
-    process = subprocess.Popen(
+def _started(args, cwd):
+    """The command, running with its output piped and SIGINT's default action."""
+    return subprocess.Popen(
         [*AEKERAS, *args],
         cwd=cwd,
         stdout=subprocess.PIPE,
@@ -87,6 +87,11 @@ def interrupt_once_written(args, cwd, written, signal_number=signal.SIGINT):
         # background ignores SIGINT, and children inherit that.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+
+
+def interrupt_once_written(args, cwd, written, signal_number=signal.SIGINT):
+    """Starts a command, sends it a signal (SIGINT) once `written` exists; returns `(status, stdout, stderr)`."""
+    process = _started(args, cwd)
     deadline = time.time() + 240
     while not written.exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.02)
@@ -101,14 +106,7 @@ def interrupt_once_printed(args, cwd, text):
     For a step that prints as it goes: unlike a file's appearance, its own
     output says the step is under way.
     """
-    process = subprocess.Popen(
-        [*AEKERAS, *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    process = _started(args, cwd)
     for line in process.stdout:
         if text in line:
             break
