@@ -130,7 +130,7 @@ def saved_model(model, out, name, settings=None, allow_contract_change=False, in
     try:
         with _without_global_seed():
             build_archive(model).write_out(str(staging), verbose=False)
-        signatures.Contract({}, model.input_value_counts()).write_value_counts(staging)
+        signatures.write_value_counts(staging, model.input_value_counts())
         if settings is not None:
             (staging / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
         while True:

@@ -351,15 +351,16 @@ class Contract:
                 changes.append(f"{key} takes {self.value_counts[key]} values -> {other.value_counts[key]}")
         return changes
 
-    def write_value_counts(self, version_dir):
-        """Records `value_counts` in an export (`VALUE_COUNTS_FILE`; TF Serving ignores `assets.extra`)."""
-        path = Path(version_dir) / VALUE_COUNTS_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.value_counts, sort_keys=True) + "\n")
+
+def write_value_counts(version_dir, value_counts):
+    """Records a model's `input_value_counts` in an export (`VALUE_COUNTS_FILE`; TF Serving ignores `assets.extra`)."""
+    path = Path(version_dir) / VALUE_COUNTS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value_counts, sort_keys=True) + "\n")
 
 
 def read_value_counts(version_dir):
-    """The value counts an export recorded (`Contract.write_value_counts`); {} for an older export."""
+    """The value counts an export recorded (`write_value_counts`); {} for an older export."""
     try:
         return json.loads((Path(version_dir) / VALUE_COUNTS_FILE).read_text())
     except FileNotFoundError:
