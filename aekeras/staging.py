@@ -12,6 +12,10 @@ import uuid
 from pathlib import Path
 
 PREFIX = ".staging-"
+# A file written by `write_atomically` is `.partial-<random>-<its name>`
+# until it is whole: it ends as the file does, as some writers require
+# (Keras's `.keras` and `.weights.h5`), and no glob for the file matches it.
+PARTIAL_PREFIX = ".partial-"
 
 
 def staging_path(parent):
@@ -47,13 +51,22 @@ def write_atomically(path, write):
     """Calls `write(partial path)` beside `path`, then renames the file into place.
 
     An interrupted or failed write leaves nothing at `path` (an earlier file
-    there stays whole) and removes the partial file. The partial name keeps
-    the suffix, which some writers require (Keras's `.keras`).
+    there stays whole) and removes the partial file; a killed process's
+    partial files are removed by `remove_partials`.
     """
     path = Path(path)
-    partial = path.with_name(f".{path.stem}.{uuid.uuid4().hex}{path.suffix}")
+    partial = path.with_name(f"{PARTIAL_PREFIX}{uuid.uuid4().hex}-{path.name}")
     try:
         write(partial)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def remove_partials(folder):
+    """Removes the partial files `write_atomically` left in `folder` when its process was killed.
+
+    For a folder only one process writes into at a time.
+    """
+    for leftover in Path(folder).glob(f"{PARTIAL_PREFIX}*"):
+        leftover.unlink(missing_ok=True)

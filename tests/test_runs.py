@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+from aekeras.staging import PARTIAL_PREFIX
 from aekeras.tflite import Runner
 from aekeras.training.resume import completed_epochs
 
@@ -132,8 +133,8 @@ def test_ctrl_c_says_what_was_kept_and_a_changed_rerun_is_refused(tmp_path):
         stderr,
     )
     assert kept, stderr
-    # Nothing half-written: every checkpoint loads, no staging file is left.
-    assert not list((tmp_path / "runs/dense/checkpoints").glob(".staging-*"))
+    # Nothing half-written: no partial file is left.
+    assert not list((tmp_path / "runs/dense").rglob(f"{PARTIAL_PREFIX}*"))
     assert not (tmp_path / "saved_models").exists()
 
     other = run(

@@ -1,12 +1,18 @@
 """The callbacks of a training run: the NaN stop, atomic backups, and the run's files."""
 
 import json
-import os
+from pathlib import Path
 
 import keras
 
 from aekeras.models.blocks import load_with_older_weight_names
 from aekeras.models.nonfinite import NonFiniteStop
+from aekeras.staging import write_atomically
+
+# The files a run's chief writes in its folder besides the backup.
+CHECKPOINTS_DIR = "checkpoints"
+HISTORY_FILE = "history.csv"
+LOGS_DIR = "logs"
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -31,16 +37,14 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         load_with_older_weight_names(super()._load_model)
 
     def _save_model(self):
-        os.makedirs(self.backup_dir, exist_ok=True)
-        staging = os.path.join(self.backup_dir, "staging.weights.h5")
-        self.model.save_weights(staging, overwrite=True)
-        os.replace(staging, self._weights_path)
+        Path(self.backup_dir).mkdir(parents=True, exist_ok=True)
+        write_atomically(self._weights_path, self.model.save_weights)
         if self.clock is not None:
             self.clock.save()
-        staging = f"{self._training_metadata_path}.staging"
-        with open(staging, "w") as f:
-            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
-        os.replace(staging, self._training_metadata_path)
+        position = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+        write_atomically(
+            self._training_metadata_path, lambda partial: partial.write_text(json.dumps(position))
+        )
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
@@ -55,10 +59,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.folder = folder
 
     def on_epoch_end(self, epoch, logs=None):
-        path = self.folder / f"epoch-{epoch + 1:03d}.keras"
-        staging = self.folder / f".staging-{path.name}"
-        self.model.save(staging)
-        os.replace(staging, path)
+        write_atomically(self.folder / f"epoch-{epoch + 1:03d}.keras", self.model.save)
 
 
 def run_callbacks(run_dir, resuming, is_chief, clock=None):
@@ -71,16 +72,16 @@ def run_callbacks(run_dir, resuming, is_chief, clock=None):
         # Every worker must resume from the same epoch, so each keeps a
         # backup; the rest is the chief's to write.
         return [NonFiniteStop(chief_keeps=True), backup]
-    checkpoints = run_dir / "checkpoints"
+    checkpoints = run_dir / CHECKPOINTS_DIR
     checkpoints.mkdir(parents=True, exist_ok=True)
     return [
         NonFiniteStop(checkpoints),
         # Logged and checkpointed before the backup: a crash between them
         # repeats the epoch (read_history keeps the last row) rather than
         # losing its row or leaving a half-written checkpoint for good.
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resuming),
+        keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resuming),
         EpochCheckpoint(checkpoints),
-        keras.callbacks.TensorBoard(str(run_dir / "logs")),
+        keras.callbacks.TensorBoard(str(run_dir / LOGS_DIR)),
         # Restores weights, optimizer and epoch after an interruption.
         backup,
     ]

@@ -7,11 +7,11 @@ so far and how often the run resumed.
 """
 
 import json
-import os
 import time
 from pathlib import Path
 
 from aekeras.errors import SettingsChangedError
+from aekeras.staging import write_atomically
 
 STATE_FILE = "run_state.json"
 _METADATA_FILE = "training_metadata.json"  # Keras's: {"epoch": completed epochs, ...}
@@ -92,6 +92,5 @@ class RunClock:
     def save(self):
         """Writes the state beside the backup, whole or not at all."""
         state = {"settings": self.settings, "seconds": round(self.seconds, 2), "resumes": self.resumes}
-        staging = self.backup_dir / f"{STATE_FILE}.staging"
-        staging.write_text(json.dumps(state, indent=2) + "\n")
-        os.replace(staging, self.backup_dir / STATE_FILE)
+        text = json.dumps(state, indent=2) + "\n"
+        write_atomically(self.backup_dir / STATE_FILE, lambda partial: partial.write_text(text))

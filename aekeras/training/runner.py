@@ -25,8 +25,9 @@ from aekeras.callbacks import LatentProjector, ReconstructionImages
 from aekeras.data.sources import FolderSource
 from aekeras.errors import SettingsChangedError, TrainingInterrupted
 from aekeras.registry import build_model, get_model
+from aekeras.staging import remove_partials, write_atomically
 from aekeras.training import distribute
-from aekeras.training.callbacks import run_callbacks
+from aekeras.training.callbacks import CHECKPOINTS_DIR, HISTORY_FILE, LOGS_DIR, run_callbacks
 from aekeras.training.evaluate import evaluate_model
 from aekeras.training.records import SETTINGS_FILE, environment, read_history
 from aekeras.training.resume import RunClock, completed_epochs, shaping_settings
@@ -46,8 +47,9 @@ SMALL_GRAPH_NODES = 64
 # figures are per-example means whatever the batch.
 MAX_TEST_BATCH = 1000
 TEST_BATCH_BYTES = 8 << 20
+MODEL_FILE = "model.keras"
 # What a run leaves in its folder besides its backup; a fresh run sets them aside.
-EARLIER_RUN_FILES = ("model.keras", "checkpoints", "history.csv", "logs", SETTINGS_FILE)
+EARLIER_RUN_FILES = (MODEL_FILE, CHECKPOINTS_DIR, HISTORY_FILE, LOGS_DIR, SETTINGS_FILE)
 
 
 def open_data(config):
@@ -156,8 +158,8 @@ def _resume_or_start(config, source, run_dir):
             f"epochs, more than --epochs {config.epochs}; pass --epochs {clock.resumed_after} or more to "
             "finish it, or --restart to discard the backup and start afresh"
         )
-    for leftover in (run_dir / "checkpoints").glob(".staging-*"):
-        leftover.unlink()  # from a run interrupted while it saved
+    for folder in (run_dir, run_dir / CHECKPOINTS_DIR):
+        remove_partials(folder)  # of a run killed while it saved
     run_dir.mkdir(parents=True, exist_ok=True)
     return clock
 
@@ -196,7 +198,7 @@ def _fit(model, train_data, test_data, config, run_dir, clock, is_chief, source)
     # cluster's collectives cannot do.
     if is_chief and config.strategy != "multi_worker":
         images, labels = _pictures(source)
-        logs = run_dir / "logs"
+        logs = run_dir / LOGS_DIR
         callbacks[-1:-1] = [
             ReconstructionImages(logs / "images", images[:8], labels=None if labels is None else labels[:8]),
             LatentProjector(logs / "projector", images, labels, source.spec.class_names),
@@ -224,7 +226,7 @@ def _record(config, source, model, strategy, metrics, run_dir, clock):
         "batch_shards": model.batch_shards,
         "model_config": model.get_config(),
         "test_metrics": metrics,
-        "history": read_history(run_dir / "history.csv"),
+        "history": read_history(run_dir / HISTORY_FILE),
         "train_seconds": round(clock.seconds, 2),
         "resumes": clock.resumes,
         "environment": environment(),
@@ -331,8 +333,8 @@ def train(config, source=None, progress=print):
 def _evaluate_and_publish(config, source, model, test_data, strategy, run_dir, clock):
     _, evaluation = get_model(config.model).split_options(config.options)
     metrics = evaluate_model(model, test_data, config.seed, verbose=config.verbose == 1, **evaluation)
-    model_path = run_dir / "model.keras"
-    model.save(model_path)
+    model_path = run_dir / MODEL_FILE
+    write_atomically(model_path, model.save)
     result = {"test_metrics": metrics, "export": None, "model": str(model_path), "run_dir": str(run_dir)}
     if distribute.is_chief(strategy):
         record = _record(config, source, model, strategy, metrics, run_dir, clock)

@@ -1,0 +1,43 @@
+"""Files written whole or not at all, and the leftovers of killed writers."""
+
+import keras
+import numpy as np
+import pytest
+
+from aekeras.models import DenseAutoencoder
+from aekeras.staging import PARTIAL_PREFIX, remove_partials, write_atomically
+
+
+def test_keras_writers_take_the_partial_name_and_their_files_load(tmp_path):
+    # Keras refuses a weights file not named `*.weights.h5` and a model not
+    # named `*.keras`: the partial name must end as the file does.
+    model = DenseAutoencoder(latent_dim=4)
+    model(np.zeros((1, 28, 28, 1), np.float32))
+    write_atomically(tmp_path / "latest.weights.h5", model.save_weights)
+    write_atomically(tmp_path / "epoch-001.keras", model.save)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-001.keras", "latest.weights.h5"]
+    loaded = keras.saving.load_model(tmp_path / "epoch-001.keras")
+    for a, b in zip(loaded.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_failed_write_keeps_the_earlier_file_and_leaves_no_partial(tmp_path):
+    path = tmp_path / "state.json"
+    path.write_text("earlier")
+
+    def torn(partial):
+        partial.write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(path, torn)
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+    assert path.read_text() == "earlier"
+
+
+def test_remove_partials_removes_a_killed_writers_files_alone(tmp_path):
+    # A SIGKILL runs no `finally`: the partial stays until the folder's next writer removes it.
+    (tmp_path / f"{PARTIAL_PREFIX}0123-epoch-002.keras").write_bytes(b"PK")
+    (tmp_path / "epoch-001.keras").write_bytes(b"whole")
+    remove_partials(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["epoch-001.keras"]
