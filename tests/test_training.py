@@ -1,6 +1,7 @@
 import dataclasses
 import json
 import os
+import time
 from pathlib import Path
 
 import keras
@@ -433,3 +434,23 @@ def test_the_test_split_is_read_in_large_batches_whatever_the_training_batch():
     train_data, test_data, _ = runner._pipelines(config, source, model, tf.distribute.get_strategy())
     assert int(train_data.cardinality()) == 32
     assert int(test_data.cardinality()) == 10  # MNIST's 10,000 test images in batches of 1,000
+
+
+def test_train_seconds_count_the_fit_and_not_the_test_figures_after_it(tmp_path, monkeypatch):
+    fit_seconds = []
+    fit, evaluate = runner._fit, runner.evaluate_model
+
+    def timed_fit(*args, **kwargs):
+        started = time.time()
+        fit(*args, **kwargs)
+        fit_seconds.append(time.time() - started)
+
+    def slow_evaluation(*args, **kwargs):
+        time.sleep(5)
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_fit", timed_fit)
+    monkeypatch.setattr(runner, "evaluate_model", slow_evaluation)
+    record = train(dataclasses.replace(_small_run(tmp_path), epochs=1))
+    # The clock starts a moment before the fit; the 5 s of test figures are not training.
+    assert fit_seconds[0] - 0.01 <= record["train_seconds"] < fit_seconds[0] + 2.5  # recorded to 0.01 s

@@ -69,6 +69,7 @@ class RunClock:
         if self.resumed_after is not None:
             self._load()
         self.started = time.time()
+        self.stopped = None
 
     def _load(self):
         where = self.backup_dir.parent
@@ -86,8 +87,12 @@ class RunClock:
 
     @property
     def seconds(self):
-        """Training seconds over every attempt, this one up to now."""
-        return self.seconds_before + time.time() - self.started
+        """Training seconds over every attempt, this one up to now or to `stop`."""
+        return self.seconds_before + (self.stopped or time.time()) - self.started
+
+    def stop(self):
+        """Ends this attempt's count: what follows training (its test figures, the export) is not training."""
+        self.stopped = time.time()
 
     def save(self):
         """Writes the state beside the backup, whole or not at all."""

@@ -322,6 +322,7 @@ def train(config, source=None, progress=print):
     elif (kept := _set_aside_earlier_run(run_dir)) is not None:
         progress(f"{run_dir} held an earlier run; its files are now in {kept}")
     _fit(model, train_data, test_data, config, run_dir, clock, distribute.is_chief(strategy), source)
+    clock.stop()
     try:
         result = _evaluate_and_publish(config, source, model, test_data, strategy, run_dir, clock)
     except KeyboardInterrupt:
@@ -345,7 +346,8 @@ def _evaluate_and_publish(config, source, model, test_data, strategy, run_dir, c
             settings=record,
             allow_contract_change=config.allow_contract_change,
         )
-        (run_dir / SETTINGS_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        text = json.dumps(record, indent=2) + "\n"
+        write_atomically(run_dir / SETTINGS_FILE, lambda partial: partial.write_text(text))
         result = {**record, **result, "export": str(export_path)}
     if config.strategy == "multi_worker":
         distribute.wait_for_all_workers(strategy)
