@@ -169,3 +169,29 @@ def test_a_failed_fit_leaves_the_model_able_to_train(images):
         model.fit(images[:, :-1, :-1], epochs=1, verbose=0)
     history = model.fit(images, epochs=1, batch_size=32, verbose=0).history
     assert np.isfinite(history["loss"][0]) and int(model.optimizer.iterations) == len(images) // 32
+
+
+@pytest.mark.parametrize("name", sorted(set(MODELS) - {"cvae"}))
+def test_encode_and_decode_build_functional_models(images, name):
+    """A trained encoder as a feature extractor: `keras.Model(inputs, model.encode(inputs))`."""
+    model = MODELS[name]()
+    model(images[:2])
+    inputs = keras.Input(images.shape[1:])
+    extractor = keras.Model(inputs, model.encode(inputs))
+    np.testing.assert_allclose(extractor.predict(images, verbose=0), model.encode(images), atol=1e-5)
+    codes = keras.Input(model.code_shape((None, *images.shape[1:]))[1:])
+    generator = keras.Model(codes, model.decode(codes))
+    some_codes = np.asarray(model.encode(images[:4]))
+    np.testing.assert_allclose(generator.predict(some_codes, verbose=0), model.decode(some_codes), atol=1e-5)
+
+
+def test_a_frozen_model_fits_without_updates_as_in_keras(images):
+    model = small_autoencoder()
+    model.trainable = False
+    model.compile(optimizer="adam")
+    before = model.get_weights()
+    history = model.fit(images, epochs=2, batch_size=32, verbose=0).history
+    assert np.isfinite(history["loss"]).all() and history["loss"][0] == pytest.approx(history["loss"][1])
+    for a, b in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert int(model.optimizer.iterations) == 2 * len(images) // 32  # the NaN stop's batch count

@@ -316,7 +316,7 @@ class BaseAutoencoder(keras.Model):
         expected = f"{type(self).__name__} expects {what} of shape {_shape_text(shape)}"
         if not keras.backend.is_keras_tensor(tensor):
             tensor = tf.convert_to_tensor(tensor)
-        static = tensor.shape
+        static = tf.TensorShape(tensor.shape)  # a Keras tensor's is a tuple
         if static.rank is not None and (
             static.rank != len(shape) + 1
             or any(d is not None and d != e for d, e in zip(static[1:], shape, strict=True))
@@ -549,7 +549,10 @@ class BaseAutoencoder(keras.Model):
         # The exact NaN stop: no update from a non-finite loss or after one.
         healthy = nonfinite.healthy(loss, self.nonfinite_step)
         nonfinite.record_first(self.nonfinite_step, healthy, self.optimizer.iterations)
-        nonfinite.apply_gradients_if(healthy, self.optimizer, gradients, self.trainable_weights)
+        if self.trainable_weights:
+            nonfinite.apply_gradients_if(healthy, self.optimizer, gradients, self.trainable_weights)
+        else:  # frozen (`trainable = False`): only measured, as in Keras's own step; the NaN stop counts on
+            self.optimizer.iterations.assign_add(1)
         return self._update_metrics(inputs, targets, terms, total, reconstructions)
 
     def _training_terms(self, inputs, targets):

@@ -121,10 +121,15 @@ class NonFiniteStop(keras.callbacks.Callback):
     def _likely_cause(self):
         """What to change: rerunning unchanged would stop at the same place."""
         rate = float(self.model.optimizer.learning_rate.numpy())
-        resumes = f" (it resumes after epoch {self.epoch})" if self.epoch else ""
+        data = "look for NaN or infinite values in the data"
+        if self.checkpoints is None and not self.chief_keeps:  # a fit of the user's own, not `aekeras train`
+            lower = "lower the learning rate"
+        else:
+            lower = "rerun with a lower --learning-rate" + (
+                f" (it resumes after epoch {self.epoch})" if self.epoch else ""
+            )
         if rate > HIGH_LEARNING_RATE:
             return (
-                f"the learning rate {rate:g} is likely too high (Adam's usual is 0.001): rerun with a lower "
-                f"--learning-rate{resumes}"
+                f"the learning rate {rate:g} is likely too high (Adam's usual is 0.001): {lower}, or {data}"
             )
-        return f"look for NaN or infinite values in the data, or rerun with a lower --learning-rate{resumes}"
+        return f"{data}, or {lower}"
