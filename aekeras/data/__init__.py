@@ -24,6 +24,7 @@ _LAZY = {
     "ReadOptions": "sources",
     "Source": "sources",
     "decode_files": "sources",
+    "naming_undecodable_files": "sources",
     "open_source": "sources",
     "UNIT_RANGE": "spec",
     "VALUE_RANGES": "spec",

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from aekeras.data.examples import Examples
+from aekeras.data.examples import HOLDOUT_SEED, Examples
 from aekeras.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -64,15 +64,62 @@ def _list_split(folder, class_names=None):
 
 
 def _inspect(path):
-    """`(height, width, grey)` of an image file, checking that it is whole."""
+    """`(height, width, grey)` of an image file, checking that it is whole and that TensorFlow reads it."""
     try:
         with Image.open(path) as image:
-            width, height = image.size
-            grey = image.mode in _GREY_MODES
+            width, height, mode, kind = *image.size, image.mode, image.format
             image.verify()
-        return height, width, grey
+        if mode == "P":  # a palette of greys is a grey image (verify leaves the image unusable)
+            with Image.open(path) as image:
+                mode = "L" if _grey_palette(image) else mode
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{path}: not a readable image ({e})") from None
+    _check_decodable(path, kind, mode)
+    return height, width, mode in _GREY_MODES
+
+
+def _check_decodable(path, kind, mode):
+    """Refuses the BMPs TensorFlow's decoder misreads: it gives a palette's indices, not its colours, and no 1-bit image."""
+    if kind == "BMP" and mode in ("P", "1"):
+        kind = "an 8-bit palette" if mode == "P" else "a 1-bit"
+        raise DataError(
+            f"{path}: {kind} BMP, which TensorFlow's decoder cannot read as its colours "
+            "(expected a grey, RGB or RGBA BMP; save it as PNG)"
+        )
+
+
+def _grey_palette(image):
+    """Whether every colour of a palette image's palette is a grey (a grey GIF or palette PNG)."""
+    palette = image.getpalette()
+    rgb = np.array(palette if palette is not None else [1, 0, 0]).reshape(-1, 3)
+    return bool((rgb == rgb[:, :1]).all())
+
+
+def _layout(folder):
+    """The split folders of `folder`: `[train, test]`, `[train]`, or `[folder]` itself.
+
+    Hidden folders (`.git`, `.ipynb_checkpoints`) and folders without
+    images beside train/ are not part of the layout.
+    """
+    names = [
+        p.name
+        for p in _visible(folder.iterdir())
+        if p.is_dir() and (p.name in _SPLIT_FOLDERS or _image_files(p, recursive=True))
+    ]
+    if "train" not in names:
+        if names == ["test"]:
+            raise DataError(
+                f"{folder}: a test/ folder but no train/ (expected both, or the images themselves)"
+            )
+        return [folder]
+    others = [name for name in names if name not in _SPLIT_FOLDERS]
+    if others:
+        raise DataError(
+            f"{folder}: holds train/ beside {', '.join(f'{n}/' for n in others)} (expected train/ alone, or "
+            "train/ and test/: name a held-out split test/)"
+        )
+    # A train/ folder alone is the training split (its test split is held out), not one class.
+    return [folder / s for s in _SPLIT_FOLDERS if s in names]
 
 
 def scan_folder(folder):
@@ -88,14 +135,7 @@ def scan_folder(folder):
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: folder does not exist")
-    names = {p.name for p in folder.iterdir() if p.is_dir()}
-    if names == {"test"}:
-        raise DataError(f"{folder}: a test/ folder but no train/ (expected both, or the images themselves)")
-    if names >= set(_SPLIT_FOLDERS):
-        layout = [folder / s for s in _SPLIT_FOLDERS]
-    else:
-        # A train/ folder alone is the training split (its test split is held out), not one class.
-        layout = [folder / "train"] if names == {"train"} else [folder]
+    layout = _layout(folder)
     train_files, train_labels, class_names = _list_split(layout[0])
     splits = {"train": (train_files, train_labels)}
     if len(layout) == 2:
@@ -123,4 +163,11 @@ def scan_folder(folder):
         )
         for split, (files, labels) in splits.items()
     }
+    if len(splits) == 2:  # other layouts' test splits are held out in a seeded order already
+        examples = {split: _in_seeded_order(split_examples) for split, split_examples in examples.items()}
     return FolderScan(examples, class_names, sizes, all(grey for _, _, grey in found))
+
+
+def _in_seeded_order(examples):
+    """The examples in a fixed, seeded order: the files are listed class by class, and `limit` takes the first."""
+    return examples.subset(np.random.default_rng(HOLDOUT_SEED).permutation(len(examples)))

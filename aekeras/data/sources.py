@@ -6,6 +6,7 @@ source applies the same options: a resize, a channel conversion and, where
 the source has no test split, a fixed held-out share.
 """
 
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
@@ -15,7 +16,7 @@ import tensorflow as tf
 
 from aekeras.data import arrays, folder, tfds_source
 from aekeras.data.builtin import BUILTIN
-from aekeras.data.examples import Examples, convert_arrays, decode_batch, decode_file, holdout
+from aekeras.data.examples import Examples, convert_arrays, decode_batch, decode_file, decoder_reason, holdout
 from aekeras.data.idx import idx_paths, read_idx_split
 from aekeras.data.spec import ImageSpec
 from aekeras.errors import DataError
@@ -148,7 +149,6 @@ class Source:
 
 def decode_files(files, spec):
     """Decodes image files in parallel into uint8 `[n, *spec.shape]`, naming a bad one."""
-    size, channels = spec.shape[:2], spec.channels
     dataset = (
         tf.data.Dataset.from_tensor_slices(files)
         .batch(256)
@@ -157,12 +157,35 @@ def decode_files(files, spec):
     try:
         return np.concatenate([batch.numpy() for batch in dataset])
     except tf.errors.InvalidArgumentError:
-        for path in files:  # slow, but only to name the file that failed
-            try:
-                decode_file(path, channels, size)
-            except tf.errors.InvalidArgumentError as e:
-                reason = e.message.strip().splitlines()[-1]
-                raise DataError(f"{path}: cannot be decoded as an image ({reason})") from None
+        check_decodable(files, spec)
+        raise
+
+
+def check_decodable(files, spec):
+    """Decodes `files` one by one (slow: only to name the one that failed).
+
+    Raises:
+        DataError: naming the first file TensorFlow cannot decode.
+    """
+    for path in files:
+        try:
+            decode_file(path, spec.channels, spec.shape[:2])
+        except tf.errors.InvalidArgumentError as e:
+            raise DataError(f"{path}: cannot be decoded as an image ({decoder_reason(e)})") from None
+
+
+@contextlib.contextmanager
+def naming_undecodable_files(source):
+    """Turns a decoding failure in a pipeline of `source`'s files into a `DataError` that names the file.
+
+    Files decoded as they are read (folders above the memory limit) fail
+    inside `fit` or `evaluate`, in an error that names no file.
+    """
+    try:
+        yield
+    except tf.errors.InvalidArgumentError:
+        if isinstance(source, FolderSource):
+            check_decodable([f for split in source.scan.splits.values() for f in split.files], source.spec)
         raise
 
 

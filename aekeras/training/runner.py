@@ -321,12 +321,13 @@ def train(config, source=None, progress=print):
         progress(f"resuming {run_dir} after epoch {clock.resumed_after} of {config.epochs}")
     elif (kept := _set_aside_earlier_run(run_dir)) is not None:
         progress(f"{run_dir} held an earlier run; its files are now in {kept}")
-    _fit(model, train_data, test_data, config, run_dir, clock, distribute.is_chief(strategy), source)
-    clock.stop()
-    try:
-        result = _evaluate_and_publish(config, source, model, test_data, strategy, run_dir, clock)
-    except KeyboardInterrupt:
-        raise TrainingInterrupted(run_dir, config.epochs, config.epochs) from None
+    with data.naming_undecodable_files(source):
+        _fit(model, train_data, test_data, config, run_dir, clock, distribute.is_chief(strategy), source)
+        clock.stop()
+        try:
+            result = _evaluate_and_publish(config, source, model, test_data, strategy, run_dir, clock)
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(run_dir, config.epochs, config.epochs) from None
     shutil.rmtree(run_dir / "backup", ignore_errors=True)
     return {**result, "data_share": share}
 
