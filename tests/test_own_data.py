@@ -8,12 +8,15 @@ int8` (calibrated and measured on the run's own data) and run in LiteRT.
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
 
 import numpy as np
 import pytest
+from PIL import Image
+from sklearn.datasets import load_sample_images
 from tensorflow_serving.apis import predict_pb2
 
 from aekeras import data, export, onnx, quantization, serving, tflite
@@ -111,9 +114,22 @@ def test_scikit_learn_digits_npz_with_a_dense_model(tmp_path, digits_npz):
 
 
 def test_rgb_crops_png_folder_with_a_conv_model(tmp_path, rgb_crops_folder):
-    version, record, runner = train_serve_convert(tmp_path, rgb_crops_folder, ["conv"], (32, 32, 3))
+    folder = tmp_path / "crops"
+    shutil.copytree(rgb_crops_folder, folder)
+    version, record, runner = train_serve_convert(tmp_path, folder, ["conv"], (32, 32, 3))
     assert record["image_spec"]["num_classes"] is None
     assert runner.contract.signature("decode").inputs[0].shape == (None, 4, 4, 8)
+
+    # A larger photograph joins the run's folder: the conversions test on it at the export's size when told.
+    crop = load_sample_images().images[1][:48, :48]
+    Image.fromarray(crop).save(folder / "test" / "larger.png")
+    refused = run(["onnx", str(version)], cwd=tmp_path)
+    assert refused.returncode == 2 and "pass --image-size HxW to resize them" in refused.stderr
+    converted = run(["onnx", str(version), "--image-size", "32x32"], cwd=tmp_path)
+    assert converted.returncode == 0, converted.stderr
+    assert (
+        f"on {len(data.load_arrays(folder, 'test', image_size=(32, 32))[0])} test images" in converted.stdout
+    )
 
 
 def test_fashion_mnist_png_class_folders_with_a_conv_vae(tmp_path, fashion_png_folder):

@@ -454,3 +454,28 @@ def test_train_seconds_count_the_fit_and_not_the_test_figures_after_it(tmp_path,
     record = train(dataclasses.replace(_small_run(tmp_path), epochs=1))
     # The clock starts a moment before the fit; the 5 s of test figures are not training.
     assert fit_seconds[0] - 0.01 <= record["train_seconds"] < fit_seconds[0] + 2.5  # recorded to 0.01 s
+
+
+def test_a_resumed_run_logs_each_epoch_once_in_history_csv(tmp_path, monkeypatch):
+    class CtrlCBeforeTheSecondBackup(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt  # epoch 2 is logged and checkpointed, not backed up
+
+    run_callbacks = runner.run_callbacks
+    with monkeypatch.context() as patched:
+        patched.setattr(
+            runner,
+            "run_callbacks",
+            lambda *a, **k: (lambda found: [*found[:-1], CtrlCBeforeTheSecondBackup(), found[-1]])(
+                run_callbacks(*a, **k)
+            ),
+        )
+        with pytest.raises(TrainingInterrupted):
+            train(_small_run(tmp_path))
+    history_csv = tmp_path / "runs/dense/history.csv"
+    assert [row.split(",")[0] for row in history_csv.read_text().splitlines()[1:]] == ["0", "1"]
+    record = train(_small_run(tmp_path))
+    # Epoch 2 ran again; its first row went with the epoch it logged.
+    assert [row.split(",")[0] for row in history_csv.read_text().splitlines()[1:]] == ["0", "1", "2"]
+    assert record["history"]["epoch"] == [0.0, 1.0, 2.0] and record["resumes"] == 1

@@ -239,7 +239,11 @@ def export_data(args, version_dir, image_shape):
     record = read_record(version_dir)
     if record is None or "data" not in record:
         raise UsageError(f"{version_dir}: no run.json says what data the model was trained on; pass --data")
-    return data_options(record)
+    source, options = data_options(record)
+    # Where the run's data now needs another size, channels or folder, as a
+    # refusal may say; the held-out share stays the run's (its test images).
+    given = {k: v for k, v in read_options(args).items() if k != "test_fraction"}
+    return source, {**options, **given}
 
 
 def export_test_images(args, version_dir, contract):

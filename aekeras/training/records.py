@@ -3,6 +3,7 @@
 import csv
 import json
 import platform
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -10,6 +11,7 @@ import tensorflow as tf
 
 import aekeras
 from aekeras.export import SETTINGS_FILE
+from aekeras.staging import write_atomically
 
 
 def environment():
@@ -44,6 +46,28 @@ def read_history(path):
         for key in keys
         if not all(row[key] == "NA" for row in rows)
     }
+
+
+def trim_history(path, epochs):
+    """Keeps the rows of a run's `history.csv` for its first `epochs` epochs (the ones its backup holds).
+
+    A run interrupted after logging an epoch but before backing it up logs
+    that epoch again when it resumes: its earlier row goes, so the file
+    holds each epoch once, as an uninterrupted run's does.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    kept = rows[:1] + [row for row in rows[1:] if row and int(row[0]) < epochs]
+    if kept != rows:
+
+        def write(partial):
+            with open(partial, "w", newline="") as f:
+                csv.writer(f, lineterminator="\n").writerows(kept)  # as CSVLogger writes
+
+        write_atomically(path, write)
 
 
 def read_record(folder):

@@ -29,7 +29,7 @@ from aekeras.staging import remove_partials, write_atomically
 from aekeras.training import distribute
 from aekeras.training.callbacks import CHECKPOINTS_DIR, HISTORY_FILE, LOGS_DIR, run_callbacks
 from aekeras.training.evaluate import evaluate_model
-from aekeras.training.records import SETTINGS_FILE, environment, read_history
+from aekeras.training.records import SETTINGS_FILE, environment, read_history, trim_history
 from aekeras.training.resume import RunClock, completed_epochs, shaping_settings
 
 # Test images whose codes TensorBoard's projector shows, at most.
@@ -160,6 +160,8 @@ def _resume_or_start(config, source, run_dir):
         )
     for folder in (run_dir, run_dir / CHECKPOINTS_DIR):
         remove_partials(folder)  # of a run killed while it saved
+    if clock.resumed_after is not None:
+        trim_history(run_dir / HISTORY_FILE, clock.resumed_after)
     run_dir.mkdir(parents=True, exist_ok=True)
     return clock
 
