@@ -17,19 +17,28 @@ STATE_FILE = "run_state.json"
 _METADATA_FILE = "training_metadata.json"  # Keras's: {"epoch": completed epochs, ...}
 
 
-def shaping_settings(config, spec, builder_options):
-    """The settings a backup must share to resume: model, sizes, data and its spec, batch size."""
+def shaping_settings(config, source, builder_options):
+    """The settings a backup must share to resume: model, sizes, data, its spec and counts, batch size.
+
+    The counts catch a folder whose files were added or removed since: its
+    held-out test split would be drawn anew, over images trained on.
+    """
     options = config.read_options()
     options.pop("data_dir")  # where the files are, not what they are
     return {
         "model": config.model,
         "options": {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(builder_options.items())},
-        "data": spec.source,
+        "data": source.spec.source,
         "read_options": options,
-        "image_spec": spec.get_config(),
+        "image_spec": source.spec.get_config(),
+        "examples": {split: source.count(split) for split in ("train", "test")},
         "limit": config.limit,
         "batch_size": config.batch_size,
     }
+
+
+# Settings that backups of earlier aekeras versions do not record; such a backup resumes unchecked on them.
+_SETTINGS_ADDED_SINCE = ("examples",)
 
 
 def completed_epochs(backup_dir):
@@ -75,7 +84,9 @@ class RunClock:
         where = self.backup_dir.parent
         path = self.backup_dir / STATE_FILE
         recorded = json.loads(path.read_text()) if path.is_file() else {}
-        changes = _differences(recorded.get("settings", {}), self.settings)
+        kept = recorded.get("settings", {})
+        settings = {k: v for k, v in self.settings.items() if k in kept or k not in _SETTINGS_ADDED_SINCE}
+        changes = _differences(kept, settings)
         if changes:
             shown = "; ".join(changes[:4]) + ("; ..." if len(changes) > 4 else "")
             raise SettingsChangedError(

@@ -151,7 +151,7 @@ def _resume_or_start(config, source, run_dir):
     if config.restart:
         shutil.rmtree(backup, ignore_errors=True)
     builder_options, _ = get_model(config.model).split_options(config.options)
-    clock = RunClock(backup, shaping_settings(config, source.spec, builder_options))
+    clock = RunClock(backup, shaping_settings(config, source, builder_options))
     if clock.resumed_after is not None and clock.resumed_after > config.epochs:
         raise SettingsChangedError(
             f"{run_dir} holds the backup of an interrupted run that had trained {clock.resumed_after} "
