@@ -190,7 +190,7 @@ def _bad_sources(folder):
     np.savez(folder / "labels.npz", images=np.zeros((5, 8, 8), np.uint8), labels=np.zeros(4, np.int64))
     return {
         "missing": ("missing", "missing: no such file or folder"),
-        "empty": ("empty", "empty: no images (expected PNG, JPEG, BMP or GIF files"),
+        "empty": ("empty", "empty: no images (expected PNG, JPEG, BMP, GIF or WebP files"),
         "not data": ("notes.txt", "notes.txt: neither a folder of images nor an .npz/.npy array file"),
         "corrupt": ("corrupt", "corrupt/2.png: not a readable image"),
         "sizes": ("sizes", "images differ in size (8x8 in"),

@@ -99,22 +99,23 @@ def test_large_folders_stream_and_give_the_same_batches(fashion_png_folder):
             np.testing.assert_array_equal(ya.numpy(), yb.numpy())
 
 
-def test_every_image_format_decodes_to_its_pixels(tmp_path):
-    rng = np.random.default_rng(0)
-    pixels = rng.integers(0, 256, (6, 10, 3), dtype=np.uint8)
-    for suffix in ("png", "bmp", "gif", "jpg"):
-        Image.fromarray(pixels).save(tmp_path / f"image.{suffix}")
-    images, _ = data.load_arrays(tmp_path, "train", test_fraction=0.25)
-    test, _ = data.load_arrays(tmp_path, "test", test_fraction=0.25)
-    decoded = {}
-    for image in np.concatenate([images, test]):
-        decoded[len(decoded)] = np.round(image * 255).astype(int)
-    lossless = [np.asarray(Image.open(tmp_path / f"image.{s}").convert("RGB")) for s in ("png", "bmp", "gif")]
-    for expected in lossless:
-        assert any(np.array_equal(d, expected) for d in decoded.values())
-    # JPEG as Pillow (and libjpeg's default) decodes it, as a client decoding with Pillow sends it.
-    jpeg = np.asarray(Image.open(tmp_path / "image.jpg").convert("RGB")).astype(int)
-    assert any(np.array_equal(d, jpeg) for d in decoded.values())
+def test_every_image_format_decodes_to_the_pixels_pillow_gives(tmp_path):
+    from sklearn.datasets import load_sample_images
+
+    pixels = load_sample_images().images[1][200:206, 300:310]
+    saved = {"png": {}, "bmp": {}, "gif": {}, "jpg": {"quality": 90}, "webp": {"quality": 80}}
+    for suffix, options in saved.items():
+        Image.fromarray(pixels).save(tmp_path / f"image.{suffix}", **options)
+    Image.fromarray(pixels).save(tmp_path / "image.tiff")  # not a format TensorFlow decodes: left out
+    source = data.open_source(tmp_path, test_fraction=0.2, memory_limit=1)
+    files = np.concatenate([source.examples(split).files for split in ("train", "test")])
+    assert sorted(Path(f).suffix[1:] for f in files) == sorted(saved)
+    decoded = np.concatenate(
+        [data.load_arrays(tmp_path, split, test_fraction=0.2)[0] for split in ("train", "test")]
+    )
+    # Lossy JPEG and WebP too: as a client decoding with Pillow sends them.
+    for path, image in zip(files, np.round(decoded * 255).astype(np.uint8), strict=True):
+        np.testing.assert_array_equal(image, np.asarray(Image.open(path).convert("RGB")), err_msg=path)
 
 
 def test_folders_of_differing_sizes_need_image_size(tmp_path):
@@ -191,7 +192,10 @@ def _truncated(path):
     "make, message",
     [
         (lambda d: d / "missing", "missing: no such file or folder"),
-        (lambda d: (d / "empty").mkdir() or d / "empty", "empty: no images (expected PNG, JPEG, BMP or GIF"),
+        (
+            lambda d: (d / "empty").mkdir() or d / "empty",
+            "empty: no images (expected PNG, JPEG, BMP, GIF or WebP",
+        ),
         (
             lambda d: (d / "notes.txt").write_text("hi") and d / "notes.txt",
             "notes.txt: neither a folder of images nor an .npz/.npy",

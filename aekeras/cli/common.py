@@ -228,6 +228,7 @@ def check_version_dir(path):
 
 def export_data(args, version_dir, image_shape):
     """`(source, read options)`: `--data`, else what the export's run.json names."""
+    from aekeras import data
     from aekeras.training.records import data_options, read_record
 
     if args.data is not None:
@@ -240,6 +241,10 @@ def export_data(args, version_dir, image_shape):
     if record is None or "data" not in record:
         raise UsageError(f"{version_dir}: no run.json says what data the model was trained on; pass --data")
     source, options = data_options(record)
+    if not data.is_named_source(source) and not Path(source).exists():
+        raise UsageError(
+            f"{source}: the data {version_dir}'s run trained on is not there any more; pass --data with its new place"
+        )
     # Where the run's data now needs another size, channels or folder, as a
     # refusal may say; the held-out share stays the run's (its test images).
     given = {k: v for k, v in read_options(args).items() if k != "test_fraction"}

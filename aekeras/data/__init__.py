@@ -33,6 +33,12 @@ _LAZY = {
     "to_unit_scale": "spec",
 }
 DATASETS = ("mnist", "fashion_mnist")  # aekeras.data.builtin describes them
+TFDS_PREFIX = "tfds:"
+
+
+def is_named_source(source):
+    """Whether `source` names a built-in or TFDS data set rather than a path."""
+    return source in DATASETS or source.startswith(TFDS_PREFIX)
 
 
 def __getattr__(name):
@@ -52,7 +58,7 @@ def load(source, split, *, shuffle=None, **options):
     files, found in `data_dir`, `$AEKERAS_DATA_DIR`, the TFDS manual folder,
     Debian's package, then a prepared TFDS copy); `"tfds:NAME"` (prepared in
     `data_dir` or TFDS's folder; downloaded only where a network answers); a
-    folder of PNG, JPEG, BMP or GIF images (flat, one subfolder per class,
+    folder of PNG, JPEG, BMP, GIF or WebP images (flat, one subfolder per class,
     or `train/` and `test/`); an `.npz` (`images`, optional `labels`,
     `test_images`, `test_labels`) or `.npy` file, uint8 or float [0, 1]. A
     source without a test split holds out `test_fraction` of its training

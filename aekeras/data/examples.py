@@ -106,7 +106,7 @@ def _resize(image, image_size):
 
 
 def decode_file(path, channels, image_size):
-    """Decodes a PNG, JPEG, BMP or GIF file (first frame) to uint8 `[h, w, channels]`.
+    """Decodes a PNG, JPEG, BMP, GIF or WebP file (first frame) to uint8 `[h, w, channels]`.
 
     JPEGs are decoded with the accurate integer transform, as Pillow and
     libjpeg's own default decode them: TensorFlow's default fast one moved

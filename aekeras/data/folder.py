@@ -9,7 +9,7 @@ from PIL import Image, UnidentifiedImageError
 from aekeras.data.examples import HOLDOUT_SEED, Examples
 from aekeras.errors import DataError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 # Pillow modes without colour; a folder of only these gives one channel.
 _GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 _SPLIT_FOLDERS = ("train", "test")
@@ -147,7 +147,7 @@ def scan_folder(folder):
         splits["test"] = (test_files, test_labels)
     if not train_files:
         raise DataError(
-            f"{layout[0]}: no images (expected PNG, JPEG, BMP or GIF files, in the folder or "
+            f"{layout[0]}: no images (expected PNG, JPEG, BMP, GIF or WebP files, in the folder or "
             "in one subfolder per class)"
         )
     every_file = [f for files, _ in splits.values() for f in files]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from aekeras.data import arrays, folder, tfds_source
+from aekeras.data import TFDS_PREFIX, arrays, folder, tfds_source
 from aekeras.data.builtin import BUILTIN
 from aekeras.data.examples import Examples, convert_arrays, decode_batch, decode_file, decoder_reason, holdout
 from aekeras.data.idx import idx_paths, read_idx_split
@@ -22,7 +22,6 @@ from aekeras.data.spec import ImageSpec
 from aekeras.errors import DataError
 
 SPLITS = ("train", "test")
-TFDS_PREFIX = "tfds:"
 CHANNELS = (1, 3)
 
 
@@ -261,7 +260,7 @@ class TfdsSource(Source):
 
 
 class FolderSource(Source):
-    """A folder of PNG, JPEG, BMP or GIF images; see `aekeras.data.load`."""
+    """A folder of PNG, JPEG, BMP, GIF or WebP images; see `aekeras.data.load`."""
 
     def __init__(self, location, options):
         super().__init__(location, options)
