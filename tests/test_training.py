@@ -506,3 +506,31 @@ def test_a_folder_changed_since_the_interrupt_is_not_resumed(tmp_path, monkeypat
     train_before, train_after = count - round(0.1 * count), count + 5 - round(0.1 * (count + 5))
     with pytest.raises(SettingsChangedError, match=rf"examples.train {train_before} -> {train_after}"):
         train(config)
+
+
+def test_a_resumed_run_draws_new_noise_not_its_first_epochs_again(tmp_path, mnist_test_arrays):
+    """Keras's weights files leave out a SeedGenerator's state: the denoising masks and VAE draws replayed."""
+    from aekeras.models import DenoisingAutoencoder
+
+    images = mnist_test_arrays[0][:64]
+    backup_dir = str(tmp_path / "backup")
+
+    def denoiser():
+        model = DenoisingAutoencoder(DenseAutoencoder(latent_dim=4), seed=5)
+        model.compile(optimizer="adam")
+        return model
+
+    class StateAtStart(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.state = self.model.seed_generator.state.numpy().copy()
+
+    first = denoiser()
+    first.fit(images, epochs=1, batch_size=32, verbose=0, callbacks=[AtomicBackupAndRestore(backup_dir)])
+    after_epoch_one = first.seed_generator.state.numpy()
+    resumed, start = denoiser(), StateAtStart()
+    fresh_state = resumed.seed_generator.state.numpy().copy()
+    resumed.fit(
+        images, epochs=2, batch_size=32, verbose=0, callbacks=[AtomicBackupAndRestore(backup_dir), start]
+    )
+    assert not np.array_equal(after_epoch_one, fresh_state)
+    np.testing.assert_array_equal(start.state, after_epoch_one)

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from aekeras.models.blocks import load_with_older_weight_names
 from aekeras.models.nonfinite import NonFiniteStop
@@ -13,6 +14,8 @@ from aekeras.staging import write_atomically
 CHECKPOINTS_DIR = "checkpoints"
 HISTORY_FILE = "history.csv"
 LOGS_DIR = "logs"
+# Beside Keras's backup files: the model's random state (`_seed_states`).
+SEED_STATES_FILE = "seed_states.npy"
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -20,8 +23,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     Keras writes the backup in place, so a kill during the write leaves a
     file that cannot be restored. Here each file is written under a
-    temporary name and renamed over the old one. The weights go first and
-    the epoch count last, so a kill between the renames repeats an epoch
+    temporary name and renamed over the old one. The weights and the random
+    state go first and the epoch count last, so a kill between the renames repeats an epoch
     rather than losing one; the run's state (`clock`) goes between them, so
     a backup that counts an epoch always has the settings it was made with.
     """
@@ -35,10 +38,23 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def _load_model(self):
         # A backup written by an earlier aekeras version resumes too.
         load_with_older_weight_names(super()._load_model)
+        states = Path(self.backup_dir) / SEED_STATES_FILE
+        if states.is_file() and Path(self._training_metadata_path).is_file():
+            for variable, value in zip(self._seed_states(), np.load(states), strict=True):
+                variable.assign(value)
+
+    def _seed_states(self):
+        """The model's `SeedGenerator` states (its noise and sampling), which Keras's weights files leave out.
+
+        Without them a resumed run would draw the noise of its first epochs again.
+        """
+        return [v for v in self.model.variables if v.name == "seed_generator_state"]
 
     def _save_model(self):
         Path(self.backup_dir).mkdir(parents=True, exist_ok=True)
         write_atomically(self._weights_path, self.model.save_weights)
+        states = np.array([v.numpy() for v in self._seed_states()])
+        write_atomically(Path(self.backup_dir) / SEED_STATES_FILE, lambda partial: np.save(partial, states))
         if self.clock is not None:
             self.clock.save()
         position = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
