@@ -534,3 +534,43 @@ def test_a_resumed_run_draws_new_noise_not_its_first_epochs_again(tmp_path, mnis
     )
     assert not np.array_equal(after_epoch_one, fresh_state)
     np.testing.assert_array_equal(start.state, after_epoch_one)
+
+
+def test_a_resumed_run_shuffles_anew_rather_than_replaying_its_first_epochs(tmp_path, monkeypatch):
+    def first_epoch_order(config):
+        """The first training batch a run draws: which images come first."""
+        seen = []
+        make_dataset = runner.data.make_dataset
+
+        def recording(*args, **kwargs):
+            dataset = make_dataset(*args, **kwargs)
+            if kwargs.get("shuffle"):
+                seen.append(next(iter(dataset)).numpy())
+            return dataset
+
+        with monkeypatch.context() as patched:
+            patched.setattr(runner.data, "make_dataset", recording)
+            try:
+                train(config)
+            except TrainingInterrupted:
+                pass
+        return seen[0]
+
+    class CtrlCAfterTheFirstBackup(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt
+
+    config = _small_run(tmp_path)
+    run_callbacks = runner.run_callbacks
+    monkeypatch.setattr(
+        runner, "run_callbacks", lambda *a, **k: [*run_callbacks(*a, **k), CtrlCAfterTheFirstBackup()]
+    )
+    fresh = first_epoch_order(config)
+    monkeypatch.setattr(runner, "run_callbacks", run_callbacks)
+    resumed = first_epoch_order(config)
+    assert not np.array_equal(fresh, resumed)
+    # A fresh run in another folder starts with the same order: the seed still decides it.
+    again = first_epoch_order(
+        dataclasses.replace(config, run_dir=str(tmp_path / "other"), out=str(tmp_path / "o2"))
+    )
+    np.testing.assert_array_equal(fresh, again)

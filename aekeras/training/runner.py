@@ -87,7 +87,19 @@ def _steps_per_epoch(dataset, config):
     return steps
 
 
-def _pipelines(config, source, model, strategy):
+def _order_seed(config, run_dir):
+    """The seed of the training order: the run's, or for a run resuming after epoch k one drawn from both.
+
+    The pipeline's order restarts with its seed in every process: a resumed
+    run would otherwise take its first epochs' orders again.
+    """
+    resumed_after = 0 if config.restart else completed_epochs(run_dir / "backup")
+    if not resumed_after:
+        return config.seed
+    return int(np.random.SeedSequence([config.seed, resumed_after]).generate_state(1)[0])
+
+
+def _pipelines(config, source, model, strategy, order_seed):
     """The training and test pipelines, split across workers as the source allows.
 
     Returns `(train, test, share)`; `share` says which share of a folder's
@@ -109,7 +121,7 @@ def _pipelines(config, source, model, strategy):
             shuffle=True,
             limit=config.limit,
             keep_uint8=keep_uint8,
-            **load,
+            **{**load, "seed": order_seed},
         )
 
     share = None
@@ -284,11 +296,11 @@ def _prepare(config, source, strategy):
         model.test_step = distribute.vector_logs(model.test_step)
     if distribute.is_chief(strategy) and not config.allow_contract_change:
         export.check_contract(model, config.out, config.run_name)
-    train_data, test_data, share = _pipelines(config, source, model, strategy)
+    run_dir = _run_dir(config, strategy)
+    train_data, test_data, share = _pipelines(config, source, model, strategy, _order_seed(config, run_dir))
     with strategy.scope():
         # After the pipelines: a schedule over the run needs their batch count.
         compile_model(model, config, train_data)
-    run_dir = _run_dir(config, strategy)
     return model, train_data, test_data, share, run_dir, _resume_or_start(config, source, run_dir)
 
 
