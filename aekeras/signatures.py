@@ -382,11 +382,13 @@ def _check_one(signature, spec, value, value_count=None):
     if (spec.shape is None or (spec.shape and spec.shape[0] is None)) and len(array) == 0:
         raise ServingError(f"{signature.expects()}; got an empty batch (send at least one example)")
     highest = INT32_MAX if value_count is None else value_count - 1
-    if not floating and array.size and (array.min() < 0 or array.max() > highest):
+    # A count (num_samples) of 0 is an empty request, refused as an empty batch is.
+    lowest = 1 if spec.shape == () else 0
+    if not floating and array.size and (array.min() < lowest or array.max() > highest):
         # Labels, codebook indices, counts: onnxruntime's Gather reads -1 as
         # the last class or codebook vector, and int32 wraps larger values.
         raise ServingError(
-            f"signature {signature.name!r} expects {spec.name} from 0 to {highest}; got values from "
+            f"signature {signature.name!r} expects {spec.name} from {lowest} to {highest}; got values from "
             f"{array.min()} to {array.max()}"
         )
     array = array.astype(_DTYPES.get(spec.dtype, array.dtype))

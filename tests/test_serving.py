@@ -240,3 +240,11 @@ def test_integer_inputs_outside_int32_or_below_zero_are_refused():
             contract.check("decode_indices", {"indices": values})
     checked = contract.check("decode_indices", {"indices": np.full((2, 7, 7), 63, np.int64)})["indices"]
     assert checked.dtype == np.int32 and checked.max() == 63
+    # A count of 0 asks for nothing: the SavedModel answers an empty batch, LiteRT and ONNX errors.
+    counts = Contract({"sample": Signature("sample", (TensorInfo("num_samples", "int32", ()),), ())})
+    for bad in (0, -1):
+        with pytest.raises(
+            ServingError, match=f"expects num_samples from 1 to 2147483647; got values from {bad}"
+        ):
+            counts.check("sample", {"num_samples": np.int32(bad)})
+    assert counts.check("sample", {"num_samples": 3})["num_samples"] == 3
