@@ -262,17 +262,20 @@ def test_a_full_disk_or_memory_ends_the_command_in_one_line(tmp_path, monkeypatc
 
 
 @pytest.mark.parametrize(
-    "tf_config",
+    "tf_config, message",
     [
-        "{not json",
-        '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}',
+        ("{not json", "$TF_CONFIG is not valid JSON"),
+        (
+            '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}',
+            "does not name a chief or worker task of its cluster",
+        ),
     ],
 )
-def test_bad_tf_config_exits_2(tmp_path, monkeypatch, capsys, tf_config):
+def test_bad_tf_config_exits_2(tmp_path, monkeypatch, capsys, tf_config, message):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TF_CONFIG", tf_config)
     assert cli.main(["train", "dense", "--strategy", "multi_worker"]) == 2
-    assert "does not name a chief or worker task of its cluster" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 

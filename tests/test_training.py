@@ -191,8 +191,10 @@ def test_multi_worker_needs_a_usable_tf_config(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ValueError, match=r"strategy 'multi_worker' needs \$TF_CONFIG, such as"):
         training.check_tf_config()
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match=r"^\$TF_CONFIG is not valid JSON \(Expecting property name"):
+        training.check_tf_config()
     for bad in (
-        "{not json",
         '{"cluster": {"worker": ["a:1"]}}',
         '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}',
         '{"cluster": {"ps": ["a:1"]}, "task": {"type": "ps", "index": 0}}',

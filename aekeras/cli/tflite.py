@@ -22,7 +22,12 @@ def add_parser(commands):
         "images (the data its run.json names, or --data).",
     )
     parser.add_argument("version_dir", help="an export, e.g. saved_models/dense/1")
-    parser.add_argument("--quantize", choices=QUANTIZATIONS, default="none")
+    parser.add_argument(
+        "--quantize",
+        choices=QUANTIZATIONS,
+        default="none",
+        help='none: float32; README, "TFLite (LiteRT)", has each',
+    )
     parser.add_argument(
         "--calibration-images",
         type=positive_int,

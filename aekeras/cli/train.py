@@ -78,7 +78,7 @@ def add_parser(commands):
     _add_model_options(parser)
     add_data_arguments(parser)
     parser.add_argument("--limit", type=positive_int, help="train on the first N examples only")
-    parser.add_argument("--epochs", type=positive_int, default=20)
+    parser.add_argument("--epochs", type=positive_int, default=20, help="passes over the training split")
     parser.add_argument(
         "--validation-freq",
         type=non_negative_int,
@@ -87,7 +87,12 @@ def add_parser(commands):
         help="evaluate on the test split every N epochs, for the history's val_* columns and TensorBoard's "
         "validation scalars (0: only once, after training)",
     )
-    parser.add_argument("--batch-size", type=positive_int, default=256)
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=256,
+        help="examples per step (under a strategy, the global batch)",
+    )
     parser.add_argument("--learning-rate", type=positive_float, default=1e-3, help="Adam's learning rate")
     parser.add_argument(
         "--learning-rate-schedule",
@@ -138,7 +143,8 @@ def _add_speed_options(parser):
         type=positive_int,
         default=None,
         help="parts each training batch is split into, trained side by side on the CPU's cores with the "
-        "whole batch's update (default: one per core on a CPU for the dense vae, iwae and cvae, else 1)",
+        "whole batch's update (default: one per core on a CPU for dense with no hidden layers and a code of at "
+        "most 64 and for the dense vae, iwae and cvae, else 1)",
     )
     parser.add_argument(
         "--intra-op-threads",

@@ -21,6 +21,11 @@ def check_tf_config():
         raise ValueError(f"strategy 'multi_worker' needs ${TF_CONFIG_ENV}, such as {example}")
     try:
         tf_config = json.loads(text)
+    except ValueError as e:
+        raise ValueError(
+            f"${TF_CONFIG_ENV} is not valid JSON ({e}; expected JSON such as {example})"
+        ) from None
+    try:
         task = tf_config["task"]
         addresses = tf_config["cluster"][task["type"]]
         valid = (
