@@ -66,7 +66,7 @@ def _add_model_options(parser):
 
 
 def add_parser(commands):
-    from aekeras.choices import LEARNING_RATE_SCHEDULES, STRATEGIES
+    from aekeras.choices import LEARNING_RATE_SCHEDULES
 
     parser = commands.add_parser(
         "train",
@@ -104,6 +104,15 @@ def add_parser(commands):
     parser.add_argument(
         "--seed", type=seed, default=0, help="seeds the weights, the data order and the noise"
     )
+    _add_run_options(parser)
+    add_contract_argument(parser)
+    parser.set_defaults(run=run)
+
+
+def _add_run_options(parser):
+    """Where a run writes, how it runs, and what it does with an earlier one."""
+    from aekeras.choices import STRATEGIES
+
     parser.add_argument("--out", default="saved_models", help="SavedModels go to OUT/MODEL/VERSION/")
     parser.add_argument(
         "--run-dir",
@@ -125,8 +134,6 @@ def add_parser(commands):
         action="store_true",
         help="discard the backup of an interrupted run instead of resuming it",
     )
-    add_contract_argument(parser)
-    parser.set_defaults(run=run)
 
 
 def _add_speed_options(parser):
