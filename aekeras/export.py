@@ -10,6 +10,7 @@ machine removes. `write_models_config(out)` writes the TF Serving
 """
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -133,21 +134,46 @@ def saved_model(model, out, name, settings=None, allow_contract_change=False, in
         signatures.write_value_counts(staging, model.input_value_counts())
         if settings is not None:
             (staging / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
-        while True:
-            existing = versions(model_dir)
-            version_dir = model_dir / str(existing[-1] + 1 if existing else 1)
-            try:
-                # Fails if another exporter published this version first.
-                os.rename(staging, version_dir)
-                published = True
-                return version_dir
-            except OSError:
-                if not version_dir.exists():
-                    raise
+        with _locked(model_dir):
+            if not allow_contract_change:
+                # Again: another exporter may have published since the check above.
+                check_contract(model, out, name)
+            version_dir = _take_next_version(staging, model_dir)
+            published = True
+            return version_dir
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if not published:
             _remove_empty(made)
+
+
+def _take_next_version(staging, model_dir):
+    """Renames `staging` to the next version folder of `model_dir`, returned."""
+    while True:
+        existing = versions(model_dir)
+        version_dir = model_dir / str(existing[-1] + 1 if existing else 1)
+        try:
+            # Fails if a writer that takes no lock published this version first.
+            os.rename(staging, version_dir)
+            return version_dir
+        except OSError:
+            if not version_dir.exists():
+                raise
+
+
+@contextlib.contextmanager
+def _locked(folder):
+    """Holds an exclusive lock on `folder` (`flock` on the folder itself, leaving no lock file).
+
+    Publishers of one name take it to check the contract and take a
+    version as one step, and writers of `models.config` to read and write it.
+    """
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 @contextlib.contextmanager
@@ -181,35 +207,50 @@ def write_models_config(out, base_path=None):
 
     `base_path` is where the server sees `out` (for example `/models` inside
     the `tensorflow/serving` container); by default the one the existing
-    file was written with, so that a later export or run keeps a serving
-    root given once, else the absolute path of `out`. The file is written
-    whole under a temporary name, then renamed.
+    file places its models under, so that a later export or run keeps a
+    serving root given once, else the absolute path of `out`. What a user
+    added to the file (version policies, labels, other models) is kept:
+    only each model folder's name, base path and platform are set, and the
+    entries of model folders since removed from `out` go. The
+    file is written whole under a temporary name, then renamed.
 
     Returns:
         The `Path` of the config file.
     """
     out = Path(out)
     path = out / MODELS_CONFIG_FILE
-    base_path = base_path or _serving_root(path) or str(out.absolute())
-    config = model_server_config_pb2.ModelServerConfig()
-    for model_dir in sorted(p for p in out.iterdir() if p.is_dir() and versions(p)):
-        entry = config.model_config_list.config.add()
-        entry.name = model_dir.name
-        entry.base_path = f"{base_path.rstrip('/')}/{model_dir.name}"
-        entry.model_platform = "tensorflow"
-    write_atomically(path, lambda partial: partial.write_text(text_format.MessageToString(config)))
+    with _locked(out):  # concurrent exports: each reads the file the last one wrote
+        config = _read_models_config(path)
+        model_dirs = sorted(p for p in out.iterdir() if p.is_dir() and versions(p))
+        base_path = base_path or _serving_root(config, model_dirs) or str(out.absolute())
+        listed = config.model_config_list.config
+        for entry in list(listed):
+            if entry.base_path == f"{base_path.rstrip('/')}/{entry.name}" and not versions(out / entry.name):
+                listed.remove(entry)  # a model folder of `out` removed since
+        entries = {entry.name: entry for entry in listed}
+        for model_dir in model_dirs:
+            entry = entries.get(model_dir.name) or listed.add()
+            entry.name = model_dir.name
+            entry.base_path = f"{base_path.rstrip('/')}/{model_dir.name}"
+            entry.model_platform = "tensorflow"
+        write_atomically(path, lambda partial: partial.write_text(text_format.MessageToString(config)))
     return path
 
 
-def _serving_root(path):
-    """The folder an existing `models.config` places every model in, or None (no file, or no one folder)."""
+def _read_models_config(path):
+    """An existing `models.config`, or an empty one (no file, or one TF Serving could not read either)."""
     try:
-        config = text_format.Parse(path.read_text(), model_server_config_pb2.ModelServerConfig())
+        return text_format.Parse(path.read_text(), model_server_config_pb2.ModelServerConfig())
     except (OSError, UnicodeDecodeError, text_format.ParseError):
-        return None
+        return model_server_config_pb2.ModelServerConfig()
+
+
+def _serving_root(config, model_dirs):
+    """The folder a `models.config` places this folder's models in, or None (none listed, or no one folder)."""
+    names = {model_dir.name for model_dir in model_dirs}
     roots = {
         entry.base_path[: -len(entry.name)].rstrip("/") or "/"
         for entry in config.model_config_list.config
-        if entry.base_path.endswith(f"/{entry.name}")
+        if entry.name in names and entry.base_path.endswith(f"/{entry.name}")
     }
-    return roots.pop() if len(roots) == 1 and len(config.model_config_list.config) else None
+    return roots.pop() if len(roots) == 1 else None

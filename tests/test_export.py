@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -221,6 +222,56 @@ def test_models_config_lists_every_model(exported_models):
     assert written() == [f"/models/{name}" for name in sorted(exported)]
     path.unlink()
     assert written()[0] == str((out / "contractive").absolute())  # none given yet: where `out` is
+
+
+def test_models_config_keeps_what_a_user_added_to_it(tmp_path):
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    for name in ("dense", "retired"):
+        export.saved_model(DenseAutoencoder(latent_dim=4), tmp_path, name)
+    path = export.write_models_config(tmp_path, "/models")
+    config = text_format.Parse(path.read_text(), model_server_config_pb2.ModelServerConfig())
+    (dense,) = [entry for entry in config.model_config_list.config if entry.name == "dense"]
+    dense.model_version_policy.specific.versions.append(1)
+    dense.version_labels["stable"] = 1
+    other = config.model_config_list.config.add(name="resnet", base_path="/elsewhere/resnet")
+    other.model_platform = "tensorflow"
+    path.write_text(text_format.MessageToString(config))
+
+    for version in (tmp_path / "retired").iterdir():
+        shutil.rmtree(version)
+    export.saved_model(DenseAutoencoder(latent_dim=4), tmp_path, "dense")
+    kept = text_format.Parse(
+        export.write_models_config(tmp_path).read_text(), model_server_config_pb2.ModelServerConfig()
+    )
+    entries = {entry.name: entry for entry in kept.model_config_list.config}
+    # The pin and label stay with version 1, the other model stays, the removed one goes.
+    assert sorted(entries) == ["dense", "resnet"]
+    assert list(entries["dense"].model_version_policy.specific.versions) == [1]
+    assert dict(entries["dense"].version_labels) == {"stable": 1}
+    assert (
+        entries["dense"].base_path == "/models/dense" and entries["resnet"].base_path == "/elsewhere/resnet"
+    )
+
+
+def test_a_contract_published_while_an_export_was_written_is_checked_again(tmp_path, monkeypatch):
+    """Two exporters of one new name both passed the first check: the name served two contracts."""
+    from aekeras.errors import ContractChangeError
+
+    build_archive, others = export.build_archive, [DenseAutoencoder(latent_dim=4)]
+
+    def another_exporter_publishes_meanwhile(model):
+        if others:
+            export.saved_model(others.pop(), tmp_path, "shared")
+        return build_archive(model)
+
+    monkeypatch.setattr(export, "build_archive", another_exporter_publishes_meanwhile)
+    with pytest.raises(ContractChangeError, match=r"shared/1 serves other signatures than this model"):
+        export.saved_model(DenseAutoencoder(latent_dim=8), tmp_path, "shared")
+    assert export.versions(tmp_path / "shared") == [1] and [
+        p.name for p in (tmp_path / "shared").iterdir()
+    ] == ["1"]
 
 
 def test_a_poller_sees_only_complete_versions(tmp_path):

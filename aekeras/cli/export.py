@@ -18,7 +18,7 @@ def add_parser(commands):
     parser.add_argument(
         "--serving-root",
         help="where the server sees OUT, for models.config (e.g. /models in the tensorflow/serving container; "
-        "default: OUT's absolute path)",
+        "default: the root models.config already places its models under, else OUT's absolute path)",
     )
     parser.add_argument(
         "--int8-weights",
