@@ -13,11 +13,12 @@ import shutil
 import uuid
 from pathlib import Path
 
+import onnx
 import onnxruntime
 import tensorflow as tf
 import tf2onnx
 
-from aekeras.signatures import Contract
+from aekeras.signatures import Contract, read_value_counts
 from aekeras.signatures import max_differences as max_differences_from
 
 # 17 is what onnxruntime, TensorRT and most other runtimes of 2024 on accept.
@@ -44,7 +45,21 @@ def _convert_signature(function, path, opset):
     specs = [tf.TensorSpec(inputs[n].shape, inputs[n].dtype, name=n) for n in names]
     # tf2onnx traces a function of positional inputs; the signature takes names.
     traced = tf.function(lambda *args: function(**dict(zip(names, args, strict=True))), input_signature=specs)
-    tf2onnx.convert.from_function(traced, input_signature=specs, opset=opset, output_path=str(path))
+    model, _ = tf2onnx.convert.from_function(traced, input_signature=specs, opset=opset)
+    _unseed_random_ops(model.graph)
+    onnx.save(model, str(path))
+
+
+def _unseed_random_ops(graph):
+    """Drops the seed tf2onnx writes into random ops (0): onnxruntime would then draw one sequence in every session.
+
+    Without a seed each session draws afresh, as the SavedModel's `sample` does in every server process.
+    """
+    for node in graph.node:
+        if node.op_type.startswith("Random"):
+            kept = [attribute for attribute in node.attribute if attribute.name != "seed"]
+            del node.attribute[:]
+            node.attribute.extend(kept)
 
 
 def convert(version_dir, *, opset=DEFAULT_OPSET):
@@ -105,7 +120,9 @@ class Runner:
             f.stem: onnxruntime.InferenceSession(str(f), options, providers=["CPUExecutionProvider"])
             for f in files
         }
-        self.contract = Contract.from_onnx(self.sessions)
+        # The export's label and codebook counts: onnxruntime's Gather reads a
+        # label or index past them as another class or vector, or fails natively.
+        self.contract = Contract.from_onnx(self.sessions, read_value_counts(folder.parent))
 
     def __call__(self, signature_name="serving_default", **inputs):
         arrays = self.contract.check(signature_name, inputs)

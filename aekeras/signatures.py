@@ -266,8 +266,8 @@ class Contract:
         return cls(signatures, None if version_dir is None else read_value_counts(version_dir))
 
     @classmethod
-    def from_tflite(cls, interpreter):
-        """The contract of a LiteRT interpreter's signature runners."""
+    def from_tflite(cls, interpreter, value_counts=None):
+        """The contract of a LiteRT interpreter's signature runners (the file records no `value_counts`)."""
         signatures = {}
         for name in interpreter.get_signature_list():
             runner = interpreter.get_signature_runner(name)
@@ -277,11 +277,11 @@ class Contract:
             signatures[name] = Signature(
                 name, describe(runner.get_input_details()), describe(runner.get_output_details())
             )
-        return cls(signatures)
+        return cls(signatures, value_counts)
 
     @classmethod
-    def from_onnx(cls, sessions):
-        """The contract of onnxruntime sessions, `{signature name: InferenceSession}`."""
+    def from_onnx(cls, sessions, value_counts=None):
+        """The contract of onnxruntime sessions, `{signature name: InferenceSession}` (the files record no `value_counts`)."""
         dtypes = {"tensor(float)": "float32", "tensor(int32)": "int32", "tensor(int64)": "int64"}
 
         def describe(args):
@@ -294,7 +294,8 @@ class Contract:
             {
                 name: Signature(name, describe(session.get_inputs()), describe(session.get_outputs()))
                 for name, session in sessions.items()
-            }
+            },
+            value_counts,
         )
 
     def signature(self, name):

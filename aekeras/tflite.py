@@ -19,7 +19,7 @@ from tensorflow.lite.tools import flatbuffer_utils
 from aekeras import data, losses
 from aekeras.choices import CALIBRATED, QUANTIZATIONS
 from aekeras.progress import tracked
-from aekeras.signatures import Contract, batch_inputs, example_inputs
+from aekeras.signatures import Contract, batch_inputs, example_inputs, read_value_counts
 from aekeras.signatures import max_differences as max_differences_from
 from aekeras.staging import write_atomically
 
@@ -257,7 +257,8 @@ class Runner:
         self.path = Path(path)
         self.interpreter = Interpreter(model_path=str(self.path))
         self.signatures = self.interpreter.get_signature_list()
-        self.contract = Contract.from_tflite(self.interpreter)
+        # The export's label and codebook counts, where the file lies in its version folder.
+        self.contract = Contract.from_tflite(self.interpreter, read_value_counts(self.path.parent))
         self._runners = {}
 
     def quantized_tensors(self):

@@ -1,5 +1,8 @@
 """ONNX exports: every signature of every model, checked in onnxruntime against the SavedModel."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -54,6 +57,17 @@ def test_vae_sample_draws_fresh_images(converted):
     second = runner("sample", num_samples=np.array(4, np.int32))["images"]
     assert first.shape == (4, 28, 28, 1) and not np.array_equal(first, second)
     assert 0 <= first.min() and first.max() <= 1
+    # Another server process or replica draws afresh too: tf2onnx wrote seed 0 into the random op,
+    # and onnxruntime then drew one sequence in every process.
+    draw = (
+        "import numpy as np; from aekeras import onnx; "
+        f"print(onnx.Runner({str(converted['vae'][0])!r})('sample', num_samples=np.array(4, np.int32))['images'].sum())"
+    )
+    first_draws = {
+        subprocess.run([sys.executable, "-c", draw], capture_output=True, text=True, check=True).stdout
+        for _ in range(2)
+    }
+    assert len(first_draws) == 2
 
 
 def test_runner_checks_every_call(converted, digits):
