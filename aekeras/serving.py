@@ -213,7 +213,10 @@ class LocalServer:
             if not isinstance(instances[0], dict):
                 (name,) = self.input_names(signature_name)
                 instances = [{name: row} for row in instances]
-            inputs = {n: np.asarray([row[n] for row in instances]) for n in instances[0]}
+            names = set(instances[0])
+            if any(not isinstance(row, dict) or set(row) != names for row in instances):
+                raise ServingError(f'every one of "instances" must name the same inputs ({sorted(names)})')
+            inputs = self._from_json(signature_name, {n: [row[n] for row in instances] for n in names})
             outputs = self.predict(signature_name, **inputs)
             batch = len(instances)
             rows = [{n: v[i].tolist() for n, v in outputs.items()} for i in range(batch)]
@@ -225,10 +228,28 @@ class LocalServer:
             if not isinstance(inputs, dict):
                 (name,) = self.input_names(signature_name)
                 inputs = {name: inputs}
-            outputs = self.predict(signature_name, **inputs)
+            outputs = self.predict(signature_name, **self._from_json(signature_name, inputs))
             values = {n: v.tolist() for n, v in outputs.items()}
             return {"outputs": values if len(values) > 1 else next(iter(values.values()))}
         raise ServingError('a REST :predict body needs "instances" or "inputs"')
+
+    def _from_json(self, signature_name, values):
+        """JSON values as TF Serving reads them: numbers as each input's dtype (`0` is a float32 0); ragged rows refused."""
+        dtypes = {spec.name: spec.dtype for spec in self.contract.signature(signature_name).inputs}
+        arrays = {}
+        for name, value in values.items():
+            try:
+                array = np.asarray(value)
+            except ValueError:
+                array = np.empty(0, object)
+            if array.dtype == object:
+                raise ServingError(
+                    f"{name}: rows of different shapes or kinds (expected one array of numbers)"
+                )
+            if dtypes.get(name, "").startswith("float") and np.issubdtype(array.dtype, np.integer):
+                array = array.astype(np.float32)  # JSON writes 0.0 as 0 (JavaScript, Go)
+            arrays[name] = array
+        return arrays
 
     def grpc_predict(self, request):
         """Answers a `PredictRequest` as TF Serving would (a `PredictResponse`).
@@ -245,8 +266,14 @@ class LocalServer:
             asked = f"{spec.name!r}" + (f" version {spec.version.value}" if spec.HasField("version") else "")
             raise ServingError(f"no model {asked} here: this server serves {name!r} version {version}")
         signature_name = spec.signature_name or "serving_default"
-        inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
-        outputs = self.predict(signature_name, **inputs)
+        outputs = self.predict(signature_name, **self._from_protos(signature_name, request.inputs))
+        if request.output_filter:
+            unknown = sorted(set(request.output_filter) - set(outputs))
+            if unknown:
+                raise ServingError(
+                    f"output_filter names {unknown}, not outputs of {signature_name!r} ({sorted(outputs)})"
+                )
+            outputs = {name: outputs[name] for name in request.output_filter}
         response = predict_pb2.PredictResponse()
         response.model_spec.name, response.model_spec.signature_name = name, signature_name
         if version is not None:
@@ -254,6 +281,18 @@ class LocalServer:
         for name, value in outputs.items():
             response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
         return response
+
+    def _from_protos(self, signature_name, protos):
+        """A request's tensors; one of another dtype than its input's is refused, as TF Serving refuses it."""
+        dtypes = {spec.name: spec.dtype for spec in self.contract.signature(signature_name).inputs}
+        for name, proto in protos.items():
+            sent = tf.dtypes.as_dtype(proto.dtype).name
+            if name in dtypes and sent != dtypes[name]:
+                raise ServingError(
+                    f"{name}: a {sent} tensor, where {signature_name!r} takes {dtypes[name]} (TF Serving answers "
+                    "InvalidArgument)"
+                )
+        return {name: tf.make_ndarray(proto) for name, proto in protos.items()}
 
 
 def reconstruction_mse(server, images, batch_size=1000, verbose=False, labels=None):

@@ -35,6 +35,25 @@ def test_rest_round_trip(servers, digits):
     np.testing.assert_allclose(answer["score"], direct["score"], rtol=1e-5)
 
 
+def test_rest_bodies_as_other_clients_write_them(servers, digits):
+    """JavaScript and Go write 0.0 as 0: TF Serving reads JSON numbers as the input's dtype."""
+    server = servers["dense"]
+    binary = (digits[:2] > 0.5).astype(np.float32)
+    as_integers = json.dumps({"instances": binary.astype(int).tolist()})
+    answer = server.rest_predict(as_integers)["predictions"]
+    np.testing.assert_allclose(
+        [row["score"] for row in answer], server.predict(images=binary)["score"], rtol=1e-6
+    )
+    columnar = server.rest_predict({"inputs": {"images": binary.astype(int).tolist()}})["outputs"]
+    np.testing.assert_allclose(columnar["score"], server.predict(images=binary)["score"], rtol=1e-6)
+    # Malformed bodies get one ServingError, as TF Serving answers {"error": ...}, not a KeyError.
+    rows = binary.tolist()
+    with pytest.raises(ServingError, match=r'every one of "instances" must name the same inputs'):
+        server.rest_predict({"instances": [{"images": rows[0]}, {"pixels": rows[1]}]})
+    with pytest.raises(ServingError, match=r"images: rows of different shapes or kinds"):
+        server.rest_predict({"instances": [rows[0], rows[1][:5]]})
+
+
 def test_rest_decode_and_vae_sample(servers, digits):
     latent = servers["vae"].predict("encode", images=digits[:3])["latent"]
     body = serving.rest_request("decode", latent=latent)
@@ -86,6 +105,14 @@ def test_grpc_round_trip(servers, digits):
         outputs["z_mean"], servers["vae"].predict("encode", images=digits[:5])["z_mean"], atol=1e-6
     )
     assert (response.model_spec.name, response.model_spec.version.value) == ("vae", 1)
+    # output_filter answers those outputs alone; a tensor of another dtype is refused, as by TF Serving.
+    request.output_filter.append("z_mean")
+    assert set(serving.parse_grpc_response(servers["vae"].grpc_predict(request))) == {"z_mean"}
+    doubles = predict_pb2.PredictRequest()
+    doubles.CopyFrom(request)
+    doubles.inputs["images"].CopyFrom(tf.make_tensor_proto(digits[:5].astype(np.float64)))
+    with pytest.raises(ServingError, match=r"images: a float64 tensor, where 'encode' takes float32"):
+        servers["vae"].grpc_predict(doubles)
     # Another name or version is not answered by this one, as TF Serving answers NOT_FOUND.
     for name, version in (("dense", 1), ("vae", 2)):
         wrong = serving.grpc_request(name, "encode", version=version, images=digits[:1])
