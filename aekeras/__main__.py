@@ -1,5 +1,5 @@
 import sys
 
-from aekeras.cli import main
+from aekeras.cli import entry_point
 
-sys.exit(main())
+sys.exit(entry_point())

@@ -2,7 +2,7 @@
 
 import sys
 
-from aekeras.cli import main
+from aekeras.cli import entry_point
 
 if __name__ == "__main__":
-    sys.exit(main(["report", *sys.argv[1:]]))
+    sys.exit(entry_point(["report", *sys.argv[1:]]))

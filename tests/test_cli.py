@@ -466,3 +466,19 @@ def test_model_arguments_out_of_range_exit_2(tmp_path):
     assert result.returncode == 2
     assert "noise_level for dropout must be in [0, 1), got 1.5" in stderr_line(result)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_ctrl_c_after_the_command_finished_leaves_its_exit_status(tmp_path):
+    """The signal lands in Python's teardown, after `aekeras export` printed what it published."""
+    teardown_ctrl_c = (
+        "import atexit, os, signal, sys\n"
+        "atexit.register(lambda: os.kill(os.getpid(), signal.SIGINT))\n"
+        "from aekeras import cli\n"
+        "sys.exit(cli.entry_point(['export', 'missing.keras', '--name', 'm']))\n"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", teardown_ctrl_c], cwd=tmp_path, capture_output=True, text=True
+    )
+    # The command's own status (2: no such file) and its one line, no 130 and no traceback.
+    assert finished.returncode == 2
+    assert finished.stderr.startswith("aekeras: error: missing.keras") and finished.stderr.count("\n") == 1

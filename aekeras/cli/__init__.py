@@ -10,6 +10,7 @@ import faulthandler
 import importlib
 import os
 import shlex
+import signal
 import sys
 
 from aekeras.cli.common import EXIT_USAGE, Parser, UsageError, start_tensorflow
@@ -92,6 +93,19 @@ def main(argv=None):
         print(line, file=sys.stderr)
         return 1
     return 0
+
+
+def entry_point(argv=None):
+    """`main` as the `aekeras` process runs it: once it returns, Ctrl-C is ignored.
+
+    The work is done and reported by then; a Ctrl-C during Python's and
+    TensorFlow's teardown (half a second) would otherwise turn the exit
+    status into 130, or print a traceback from an exit handler, after a
+    command that succeeded, and a supervisor would run it again.
+    """
+    status = main(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return status
 
 
 def _out_of_resources(error):
