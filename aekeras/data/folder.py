@@ -169,5 +169,5 @@ def scan_folder(folder):
 
 
 def _in_seeded_order(examples):
-    """The examples in a fixed, seeded order: the files are listed class by class, and `limit` takes the first."""
+    """The examples in a fixed, seeded order rather than class by class as listed: `limit`'s first span the classes."""
     return examples.subset(np.random.default_rng(HOLDOUT_SEED).permutation(len(examples)))

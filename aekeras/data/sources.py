@@ -182,8 +182,9 @@ def naming_undecodable_files(source):
     """
     try:
         yield
-    except tf.errors.InvalidArgumentError:
-        if isinstance(source, FolderSource):
+    except tf.errors.InvalidArgumentError as error:
+        # Other errors (a shape check's) are raised as they are, without decoding every file again.
+        if isinstance(source, FolderSource) and "decode" in error.message.lower():
             check_decodable([f for split in source.scan.splits.values() for f in split.files], source.spec)
         raise
 

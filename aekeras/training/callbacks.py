@@ -24,9 +24,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     Keras writes the backup in place, so a kill during the write leaves a
     file that cannot be restored. Here each file is written under a
     temporary name and renamed over the old one. The weights and the random
-    state go first and the epoch count last, so a kill between the renames repeats an epoch
-    rather than losing one; the run's state (`clock`) goes between them, so
-    a backup that counts an epoch always has the settings it was made with.
+    state go first and the epoch count last, so a kill between the renames
+    repeats an epoch rather than losing one; the run's state (`clock`) goes
+    between them, so a backup that counts an epoch always has the settings
+    it was made with.
     """
 
     def __init__(self, backup_dir, clock=None):
@@ -93,8 +94,8 @@ def run_callbacks(run_dir, resuming, is_chief, clock=None):
     return [
         NonFiniteStop(checkpoints),
         # Logged and checkpointed before the backup: a crash between them
-        # repeats the epoch (read_history keeps the last row) rather than
-        # losing its row or leaving a half-written checkpoint for good.
+        # repeats the epoch (the resumed run drops its first row,
+        # `trim_history`) rather than losing its row or its checkpoint.
         keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resuming),
         EpochCheckpoint(checkpoints),
         keras.callbacks.TensorBoard(str(run_dir / LOGS_DIR)),
