@@ -99,8 +99,10 @@ def _order_seed(config, run_dir):
     return int(np.random.SeedSequence([config.seed, resumed_after]).generate_state(1)[0])
 
 
-def _pipelines(config, source, model, strategy, order_seed):
+def _pipelines(config, source, model, strategy, order_seed=None):
     """The training and test pipelines, split across workers as the source allows.
+
+    `order_seed` seeds the training order (`_order_seed`; default `config.seed`).
 
     Returns `(train, test, share)`; `share` says which share of a folder's
     files this worker reads, where each reads its own (else None).
@@ -121,7 +123,7 @@ def _pipelines(config, source, model, strategy, order_seed):
             shuffle=True,
             limit=config.limit,
             keep_uint8=keep_uint8,
-            **{**load, "seed": order_seed},
+            **{**load, "seed": config.seed if order_seed is None else order_seed},
         )
 
     share = None
