@@ -129,6 +129,9 @@ class TestConditionalVAE(AutoencoderTestCase):
             model.fit(images, epochs=1, verbose=0)
         with pytest.raises(ValueError, match="needs labels"):
             model.encode(images)
+        # The pair call takes: here it failed in NumPy ("non-rectangular Python sequence").
+        with pytest.raises(TypeError, match=r"takes the inputs alone here and their labels as labels="):
+            model.encode((images, labels))
         with pytest.raises(ValueError, match="needs one label per example: 64, got shape"):
             model.reconstruct(images, labels=labels[:3])
         for label in (10, -1):  # past the last class, and before the first

@@ -314,6 +314,11 @@ class BaseAutoencoder(keras.Model):
         with the graph, and the tensor gets the static shape it was checked for.
         """
         expected = f"{type(self).__name__} expects {what} of shape {_shape_text(shape)}"
+        if self.conditioned and isinstance(tensor, (tuple, list)) and len(tensor) == 2:
+            raise TypeError(
+                f"{type(self).__name__} takes the {what} alone here and their labels as labels=; an (images, "
+                "labels) pair is what call, fit and predict take"
+            )
         if not keras.backend.is_keras_tensor(tensor):
             tensor = tf.convert_to_tensor(tensor)
         static = tf.TensorShape(tensor.shape)  # a Keras tensor's is a tuple
