@@ -233,9 +233,13 @@ class LocalServer:
             return {"outputs": values if len(values) > 1 else next(iter(values.values()))}
         raise ServingError('a REST :predict body needs "instances" or "inputs"')
 
+    def _input_dtypes(self, signature_name):
+        """`{input name: dtype}` of a signature, as the served contract says."""
+        return {spec.name: spec.dtype for spec in self.contract.signature(signature_name).inputs}
+
     def _from_json(self, signature_name, values):
         """JSON values as TF Serving reads them: numbers as each input's dtype (`0` is a float32 0); ragged rows refused."""
-        dtypes = {spec.name: spec.dtype for spec in self.contract.signature(signature_name).inputs}
+        dtypes = self._input_dtypes(signature_name)
         arrays = {}
         for name, value in values.items():
             try:
@@ -284,7 +288,7 @@ class LocalServer:
 
     def _from_protos(self, signature_name, protos):
         """A request's tensors; one of another dtype than its input's is refused, as TF Serving refuses it."""
-        dtypes = {spec.name: spec.dtype for spec in self.contract.signature(signature_name).inputs}
+        dtypes = self._input_dtypes(signature_name)
         for name, proto in protos.items():
             sent = tf.dtypes.as_dtype(proto.dtype).name
             if name in dtypes and sent != dtypes[name]:

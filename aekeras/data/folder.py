@@ -74,11 +74,11 @@ def _inspect(path):
                 mode = "L" if _grey_palette(image) else mode
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{path}: not a readable image ({e})") from None
-    _check_decodable(path, kind, mode)
+    _refuse_misread_bmp(path, kind, mode)
     return height, width, mode in _GREY_MODES
 
 
-def _check_decodable(path, kind, mode):
+def _refuse_misread_bmp(path, kind, mode):
     """Refuses the BMPs TensorFlow's decoder misreads: it gives a palette's indices, not its colours, and no 1-bit image."""
     if kind == "BMP" and mode in ("P", "1"):
         kind = "an 8-bit palette" if mode == "P" else "a 1-bit"

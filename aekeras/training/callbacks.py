@@ -10,6 +10,8 @@ from aekeras.models.blocks import load_with_older_weight_names
 from aekeras.models.nonfinite import NonFiniteStop
 from aekeras.staging import write_atomically
 
+# Where every worker keeps its backup, in its run folder.
+BACKUP_DIR = "backup"
 # The files a run's chief writes in its folder besides the backup.
 CHECKPOINTS_DIR = "checkpoints"
 HISTORY_FILE = "history.csv"
@@ -84,7 +86,7 @@ def run_callbacks(run_dir, resuming, is_chief, clock=None):
 
     `clock`, a `RunClock`, is saved with every backup.
     """
-    backup = AtomicBackupAndRestore(str(run_dir / "backup"), clock)
+    backup = AtomicBackupAndRestore(str(run_dir / BACKUP_DIR), clock)
     if not is_chief:
         # Every worker must resume from the same epoch, so each keeps a
         # backup; the rest is the chief's to write.

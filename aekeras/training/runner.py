@@ -27,7 +27,7 @@ from aekeras.errors import SettingsChangedError, TrainingInterrupted
 from aekeras.registry import build_model, get_model
 from aekeras.staging import remove_partials, write_atomically
 from aekeras.training import distribute
-from aekeras.training.callbacks import CHECKPOINTS_DIR, HISTORY_FILE, LOGS_DIR, run_callbacks
+from aekeras.training.callbacks import BACKUP_DIR, CHECKPOINTS_DIR, HISTORY_FILE, LOGS_DIR, run_callbacks
 from aekeras.training.evaluate import evaluate_model
 from aekeras.training.records import SETTINGS_FILE, environment, read_history, trim_history
 from aekeras.training.resume import RunClock, completed_epochs, shaping_settings
@@ -93,7 +93,7 @@ def _order_seed(config, run_dir):
     The pipeline's order restarts with its seed in every process: a resumed
     run would otherwise take its first epochs' orders again.
     """
-    resumed_after = 0 if config.restart else completed_epochs(run_dir / "backup")
+    resumed_after = 0 if config.restart else completed_epochs(run_dir / BACKUP_DIR)
     if not resumed_after:
         return config.seed
     return int(np.random.SeedSequence([config.seed, resumed_after]).generate_state(1)[0])
@@ -161,7 +161,7 @@ def _resume_or_start(config, source, run_dir):
             settings, or of more epochs than `config.epochs` (and
             `config.restart` is not set).
     """
-    backup = run_dir / "backup"
+    backup = run_dir / BACKUP_DIR
     if config.restart:
         shutil.rmtree(backup, ignore_errors=True)
     builder_options, _ = get_model(config.model).split_options(config.options)
@@ -230,7 +230,7 @@ def _fit(model, train_data, test_data, config, run_dir, clock, is_chief, source)
             shuffle=False,  # The dataset reshuffles itself every epoch.
         )
     except KeyboardInterrupt:
-        raise TrainingInterrupted(run_dir, completed_epochs(run_dir / "backup"), config.epochs) from None
+        raise TrainingInterrupted(run_dir, completed_epochs(run_dir / BACKUP_DIR), config.epochs) from None
 
 
 def _record(config, source, model, strategy, metrics, run_dir, clock):
@@ -344,7 +344,7 @@ def train(config, source=None, progress=print):
             result = _evaluate_and_publish(config, source, model, test_data, strategy, run_dir, clock)
         except KeyboardInterrupt:
             raise TrainingInterrupted(run_dir, config.epochs, config.epochs) from None
-    shutil.rmtree(run_dir / "backup", ignore_errors=True)
+    shutil.rmtree(run_dir / BACKUP_DIR, ignore_errors=True)
     return {**result, "data_share": share}
 
 
