@@ -482,3 +482,27 @@ def test_a_ctrl_c_after_the_command_finished_leaves_its_exit_status(tmp_path):
     # The command's own status (2: no such file) and its one line, no 130 and no traceback.
     assert finished.returncode == 2
     assert finished.stderr.startswith("aekeras: error: missing.keras") and finished.stderr.count("\n") == 1
+
+
+def test_an_error_a_ctrl_c_caused_inside_c_code_is_the_interrupt_it_was():
+    """TensorFlow's array conversion turned a Ctrl-C into a SystemError: the check ended in a traceback."""
+    import os
+    import signal
+
+    from aekeras.cli.common import ctrl_c_kept
+
+    def converting_in_c():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            raise SystemError("returned a result with an exception set") from None
+
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_kept():
+            converting_in_c()
+    with pytest.raises(SystemError):  # without a Ctrl-C, an error is itself
+        with ctrl_c_kept():
+            raise SystemError("a real one")
+    assert signal.getsignal(signal.SIGINT) is before

@@ -3,6 +3,7 @@
 from aekeras.cli.common import (
     add_data_arguments,
     check_version_dir,
+    ctrl_c_kept,
     export_test_images,
     native_logs_hidden,
 )
@@ -32,10 +33,11 @@ def run(args):
     with native_logs_hidden(args.verbose):
         paths = onnx.convert(version_dir)
         try:
-            runner = onnx.Runner(onnx.onnx_dir(version_dir))
-            differences = signatures.max_differences(
-                server.model, runner, test_images, "ONNX", verbose=True, labels=test_labels
-            )
+            with ctrl_c_kept():
+                runner = onnx.Runner(onnx.onnx_dir(version_dir))
+                differences = signatures.max_differences(
+                    server.model, runner, test_images, "ONNX", verbose=True, labels=test_labels
+                )
         except KeyboardInterrupt:
             raise CheckInterrupted(paths.values()) from None
     for name, path in paths.items():

@@ -4,6 +4,7 @@ from aekeras.choices import CALIBRATED, QUANTIZATIONS
 from aekeras.cli.common import (
     add_data_arguments,
     check_version_dir,
+    ctrl_c_kept,
     export_test_images,
     native_logs_hidden,
     positive_int,
@@ -57,16 +58,17 @@ def run(args):
     with native_logs_hidden(args.verbose):
         path = tflite.convert(version_dir, args.quantize, images=images, labels=labels)
         try:
-            runner = tflite.Runner(path)
-            quantized_tensors = runner.quantized_tensors()
-            litert_mse = runner.reconstruction_mse(test_images, verbose=True, labels=test_labels)
-            # The export the server already loaded, and the same interpreter.
-            differences = signatures.max_differences(
-                server.model, runner, test_images, "LiteRT", verbose=True, labels=test_labels
-            )
-            saved_model_mse = serving.reconstruction_mse(
-                server, test_images, verbose=True, labels=test_labels
-            )
+            with ctrl_c_kept():
+                runner = tflite.Runner(path)
+                quantized_tensors = runner.quantized_tensors()
+                litert_mse = runner.reconstruction_mse(test_images, verbose=True, labels=test_labels)
+                # The export the server already loaded, and the same interpreter.
+                differences = signatures.max_differences(
+                    server.model, runner, test_images, "LiteRT", verbose=True, labels=test_labels
+                )
+                saved_model_mse = serving.reconstruction_mse(
+                    server, test_images, verbose=True, labels=test_labels
+                )
         except KeyboardInterrupt:
             raise CheckInterrupted([path]) from None
     print(f"TFLite ({args.quantize}): {path} ({path.stat().st_size} bytes)")
