@@ -31,11 +31,37 @@ def squared_error(targets, reconstructions, reduction="mean"):
 def binary_crossentropy(targets, reconstructions, reduction="mean"):
     """Per-example binary cross-entropy of probabilities in [0, 1].
 
-    `reconstructions` are probabilities (a sigmoid output); they are clipped
+    `reconstructions` are probabilities. Where they are a sigmoid's output
+    whose logits are known (as Keras knows them), the loss is taken from
+    the logits, exactly, as Keras does; else the probabilities are clipped
     away from 0 and 1 by Keras's epsilon so the logarithms stay finite.
     """
+    logits = _sigmoid_logits(reconstructions)
+    if logits is not None:
+        return -bernoulli_log_likelihood(targets, logits, reduction)
     values = ops.binary_crossentropy(targets, reconstructions, from_logits=False)
     return _per_example(values, reduction)
+
+
+def _sigmoid_logits(probabilities):
+    """The logits a sigmoid made `probabilities` from, where known; else None.
+
+    Keras's sigmoid keeps them on its output (`_keras_logits`), and a traced
+    graph shows them as the `Sigmoid` op's input: the two places Keras's own
+    cross-entropy looks. Taken from there, the loss is the Bernoulli
+    likelihood's, whose gradient is one pass over the pixels; TensorFlow's
+    `sigmoid_cross_entropy_with_logits` takes several, and keeps a boolean
+    mask for its gradient, which a `tf.cond` around the loss (the batch
+    shards' small-batch fallback) cannot type, so TensorFlow logs a
+    many-line type-inference warning.
+    """
+    logits = getattr(probabilities, "_keras_logits", None)
+    if logits is not None:
+        return logits
+    op = getattr(probabilities, "op", None)
+    if getattr(op, "type", None) == "Sigmoid":
+        return op.inputs[0]
+    return None
 
 
 RECONSTRUCTION_LOSSES = {

@@ -104,10 +104,9 @@ def test_quick_run_reports_every_figure(tmp_path):
     toggles = [toggled["label"] for toggled in results["training"]["dense"]["toggles"]]
     per_core = shards.default_count(distributed=False, jit_compile=False)
     assert ("aekeras, 1 batch shard" in toggles) == (per_core > 1)  # the dense model's default shards
-    vae_toggles = [toggled["label"] for toggled in results["training"]["vae"]["toggles"]]
-    assert ("aekeras, 1 batch shard" in vae_toggles) == (per_core > 1)  # the dense VAE's default
-    conv_toggles = [toggled["label"] for toggled in results["training"]["conv"]["toggles"]]
-    assert (f"aekeras, {per_core} batch shards" in conv_toggles) == (per_core > 1)  # not the conv default
+    for name in ("vae", "conv"):  # the dense VAE's default shards, and the conv model's
+        labels = [toggled["label"] for toggled in results["training"][name]["toggles"]]
+        assert ("aekeras, 1 batch shard" in labels) == (per_core > 1), name
     for label in ("aekeras", *toggles):
         assert dense[label]["test_loss"][-1] == pytest.approx(
             dense["PyTorch eager"]["test_loss"][-1], rel=0.01

@@ -132,8 +132,7 @@ class BaseAutoencoder(keras.Model):
     default_jit_compile = False
     # Whether `compile` splits batches into one shard per core by default
     # (`aekeras.models.shards`): only where the benchmark's race measured a
-    # gain (the dense VAE, the lecture's dense model). The conv model's `fit`
-    # ran slower in shards: its convolutions already use every core.
+    # gain (the dense VAE, the lecture's dense model, the conv model).
     trains_in_shards = False
 
     def __init__(self, encoder, decoder, image_spec, reconstruction_loss="mse", **kwargs):
@@ -567,36 +566,29 @@ class BaseAutoencoder(keras.Model):
         whole batch's; layer penalties count once per shard, weighted by its
         share of the batch (exactly the whole batch's for weight penalties
         and Keras's activity penalties, which are batch means). A batch
-        smaller than the shard count trains whole: an empty shard is no
-        batch some models can take (`batch_jacobian` divides by its size).
+        of a static size smaller than the shard count trains whole: an empty
+        shard is no batch some models can take (`batch_jacobian` divides by
+        its size); one of no static size is padded (`shards.split`).
         """
         count = self.batch_shards
-        images = tf.nest.flatten(inputs)[0]
-        size = images.shape[0]
+        size = tf.nest.flatten(inputs)[0].shape[0]
         if count == 1 or (size is not None and size < count):
             return self._whole_batch_terms(inputs, targets)
-
-        def sharded():
-            return self._sharded_terms(inputs, targets, count)
-
+        parts, starts, total, examples = shards.split((inputs, targets), count)
+        results = []
+        with shards.shard_draws(starts, total) as draws:
+            for index, (shard_inputs, shard_targets) in enumerate(parts):
+                draws.begin(index)
+                results.append(self._whole_batch_terms(shard_inputs, shard_targets))
+        concatenated = tf.nest.map_structure(lambda *tensors: tf.concat(tensors, axis=0), *results)
         if size is not None:
-            return sharded()
-        return tf.cond(
-            tf.shape(images)[0] >= count, sharded, lambda: self._whole_batch_terms(inputs, targets)
-        )
+            return concatenated
+        # The padding's results, if any, come last: only the batch's own are kept.
+        return tf.nest.map_structure(lambda tensor: tensor[:examples], concatenated)
 
     def _whole_batch_terms(self, inputs, targets):
         terms, reconstructions = self.compute_loss_terms(inputs, targets, training=True)
         return terms, self._total_loss(terms), reconstructions
-
-    def _sharded_terms(self, inputs, targets, count):
-        parts, starts, size = shards.split((inputs, targets), count)
-        results = []
-        with shards.shard_draws(starts, size) as draws:
-            for index, (shard_inputs, shard_targets) in enumerate(parts):
-                draws.begin(index)
-                results.append(self._whole_batch_terms(shard_inputs, shard_targets))
-        return tf.nest.map_structure(lambda *tensors: tf.concat(tensors, axis=0), *results)
 
     def test_step(self, data):
         inputs, targets = self._unpack(data)

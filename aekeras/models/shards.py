@@ -103,24 +103,46 @@ def draw_for_global_batch(distribution, shape, seed_generator):
 
 
 def split(structure, count):
-    """`(parts, starts, total)`: `structure`'s tensors split along their first axis into `count` parts.
+    """`(parts, starts, total, examples)`: `structure`'s tensors split along their first axis into `count` parts.
 
     The parts differ in size by at most one example (the first ones get the
-    extra), so any batch of at least `count` examples splits. A tensor that
-    appears twice in `structure` (targets that are the inputs) is split
-    once, and its parts appear twice: models tell autoencoding from given
-    targets by that identity.
+    extra). A batch of no static size may hold fewer than `count` examples
+    (the short last batch of `fit` on arrays): it is first padded to
+    `count` with repeats of its own examples, and its `examples` come
+    first, so the caller keeps the first `examples` results and drops the
+    padding's. `total` counts the padding. A tensor that appears twice in
+    `structure` (targets that are the inputs) is split once, and its parts
+    appear twice: models tell autoencoding from given targets by that
+    identity.
     """
     tensors = tf.nest.flatten(structure)
-    total = tf.shape(tensors[0])[0]
+    examples = tf.shape(tensors[0])[0]
+    static = tensors[0].shape[0]
+    total = examples if static is not None else tf.maximum(examples, count)
     sizes = total // count + tf.cast(tf.range(count) < total % count, tf.int32)
     starts = tf.concat([[0], tf.cumsum(sizes)[:-1]], axis=0)
     pieces = {}
     for tensor in tensors:
         if id(tensor) not in pieces:
-            pieces[id(tensor)] = tf.split(tensor, sizes, num=count)
+            padded = tensor if static is not None else _padded(tensor, examples, total)
+            pieces[id(tensor)] = tf.split(padded, sizes, num=count)
     parts = [tf.nest.pack_sequence_as(structure, [pieces[id(t)][i] for t in tensors]) for i in range(count)]
-    return parts, [starts[i] for i in range(count)], total
+    return parts, [starts[i] for i in range(count)], total, examples
+
+
+def _padded(tensor, examples, total):
+    """`tensor`'s `examples` rows repeated to `total` rows (as they are, where `total` is `examples`).
+
+    A repeat and a slice rather than a `tf.cond` that trains a small batch
+    whole: TensorFlow types a `tf.cond`'s gradient from both branches'
+    intermediate tensors, and any that differ in type between the sharded
+    and the whole-batch branch (a boolean mask, an index) make it log a
+    many-line type-inference warning. Tile and slice both pass a tensor
+    through untouched where nothing is to be repeated.
+    """
+    repeats = (total + examples - 1) // tf.maximum(examples, 1)
+    multiples = tf.concat([[repeats], tf.ones([tf.rank(tensor) - 1], tf.int32)], axis=0)
+    return tf.tile(tensor, multiples)[:total]
 
 
 @contextlib.contextmanager
