@@ -1209,6 +1209,12 @@ def main(argv=None):
     if args.task:
         _run_task(*args.task)
         return 0
+    # Before the run, not after it: a folder that cannot be written lost a
+    # whole 22-minute run's results once.
+    try:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        parser.error(f"--out {args.out}: cannot make its folder ({error.strerror}); expected a writable path")
     if args.from_json:
         results = load_results(args.from_json)
         command = results["command"]

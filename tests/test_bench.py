@@ -145,5 +145,9 @@ def test_quick_run_reports_every_figure(tmp_path):
     assert "## Targets" in text and "LiteRT int8" in text
     # BENCHMARKS.md can be rewritten from the run's saved results alone.
     saved = tmp_path / "results.json"
-    saved.write_text(json.dumps(results, default=float))
+    saved.write_text(json.dumps({**results, "command": "python benchmarks/bench.py --quick"}, default=float))
     assert bench.markdown(bench.load_results(saved), "python benchmarks/bench.py --quick") == text
+    # --out in a folder not yet made: made, as a run's results are lost if they cannot be written.
+    out = tmp_path / "new" / "BENCHMARKS.md"
+    assert bench.main(["--from-json", str(saved), "--out", str(out)]) == 0
+    assert out.read_text() == text
