@@ -49,11 +49,9 @@ def _sigmoid_logits(probabilities):
     Keras's sigmoid keeps them on its output (`_keras_logits`), and a traced
     graph shows them as the `Sigmoid` op's input: the two places Keras's own
     cross-entropy looks. Taken from there, the loss is the Bernoulli
-    likelihood's, whose gradient is one pass over the pixels; TensorFlow's
-    `sigmoid_cross_entropy_with_logits` takes several, and keeps a boolean
-    mask for its gradient, which a `tf.cond` around the loss (the batch
-    shards' small-batch fallback) cannot type, so TensorFlow logs a
-    many-line type-inference warning.
+    likelihood's, whose gradient is one pass over the pixels, where
+    TensorFlow's `sigmoid_cross_entropy_with_logits` takes several and
+    keeps a boolean mask for its gradient.
     """
     logits = getattr(probabilities, "_keras_logits", None)
     if logits is not None:

@@ -137,8 +137,8 @@ def _padded(tensor, examples, total):
     whole: TensorFlow types a `tf.cond`'s gradient from both branches'
     intermediate tensors, and any that differ in type between the sharded
     and the whole-batch branch (a boolean mask, an index) make it log a
-    many-line type-inference warning. Tile and slice both pass a tensor
-    through untouched where nothing is to be repeated.
+    many-line type-inference warning. Where nothing is to be repeated, the
+    tile's multiples are all 1 and the slice takes every row.
     """
     repeats = (total + examples - 1) // tf.maximum(examples, 1)
     multiples = tf.concat([[repeats], tf.ones([tf.rank(tensor) - 1], tf.int32)], axis=0)
