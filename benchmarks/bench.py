@@ -1210,7 +1210,7 @@ def main(argv=None):
         _run_task(*args.task)
         return 0
     # Before the run, not after it: a folder that cannot be written lost a
-    # whole 22-minute run's results once.
+    # whole run's results once.
     try:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:

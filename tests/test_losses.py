@@ -35,6 +35,35 @@ def test_binary_crossentropy_stays_finite_at_saturated_outputs():
     assert np.all(np.isfinite(values)) and float(values[0]) > 10
 
 
+def test_binary_crossentropy_of_a_sigmoid_reads_its_logits_as_keras_does():
+    import keras
+    import tensorflow as tf
+
+    # Saturated logits: the clipped probabilities would cap these pixels' loss near 16.1.
+    logits = np.array([[-40.0, 40.0, 0.5, -3.0]], np.float32)
+    targets = np.array([[1.0, 0.0, 0.25, 1.0]], np.float32)
+    expected = keras.ops.mean(keras.ops.binary_crossentropy(targets, logits, from_logits=True), axis=-1)
+    eager = losses.binary_crossentropy(targets, keras.activations.sigmoid(logits))  # `_keras_logits`
+    traced = tf.function(lambda x: losses.binary_crossentropy(targets, tf.sigmoid(x)))(
+        logits
+    )  # the op's input
+    for values in (eager, traced):
+        np.testing.assert_allclose(values, expected, rtol=1e-6)
+    assert float(expected[0]) > 20
+
+    # As the Bernoulli likelihood: no boolean mask kept for the gradient, as
+    # TensorFlow's logistic loss keeps one (which a `tf.cond` around a
+    # sharded step could not type).
+    def gradient(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(losses.binary_crossentropy(targets, tf.sigmoid(x)))
+        return tape.gradient(loss, x)
+
+    graph = tf.function(gradient).get_concrete_function(tf.TensorSpec([1, 4])).graph
+    assert not [op.type for op in graph.get_operations() if op.outputs and op.outputs[0].dtype == tf.bool]
+
+
 def test_bernoulli_log_likelihood_from_logits_and_its_gradient_are_exact_where_clipping_is_not():
     import tensorflow as tf
 
