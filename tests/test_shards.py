@@ -13,7 +13,16 @@ from test_base_autoencoder import MODELS
 from test_case import mnist
 
 from aekeras import data
-from aekeras.models import IWAE, VAE, ConvAutoencoder, DenseAutoencoder, shards
+from aekeras.models import (
+    IWAE,
+    VAE,
+    VQVAE,
+    ContractiveAutoencoder,
+    ConvAutoencoder,
+    DenoisingAutoencoder,
+    DenseAutoencoder,
+    shards,
+)
 
 
 def train(name, batch_shards, build=None, source=None, learning_rate=0.01):
@@ -121,18 +130,31 @@ def test_each_shard_is_its_own_forward_and_backward_pass():
     assert counts[1] > 0 and counts[2] == 2 * counts[1] and counts[3] == 3 * counts[1]
 
 
-def test_the_dense_vaes_the_conv_model_and_the_lectures_dense_model_default_to_one_shard_per_core():
+def test_the_models_measured_faster_in_shards_default_to_one_shard_per_core():
     per_core = shards.default_count(distributed=False, jit_compile=False)
     assert per_core == min(shards.MAX_DEFAULT_SHARDS, len(os.sched_getaffinity(0)))
+    narrow, wide, conv = (
+        (lambda: DenseAutoencoder(latent_dim=8)),
+        (lambda: DenseAutoencoder(latent_dim=500)),
+        (lambda: ConvAutoencoder(filters=(8, 4))),
+    )
     for build, expected in [
         (lambda: VAE(latent_dim=4, hidden_dims=(32,)), per_core),
         (lambda: IWAE(num_samples=2, latent_dim=4, hidden_dims=(32,)), per_core),
-        (lambda: VAE(architecture="conv", latent_dim=4, filters=(4, 4)), 1),
-        (lambda: DenseAutoencoder(latent_dim=8), per_core),
+        (lambda: VAE(architecture="conv", latent_dim=4, filters=(4, 4)), per_core),
+        (lambda: VQVAE(filters=(4,), embedding_dim=2, num_embeddings=4), per_core),
+        (narrow, per_core),
         (lambda: DenseAutoencoder(latent_dim=8, hidden_dims=(32,)), 1),
-        (lambda: DenseAutoencoder(latent_dim=500), 1),
-        (lambda: ConvAutoencoder(filters=(8, 4)), per_core),
+        (wide, 1),
+        (conv, per_core),
         (lambda: ConvAutoencoder(filters=(8, 4), downsampling="strided"), per_core),
+        # Wrapped models shard as the model they wrap does; the contractive one over dense models only.
+        (lambda: DenoisingAutoencoder(narrow()), per_core),
+        (lambda: DenoisingAutoencoder(wide()), 1),
+        (lambda: DenoisingAutoencoder(conv()), per_core),
+        (lambda: ContractiveAutoencoder(narrow()), per_core),
+        (lambda: ContractiveAutoencoder(wide()), 1),
+        (lambda: ContractiveAutoencoder(conv()), 1),
     ]:
         model = build()
         model.compile(optimizer="adam")

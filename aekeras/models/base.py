@@ -131,8 +131,8 @@ class BaseAutoencoder(keras.Model):
     default_steps_per_execution = 32
     default_jit_compile = False
     # Whether `compile` splits batches into one shard per core by default
-    # (`aekeras.models.shards`): only where the benchmark's race measured a
-    # gain (the dense VAE, the lecture's dense model, the conv model).
+    # (`aekeras.models.shards`): only where two shards measured faster than
+    # one (each model says by how much).
     trains_in_shards = False
 
     def __init__(self, encoder, decoder, image_spec, reconstruction_loss="mse", **kwargs):

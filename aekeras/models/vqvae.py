@@ -104,6 +104,9 @@ class VQVAE(BaseAutoencoder):
 
     loss_term_names = ("reconstruction_loss", "vq_loss")
     monitor_term_names = ("codebook_usage",)
+    # Two shards against one: its training step 1.22x as fast (median of 9
+    # rounds alternating in one process, MNIST, batches of 256; 1.06-1.40x).
+    trains_in_shards = True
     config_fields = ("filters", "embedding_dim", "num_embeddings", "commitment_cost", "reconstruction_loss")
 
     def __init__(
