@@ -325,6 +325,10 @@ def test_a_backup_that_counts_an_epoch_has_its_settings_whenever_it_is_killed(
     assert (resumed.resumed_after, resumed.resumes) == (1, 1)
     with pytest.raises(SettingsChangedError, match="batch_size 32 -> 64"):
         RunClock(backup_dir, {**settings, "batch_size": 64})
+    # --restart reads nothing of the backup, so other settings are no error; it stays until the run deletes it.
+    fresh = RunClock(backup_dir, {**settings, "batch_size": 64}, discard_backup=True)
+    assert (fresh.resumed_after, fresh.resumes, fresh.seconds_before) == (None, 0, 0.0)
+    assert backup_dir.is_dir()
 
 
 def test_an_interrupted_run_is_not_resumed_with_fewer_epochs_than_it_trained(tmp_path, monkeypatch):

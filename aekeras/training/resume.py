@@ -64,17 +64,20 @@ class RunClock:
     Args:
         backup_dir: the run's backup folder.
         settings: `shaping_settings` of this attempt.
+        discard_backup: start afresh whatever the folder holds (`--restart`,
+            which deletes it once every check has passed).
 
     Raises:
         SettingsChangedError: if the folder holds the backup of a run made
             with other settings.
     """
 
-    def __init__(self, backup_dir, settings):
+    def __init__(self, backup_dir, settings, discard_backup=False):
         self.backup_dir = Path(backup_dir)
         self.settings = settings
         self.seconds_before, self.resumes = 0.0, 0
-        self.resumed_after = completed_epochs(self.backup_dir) if self.backup_dir.is_dir() else None
+        resumes = self.backup_dir.is_dir() and not discard_backup
+        self.resumed_after = completed_epochs(self.backup_dir) if resumes else None
         if self.resumed_after is not None:
             self._load()
         self.started = time.time()

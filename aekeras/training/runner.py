@@ -87,16 +87,15 @@ def _steps_per_epoch(dataset, config):
     return steps
 
 
-def _order_seed(config, run_dir):
+def _order_seed(seed, resumed_after):
     """The seed of the training order: the run's, or for a run resuming after epoch k one drawn from both.
 
     The pipeline's order restarts with its seed in every process: a resumed
     run would otherwise take its first epochs' orders again.
     """
-    resumed_after = 0 if config.restart else completed_epochs(run_dir / BACKUP_DIR)
     if not resumed_after:
-        return config.seed
-    return int(np.random.SeedSequence([config.seed, resumed_after]).generate_state(1)[0])
+        return seed
+    return int(np.random.SeedSequence([seed, resumed_after]).generate_state(1)[0])
 
 
 def _pipelines(config, source, model, strategy, order_seed=None):
@@ -151,8 +150,8 @@ def _run_dir(config, strategy):
     return run_dir
 
 
-def _resume_or_start(config, source, run_dir):
-    """The run's `RunClock` (`--restart` discards the backup; an interrupted save's leftovers go).
+def _run_clock(config, source, run_dir):
+    """The run's `RunClock`, its backup read once and nothing written (`--restart`: as if there were none).
 
     A fresh run's earlier files are set aside by `train` (`_set_aside_earlier_run`).
 
@@ -161,23 +160,27 @@ def _resume_or_start(config, source, run_dir):
             settings, or of more epochs than `config.epochs` (and
             `config.restart` is not set).
     """
-    backup = run_dir / BACKUP_DIR
-    if config.restart:
-        shutil.rmtree(backup, ignore_errors=True)
     builder_options, _ = get_model(config.model).split_options(config.options)
-    clock = RunClock(backup, shaping_settings(config, source, builder_options))
+    settings = shaping_settings(config, source, builder_options)
+    clock = RunClock(run_dir / BACKUP_DIR, settings, discard_backup=config.restart)
     if clock.resumed_after is not None and clock.resumed_after > config.epochs:
         raise SettingsChangedError(
             f"{run_dir} holds the backup of an interrupted run that had trained {clock.resumed_after} "
             f"epochs, more than --epochs {config.epochs}; pass --epochs {clock.resumed_after} or more to "
             "finish it, or --restart to discard the backup and start afresh"
         )
+    return clock
+
+
+def _ready_run_dir(config, run_dir, clock):
+    """The run folder made ready, once every check has passed: `--restart` discards the backup, an interrupted save's leftovers go."""
+    if config.restart:
+        shutil.rmtree(run_dir / BACKUP_DIR, ignore_errors=True)
     for folder in (run_dir, run_dir / CHECKPOINTS_DIR):
         remove_partials(folder)  # of a run killed while it saved
     if clock.resumed_after is not None:
         trim_history(run_dir / HISTORY_FILE, clock.resumed_after)
     run_dir.mkdir(parents=True, exist_ok=True)
-    return clock
 
 
 def _set_aside_earlier_run(run_dir):
@@ -299,11 +302,14 @@ def _prepare(config, source, strategy):
     if distribute.is_chief(strategy) and not config.allow_contract_change:
         export.check_contract(model, config.out, config.run_name)
     run_dir = _run_dir(config, strategy)
-    train_data, test_data, share = _pipelines(config, source, model, strategy, _order_seed(config, run_dir))
+    clock = _run_clock(config, source, run_dir)
+    order_seed = _order_seed(config.seed, clock.resumed_after)
+    train_data, test_data, share = _pipelines(config, source, model, strategy, order_seed)
     with strategy.scope():
         # After the pipelines: a schedule over the run needs their batch count.
         compile_model(model, config, train_data)
-    return model, train_data, test_data, share, run_dir, _resume_or_start(config, source, run_dir)
+    _ready_run_dir(config, run_dir, clock)
+    return model, train_data, test_data, share, run_dir, clock
 
 
 def train(config, source=None, progress=print):
