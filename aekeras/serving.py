@@ -238,7 +238,7 @@ class LocalServer:
         return {spec.name: spec.dtype for spec in self.contract.signature(signature_name).inputs}
 
     def _from_json(self, signature_name, values):
-        """JSON values as TF Serving reads them: numbers as each input's dtype (`0` is a float32 0); ragged rows refused."""
+        """JSON values as TF Serving reads them: numbers as each float input's dtype (`0` is a float32 0); ragged rows, text and true/false refused."""
         dtypes = self._input_dtypes(signature_name)
         arrays = {}
         for name, value in values.items():
@@ -250,8 +250,16 @@ class LocalServer:
                 raise ServingError(
                     f"{name}: rows of different shapes or kinds (expected one array of numbers)"
                 )
-            if dtypes.get(name, "").startswith("float") and np.issubdtype(array.dtype, np.integer):
-                array = array.astype(np.float32)  # JSON writes 0.0 as 0 (JavaScript, Go)
+            if array.dtype.kind in "USb":
+                kind = "true/false" if array.dtype.kind == "b" else "text"
+                expects = self.contract.signature(signature_name).expects()
+                raise ServingError(f"{expects}; got {name}: {kind} values {list(array.shape)}")
+            if dtypes.get(name, "").startswith("float"):
+                # JSON numbers carry no dtype: TF Serving reads them as the
+                # input's, whole ones too (JavaScript and Go write 0.0 as 0);
+                # one beyond float32 becomes infinite, and is refused as such.
+                with np.errstate(over="ignore"):
+                    array = array.astype(dtypes[name])
             arrays[name] = array
         return arrays
 

@@ -52,6 +52,18 @@ def test_rest_bodies_as_other_clients_write_them(servers, digits):
         server.rest_predict({"instances": [{"images": rows[0]}, {"pixels": rows[1]}]})
     with pytest.raises(ServingError, match=r"images: rows of different shapes or kinds"):
         server.rest_predict({"instances": [rows[0], rows[1][:5]]})
+    # JSON has no float64: a wrong shape is named as TF Serving reads the numbers, and text as text.
+    expects = r"signature 'serving_default' expects images: float32 \[batch, 28, 28, 1\]; got images: "
+    with pytest.raises(ServingError, match=expects + r"float32 \[2, 28, 28\]$"):
+        server.rest_predict({"inputs": {"images": digits[:2, ..., 0].tolist()}})
+    with pytest.raises(ServingError, match=expects + r"text values \[1, 28, 28, 1\]$"):
+        server.rest_predict({"instances": np.full((1, 28, 28, 1), "0.5").tolist()})
+    with pytest.raises(ServingError, match=expects + r"true/false values \[1, 28, 28, 1\]$"):
+        server.rest_predict({"instances": binary[:1].astype(bool).tolist()})
+    beyond_float32 = binary[:1].tolist()
+    beyond_float32[0][3][3][0] = 1e39
+    with pytest.raises(ServingError, match="got NaN or infinite values in images"):
+        server.rest_predict(json.dumps({"instances": beyond_float32}))
 
 
 def test_rest_decode_and_vae_sample(servers, digits):
