@@ -12,9 +12,10 @@ import zipfile
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
 
-from aekeras import cli
+from aekeras import cli, data
 from aekeras.models import DenseAutoencoder, shards
 from aekeras.training import read_history
 from aekeras.training.runner import SMALL_GRAPH_NODES
@@ -54,11 +55,11 @@ def test_train_then_export_end_to_end(tmp_path):
     config = (tmp_path / "saved_models/models.config").read_text()
     assert 'name: "dense"' in config and 'base_path: "/models/dense"' in config
 
-    converted = run(
-        ["tflite", "saved_models/dense/2", "--quantize", "int8", "--calibration-images", "100"], cwd=tmp_path
-    )
+    int8 = ["tflite", "saved_models/dense/2", "--quantize", "int8", "--calibration-images", "100"]
+    converted = run([*int8, "--data", "mnist"], cwd=tmp_path)
     assert converted.returncode == 0, converted.stderr
     assert (tmp_path / "saved_models/dense/2/dense-int8.tflite").is_file()
+    assert "note:" not in converted.stdout  # the data it trained on
     litert, saved = map(float, re.search(r"LiteRT ([\d.]+), SavedModel ([\d.]+)", converted.stdout).groups())
     assert saved == pytest.approx(record["test_metrics"]["mse_01"], rel=1e-4) and litert <= 1.1 * saved
 
@@ -79,6 +80,14 @@ def test_train_then_export_end_to_end(tmp_path):
     }
     assert all(float(value) < 0.05 for value in differences.values()), converted.stdout
     assert "note: this export's kernels are not on the int8 grid" in converted.stdout
+
+    # Other data than the run's is used, and said so.
+    images, labels = data.load_arrays("mnist", "test")
+    np.savez(tmp_path / "digits.npz", images=images[:300], labels=labels[:300])
+    converted = run(["onnx", "saved_models/dense/2", "--data", "digits.npz"], cwd=tmp_path)
+    assert converted.returncode == 0, converted.stderr
+    note = "note: saved_models/dense/2's run trained on mnist; the images used here are digits.npz's\n"
+    assert converted.stdout.startswith(note), converted.stdout
 
     exported = run(["export", "runs/dense", "--name", "dense8", "--int8-weights"], cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr

@@ -266,13 +266,18 @@ def export_data(args, version_dir, image_shape):
     from aekeras import data
     from aekeras.training.records import data_options, read_record
 
+    record = read_record(version_dir)
     if args.data is not None:
+        trained_on = record["data"]["source"] if record and "data" in record else None
+        if trained_on is not None and not _same_source(args.data, trained_on):
+            print(
+                f"note: {version_dir}'s run trained on {trained_on}; the images used here are {args.data}'s"
+            )
         options = read_options(args)
         # The export's size and channels, unless asked otherwise.
         options.setdefault("image_size", image_shape[:2])
         options.setdefault("channels", image_shape[2])
         return args.data, options
-    record = read_record(version_dir)
     if record is None or "data" not in record:
         raise UsageError(f"{version_dir}: no run.json says what data the model was trained on; pass --data")
     source, options = data_options(record)
@@ -284,6 +289,15 @@ def export_data(args, version_dir, image_shape):
     # refusal may say; the held-out share stays the run's (its test images).
     given = {k: v for k, v in read_options(args).items() if k != "test_fraction"}
     return source, {**options, **given}
+
+
+def _same_source(given, recorded):
+    """Whether `--data` names the source a run recorded: the same name, or the same file or folder."""
+    from aekeras import data
+
+    if data.is_named_source(given) or data.is_named_source(recorded):
+        return given == recorded
+    return Path(given).resolve() == Path(recorded).resolve()
 
 
 def export_test_images(args, version_dir, contract):
