@@ -238,7 +238,7 @@ class LocalServer:
         return {spec.name: spec.dtype for spec in self.contract.signature(signature_name).inputs}
 
     def _from_json(self, signature_name, values):
-        """JSON values as TF Serving reads them: numbers as each float input's dtype (`0` is a float32 0); ragged rows, text and true/false refused."""
+        """JSON values as TF Serving reads them: numbers as each float input's dtype (`0` is a float32 0); ragged rows and arrays of text or true/false refused."""
         dtypes = self._input_dtypes(signature_name)
         arrays = {}
         for name, value in values.items():

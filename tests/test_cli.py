@@ -106,6 +106,30 @@ def test_train_then_export_end_to_end(tmp_path):
     assert "note:" not in converted.stdout
 
 
+@pytest.mark.parametrize(
+    "run_json, note",
+    [
+        (None, False),
+        ("{not json", False),  # --data is the way around a broken run.json
+        ('{"data": {"options": {}}}', False),
+        ('{"data": {"source": "fashion_mnist", "options": {}}}', True),
+        ('{"data": {"source": "HOME/digits.npz", "options": {}}}', False),  # the same file as ~/digits.npz
+    ],
+)
+def test_data_given_for_an_export_is_read_whatever_its_run_json_says(tmp_path, capsys, run_json, note):
+    from aekeras.cli.common import export_data
+
+    version = tmp_path / "saved_models" / "dense" / "1"
+    version.mkdir(parents=True)
+    if run_json is not None:
+        (version / "run.json").write_text(run_json.replace("HOME", str(Path.home())))
+    data_arg = "~/digits.npz" if "npz" in (run_json or "") else "mnist"
+    args = cli.build_parser().parse_args(["tflite", str(version), "--data", data_arg])
+    source, options = export_data(args, version, (28, 28, 1))
+    assert (source, options["image_size"], options["channels"]) == (data_arg, (28, 28), 1)
+    assert ("note: " in capsys.readouterr().out) == note
+
+
 def test_console_script_and_help(tmp_path):
     script = Path(sys.executable).parent / "aekeras"
     result = subprocess.run([str(script), "train", "--help"], capture_output=True, text=True, timeout=120)

@@ -266,9 +266,8 @@ def export_data(args, version_dir, image_shape):
     from aekeras import data
     from aekeras.training.records import data_options, read_record
 
-    record = read_record(version_dir)
     if args.data is not None:
-        trained_on = record["data"]["source"] if record and "data" in record else None
+        trained_on = _recorded_source(version_dir)
         if trained_on is not None and not _same_source(args.data, trained_on):
             print(
                 f"note: {version_dir}'s run trained on {trained_on}; the images used here are {args.data}'s"
@@ -278,6 +277,7 @@ def export_data(args, version_dir, image_shape):
         options.setdefault("image_size", image_shape[:2])
         options.setdefault("channels", image_shape[2])
         return args.data, options
+    record = read_record(version_dir)
     if record is None or "data" not in record:
         raise UsageError(f"{version_dir}: no run.json says what data the model was trained on; pass --data")
     source, options = data_options(record)
@@ -291,13 +291,23 @@ def export_data(args, version_dir, image_shape):
     return source, {**options, **given}
 
 
+def _recorded_source(version_dir):
+    """The source an export's run.json names, or None: `--data` also serves exports whose run.json is missing or unreadable."""
+    from aekeras.training.records import read_record
+
+    try:
+        return read_record(version_dir)["data"]["source"]
+    except (TypeError, KeyError, ValueError, OSError):
+        return None
+
+
 def _same_source(given, recorded):
     """Whether `--data` names the source a run recorded: the same name, or the same file or folder."""
     from aekeras import data
 
     if data.is_named_source(given) or data.is_named_source(recorded):
         return given == recorded
-    return Path(given).resolve() == Path(recorded).resolve()
+    return Path(given).expanduser().resolve() == Path(recorded).expanduser().resolve()
 
 
 def export_test_images(args, version_dir, contract):

@@ -80,8 +80,12 @@ class RunClock:
         self.resumed_after = completed_epochs(self.backup_dir) if resumes else None
         if self.resumed_after is not None:
             self._load()
-        self.started = time.time()
         self.stopped = None
+        self.start()
+
+    def start(self):
+        """Starts this attempt's training time (`train` again once the model is built and compiled)."""
+        self.started = time.time()
 
     def _load(self):
         where = self.backup_dir.parent

@@ -309,6 +309,7 @@ def _prepare(config, source, strategy):
         # After the pipelines: a schedule over the run needs their batch count.
         compile_model(model, config, train_data)
     _ready_run_dir(config, run_dir, clock)
+    clock.start()  # the set-up above is not training time
     return model, train_data, test_data, share, run_dir, clock
 
 
