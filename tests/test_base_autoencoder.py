@@ -120,6 +120,27 @@ def test_two_replicas_match_one_device(images, mirrored, name, replica_shards):
         np.testing.assert_allclose(a, b, atol=atol)
 
 
+def test_evaluate_under_a_strategy_after_training_reads_each_batch_once(images, mirrored):
+    # Keras would first take a batch from an iterator of its own and drop it
+    # mid-prefetch (which crashed multi-worker runs now and then); after
+    # training there is nothing left for that batch to build.
+    drawn = []
+
+    def counted(batch):
+        tf.py_function(lambda: drawn.append(1), [], [])
+        return batch
+
+    test_data = tf.data.Dataset.from_tensor_slices(images).batch(16, drop_remainder=True).map(counted)
+    batches = int(test_data.cardinality())
+    with mirrored.scope():
+        model = MODELS["dense"]()
+        model.compile(optimizer="adam")
+    model.fit(test_data, epochs=1, verbose=0)
+    drawn.clear()
+    model.evaluate(test_data, verbose=0)
+    assert batches >= 2 and len(drawn) == batches
+
+
 def test_fused_adam_under_a_strategy_trains_as_on_one_device(images, mirrored):
     # Each replica updates its own copy of a variable, so there aekeras's Adam
     # makes Keras's update instead of its fused kernel's: the same step.

@@ -264,6 +264,27 @@ class BaseAutoencoder(keras.Model):
         with self._steps_per_call_dividing(kwargs.get("steps"), "test_function"):
             return super().evaluate(*args, callbacks=_with_progress_bar(callbacks), **kwargs)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras's, less its look at a batch when nothing is left to build.
+
+        Under a distribution strategy Keras's `fit`, `evaluate` and
+        `predict` first take one batch from a fresh distributed iterator
+        (averaging it over the workers) to build what is unbuilt, and drop
+        that iterator with its prefetching under way. After training nothing
+        is unbuilt, and dropping it crashed a worker of a two-worker run now
+        and then (a segmentation fault in `evaluate`, inside Keras's
+        `EpochIterator.reset`; twice in a few dozen runs).
+        """
+        if self._nothing_to_build():
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def _nothing_to_build(self):
+        """Whether the model, its compiled loss and metrics and its optimizer are all built."""
+        parts = (self._compile_metrics, self._compile_loss, self.optimizer)
+        layers_built = all(layer.built for layer in self._flatten_layers())
+        return layers_built and all(part is None or part.built for part in parts)
+
     def predict(self, *args, callbacks=None, **kwargs):
         """Keras's `predict`, its progress bar counting only the steps run."""
         with self._steps_per_call_dividing(kwargs.get("steps"), "predict_function"):
