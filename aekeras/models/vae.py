@@ -211,8 +211,8 @@ class VAE(BaseAutoencoder):
 
     # Two shards against one: the dense VAE's `fit` 1.3-1.5x as fast
     # (BENCHMARKS.md); the conv VAE's training step 1.07x and 1.10x, the
-    # conditional conv VAE's 1.06x (medians of 9 rounds alternating in one
-    # process, MNIST, batches of 256).
+    # conditional conv VAE's 1.06x, the conv IWAE's 1.08x (medians of 9
+    # rounds alternating in one process, MNIST, batches of 256).
     trains_in_shards = True
 
     def reparameterize(self, z_mean, z_log_var):
