@@ -271,9 +271,9 @@ class BaseAutoencoder(keras.Model):
         `predict` first take one batch from a fresh distributed iterator
         (averaging it over the workers) to build what is unbuilt, and drop
         that iterator with its prefetching under way. After training nothing
-        is unbuilt, and dropping it crashed a worker of a two-worker run now
-        and then (a segmentation fault in `evaluate`, inside Keras's
-        `EpochIterator.reset`; twice in a few dozen runs).
+        is unbuilt, and dropping it crashed a process of the multi-worker
+        test now and then (a segmentation fault in `evaluate`, inside
+        Keras's `EpochIterator.reset`: once in 16 local runs, once in CI).
         """
         if self._nothing_to_build():
             return
