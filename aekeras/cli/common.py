@@ -293,10 +293,10 @@ def export_data(args, version_dir, image_shape):
 
 def _recorded_source(version_dir):
     """The source an export's run.json names, or None: `--data` also serves exports whose run.json is missing or unreadable."""
-    from aekeras.training.records import read_record
+    from aekeras.training.records import data_options, read_record
 
     try:
-        return read_record(version_dir)["data"]["source"]
+        return data_options(read_record(version_dir))[0]
     except (TypeError, KeyError, ValueError, OSError):
         return None
 
