@@ -151,7 +151,10 @@ def pca(result, angles, path):
     accuracy.set_title("Logistic regression on the codes")
     for axis in (mse, accuracy):
         axis.set_xticks(sizes)
-        axis.legend()
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend()
+        else:  # unlabelled images: no probe was trained
+            axis.text(0.5, 0.5, "no labels", ha="center", va="center", transform=axis.transAxes)
     angle.bar(range(1, len(angles) + 1), angles)
     angle.set_xlabel("principal angle")
     angle.set_ylabel("degrees")

@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -109,7 +110,9 @@ def test_conv_autoencoder_beats_pca_on_rgb_patches_with_a_one_value_code(rgb_pat
     assert autoencoder < 0.95 * pca < 0.05  # 9% ahead with each of three seeds
     # Without labels there is no probe; the figure draws what there is.
     assert result["pca"]["probe_accuracy"] == [] == result["autoencoder"]["probe_accuracy"]
-    plotting.pca(result, [10.0, 20.0], tmp_path / "pca.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an empty legend warns
+        plotting.pca(result, [10.0, 20.0], tmp_path / "pca.png")
     assert (tmp_path / "pca.png").read_bytes()[:4] == b"\x89PNG"
 
 
