@@ -24,18 +24,28 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from aekeras import quantization, signatures
 from aekeras.errors import ContractChangeError, ModelFileError
+from aekeras.models.base import BaseAutoencoder
 from aekeras.staging import staging_path, write_atomically
 
 SETTINGS_FILE = "run.json"
 MODELS_CONFIG_FILE = "models.config"
 
 
-def versions(model_dir):
-    """The integer version folders under `model_dir`, in increasing order."""
+def version_folders(model_dir):
+    """`{version: path}` of the entries under `model_dir` named as versions.
+
+    A name of ASCII digits is a version, `03` version 3, as TF Serving reads
+    it; the path keeps the entry's own name.
+    """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
-        return []
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.name.isdigit())
+        return {}
+    return {int(p.name): p for p in sorted(model_dir.iterdir()) if p.name.isascii() and p.name.isdigit()}
+
+
+def versions(model_dir):
+    """The integer versions under `model_dir`, in increasing order."""
+    return sorted(version_folders(model_dir))
 
 
 def build_archive(model):
@@ -62,10 +72,10 @@ def latest_version(model_dir):
         ModelFileError: for a stray entry named as a version (an empty
             folder, a file), which TF Serving would take for the latest one.
     """
-    found = versions(model_dir)
+    found = version_folders(model_dir)
     if not found:
         return None
-    path = Path(model_dir) / str(found[-1])
+    path = found[max(found)]
     if not (path / "saved_model.pb").is_file():
         raise ModelFileError(
             f"{path}: no SavedModel (saved_model.pb) there, yet TF Serving would take it for the latest "
@@ -113,10 +123,16 @@ def saved_model(model, out, name, settings=None, allow_contract_change=False, in
         The `Path` of the published version folder.
 
     Raises:
+        TypeError: for a model that is not an aekeras autoencoder (its
+            signatures are built from the autoencoder's own methods).
         ValueError: for a name TF Serving cannot watch, or int8 weights
             for tied weights.
         ContractChangeError: if the signatures would change, unless allowed.
     """
+    if not isinstance(model, BaseAutoencoder):
+        raise TypeError(
+            f"expected an aekeras autoencoder (aekeras.models) to export, got {type(model).__name__}"
+        )
     check_name(name)
     if int8_weights:
         model = quantization.int8_snapped_copy(model)

@@ -110,8 +110,7 @@ def parse_rest_response(body, signature_name="serving_default", *, contract=None
         ServingError: if the server answered with an error, or with other
             outputs than the contract's signature has.
     """
-    if isinstance(body, (str, bytes)):
-        body = json.loads(body)
+    body = _json_object(body, "the response")
     if "error" in body:
         raise ServingError(f"the server refused the request: {body['error']}")
     outputs = _rest_outputs(body)
@@ -120,13 +119,38 @@ def parse_rest_response(body, signature_name="serving_default", *, contract=None
     return _as_signature_outputs(outputs, contract.signature(signature_name))
 
 
+def _json_kind(value):
+    """What a JSON value is, in JSON's words."""
+    kinds = {dict: "an object", list: "an array", str: "a string", bool: "true/false", type(None): "null"}
+    return kinds.get(type(value), "a number")
+
+
+def _json_object(body, what):
+    """A REST body (dict, or JSON text) as a dict; ServingError where it is not a JSON object."""
+    if isinstance(body, (str, bytes)):
+        try:
+            body = json.loads(body)
+        except ValueError as error:  # JSONDecodeError, or bytes that are not UTF-8
+            raise ServingError(f"{what} is not valid JSON ({error})") from None
+    if not isinstance(body, dict):
+        raise ServingError(f"{what} must be a JSON object, got {_json_kind(body)}")
+    return body
+
+
 def _rest_outputs(body):
     """A REST response's outputs, `{name: nested lists}`; a single unnamed one as `"output"`."""
     if "predictions" in body:
         rows = body["predictions"]
+        if not isinstance(rows, list):
+            raise ServingError(f'"predictions" must be an array, got {_json_kind(rows)}')
         if rows and isinstance(rows[0], dict):
+            names = set(rows[0])
+            if any(not isinstance(row, dict) or set(row) != names for row in rows):
+                raise ServingError(f'every one of "predictions" must name the same outputs ({sorted(names)})')
             return {name: [row[name] for row in rows] for name in rows[0]}
         return {"output": rows}
+    if "outputs" not in body:
+        raise ServingError(f'a REST :predict response has "predictions" or "outputs"; got {sorted(body)}')
     outputs = body["outputs"]
     return outputs if isinstance(outputs, dict) else {"output": outputs}
 
@@ -202,66 +226,71 @@ class LocalServer:
         return {name: value.numpy() for name, value in outputs.items()}
 
     def rest_predict(self, body):
-        """Answers a REST `:predict` body as TF Serving would (a dict)."""
-        if isinstance(body, (str, bytes)):
-            body = json.loads(body)
+        """Answers a REST `:predict` body as TF Serving would (a dict).
+
+        Raises:
+            ServingError: for a body TF Serving would refuse (not JSON, not
+                an object, no "instances" or "inputs", unnamed values for a
+                signature of several inputs) and for inputs its signature
+                does not take, in one line.
+        """
+        body = _json_object(body, "the request body")
         signature_name = body.get("signature_name", "serving_default")
+        if not isinstance(signature_name, str):
+            raise ServingError(f'"signature_name" must be a string, got {_json_kind(signature_name)}')
         if "instances" in body:
-            instances = body["instances"]
-            if not instances:
-                raise ServingError('"instances" is empty: send at least one example')
-            if not isinstance(instances[0], dict):
-                (name,) = self.input_names(signature_name)
-                instances = [{name: row} for row in instances]
-            names = set(instances[0])
-            if any(not isinstance(row, dict) or set(row) != names for row in instances):
-                raise ServingError(f'every one of "instances" must name the same inputs ({sorted(names)})')
-            inputs = self._from_json(signature_name, {n: [row[n] for row in instances] for n in names})
-            outputs = self.predict(signature_name, **inputs)
-            batch = len(instances)
-            rows = [{n: v[i].tolist() for n, v in outputs.items()} for i in range(batch)]
-            if len(outputs) == 1:
-                rows = [next(iter(row.values())) for row in rows]
-            return {"predictions": rows}
+            return self._predict_rows(signature_name, body["instances"])
         if "inputs" in body:
             inputs = body["inputs"]
             if not isinstance(inputs, dict):
-                (name,) = self.input_names(signature_name)
-                inputs = {name: inputs}
+                inputs = {self._single_input(signature_name, '"inputs"'): inputs}
             outputs = self.predict(signature_name, **self._from_json(signature_name, inputs))
             values = {n: v.tolist() for n, v in outputs.items()}
             return {"outputs": values if len(values) > 1 else next(iter(values.values()))}
         raise ServingError('a REST :predict body needs "instances" or "inputs"')
+
+    def _predict_rows(self, signature_name, instances):
+        """The row format's answer: `{"predictions": [one per instance]}`."""
+        if not isinstance(instances, list):
+            raise ServingError(f'"instances" must be an array of examples, got {_json_kind(instances)}')
+        if not instances:
+            raise ServingError('"instances" is empty: send at least one example')
+        if not isinstance(instances[0], dict):
+            name = self._single_input(signature_name, '"instances"')
+            instances = [{name: row} for row in instances]
+        names = set(instances[0])
+        if any(not isinstance(row, dict) or set(row) != names for row in instances):
+            raise ServingError(f'every one of "instances" must name the same inputs ({sorted(names)})')
+        inputs = self._from_json(signature_name, {n: [row[n] for row in instances] for n in names})
+        outputs = self.predict(signature_name, **inputs)
+        rows = [{n: v[i].tolist() for n, v in outputs.items()} for i in range(len(instances))]
+        if len(outputs) == 1:
+            rows = [next(iter(row.values())) for row in rows]
+        return {"predictions": rows}
+
+    def _single_input(self, signature_name, where):
+        """The name of a signature's one input, for values sent without names."""
+        names = self.input_names(signature_name)
+        if len(names) != 1:
+            raise ServingError(
+                f"{self.contract.signature(signature_name).expects()}; {where} sent values without names: "
+                "name each input"
+            )
+        return names[0]
 
     def _input_dtypes(self, signature_name):
         """`{input name: dtype}` of a signature, as the served contract says."""
         return {spec.name: spec.dtype for spec in self.contract.signature(signature_name).inputs}
 
     def _from_json(self, signature_name, values):
-        """JSON values as TF Serving reads them: numbers as each float input's dtype (`0` is a float32 0); ragged rows and arrays of text or true/false refused."""
+        """JSON values as TF Serving reads them (`_json_array`), `{input name: array}`."""
         dtypes = self._input_dtypes(signature_name)
-        arrays = {}
-        for name, value in values.items():
-            try:
-                array = np.asarray(value)
-            except ValueError:
-                array = np.empty(0, object)
-            if array.dtype == object:
-                raise ServingError(
-                    f"{name}: rows of different shapes or kinds (expected one array of numbers)"
-                )
-            if array.dtype.kind in "USb":
-                kind = "true/false" if array.dtype.kind == "b" else "text"
-                expects = self.contract.signature(signature_name).expects()
-                raise ServingError(f"{expects}; got {name}: {kind} values {list(array.shape)}")
-            if dtypes.get(name, "").startswith("float"):
-                # JSON numbers carry no dtype: TF Serving reads them as the
-                # input's, whole ones too (JavaScript and Go write 0.0 as 0);
-                # one beyond float32 becomes infinite, and is refused as such.
-                with np.errstate(over="ignore"):
-                    array = array.astype(dtypes[name])
-            arrays[name] = array
-        return arrays
+        expects = self.contract.signature(signature_name).expects()
+        # Values under names the signature lacks go as they came, for its check to name.
+        return {
+            name: _json_array(name, value, dtypes[name], expects) if name in dtypes else value
+            for name, value in values.items()
+        }
 
     def grpc_predict(self, request):
         """Answers a `PredictRequest` as TF Serving would (a `PredictResponse`).
@@ -271,7 +300,10 @@ class LocalServer:
         built on it catch a client's wrong name or version.
         """
         spec = request.model_spec
-        name, version = self.path.parent.name, int(self.path.name) if self.path.name.isdigit() else None
+        name, version = (
+            self.path.parent.name,
+            int(self.path.name) if self.path.name.isascii() and self.path.name.isdigit() else None,
+        )
         if spec.name != name or (
             spec.HasField("version") and version is not None and spec.version.value != version
         ):
@@ -305,6 +337,34 @@ class LocalServer:
                     "InvalidArgument)"
                 )
         return {name: tf.make_ndarray(proto) for name, proto in protos.items()}
+
+
+def _json_array(name, value, dtype, expects):
+    """One input's JSON value as an array: numbers as a float input's dtype (`0` is a float32 0), as TF Serving reads them.
+
+    Refused in one line: ragged rows, text, true/false, null, objects, and
+    numbers beyond what the input's dtype holds (TF Serving would turn a
+    float beyond float32's range into an infinite one).
+    """
+    try:
+        array = np.asarray(value)
+    except ValueError:  # NumPy refuses rows of different lengths
+        raise ServingError(f"{expects}; got {name}: rows of different shapes") from None
+    if array.dtype == object:  # null, objects, or whole numbers beyond int64
+        kinds = sorted({_json_kind(item) for item in array.flat} - {"a number"})
+        if kinds or not dtype.startswith("float"):
+            found = ", ".join(kinds) if kinds else "whole numbers beyond int64's range"
+            raise ServingError(f"{expects}; got {name} with {found} among its values")
+        array = array.astype(np.float64)
+    if array.dtype.kind in "USb":
+        kind = "true/false" if array.dtype.kind == "b" else "text"
+        raise ServingError(f"{expects}; got {name}: {kind} values {list(array.shape)}")
+    if dtype.startswith("float"):
+        largest = np.finfo(dtype).max
+        if np.any(np.isfinite(array) & (np.abs(array) > largest)):
+            raise ServingError(f"{expects}; got {name} with values beyond {dtype}'s range (±{largest:.4g})")
+        array = array.astype(dtype)
+    return array
 
 
 def reconstruction_mse(server, images, batch_size=1000, verbose=False, labels=None):

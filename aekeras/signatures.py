@@ -159,6 +159,7 @@ def max_differences(saved_model, runner, images, format_name, batch_size=500, ve
         `{signature name: {output name: max |format - SavedModel|}}`.
     """
     contract = Contract.from_saved_model(saved_model)
+    contract.check("encode", batch_inputs(images, labels, 0, len(images)))  # one line for wrong images
     encode = saved_model.signatures["encode"]
     differences = {}
     for name, signature in contract.signatures.items():

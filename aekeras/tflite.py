@@ -97,7 +97,10 @@ def convert(version_dir, quantize="none", *, images=None, labels=None):
     if quantize in CALIBRATED:
         if images is None or len(images) == 0:
             raise ValueError(f"{quantize} quantisation needs calibration images (see calibration_images)")
-        Contract.from_saved_model(saved_model).check("encode", batch_inputs(images, labels, 0, 1))
+        # Every image and label, with the export's class count: one 0-255
+        # image or unknown class would skew the calibrated ranges unseen.
+        contract = Contract.from_saved_model(saved_model, version_dir)
+        contract.check("encode", batch_inputs(images, labels, 0, len(images)))
     names = sorted(saved_model.signatures)
     with warnings.catch_warnings():
         # The converter's own calibration still uses tf.lite.Interpreter.

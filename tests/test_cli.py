@@ -223,6 +223,10 @@ def test_called_in_process_with_stderr_redirected_it_still_answers_in_one_line(m
         (["report", "--seed", "4294967296"], "argument --seed: 4294967296 is more than 4294967295"),
         (["train"], "the following arguments are required: model"),
         ([], "the following arguments are required: command"),
+        (
+            ["tflite", "a_file", "--data", "mnist", "--dataset", "fashion_mnist"],
+            "argument --dataset: not allowed with argument --data",
+        ),
     ],
 )
 def test_more_bad_arguments_exit_2_before_anything_is_written(tmp_path, monkeypatch, capsys, args, message):

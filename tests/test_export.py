@@ -129,6 +129,32 @@ def test_a_stray_entry_named_as_a_version_is_named_not_loaded(tmp_path):
     assert export.versions(tmp_path / "dense") == [1, 7]  # nothing published
 
 
+def test_a_version_folder_is_named_as_it_is_on_disk(tmp_path):
+    """TF Serving reads `03` as version 3: it is served, and named by its own name."""
+    from aekeras.errors import ModelFileError
+    from aekeras.serving import LocalServer
+
+    model = DenseAutoencoder(latent_dim=4)
+    export.saved_model(model, tmp_path, "dense")
+    (tmp_path / "dense" / "1").rename(tmp_path / "dense" / "03")
+    assert export.latest_version(tmp_path / "dense") == tmp_path / "dense" / "03"
+    assert LocalServer(tmp_path / "dense").path == tmp_path / "dense" / "03"
+    assert export.saved_model(model, tmp_path, "dense") == tmp_path / "dense" / "4"
+    (tmp_path / "dense" / "09").write_text("")
+    with pytest.raises(ModelFileError, match=rf"^{tmp_path}/dense/09: no SavedModel"):
+        LocalServer(tmp_path / "dense")
+    (tmp_path / "dense" / "09").unlink()
+    (tmp_path / "dense" / "\u00b2").mkdir()  # a superscript two: a digit to str.isdigit, not a version
+    assert export.versions(tmp_path / "dense") == [3, 4]
+
+
+def test_only_aekeras_autoencoders_are_exported(tmp_path):
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4)])
+    with pytest.raises(TypeError, match="^expected an aekeras autoencoder .* to export, got Sequential$"):
+        export.saved_model(plain, tmp_path, "plain")
+    assert not any(tmp_path.iterdir())
+
+
 def test_a_codebook_or_class_count_is_part_of_the_contract(tmp_path):
     """Indices or labels a client sent yesterday must not start failing under the same name."""
     from aekeras.errors import ContractChangeError

@@ -50,7 +50,7 @@ def test_rest_bodies_as_other_clients_write_them(servers, digits):
     rows = binary.tolist()
     with pytest.raises(ServingError, match=r'every one of "instances" must name the same inputs'):
         server.rest_predict({"instances": [{"images": rows[0]}, {"pixels": rows[1]}]})
-    with pytest.raises(ServingError, match=r"images: rows of different shapes or kinds"):
+    with pytest.raises(ServingError, match=r"got images: rows of different shapes$"):
         server.rest_predict({"instances": [rows[0], rows[1][:5]]})
     # JSON has no float64: a wrong shape is named as TF Serving reads the numbers, and text as text.
     expects = r"signature 'serving_default' expects images: float32 \[batch, 28, 28, 1\]; got images: "
@@ -62,8 +62,14 @@ def test_rest_bodies_as_other_clients_write_them(servers, digits):
         server.rest_predict({"instances": binary[:1].astype(bool).tolist()})
     beyond_float32 = binary[:1].tolist()
     beyond_float32[0][3][3][0] = 1e39
-    with pytest.raises(ServingError, match="got NaN or infinite values in images"):
+    with pytest.raises(
+        ServingError, match=r"; got images with values beyond float32's range \(±3.403e\+38\)$"
+    ):
         server.rest_predict(json.dumps({"instances": beyond_float32}))
+    beyond_int64 = binary[:1].tolist()
+    beyond_int64[0][3][3][0] = 10**30  # a float input takes it, and refuses it as off the scale
+    with pytest.raises(ServingError, match=r"expects images on \[0, 1\]; got values from 0 to 1e\+30"):
+        server.rest_predict(json.dumps({"instances": beyond_int64}))
 
 
 def test_rest_decode_and_vae_sample(servers, digits):
@@ -197,6 +203,71 @@ def test_the_server_checks_against_the_loaded_signature(servers):
 def test_server_errors_are_raised_when_parsed():
     with pytest.raises(ServingError, match="the server refused the request: Missing 'inputs'"):
         serving.parse_rest_response("{\"error\": \"Missing 'inputs' or 'instances' key\"}")
+
+
+_IMAGES = r"signature 'serving_default' expects images: float32 \[batch, 28, 28, 1\]; got images"
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ('{"instances": [', r"^the request body is not valid JSON \(Expecting value: line 1 column 16"),
+        (b"\xff", "^the request body is not valid JSON"),
+        ("[1, 2, 3]", "^the request body must be a JSON object, got an array$"),
+        ("null", "^the request body must be a JSON object, got null$"),
+        ({"instances": {"images": [0.5]}}, '^"instances" must be an array of examples, got an object$'),
+        ({"instances": 5}, '^"instances" must be an array of examples, got a number$'),
+        ({"signature_name": 3, "inputs": [0.5]}, '^"signature_name" must be a string, got a number$'),
+        ({"inputs": None}, _IMAGES + " with null among its values$"),
+        ({"instances": [None]}, _IMAGES + " with null among its values$"),
+        ({"instances": [{"b64": "AAAA"}]}, r"; got inputs \['b64'\]$"),
+    ],
+)
+def test_malformed_rest_bodies_are_refused_in_one_line(servers, body, message):
+    """TF Serving answers such bodies with {"error": ...}; the stand-in raises ServingError, never KeyError or TypeError."""
+    with pytest.raises(ServingError, match=message):
+        servers["dense"].rest_predict(body)
+
+
+def test_unnamed_values_for_several_inputs_are_refused(exported_models, digits):
+    out, _ = exported_models
+    server = LocalServer(out / "cvae")
+    rows = digits[:1].tolist()
+    expects = (
+        r"signature 'serving_default' expects images: float32 \[batch, 28, 28, 1\], labels: int32 \[batch\]"
+    )
+    with pytest.raises(
+        ServingError, match=expects + '; "instances" sent values without names: name each input$'
+    ):
+        server.rest_predict({"instances": rows})
+    with pytest.raises(ServingError, match=expects + '; "inputs" sent values without names'):
+        server.rest_predict({"inputs": rows})
+    with pytest.raises(
+        ServingError, match=r"; got labels with whole numbers beyond int64's range among its values$"
+    ):
+        server.rest_predict({"inputs": {"images": rows, "labels": [10**20]}})
+    answer = server.rest_predict({"instances": [{"images": rows[0], "labels": 3}]})
+    np.testing.assert_allclose(
+        answer["predictions"][0]["score"],
+        server.predict(images=digits[:1], labels=[3])["score"][0],
+        rtol=1e-6,
+    )
+
+
+@pytest.mark.parametrize(
+    "reply, message",
+    [
+        ('{"predictions": [', "^the response is not valid JSON"),
+        ("[1, 2]", "^the response must be a JSON object, got an array$"),
+        ("{}", r'^a REST :predict response has "predictions" or "outputs"; got \[\]$'),
+        ('{"predictions": 5}', '^"predictions" must be an array, got a number$'),
+        ('{"predictions": [{"score": 1}, {"reconstruction": 2}]}', r'^every one of "predictions" must name'),
+    ],
+)
+def test_malformed_rest_replies_are_refused_in_one_line(reply, message):
+    """A cut-off reply, or a proxy's page, raises ServingError as the docstring promises."""
+    with pytest.raises(ServingError, match=message):
+        serving.parse_rest_response(reply)
 
 
 @pytest.mark.parametrize("name", IMAGE_ONLY_NAMES)

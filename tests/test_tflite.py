@@ -145,6 +145,25 @@ def test_bad_arguments(exported_models, converted, tmp_path):
             tflite.convert(exported["dense"][1], quantize)
 
 
+def test_every_calibration_image_and_label_is_checked(exported_models, converted, calibration, digits):
+    """One bad image after a good first one would skew the calibrated ranges without a word."""
+    _, exported = exported_models
+    pixels = calibration[:8].copy()
+    pixels[1:] *= 255
+    written = tflite.tflite_path(exported["dense"][1], "int8")
+    before = written.stat().st_mtime_ns if written.exists() else None
+    with pytest.raises(ServingError, match=r"expects images on \[0, 1\]; got values from 0 to 255"):
+        tflite.convert(exported["dense"][1], "int8", images=pixels)
+    assert (written.stat().st_mtime_ns if written.exists() else None) == before  # nothing written
+    unknown_class = np.array([3] * 7 + [10])
+    with pytest.raises(ServingError, match="expects labels from 0 to 9; got values from 3 to 10"):
+        tflite.convert(exported["cvae"][1], "int16x8", images=calibration[:8], labels=unknown_class)
+    with pytest.raises(
+        ServingError, match=r"expects images: float32 \[batch, 28, 28, 1\]; got images: float32 \[8, 28, 28\]"
+    ):
+        tflite.max_differences(tflite.tflite_path(exported["dense"][1], "none"), digits[:8, ..., 0])
+
+
 @pytest.mark.parametrize("quantize", ["none", "int8"])
 def test_runner_checks_every_call_against_the_file(converted, digits, quantize):
     # LiteRT itself resizes its inputs to whatever it gets: [1, 56, 28, 1]

@@ -113,13 +113,15 @@ def add_data_arguments(parser, data_default="mnist", what="the data"):
     """`--data` and the read options every kind of source takes."""
     from aekeras.data import DATASETS
 
-    parser.add_argument(
+    # One or the other: with both, the last on the line would win unseen.
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
         "--data",
         default=data_default,
         help=f"{what}: {', '.join(DATASETS)}, tfds:NAME, a folder of images (flat, or one subfolder per "
         "class) or an .npz/.npy file",
     )
-    parser.add_argument(
+    source.add_argument(
         "--dataset", dest="data", choices=DATASETS, help="the same as --data, for built-in names"
     )
     parser.add_argument(
