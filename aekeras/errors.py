@@ -23,6 +23,10 @@ class SettingsChangedError(ValueError):
     """A run folder holds the backup of a run made with other settings."""
 
 
+class RunInUseError(ValueError):
+    """Another process is training in the same run folder."""
+
+
 class TrainingInterrupted(Exception):
     """Training was interrupted (Ctrl-C); what was kept and how to go on.
 

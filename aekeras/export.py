@@ -10,7 +10,6 @@ machine removes. `write_models_config(out)` writes the TF Serving
 """
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -25,7 +24,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from aekeras import quantization, signatures
 from aekeras.errors import ContractChangeError, ModelFileError
 from aekeras.models.base import BaseAutoencoder
-from aekeras.staging import staging_path, write_atomically
+from aekeras.staging import locked, staging_path, write_atomically
 
 SETTINGS_FILE = "run.json"
 MODELS_CONFIG_FILE = "models.config"
@@ -150,7 +149,7 @@ def saved_model(model, out, name, settings=None, allow_contract_change=False, in
         signatures.write_value_counts(staging, model.input_value_counts())
         if settings is not None:
             (staging / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
-        with _locked(model_dir):
+        with locked(model_dir):
             if not allow_contract_change:
                 # Again: another exporter may have published since the check above.
                 check_contract(model, out, name)
@@ -175,21 +174,6 @@ def _take_next_version(staging, model_dir):
         except OSError:
             if not version_dir.exists():
                 raise
-
-
-@contextlib.contextmanager
-def _locked(folder):
-    """Holds an exclusive lock on `folder` (`flock` on the folder itself, leaving no lock file).
-
-    Publishers of one name take it to check the contract and take a
-    version as one step, and writers of `models.config` to read and write it.
-    """
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(descriptor)  # releases the lock
 
 
 @contextlib.contextmanager
@@ -235,7 +219,7 @@ def write_models_config(out, base_path=None):
     """
     out = Path(out)
     path = out / MODELS_CONFIG_FILE
-    with _locked(out):  # concurrent exports: each reads the file the last one wrote
+    with locked(out):  # concurrent exports: each reads the file the last one wrote
         config = _read_models_config(path)
         model_dirs = sorted(p for p in out.iterdir() if p.is_dir() and versions(p))
         base_path = base_path or _serving_root(config, model_dirs) or str(out.absolute())

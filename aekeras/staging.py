@@ -5,6 +5,8 @@ it publishes into, so that the leftovers of a killed process can be told
 from those of a running one, and the next run removes them.
 """
 
+import contextlib
+import fcntl
 import os
 import shutil
 import socket
@@ -70,3 +72,18 @@ def remove_partials(folder):
     """
     for leftover in Path(folder).glob(f"{PARTIAL_PREFIX}*"):
         leftover.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def locked(folder, wait=True):
+    """Holds an exclusive lock on `folder` (`flock` on the folder itself, leaving no lock file).
+
+    The lock goes with the process, however it ends. Without `wait`,
+    raises BlockingIOError at once where another process holds it.
+    """
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock

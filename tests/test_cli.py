@@ -526,7 +526,7 @@ def test_an_error_a_ctrl_c_caused_inside_c_code_is_the_interrupt_it_was():
     import os
     import signal
 
-    from aekeras.cli.common import ctrl_c_kept
+    from aekeras.interrupts import ctrl_c_kept
 
     def converting_in_c():
         try:
@@ -543,3 +543,45 @@ def test_an_error_a_ctrl_c_caused_inside_c_code_is_the_interrupt_it_was():
         with ctrl_c_kept():
             raise SystemError("a real one")
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_ctrl_c_that_a_finalizer_dropped_still_stops_the_block(monkeypatch):
+    """Raised inside `__del__` (TensorFlow's function finalizers), the interrupt is printed and dropped.
+
+    Training then went on and published a new version after the user's Ctrl-C.
+    """
+    import os
+    import signal
+
+    from aekeras.interrupts import ctrl_c_kept
+
+    class Finalizer:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+
+    dropped = []  # what Python reports as "Exception ignored in ..."
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: dropped.append(unraisable.exc_type))
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_kept():
+            Finalizer()  # collected at once; the interrupt goes no further than its __del__
+            went_on = True
+    assert went_on and dropped == [KeyboardInterrupt]
+
+
+def test_a_process_that_ignores_ctrl_c_goes_on_ignoring_it():
+    """A script's background job (`aekeras train ... &`) ignores SIGINT; the command must not take it back."""
+    import os
+    import signal
+
+    from aekeras.interrupts import ctrl_c_kept
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with ctrl_c_kept():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+            finished = True
+        assert finished and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -122,6 +122,31 @@ def interrupt_after_first_backup(args, cwd, signal_number=signal.SIGINT):
     return interrupt_once_written(args, cwd, backed_up, signal_number)
 
 
+def test_a_second_run_of_the_same_name_is_refused_while_the_first_trains(tmp_path):
+    """It used to resume the first's live backup, and both published, with their history mixed."""
+    args = ["train", "dense", "--epochs", "1000", "--limit", "4096", "--quiet"]
+    first = _started(args, tmp_path)
+    backed_up = tmp_path / "runs/dense/backup/training_metadata.json"
+    deadline = time.time() + 240
+    while not backed_up.exists() and first.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    second = run(args, tmp_path)
+    assert first.poll() is None, "the first run ended before the second was refused"
+    first.send_signal(signal.SIGINT)
+    _, first_stderr = first.communicate(timeout=120)
+    assert second.returncode == 2
+    assert one_line(second) == (
+        "aekeras: error: runs/dense is in use: another run of the same name is training there; let it "
+        "finish (or stop it), or pass another --name"
+    )
+    assert first.returncode == 130 and "runs/dense keeps epoch" in first_stderr
+    epochs = [
+        line.split(",")[0] for line in (tmp_path / "runs/dense/history.csv").read_text().splitlines()[1:]
+    ]
+    assert epochs and epochs == [str(i) for i in range(len(epochs))]  # one run's rows, each epoch once
+    assert not (tmp_path / "saved_models").exists()
+
+
 def test_ctrl_c_says_what_was_kept_and_a_changed_rerun_is_refused(tmp_path):
     args = ["train", "dense", "--epochs", "5", "--limit", "6144", "--quiet"]
     status, _, stderr = interrupt_after_first_backup(args, tmp_path)

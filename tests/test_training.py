@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from aekeras import data, optimizers, registry, training
+from aekeras import cli, data, optimizers, registry, training
 from aekeras.errors import SettingsChangedError, TrainingInterrupted
 from aekeras.models import DenseAutoencoder
 from aekeras.registry import get_model
@@ -233,7 +233,7 @@ def test_a_nan_loss_stops_training_naming_epoch_and_batch(tmp_path, monkeypatch)
         train(config)
     assert str(error.value) == (
         "training stopped: the loss became nan at epoch 2, batch 3; the last good checkpoint "
-        f"is {checkpoint}; look for NaN or infinite values in the data, or rerun with a lower "
+        f"is {checkpoint}; look for NaN or infinite values, or pixels off the model's scale, in the data, or rerun with a lower "
         "--learning-rate (it resumes after epoch 1)"
     )
     # The broken epoch saved nothing: the checkpoint and backup of epoch 1 are kept.
@@ -329,6 +329,24 @@ def test_a_backup_that_counts_an_epoch_has_its_settings_whenever_it_is_killed(
     fresh = RunClock(backup_dir, {**settings, "batch_size": 64}, discard_backup=True)
     assert (fresh.resumed_after, fresh.resumes, fresh.seconds_before) == (None, 0, 0.0)
     assert backup_dir.is_dir()
+
+
+def test_a_backup_that_counts_no_epoch_is_no_backup(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C as training began left the backup folder without an epoch count.
+
+    The next run, told that nothing was kept, was refused as of other settings
+    (`batch_size None -> 256`, ...); Keras would have loaded any weights file there.
+    """
+    backup_dir = tmp_path / "runs/dense/backup"
+    backup_dir.mkdir(parents=True)
+    assert RunClock(backup_dir, {"model": "dense"}).resumed_after is None
+    stale = DenseAutoencoder(latent_dim=30)
+    stale.save_weights(backup_dir / "latest.weights.h5")
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "dense", "--epochs", "1", "--limit", "256", "--quiet", "--seed", "3"]
+    assert cli.main(args) == 0, capsys.readouterr().err
+    record = json.loads((tmp_path / "saved_models/dense/1/run.json").read_text())
+    assert record["resumes"] == 0 and not backup_dir.exists()
 
 
 def test_an_interrupted_run_is_not_resumed_with_fewer_epochs_than_it_trained(tmp_path, monkeypatch):

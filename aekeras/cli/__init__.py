@@ -19,9 +19,11 @@ from aekeras.errors import (
     ContractChangeError,
     DataError,
     ModelFileError,
+    RunInUseError,
     SettingsChangedError,
     TrainingInterrupted,
 )
+from aekeras.interrupts import ctrl_c_kept
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader ended
@@ -67,9 +69,17 @@ def main(argv=None):
         faulthandler.enable(file=2)
     try:
         args = build_parser().parse_args(argv)
-        start_tensorflow(args.verbose)
+        with ctrl_c_kept():  # TensorFlow's import turns a Ctrl-C into an ImportError
+            start_tensorflow(args.verbose)
         args.run(args)
-    except (UsageError, DataError, ModelFileError, ContractChangeError, SettingsChangedError) as e:
+    except (
+        UsageError,
+        DataError,
+        ModelFileError,
+        ContractChangeError,
+        SettingsChangedError,
+        RunInUseError,
+    ) as e:
         print(f"aekeras: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except FloatingPointError as e:

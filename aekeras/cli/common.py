@@ -3,7 +3,6 @@
 import argparse
 import contextlib
 import os
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -202,31 +201,6 @@ def stderr_silenced():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-
-
-@contextlib.contextmanager
-def ctrl_c_kept():
-    """Within it, an error a Ctrl-C caused is the KeyboardInterrupt it was.
-
-    A Ctrl-C that lands while TensorFlow converts an array (`tf.constant`)
-    comes out of its C code as a SystemError, which would end the command
-    in a traceback instead of saying what was kept.
-    """
-    pressed = []
-
-    def on_ctrl_c(signum, frame):
-        pressed.append(signum)
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, on_ctrl_c)
-    try:
-        yield
-    except Exception:
-        if pressed:
-            raise KeyboardInterrupt from None
-        raise
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def native_logs_hidden(verbose):

@@ -3,11 +3,11 @@
 from aekeras.cli.common import (
     add_data_arguments,
     check_version_dir,
-    ctrl_c_kept,
     export_test_images,
     native_logs_hidden,
 )
 from aekeras.errors import CheckInterrupted
+from aekeras.interrupts import ctrl_c_kept
 
 
 def add_parser(commands):

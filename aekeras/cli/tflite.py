@@ -4,12 +4,12 @@ from aekeras.choices import CALIBRATED, QUANTIZATIONS
 from aekeras.cli.common import (
     add_data_arguments,
     check_version_dir,
-    ctrl_c_kept,
     export_test_images,
     native_logs_hidden,
     positive_int,
 )
 from aekeras.errors import CheckInterrupted
+from aekeras.interrupts import ctrl_c_kept
 
 
 def add_parser(commands):

@@ -76,7 +76,9 @@ class RunClock:
         self.backup_dir = Path(backup_dir)
         self.settings = settings
         self.seconds_before, self.resumes = 0.0, 0
-        resumes = self.backup_dir.is_dir() and not discard_backup
+        # A backup counts its epoch last: without the count (a Ctrl-C as
+        # training began) it holds no completed epoch to resume after.
+        resumes = (self.backup_dir / _METADATA_FILE).is_file() and not discard_backup
         self.resumed_after = completed_epochs(self.backup_dir) if resumes else None
         if self.resumed_after is not None:
             self._load()

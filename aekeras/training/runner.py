@@ -9,6 +9,7 @@ above, and each other worker keeps only its backup and its `model.keras`,
 in `run_dir/<model>/<task type>-<index>/`.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -23,9 +24,10 @@ import tensorflow as tf
 from aekeras import data, export, optimizers, progress
 from aekeras.callbacks import LatentProjector, ReconstructionImages
 from aekeras.data.sources import FolderSource
-from aekeras.errors import SettingsChangedError, TrainingInterrupted
+from aekeras.errors import RunInUseError, SettingsChangedError, TrainingInterrupted
+from aekeras.interrupts import ctrl_c_kept
 from aekeras.registry import build_model, get_model
-from aekeras.staging import remove_partials, write_atomically
+from aekeras.staging import locked, remove_partials, write_atomically
 from aekeras.training import distribute
 from aekeras.training.callbacks import BACKUP_DIR, CHECKPOINTS_DIR, HISTORY_FILE, LOGS_DIR, run_callbacks
 from aekeras.training.evaluate import evaluate_model
@@ -172,9 +174,14 @@ def _run_clock(config, source, run_dir):
     return clock
 
 
-def _ready_run_dir(config, run_dir, clock):
-    """The run folder made ready, once every check has passed: `--restart` discards the backup, an interrupted save's leftovers go."""
-    if config.restart:
+def _ready_run_dir(run_dir, clock):
+    """The run folder made ready, once every check has passed.
+
+    A backup not resumed goes (`--restart`, or one that counts no epoch:
+    Keras would load its weights, if any, into a fresh run), and so do an
+    interrupted save's leftovers.
+    """
+    if clock.resumed_after is None:
         shutil.rmtree(run_dir / BACKUP_DIR, ignore_errors=True)
     for folder in (run_dir, run_dir / CHECKPOINTS_DIR):
         remove_partials(folder)  # of a run killed while it saved
@@ -223,15 +230,16 @@ def _fit(model, train_data, test_data, config, run_dir, clock, is_chief, source)
             LatentProjector(logs / "projector", images, labels, source.spec.class_names),
         ]
     try:
-        model.fit(
-            train_data,
-            epochs=config.epochs,
-            validation_data=test_data if config.validation_freq else None,
-            validation_freq=config.validation_freq or 1,
-            callbacks=callbacks,
-            verbose=progress.fit_verbosity(config.verbose),
-            shuffle=False,  # The dataset reshuffles itself every epoch.
-        )
+        with ctrl_c_kept():
+            model.fit(
+                train_data,
+                epochs=config.epochs,
+                validation_data=test_data if config.validation_freq else None,
+                validation_freq=config.validation_freq or 1,
+                callbacks=callbacks,
+                verbose=progress.fit_verbosity(config.verbose),
+                shuffle=False,  # The dataset reshuffles itself every epoch.
+            )
     except KeyboardInterrupt:
         raise TrainingInterrupted(run_dir, completed_epochs(run_dir / BACKUP_DIR), config.epochs) from None
 
@@ -291,8 +299,8 @@ def use_intra_op_threads(config):
         ) from None
 
 
-def _prepare(config, source, strategy):
-    """The compiled model, its data and its run folder, every check made before anything is written."""
+def _prepare(config, source, strategy, run_dir):
+    """The compiled model, its data and its run's clock, every check made before anything is written."""
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = build_model(config.model, source.spec, seed=config.seed, **config.options)
@@ -301,16 +309,15 @@ def _prepare(config, source, strategy):
         model.test_step = distribute.vector_logs(model.test_step)
     if distribute.is_chief(strategy) and not config.allow_contract_change:
         export.check_contract(model, config.out, config.run_name)
-    run_dir = _run_dir(config, strategy)
     clock = _run_clock(config, source, run_dir)
     order_seed = _order_seed(config.seed, clock.resumed_after)
     train_data, test_data, share = _pipelines(config, source, model, strategy, order_seed)
     with strategy.scope():
         # After the pipelines: a schedule over the run needs their batch count.
         compile_model(model, config, train_data)
-    _ready_run_dir(config, run_dir, clock)
+    _ready_run_dir(run_dir, clock)
     clock.start()  # the set-up above is not training time
-    return model, train_data, test_data, share, run_dir, clock
+    return model, train_data, test_data, share, clock
 
 
 def train(config, source=None, progress=print):
@@ -339,25 +346,58 @@ def train(config, source=None, progress=print):
     configure_tensorflow(config)
     strategy = distribute.distribution_strategy(config.strategy)
     source = source or open_data(config)
-    model, train_data, test_data, share, run_dir, clock = _prepare(config, source, strategy)
-    if clock.resumed_after is not None:
-        progress(f"resuming {run_dir} after epoch {clock.resumed_after} of {config.epochs}")
-    elif (kept := _set_aside_earlier_run(run_dir)) is not None:
-        progress(f"{run_dir} held an earlier run; its files are now in {kept}")
-    with data.naming_undecodable_files(source):
-        _fit(model, train_data, test_data, config, run_dir, clock, distribute.is_chief(strategy), source)
-        clock.stop()
-        try:
-            result = _evaluate_and_publish(config, source, model, test_data, strategy, run_dir, clock)
-        except KeyboardInterrupt:
-            raise TrainingInterrupted(run_dir, config.epochs, config.epochs) from None
-    shutil.rmtree(run_dir / BACKUP_DIR, ignore_errors=True)
+    run_dir = _run_dir(config, strategy)
+    with _held_alone(run_dir):
+        model, train_data, test_data, share, clock = _prepare(config, source, strategy, run_dir)
+        if clock.resumed_after is not None:
+            progress(f"resuming {run_dir} after epoch {clock.resumed_after} of {config.epochs}")
+        elif (kept := _set_aside_earlier_run(run_dir)) is not None:
+            progress(f"{run_dir} held an earlier run; its files are now in {kept}")
+        with data.naming_undecodable_files(source):
+            _fit(model, train_data, test_data, config, run_dir, clock, distribute.is_chief(strategy), source)
+            clock.stop()
+            try:
+                result = _evaluate_and_publish(config, source, model, test_data, strategy, run_dir, clock)
+            except KeyboardInterrupt:
+                raise TrainingInterrupted(run_dir, config.epochs, config.epochs) from None
+        shutil.rmtree(run_dir / BACKUP_DIR, ignore_errors=True)
     return {**result, "data_share": share}
+
+
+@contextlib.contextmanager
+def _held_alone(run_dir):
+    """The run folder, locked for this process while it trains.
+
+    A second run of the same name would otherwise resume from this one's
+    live backup and publish beside it, with their files mixed. The folder
+    is made here, to be locked, and removed again where the run stopped
+    before writing anything into it (its checks failed).
+
+    Raises:
+        RunInUseError: where another process holds the folder.
+    """
+    made = [folder for folder in (run_dir, *run_dir.parents) if not folder.exists()]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(locked(run_dir, wait=False))
+            except BlockingIOError:
+                raise RunInUseError(
+                    f"{run_dir} is in use: another run of the same name is training there; let it finish "
+                    "(or stop it), or pass another --name"
+                ) from None
+            yield
+    finally:
+        for folder in made:  # innermost first; only those left empty go
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 def _evaluate_and_publish(config, source, model, test_data, strategy, run_dir, clock):
     _, evaluation = get_model(config.model).split_options(config.options)
-    metrics = evaluate_model(model, test_data, config.seed, verbose=config.verbose == 1, **evaluation)
+    with ctrl_c_kept():  # a Ctrl-C it dropped stops the run before anything is published
+        metrics = evaluate_model(model, test_data, config.seed, verbose=config.verbose == 1, **evaluation)
     model_path = run_dir / MODEL_FILE
     write_atomically(model_path, model.save)
     result = {"test_metrics": metrics, "export": None, "model": str(model_path), "run_dir": str(run_dir)}
