@@ -110,7 +110,7 @@ def test_the_nan_stop_names_the_exact_batch_and_skips_every_later_update(steps):
     # A fit of the user's own: no checkpoint or command-line flag to name.
     assert str(stopped.value) == (
         "training stopped: the loss became nan at epoch 2, batch 3; the model keeps the weights of the last "
-        "finite step; look for NaN or infinite values in the data, or lower the learning rate"
+        "finite step; look for NaN or infinite values, or pixels off the model's scale, in the data, or lower the learning rate"
     )
     # The weights are those after the 10 good steps: no update from the NaN or after it.
     keras.utils.set_random_seed(0)

@@ -99,3 +99,34 @@ def test_uint8_pixels_of_other_shapes_are_scaled_by_the_model(rgb_crops, digits_
     np.testing.assert_allclose(
         from_pixels, vae.negative_log_likelihood(data.unit_scale(pixels), 4), rtol=1e-6
     )
+
+
+def test_0_255_pixels_as_floats_are_refused_in_one_line(rgb_crops):
+    """They trained to a loss in the thousands (a VAE's to NaN, blamed on the learning rate) without a word."""
+    pixels = rgb_crops[1][:16]
+    as_floats = pixels.astype(np.float32)
+    model = ConvAutoencoder(filters=(4, 2), image_shape=(32, 32, 3))
+    model.compile(optimizer="adam")
+    taken = r"ConvAutoencoder\.{} takes float images on \[0.0, 1.0\]; got values from 0 to 255 \(pass 0-255 pixels as uint8"
+    for method in ("fit", "evaluate", "predict"):
+        with pytest.raises(ValueError, match=taken.format(method)):
+            getattr(model, method)(as_floats, verbose=0)
+    for method in ("reconstruct", "embed"):
+        with pytest.raises(
+            ValueError, match=r"reconstruct, embed and interpolate take float images on \[0.0, 1.0\]"
+        ):
+            getattr(model, method)(as_floats)
+    with pytest.raises(ValueError, match="reconstruct, embed and interpolate take"):
+        model.interpolate(as_floats[0], as_floats[1])
+    # A [-1, 1] model takes floats on its own scale, and images on [0, 1] to reconstruct.
+    dense = DenseAutoencoder(latent_dim=4, image_shape=(32, 32, 3))
+    dense.compile(optimizer="adam")
+    unit = data.unit_scale(pixels)
+    history = dense.fit(dense.image_spec.to_model_scale(unit), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert dense.reconstruct(unit).shape == unit.shape
+    with pytest.raises(
+        ValueError,
+        match=r"DenseAutoencoder\.fit takes float images on \[-1.0, 1.0\]; got values from 0 to 255",
+    ):
+        dense.fit(as_floats, epochs=1, verbose=0)

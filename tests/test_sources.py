@@ -343,6 +343,34 @@ def test_hidden_and_empty_folders_are_not_classes_or_splits(tmp_path, photo_crop
         data.open_source(tmp_path)
 
 
+def test_split_folders_in_any_case_and_images_beside_train_refused(tmp_path, photo_crops):
+    """`Train/` and `Test/` were two classes (test images trained on); images beside train/ were left out unseen."""
+    for split, crops in (("Train", photo_crops[:3]), ("TEST", photo_crops[3:])):
+        (tmp_path / split).mkdir()
+        for i, crop in enumerate(crops):
+            crop.save(tmp_path / split / f"{i}.png")
+    source = data.open_source(tmp_path)
+    assert source.spec.num_classes is None and (source.count("train"), source.count("test")) == (3, 1)
+    photo_crops[0].save(tmp_path / "stray.png")
+    with pytest.raises(
+        DataError,
+        match=r"holds 1 image files, such as stray.png, beside Train/ \(expected every image inside train/ or test/\)$",
+    ):
+        data.open_source(tmp_path)
+    (tmp_path / "stray.png").unlink()
+    shutil.copytree(tmp_path / "TEST", tmp_path / "test")
+    with pytest.raises(DataError, match=r"holds both TEST/ and test/ \(expected one\)$"):
+        data.open_source(tmp_path)
+
+
+def test_an_npy_file_is_read_whatever_the_case_of_its_suffix(tmp_path, digits_npz):
+    images = np.load(digits_npz)["images"]
+    np.save(tmp_path / "digits.npy", images)
+    (tmp_path / "digits.npy").rename(tmp_path / "DIGITS.NPY")
+    train, _ = data.load_arrays(tmp_path / "DIGITS.NPY", "train")
+    assert len(train) == 1797 - 180 and train.max() == 1.0
+
+
 def test_limit_on_train_and_test_class_folders_takes_every_class(tmp_path, fashion_png_folder):
     names = sorted(p.name for p in fashion_png_folder.iterdir())[:3]
     for name in names:

@@ -90,7 +90,7 @@ def read_array_file(path):
     """
     path = Path(path)
     try:
-        if path.suffix == ".npy":
+        if path.suffix.lower() == ".npy":
             arrays = {"images": np.load(path, mmap_mode="r", allow_pickle=False)}
         else:
             arrays = _npz_arrays(path)

@@ -98,28 +98,42 @@ def _grey_palette(image):
 def _layout(folder):
     """The split folders of `folder`: `[train, test]`, `[train]`, or `[folder]` itself.
 
-    Hidden folders (`.git`, `.ipynb_checkpoints`) and folders without
-    images beside train/ are not part of the layout.
+    Split folders are named in any case (`Train/`, `TEST/`). Hidden folders
+    (`.git`, `.ipynb_checkpoints`) and folders without images beside train/
+    are not part of the layout; image files beside train/ are refused,
+    where they would be left out unseen.
     """
-    names = [
-        p.name
+    entries = [
+        p
         for p in _visible(folder.iterdir())
-        if p.is_dir() and (p.name in _SPLIT_FOLDERS or _image_files(p, recursive=True))
+        if p.is_dir() and (p.name.lower() in _SPLIT_FOLDERS or _image_files(p, recursive=True))
     ]
-    if "train" not in names:
-        if names == ["test"]:
+    splits = {}
+    for entry in (p for p in entries if p.name.lower() in _SPLIT_FOLDERS):
+        if entry.name.lower() in splits:
             raise DataError(
-                f"{folder}: a test/ folder but no train/ (expected both, or the images themselves)"
+                f"{folder}: holds both {splits[entry.name.lower()].name}/ and {entry.name}/ (expected one)"
+            )
+        splits[entry.name.lower()] = entry
+    if "train" not in splits:
+        if len(entries) == 1 and "test" in splits:
+            raise DataError(
+                f"{folder}: a {entries[0].name}/ folder but no train/ (expected both, or the images themselves)"
             )
         return [folder]
-    others = [name for name in names if name not in _SPLIT_FOLDERS]
+    others = [p.name for p in entries if p.name.lower() not in _SPLIT_FOLDERS]
     if others:
         raise DataError(
-            f"{folder}: holds train/ beside {', '.join(f'{n}/' for n in others)} (expected train/ alone, or "
-            "train/ and test/: name a held-out split test/)"
+            f"{folder}: holds {splits['train'].name}/ beside {', '.join(f'{n}/' for n in others)} (expected "
+            "train/ alone, or train/ and test/: name a held-out split test/)"
+        )
+    if strays := _image_files(folder, recursive=False):
+        raise DataError(
+            f"{folder}: holds {len(strays)} image files, such as {strays[0].name}, beside "
+            f"{splits['train'].name}/ (expected every image inside train/ or test/)"
         )
     # A train/ folder alone is the training split (its test split is held out), not one class.
-    return [folder / s for s in _SPLIT_FOLDERS if s in names]
+    return [splits[s] for s in _SPLIT_FOLDERS if s in splits]
 
 
 def scan_folder(folder):

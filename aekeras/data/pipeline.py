@@ -41,6 +41,19 @@ def unit_scale(images):
     return images
 
 
+def check_scale(images, value_range, taker):
+    """Raises ValueError where float NumPy `images` stray off `value_range` (0-255 pixels as floats, most often).
+
+    `taker` names what takes them, to begin the message.
+    """
+    low, high = float(np.nanmin(images)), float(np.nanmax(images))
+    if low < value_range[0] or high > value_range[1]:
+        raise ValueError(
+            f"{taker} float images on {list(value_range)}; got values from {low:g} to {high:g} (pass 0-255 "
+            "pixels as uint8, which it scales itself)"
+        )
+
+
 def _check(batch_size, limit, value_range):
     if not (isinstance(batch_size, (int, np.integer)) and batch_size > 0):
         raise DataError(f"batch_size must be a positive integer, got {batch_size!r}")

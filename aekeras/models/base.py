@@ -12,7 +12,7 @@ from keras.src.trainers.compile_utils import MetricsList
 
 from aekeras import losses, optimizers, progress
 from aekeras.data import DEFAULT_SPEC, ImageSpec
-from aekeras.data.pipeline import scaled_batch, unit_scale
+from aekeras.data.pipeline import check_scale, scaled_batch, unit_scale
 from aekeras.models import nonfinite, shards
 from aekeras.signatures import LABEL_INPUT
 
@@ -248,6 +248,7 @@ class BaseAutoencoder(keras.Model):
 
     def fit(self, x=None, *args, callbacks=None, **kwargs):
         """Keras's `fit`, with the model's `default_callbacks` unless given ones of the same classes."""
+        self._check_array_scale(x, "fit")
         callbacks = _with_progress_bar(callbacks)
         for default in self.default_callbacks():
             if not any(isinstance(c, type(default)) for c in callbacks):
@@ -259,8 +260,10 @@ class BaseAutoencoder(keras.Model):
         with self._steps_per_call_dividing(kwargs.get("steps_per_epoch"), "train_function"):
             return super().fit(x, *args, callbacks=callbacks, **kwargs)
 
-    def evaluate(self, *args, callbacks=None, **kwargs):
+    def evaluate(self, x=None, *args, callbacks=None, **kwargs):
         """Keras's `evaluate`, its progress bar counting only the steps run."""
+        self._check_array_scale(x, "evaluate")
+        args = (x, *args)
         with self._steps_per_call_dividing(kwargs.get("steps"), "test_function"):
             return super().evaluate(*args, callbacks=_with_progress_bar(callbacks), **kwargs)
 
@@ -279,14 +282,25 @@ class BaseAutoencoder(keras.Model):
             return
         super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
+    def _check_array_scale(self, x, method):
+        """Float NumPy images given to `fit`, `evaluate` or `predict`, checked to lie on the model's scale.
+
+        0-255 pixels as floats would otherwise train to a loss in the
+        thousands (a VAE's to NaN) without a word.
+        """
+        if isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.size:
+            check_scale(x, self.value_range, f"{type(self).__name__}.{method} takes")
+
     def _nothing_to_build(self):
         """Whether the model, its compiled loss and metrics and its optimizer are all built."""
         parts = (self._compile_metrics, self._compile_loss, self.optimizer)
         layers_built = all(layer.built for layer in self._flatten_layers())
         return layers_built and all(part is None or part.built for part in parts)
 
-    def predict(self, *args, callbacks=None, **kwargs):
+    def predict(self, x, *args, callbacks=None, **kwargs):
         """Keras's `predict`, its progress bar counting only the steps run."""
+        self._check_array_scale(x, "predict")
+        args = (x, *args)
         with self._steps_per_call_dividing(kwargs.get("steps"), "predict_function"):
             return super().predict(*args, callbacks=_with_progress_bar(callbacks), **kwargs)
 
@@ -433,7 +447,12 @@ class BaseAutoencoder(keras.Model):
 
     def _unit_batches(self, images, labels, batch_size):
         """`(model-scale batch, its conditions)` pairs over images on [0, 1] (or uint8 pixels)."""
-        scaled = self.image_spec.to_model_scale(np.asarray(unit_scale(np.asarray(images)), np.float32))
+        images = np.asarray(images)
+        if images.dtype.kind == "f" and images.size:
+            check_scale(
+                images, (0.0, 1.0), f"{type(self).__name__}'s reconstruct, embed and interpolate take"
+            )
+        scaled = self.image_spec.to_model_scale(np.asarray(unit_scale(images), np.float32))
         conditions = self.conditions(labels, len(scaled))
         for i in range(0, len(scaled), batch_size):
             yield scaled[i : i + batch_size], {k: v[i : i + batch_size] for k, v in conditions.items()}

@@ -121,7 +121,7 @@ class NonFiniteStop(keras.callbacks.Callback):
     def _likely_cause(self):
         """What to change: rerunning unchanged would stop at the same place."""
         rate = float(self.model.optimizer.learning_rate.numpy())
-        data = "look for NaN or infinite values in the data"
+        data = "look for NaN or infinite values, or pixels off the model's scale, in the data"
         if self.checkpoints is None and not self.chief_keeps:  # a fit of the user's own, not `aekeras train`
             lower = "lower the learning rate"
         else:
