@@ -474,7 +474,7 @@ def test_the_conditional_vae_refuses_unlabelled_data_in_one_line(tmp_path, rgb_c
         ["train", "cvae", "--data", str(rgb_crops_folder), "--epochs", "1"], cwd=tmp_path, timeout=120
     )
     assert result.returncode == 2
-    assert "ConditionalVAE needs num_classes" in stderr_line(result)
+    assert "ConditionalVAE needs data with class labels (MNIST, class folders" in stderr_line(result)
     assert not (tmp_path / "saved_models").exists()
 
 
@@ -521,7 +521,17 @@ def test_a_ctrl_c_after_the_command_finished_leaves_its_exit_status(tmp_path):
     assert finished.stderr.startswith("aekeras: error: missing.keras") and finished.stderr.count("\n") == 1
 
 
-def test_an_error_a_ctrl_c_caused_inside_c_code_is_the_interrupt_it_was():
+@pytest.fixture
+def ctrl_c_at_its_default():
+    """SIGINT raising KeyboardInterrupt, as at a terminal (pytest-xdist's workers ignore it)."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_an_error_a_ctrl_c_caused_inside_c_code_is_the_interrupt_it_was(ctrl_c_at_its_default):
     """TensorFlow's array conversion turned a Ctrl-C into a SystemError: the check ended in a traceback."""
     import os
     import signal
@@ -536,6 +546,7 @@ def test_an_error_a_ctrl_c_caused_inside_c_code_is_the_interrupt_it_was():
             raise SystemError("returned a result with an exception set") from None
 
     before = signal.getsignal(signal.SIGINT)
+    assert before is signal.default_int_handler  # the ctrl_c_at_its_default fixture's
     with pytest.raises(KeyboardInterrupt):
         with ctrl_c_kept():
             converting_in_c()
@@ -545,7 +556,7 @@ def test_an_error_a_ctrl_c_caused_inside_c_code_is_the_interrupt_it_was():
     assert signal.getsignal(signal.SIGINT) is before
 
 
-def test_a_ctrl_c_that_a_finalizer_dropped_still_stops_the_block(monkeypatch):
+def test_a_ctrl_c_that_a_finalizer_dropped_still_stops_the_block(monkeypatch, ctrl_c_at_its_default):
     """Raised inside `__del__` (TensorFlow's function finalizers), the interrupt is printed and dropped.
 
     Training then went on and published a new version after the user's Ctrl-C.

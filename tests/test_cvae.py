@@ -144,7 +144,7 @@ class TestConditionalVAE(AutoencoderTestCase):
             model.interpolate(images[0], images[1])
         with pytest.raises(ValueError, match=r"trains on \(images, labels\) batches"):
             model.fit(images, labels + 0.7, epochs=1, verbose=0)  # float labels are not truncated
-        with pytest.raises(ValueError, match="needs num_classes"):
+        with pytest.raises(ValueError, match="needs data with class labels .*, or num_classes="):
             ConditionalVAE(image_spec=ImageSpec((8, 8, 1)))
         with pytest.raises(ValueError, match="differs from image_spec's 10"):
             ConditionalVAE(num_classes=3, image_spec=ImageSpec((28, 28, 1), num_classes=10))

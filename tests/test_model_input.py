@@ -107,7 +107,7 @@ def test_0_255_pixels_as_floats_are_refused_in_one_line(rgb_crops):
     as_floats = pixels.astype(np.float32)
     model = ConvAutoencoder(filters=(4, 2), image_shape=(32, 32, 3))
     model.compile(optimizer="adam")
-    taken = r"ConvAutoencoder\.{} takes float images on \[0.0, 1.0\]; got values from 0 to 255 \(pass 0-255 pixels as uint8"
+    taken = r"ConvAutoencoder\.{} takes float images on \[0.0, 1.0\]; got values up to 255, as 0-255 pixels have \(pass those as uint8"
     for method in ("fit", "evaluate", "predict"):
         with pytest.raises(ValueError, match=taken.format(method)):
             getattr(model, method)(as_floats, verbose=0)
@@ -118,6 +118,10 @@ def test_0_255_pixels_as_floats_are_refused_in_one_line(rgb_crops):
             getattr(model, method)(as_floats)
     with pytest.raises(ValueError, match="reconstruct, embed and interpolate take"):
         model.interpolate(as_floats[0], as_floats[1])
+    # The lecture's dropout mask doubles values, centred inputs go below 0: both are taken.
+    doubled = np.where(np.arange(as_floats.size).reshape(as_floats.shape) % 2, 2 * pixels / 255, 0)
+    assert model.predict(doubled.astype(np.float32), verbose=0).shape == pixels.shape
+    assert model.reconstruct(data.unit_scale(pixels) - 0.5).shape == pixels.shape
     # A [-1, 1] model takes floats on its own scale, and images on [0, 1] to reconstruct.
     dense = DenseAutoencoder(latent_dim=4, image_shape=(32, 32, 3))
     dense.compile(optimizer="adam")
@@ -127,6 +131,6 @@ def test_0_255_pixels_as_floats_are_refused_in_one_line(rgb_crops):
     assert dense.reconstruct(unit).shape == unit.shape
     with pytest.raises(
         ValueError,
-        match=r"DenseAutoencoder\.fit takes float images on \[-1.0, 1.0\]; got values from 0 to 255",
+        match=r"DenseAutoencoder\.fit takes float images on \[-1.0, 1.0\]; got values up to 255",
     ):
         dense.fit(as_floats, epochs=1, verbose=0)

@@ -363,6 +363,17 @@ def test_split_folders_in_any_case_and_images_beside_train_refused(tmp_path, pho
         data.open_source(tmp_path)
 
 
+def test_read_options_in_python_as_the_command_line_takes_them(digits_npz):
+    assert data.open_source(digits_npz, image_size=16).spec.shape == (16, 16, 1)  # --image-size 16
+    with pytest.raises(DataError, match=r"^image_size must be two positive integers, got 'big'$"):
+        data.open_source(digits_npz, image_size="big")
+    with pytest.raises(
+        DataError,
+        match=r"^data source must be a name or a path, got an array of shape \(3, 8, 8\) \(for arrays",
+    ):
+        data.load(np.zeros((3, 8, 8)), "train")
+
+
 def test_an_npy_file_is_read_whatever_the_case_of_its_suffix(tmp_path, digits_npz):
     images = np.load(digits_npz)["images"]
     np.save(tmp_path / "digits.npy", images)

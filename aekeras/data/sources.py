@@ -59,7 +59,11 @@ class ReadOptions:
 
     def __post_init__(self):
         if self.image_size is not None:
-            size = tuple(self.image_size)
+            # One number is a square, as `--image-size 32` is.
+            size = (
+                (self.image_size,) * 2 if isinstance(self.image_size, (int, np.integer)) else self.image_size
+            )
+            size = tuple(size) if isinstance(size, (tuple, list)) else ()
             if len(size) != 2 or not all(isinstance(d, (int, np.integer)) and d > 0 for d in size):
                 raise DataError(f"image_size must be two positive integers, got {self.image_size!r}")
             object.__setattr__(self, "image_size", tuple(int(d) for d in size))
@@ -325,7 +329,12 @@ def open_source(source, **options):
     if isinstance(source, os.PathLike):
         source = os.fspath(source)
     if not isinstance(source, str) or not source:
-        raise DataError(f"data source must be a name or a path, got {source!r}")
+        # An array's repr would fill the screen; its kind says enough.
+        shown = f"an array of shape {tuple(source.shape)}" if hasattr(source, "shape") else repr(source)
+        raise DataError(
+            f"data source must be a name or a path, got {shown} (for arrays in memory, save them with "
+            "numpy.savez and pass the file)"
+        )
     if source in BUILTIN:
         opened = BuiltinSource(source, options)
     elif source.startswith(TFDS_PREFIX):

@@ -12,7 +12,7 @@ from keras.src.trainers.compile_utils import MetricsList
 
 from aekeras import losses, optimizers, progress
 from aekeras.data import DEFAULT_SPEC, ImageSpec
-from aekeras.data.pipeline import check_scale, scaled_batch, unit_scale
+from aekeras.data.pipeline import check_not_pixels, scaled_batch, unit_scale
 from aekeras.models import nonfinite, shards
 from aekeras.signatures import LABEL_INPUT
 
@@ -283,13 +283,13 @@ class BaseAutoencoder(keras.Model):
         super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def _check_array_scale(self, x, method):
-        """Float NumPy images given to `fit`, `evaluate` or `predict`, checked to lie on the model's scale.
+        """Float NumPy images given to `fit`, `evaluate` or `predict`, checked not to be 0-255 pixels.
 
-        0-255 pixels as floats would otherwise train to a loss in the
-        thousands (a VAE's to NaN) without a word.
+        They would otherwise train to a loss in the thousands (a VAE's to
+        NaN) without a word.
         """
         if isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.size:
-            check_scale(x, self.value_range, f"{type(self).__name__}.{method} takes")
+            check_not_pixels(x, self.value_range, f"{type(self).__name__}.{method} takes")
 
     def _nothing_to_build(self):
         """Whether the model, its compiled loss and metrics and its optimizer are all built."""
@@ -449,7 +449,7 @@ class BaseAutoencoder(keras.Model):
         """`(model-scale batch, its conditions)` pairs over images on [0, 1] (or uint8 pixels)."""
         images = np.asarray(images)
         if images.dtype.kind == "f" and images.size:
-            check_scale(
+            check_not_pixels(
                 images, (0.0, 1.0), f"{type(self).__name__}'s reconstruct, embed and interpolate take"
             )
         scaled = self.image_spec.to_model_scale(np.asarray(unit_scale(images), np.float32))

@@ -54,8 +54,8 @@ class ConditionalVAE(VAE):
             num_classes = spec.num_classes
         if num_classes is None:
             raise ValueError(
-                "ConditionalVAE needs num_classes, or data with class labels (MNIST, class folders, "
-                "arrays with labels)"
+                "ConditionalVAE needs data with class labels (MNIST, class folders, arrays with labels), "
+                "or num_classes= where it is built in Python"
             )
         self.num_classes = blocks.check_size("num_classes", num_classes)
         if spec.num_classes != self.num_classes:
