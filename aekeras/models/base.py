@@ -248,7 +248,7 @@ class BaseAutoencoder(keras.Model):
 
     def fit(self, x=None, *args, callbacks=None, **kwargs):
         """Keras's `fit`, with the model's `default_callbacks` unless given ones of the same classes."""
-        self._check_array_scale(x, "fit")
+        self._check_not_pixels(x, "fit")
         callbacks = _with_progress_bar(callbacks)
         for default in self.default_callbacks():
             if not any(isinstance(c, type(default)) for c in callbacks):
@@ -262,7 +262,7 @@ class BaseAutoencoder(keras.Model):
 
     def evaluate(self, x=None, *args, callbacks=None, **kwargs):
         """Keras's `evaluate`, its progress bar counting only the steps run."""
-        self._check_array_scale(x, "evaluate")
+        self._check_not_pixels(x, "evaluate")
         args = (x, *args)
         with self._steps_per_call_dividing(kwargs.get("steps"), "test_function"):
             return super().evaluate(*args, callbacks=_with_progress_bar(callbacks), **kwargs)
@@ -282,7 +282,7 @@ class BaseAutoencoder(keras.Model):
             return
         super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
-    def _check_array_scale(self, x, method):
+    def _check_not_pixels(self, x, method):
         """Float NumPy images given to `fit`, `evaluate` or `predict`, checked not to be 0-255 pixels.
 
         They would otherwise train to a loss in the thousands (a VAE's to
@@ -299,7 +299,7 @@ class BaseAutoencoder(keras.Model):
 
     def predict(self, x, *args, callbacks=None, **kwargs):
         """Keras's `predict`, its progress bar counting only the steps run."""
-        self._check_array_scale(x, "predict")
+        self._check_not_pixels(x, "predict")
         args = (x, *args)
         with self._steps_per_call_dividing(kwargs.get("steps"), "predict_function"):
             return super().predict(*args, callbacks=_with_progress_bar(callbacks), **kwargs)
