@@ -365,6 +365,9 @@ def test_split_folders_in_any_case_and_images_beside_train_refused(tmp_path, pho
 
 def test_read_options_in_python_as_the_command_line_takes_them(digits_npz):
     assert data.open_source(digits_npz, image_size=16).spec.shape == (16, 16, 1)  # --image-size 16
+    assert data.open_source(digits_npz, image_size=np.array([12, 10])).spec.shape == (12, 10, 1)
+    with pytest.raises(DataError, match=r"^image_size must be two positive integers, got 1.5$"):
+        data.open_source(digits_npz, image_size=1.5)
     with pytest.raises(DataError, match=r"^image_size must be two positive integers, got 'big'$"):
         data.open_source(digits_npz, image_size="big")
     with pytest.raises(

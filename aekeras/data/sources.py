@@ -34,6 +34,16 @@ def default_memory_limit():
     return min(ram // 4, 4 << 30)
 
 
+def _size_pair(image_size):
+    """`image_size` as a tuple: one number is a square, as `--image-size 32` is; () for what is neither."""
+    if isinstance(image_size, (int, np.integer)):
+        return (image_size, image_size)
+    try:
+        return () if isinstance(image_size, str) else tuple(image_size)
+    except TypeError:  # not a sequence
+        return ()
+
+
 @dataclasses.dataclass(frozen=True)
 class ReadOptions:
     """How a source is read; the same for every kind of source.
@@ -59,11 +69,7 @@ class ReadOptions:
 
     def __post_init__(self):
         if self.image_size is not None:
-            # One number is a square, as `--image-size 32` is.
-            size = (
-                (self.image_size,) * 2 if isinstance(self.image_size, (int, np.integer)) else self.image_size
-            )
-            size = tuple(size) if isinstance(size, (tuple, list)) else ()
+            size = _size_pair(self.image_size)
             if len(size) != 2 or not all(isinstance(d, (int, np.integer)) and d > 0 for d in size):
                 raise DataError(f"image_size must be two positive integers, got {self.image_size!r}")
             object.__setattr__(self, "image_size", tuple(int(d) for d in size))
