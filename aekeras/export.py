@@ -24,22 +24,25 @@ from tensorflow_serving.config import model_server_config_pb2
 from aekeras import quantization, signatures
 from aekeras.errors import ContractChangeError, ModelFileError
 from aekeras.models.base import BaseAutoencoder
-from aekeras.staging import locked, staging_path, write_atomically
+from aekeras.staging import locked, made_folder, staging_path, write_atomically
 
 SETTINGS_FILE = "run.json"
 MODELS_CONFIG_FILE = "models.config"
 
 
-def version_folders(model_dir):
-    """`{version: path}` of the entries under `model_dir` named as versions.
+def version_number(name):
+    """The version a folder name stands for, or None: ASCII digits, `03` version 3, as TF Serving reads it."""
+    return int(name) if name.isascii() and name.isdigit() else None
 
-    A name of ASCII digits is a version, `03` version 3, as TF Serving reads
-    it; the path keeps the entry's own name.
-    """
+
+def version_folders(model_dir):
+    """`{version: path}` of the entries under `model_dir` named as versions; the path keeps the entry's own name."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         return {}
-    return {int(p.name): p for p in sorted(model_dir.iterdir()) if p.name.isascii() and p.name.isdigit()}
+    return {
+        version_number(p.name): p for p in sorted(model_dir.iterdir()) if version_number(p.name) is not None
+    }
 
 
 def versions(model_dir):
@@ -138,28 +141,21 @@ def saved_model(model, out, name, settings=None, allow_contract_change=False, in
         settings = None if settings is None else {**settings, "int8_weights": True}
     if not allow_contract_change:
         check_contract(model, out, name)
-    model_dir = Path(out) / name
-    made = [folder for folder in (model_dir, *model_dir.parents) if not folder.exists()]
-    model_dir.mkdir(parents=True, exist_ok=True)
-    staging = staging_path(model_dir)
-    published = False
-    try:
-        with _without_global_seed():
-            build_archive(model).write_out(str(staging), verbose=False)
-        signatures.write_value_counts(staging, model.input_value_counts())
-        if settings is not None:
-            (staging / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
-        with locked(model_dir):
-            if not allow_contract_change:
-                # Again: another exporter may have published since the check above.
-                check_contract(model, out, name)
-            version_dir = _take_next_version(staging, model_dir)
-            published = True
-            return version_dir
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not published:
-            _remove_empty(made)
+    with made_folder(Path(out) / name) as model_dir:
+        staging = staging_path(model_dir)
+        try:
+            with _without_global_seed():
+                build_archive(model).write_out(str(staging), verbose=False)
+            signatures.write_value_counts(staging, model.input_value_counts())
+            if settings is not None:
+                (staging / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+            with locked(model_dir):
+                if not allow_contract_change:
+                    # Again: another exporter may have published since the check above.
+                    check_contract(model, out, name)
+                return _take_next_version(staging, model_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _take_next_version(staging, model_dir):
@@ -191,15 +187,6 @@ def _without_global_seed():
     finally:
         if previous is not None:
             tf.random.set_seed(previous)
-
-
-def _remove_empty(folders):
-    """Removes those of `folders` (innermost first) that an unfinished export made and left empty."""
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except OSError:
-            return  # not empty: another export's, or a user's
 
 
 def write_models_config(out, base_path=None):

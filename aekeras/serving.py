@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from aekeras.export import latest_version
+from aekeras.export import latest_version, version_number
 from aekeras.progress import tracked
 from aekeras.signatures import LABEL_INPUT, Contract, ServingError, Signature, TensorInfo, batch_inputs
 
@@ -300,10 +300,7 @@ class LocalServer:
         built on it catch a client's wrong name or version.
         """
         spec = request.model_spec
-        name, version = (
-            self.path.parent.name,
-            int(self.path.name) if self.path.name.isascii() and self.path.name.isdigit() else None,
-        )
+        name, version = self.path.parent.name, version_number(self.path.name)
         if spec.name != name or (
             spec.HasField("version") and version is not None and spec.version.value != version
         ):

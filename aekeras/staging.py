@@ -87,3 +87,23 @@ def locked(folder, wait=True):
         yield
     finally:
         os.close(descriptor)  # releases the lock
+
+
+@contextlib.contextmanager
+def made_folder(folder):
+    """Makes `folder` (and its missing parents) for the block; those it made and the block left empty go again.
+
+    So work that stops before writing anything (a failed check, an
+    unfinished export) leaves no empty folders behind.
+    """
+    folder = Path(folder)
+    made = [f for f in (folder, *folder.parents) if not f.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield folder
+    finally:
+        for path in made:  # innermost first
+            try:
+                path.rmdir()
+            except OSError:
+                break  # not empty: the block's work, or another writer's

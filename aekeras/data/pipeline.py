@@ -49,10 +49,13 @@ PIXEL_LIKE = 2.0
 
 
 def check_not_pixels(images, value_range, taker):
-    """Raises ValueError where float NumPy `images` look like 0-255 pixels (values above `PIXEL_LIKE`).
+    """Raises ValueError where `images`, float NumPy ones, look like 0-255 pixels (values above `PIXEL_LIKE`).
 
+    Anything else (uint8 pixels, tensors, datasets, an empty array) passes.
     `taker` names what takes them, to begin the message.
     """
+    if not (isinstance(images, np.ndarray) and images.dtype.kind == "f" and images.size):
+        return
     high = float(np.nanmax(images))
     if high > PIXEL_LIKE:
         raise ValueError(

@@ -288,8 +288,7 @@ class BaseAutoencoder(keras.Model):
         They would otherwise train to a loss in the thousands (a VAE's to
         NaN) without a word.
         """
-        if isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.size:
-            check_not_pixels(x, self.value_range, f"{type(self).__name__}.{method} takes")
+        check_not_pixels(x, self.value_range, f"{type(self).__name__}.{method} takes")
 
     def _nothing_to_build(self):
         """Whether the model, its compiled loss and metrics and its optimizer are all built."""
@@ -448,10 +447,9 @@ class BaseAutoencoder(keras.Model):
     def _unit_batches(self, images, labels, batch_size):
         """`(model-scale batch, its conditions)` pairs over images on [0, 1] (or uint8 pixels)."""
         images = np.asarray(images)
-        if images.dtype.kind == "f" and images.size:
-            check_not_pixels(
-                images, (0.0, 1.0), f"{type(self).__name__}'s reconstruct, embed and interpolate take"
-            )
+        check_not_pixels(
+            images, (0.0, 1.0), f"{type(self).__name__}'s reconstruct, embed and interpolate take"
+        )
         scaled = self.image_spec.to_model_scale(np.asarray(unit_scale(images), np.float32))
         conditions = self.conditions(labels, len(scaled))
         for i in range(0, len(scaled), batch_size):

@@ -27,7 +27,7 @@ from aekeras.data.sources import FolderSource
 from aekeras.errors import RunInUseError, SettingsChangedError, TrainingInterrupted
 from aekeras.interrupts import ctrl_c_kept
 from aekeras.registry import build_model, get_model
-from aekeras.staging import locked, remove_partials, write_atomically
+from aekeras.staging import locked, made_folder, remove_partials, write_atomically
 from aekeras.training import distribute
 from aekeras.training.callbacks import BACKUP_DIR, CHECKPOINTS_DIR, HISTORY_FILE, LOGS_DIR, run_callbacks
 from aekeras.training.evaluate import evaluate_model
@@ -376,22 +376,15 @@ def _held_alone(run_dir):
     Raises:
         RunInUseError: where another process holds the folder.
     """
-    made = [folder for folder in (run_dir, *run_dir.parents) if not folder.exists()]
-    run_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        with contextlib.ExitStack() as stack:
-            try:
-                stack.enter_context(locked(run_dir, wait=False))
-            except BlockingIOError:
-                raise RunInUseError(
-                    f"{run_dir} is in use: another run of the same name is training there; let it finish "
-                    "(or stop it), or pass another --name"
-                ) from None
-            yield
-    finally:
-        for folder in made:  # innermost first; only those left empty go
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+    with made_folder(run_dir), contextlib.ExitStack() as held:
+        try:
+            held.enter_context(locked(run_dir, wait=False))
+        except BlockingIOError:
+            raise RunInUseError(
+                f"{run_dir} is in use: another run of the same name is training there; let it finish "
+                "(or stop it), or pass another --name"
+            ) from None
+        yield
 
 
 def _evaluate_and_publish(config, source, model, test_data, strategy, run_dir, clock):
