@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins import projector
 
-from aekeras.data.pipeline import unit_scale
+from aekeras.data.pipeline import check_image_values, unit_scale
 
 # TensorBoard's projector reads sprites up to 8192 pixels a side.
 MAX_SPRITE_SIDE = 8192
@@ -90,6 +90,7 @@ class ReconstructionImages(keras.callbacks.Callback):
         self._writer = None
 
     def on_train_begin(self, logs=None):
+        _check_fits_model(self.model, self.images, self.labels, type(self).__name__)
         self._writer = tf.summary.create_file_writer(self.log_dir)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -123,8 +124,7 @@ def _sprite(images):
     if scale < 1.0:
         height, width = max(1, int(height * scale)), max(1, int(width * scale))
         images = tf.image.resize(images, (height, width)).numpy()
-    if images.shape[-1] == 1:
-        images = np.repeat(images, 3, axis=-1)
+    images = _as_rgb(images)
     padded = np.ones((columns * columns, height, width, 3), np.float32)
     padded[: len(images)] = images
     grid = image_grid(padded.reshape(columns, columns, height, width, 3))[0]
@@ -132,6 +132,40 @@ def _sprite(images):
         width,
         height,
     )
+
+
+def _as_rgb(images):
+    """Pictures as RGB: alpha left out, and any other channel count shown by its first channel, as grey."""
+    if images.shape[-1] in (3, 4):
+        return images[..., :3]
+    return np.repeat(images[..., :1], 3, axis=-1)
+
+
+def _check_fits_model(model, images, labels, taker):
+    """Raises ValueError as training begins, not once it is spent, where the images or labels do not fit `model`."""
+    check_image_values(images, (0.0, 1.0), f"{taker} takes")
+    shape = tuple(model.image_spec.shape)
+    if images.shape[1:] != shape:
+        takes = ", ".join(str(size) for size in ("n", *shape))
+        raise ValueError(f"{taker} got images of shape {images.shape}, where the model takes ({takes})")
+    model.conditions(labels, len(images))  # a conditioned model's: one in range per image
+
+
+def _check_projected(images, labels, class_names):
+    """Raises ValueError, before any file is written, where the labels do not fit the images or the names."""
+    if labels is None:
+        return
+    labels = np.asarray(labels)
+    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"labels must be one integer per image ({len(images)}), got {labels.dtype} labels of shape "
+            f"{labels.shape}"
+        )
+    if class_names is not None and len(labels) and not 0 <= labels.min() <= labels.max() < len(class_names):
+        raise ValueError(
+            f"labels must index class_names (0 to {len(class_names) - 1}), got labels from {labels.min()} to "
+            f"{labels.max()}"
+        )
 
 
 def _metadata(count, labels, class_names):
@@ -150,9 +184,10 @@ def write_projector(model, log_dir, images, labels=None, class_names=None):
     Writes `embedding.ckpt-1.*`, `metadata.tsv`, `sprite.png` and
     `projector_config.pbtxt` into `log_dir`; returns the codes, `[n, code size]`.
     """
+    images = _unit_images(images)
+    _check_projected(images, labels, class_names)
     folder = Path(log_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    images = _unit_images(images)
     codes = model.embed(images, labels=labels).reshape(len(images), -1)
     tf.train.Checkpoint(embedding=tf.Variable(codes)).save(str(folder / "embedding.ckpt"))
     (folder / "metadata.tsv").write_text(_metadata(len(images), labels, class_names))
@@ -181,10 +216,14 @@ class LatentProjector(keras.callbacks.Callback):
 
     def __init__(self, log_dir, images, labels=None, class_names=None):
         super().__init__()
+        _check_projected(images, labels, class_names)  # now, not after the training
         self.log_dir = log_dir
         self.images = images
         self.labels = labels
         self.class_names = class_names
+
+    def on_train_begin(self, logs=None):
+        _check_fits_model(self.model, _unit_images(self.images), self.labels, type(self).__name__)
 
     def on_train_end(self, logs=None):
         write_projector(self.model, self.log_dir, self.images, self.labels, self.class_names)

@@ -347,6 +347,8 @@ def _json_array(name, value, dtype, expects):
         array = np.asarray(value)
     except ValueError:  # NumPy refuses rows of different lengths
         raise ServingError(f"{expects}; got {name}: rows of different shapes") from None
+    if array.dtype.kind in "fi" and _holds_true_or_false(value):  # NumPy reads true among numbers as 1
+        raise ServingError(f"{expects}; got {name} with true/false among its values")
     if array.dtype == object:  # null, objects, or whole numbers beyond int64
         kinds = sorted({_json_kind(item) for item in array.flat} - {"a number"})
         if kinds or not dtype.startswith("float"):
@@ -362,6 +364,18 @@ def _json_array(name, value, dtype, expects):
             raise ServingError(f"{expects}; got {name} with values beyond {dtype}'s range (±{largest:.4g})")
         array = array.astype(dtype)
     return array
+
+
+def _holds_true_or_false(value):
+    """Whether JSON true/false is anywhere in `value`'s nested arrays."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, bool):
+            return True
+    return False
 
 
 def reconstruction_mse(server, images, batch_size=1000, verbose=False, labels=None):

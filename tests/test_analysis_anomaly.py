@@ -150,6 +150,19 @@ def test_one_class_detection_runs_the_classes_present_and_says_what_it_lacks():
         )
     with pytest.raises(ValueError, match="needs the labels of the training and test images"):
         one_class_anomaly_detection(small_model, images, None, images, labels, epochs=1)
+    # Test images of one class only, or none of it, gave NaN AUROCs after training.
+    only_ones = labels == 1
+    with pytest.raises(
+        ValueError, match=r"the test images must hold class 0 and other classes.* hold: \[1\]\)"
+    ):
+        one_class_anomaly_detection(
+            small_model,
+            images[two_classes],
+            labels[two_classes],
+            images[only_ones],
+            labels[only_ones],
+            epochs=1,
+        )
     model = small_model()
     with pytest.raises(ValueError, match="relative_reconstruction scores do not vary"):
         OneClassScores(model, images[:100], np.repeat(images[:1], 5, axis=0))

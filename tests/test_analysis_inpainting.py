@@ -93,3 +93,28 @@ def test_misuse_is_said_in_one_message(trained_dense, digits):
     for images in (digits[:0], digits[:2, :, :, 0]):
         with pytest.raises(ValueError, match=r"expected a non-empty batch of images \[n, height, width"):
             denoising_vs_inpainting({"dense": trained_dense}, images)
+    # A drop rate of 1 gave NaN figures, and one outside [0, 1] plausible ones.
+    for rate in (0.0, 1.0, 1.5, -0.5):
+        with pytest.raises(
+            ValueError, match=r"rate must be a drop probability between 0 and 1, both excluded"
+        ):
+            denoising_vs_inpainting({"dense": trained_dense}, digits[:2], rate=rate)
+
+
+@pytest.mark.parametrize(
+    "patch, corner, message",
+    [
+        (28, None, r"patch must be a whole number of pixels from 1 to 27 \(some pixels must stay known"),
+        (2.5, None, r"patch must be a whole number of pixels from 1 to 27"),
+        (
+            8,
+            (21, 3),
+            r"corner \(21, 3\) puts the 8-pixel patch outside 28x28 images \(rows 0-20, columns 0-20\)",
+        ),
+        (8, (-2, 3), r"corner \(-2, 3\) puts the 8-pixel patch outside"),
+    ],
+)
+def test_a_patch_outside_the_images_is_refused(trained_vae2, digits, patch, corner, message):
+    """Such patches gave NaN PSNRs, or covered the whole image and reported a PSNR all the same."""
+    with pytest.raises(ValueError, match=message):
+        manifold_inpainting(trained_vae2, digits[:2], patch=patch, corner=corner, steps=1)

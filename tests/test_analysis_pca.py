@@ -54,6 +54,15 @@ def test_compare_with_pca(mnist_train_small, mnist_test_arrays):
     assert result["pca"]["mse"][1] < result["pca"]["mse"][0]
 
 
+def test_code_sizes_pca_cannot_have_are_refused_before_training(mnist_train_small, digits):
+    images = mnist_train_small[0][:20]
+    for sizes in ((2, 21), (0,), (2.5,)):
+        with pytest.raises(
+            ValueError, match=r"code_sizes must be whole numbers from 1 to 20 \(PCA keeps at most"
+        ):
+            compare_with_pca(lambda size: None, images, None, digits[:10], None, code_sizes=sizes, epochs=1)
+
+
 def test_tied_linear_autoencoder_approaches_the_pca_subspace(mnist_train_small):
     result = tied_linear_subspace(mnist_train_small[0], 4, epochs=15, learning_rate=3e-3)
     assert result["angles"].shape == (4,)

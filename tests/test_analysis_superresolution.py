@@ -32,6 +32,11 @@ def test_trained_model_beats_bicubic(mnist_train_small, digits):
     result = super_resolution(model, digits[:500])
     assert result["model"].shape == result["bicubic"].shape == (500, 28, 28, 1)
     assert 10 < result["psnr"]["bicubic"] < result["psnr"]["model"]
+    # Odd sizes cannot be halved and brought back: said in one line, not as a shape error from the model.
+    with pytest.raises(
+        ValueError, match=r"of even height and width .* got shape \(2, 27, 28, 1\); even_crop"
+    ):
+        super_resolution(model, digits[:2, :27])
 
 
 @pytest.fixture(scope="module")

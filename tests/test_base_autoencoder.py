@@ -35,17 +35,46 @@ class TestBaseAutoencoder:
             model.fit(images, images, sample_weight=np.ones(64), epochs=1, verbose=0)
 
     @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
-    def test_a_mixed_precision_policy_is_refused_in_one_line(self, policy):
+    def test_a_mixed_precision_policy_is_refused_in_one_line(self, policy, tmp_path):
+        saved = tmp_path / "dense.keras"
+        DenseAutoencoder(latent_dim=8).save(saved)
         previous = keras.config.dtype_policy()
         keras.config.set_dtype_policy(policy)
+        refused = pytest.raises(
+            ValueError, match=f"computes in float32, not under the dtype policy '{policy}'"
+        )
         try:
-            with pytest.raises(
-                ValueError, match=f"computes in float32, not under the dtype policy '{policy}'"
-            ):
+            with refused:
                 DenseAutoencoder(latent_dim=8)
+            # Its layers take the global policy whatever the model's own dtype:
+            # a loaded model, or one given dtype="float32", computed in float16.
+            with refused:
+                DenseAutoencoder(latent_dim=8, dtype="float32")
+            with refused:
+                keras.models.load_model(saved)
         finally:
             keras.config.set_dtype_policy(previous)
-        assert DenseAutoencoder(latent_dim=8).dtype_policy.compute_dtype == "float32"
+        assert keras.models.load_model(saved).decoder.compute_dtype == "float32"
+
+    @pytest.mark.parametrize(
+        "build",
+        [
+            lambda: ContractiveAutoencoder(DenseAutoencoder(latent_dim=4)),
+            lambda: VQVAE(filters=(8, 8), embedding_dim=4, num_embeddings=8),
+            lambda: VAE(latent_dim=2, hidden_dims=(8,)),
+        ],
+    )
+    def test_evaluate_lists_the_loss_first_as_metrics_names_says(self, images, build):
+        """Keras sorted the figures: evaluate(x)[0] was the penalty, codebook_usage or the KL term."""
+        model = build()
+        model.compile(optimizer="adam", metrics=["mae"])
+        state = model.seed_generator.state.numpy() if hasattr(model, "seed_generator") else None
+        logs = model.evaluate(images, verbose=0, return_dict=True)
+        if state is not None:  # the same draws again
+            model.seed_generator.state.assign(state)
+        listed = model.evaluate(images, verbose=0)
+        assert model.metrics_names[0] == "loss" and model.metrics_names[-1] == "mae"
+        assert dict(zip(model.metrics_names, listed, strict=True)) == logs
 
     def test_layer_penalties_join_the_loss(self, images):
         encoder = keras.Sequential(

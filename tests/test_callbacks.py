@@ -9,7 +9,7 @@ from tensorboard.plugins.projector import projector_config_pb2
 from test_case import mnist
 
 from aekeras.callbacks import EMBEDDING_TENSOR, LatentProjector, ReconstructionImages, image_grid
-from aekeras.models import VAE, DenoisingAutoencoder, DenseAutoencoder
+from aekeras.models import VAE, ConvAutoencoder, DenoisingAutoencoder, DenseAutoencoder
 
 
 def pictures(log_dir):
@@ -134,3 +134,39 @@ def test_a_flat_vector_model_gets_its_vectors_drawn_as_strips(tmp_path):
     np.testing.assert_allclose(grid[0].reshape(4, 64), vectors[:4], atol=1 / 255 + 1e-6)
     sprite = tf.io.decode_png((tmp_path / "p" / "sprite.png").read_bytes()).numpy()
     assert sprite.shape == (3 * 1, 3 * 64, 3)
+
+
+def test_four_channel_images_get_a_projector_sprite_of_their_colours(tmp_path, rgb_crops):
+    """The sprite was built for 3 channels: fit raised at its end, its History lost."""
+    crops = rgb_crops[1][:16]
+    alpha = crops.max(axis=-1, keepdims=True)  # an alpha channel from the photos' own brightness
+    rgba = np.concatenate([crops, alpha], axis=-1)
+    model = ConvAutoencoder(filters=(4, 2), image_shape=(32, 32, 4))
+    model.compile(optimizer="adam")
+    history = model.fit(rgba, epochs=1, verbose=0, callbacks=[LatentProjector(tmp_path, rgba)])
+    assert len(history.history["loss"]) == 1
+    sprite = tf.io.decode_png((tmp_path / "sprite.png").read_bytes()).numpy()
+    assert sprite.shape == (4 * 32, 4 * 32, 3)
+    np.testing.assert_array_equal(sprite[:32, :32], crops[0])  # its colours, alpha left out
+
+
+def test_callbacks_that_cannot_draw_say_so_before_training(tmp_path, test_digits):
+    """Wrong labels or images were found once training was spent (a bare IndexError, files half-written)."""
+    images, labels = test_digits
+    with pytest.raises(
+        ValueError, match=r"labels must be one integer per image \(10\), got int\d+ labels of shape \(9,\)"
+    ):
+        LatentProjector(tmp_path, images[:10], labels[:9])
+    with pytest.raises(ValueError, match=r"labels must index class_names \(0 to 1\), got labels from 0 to 9"):
+        LatentProjector(tmp_path, images[:100], labels[:100], class_names=["zero", "one"])
+    model = DenseAutoencoder(latent_dim=4)
+    model.compile(optimizer="adam")
+    for callback in (
+        ReconstructionImages(tmp_path / "i", images[:4, :14]),
+        LatentProjector(tmp_path / "p", images[:4, :14]),
+    ):
+        with pytest.raises(
+            ValueError, match=r"got images of shape \(4, 14, 28, 1\), where the model takes \(n, 28, 28, 1\)"
+        ):
+            model.fit(images[:64], epochs=1, verbose=0, callbacks=[callback])
+    assert int(model.optimizer.iterations) == 0 and not any(tmp_path.iterdir())

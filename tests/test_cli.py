@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from aekeras import cli, data
-from aekeras.models import DenseAutoencoder, shards
+from aekeras.models import DenseAutoencoder, ModelFileError, load_model, shards
 from aekeras.training import read_history
 from aekeras.training.runner import SMALL_GRAPH_NODES
 
@@ -152,6 +152,7 @@ def test_console_script_and_help(tmp_path):
         (["train", "dense", "--strategy", "multi_worker"], "strategy 'multi_worker' needs $TF_CONFIG"),
         (["train", "dense", "--learning-rate=-1e-3"], "-1e-3 is not a positive number"),
         (["train", "dense", "--data-dir", "no/such/folder"], "no/such/folder: data folder does not exist"),
+        (["report", "--data-dir", "no/such/folder"], "no/such/folder: data folder does not exist"),
         (["train", "dense", "--out", "/proc/aekeras"], "--out /proc/aekeras: /proc is not writable"),
         (["train", "dense", "--run-dir", "a_file/runs"], "a_file is not a folder"),
         (["export", "nothing.keras", "--name", "x"], "nothing.keras: expected a .keras file"),
@@ -352,6 +353,11 @@ def test_export_loads_in_safe_mode_and_refuses_code(tmp_path, monkeypatch, capsy
     assert cli.main(["export", "dense.keras", "--name", "my model"]) == 2
     assert "model name 'my model' must be letters" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+    # In Python, a path that is not there is said to be missing, not "not a .keras file".
+    with pytest.raises(
+        ModelFileError, match=r"missing\.keras: no such file \(expected a \.keras file model\.save wrote\)$"
+    ):
+        load_model(tmp_path / "missing.keras")
 
 
 def test_killed_run_resumes_from_the_last_completed_epoch(tmp_path):

@@ -126,6 +126,19 @@ def test_the_nan_stop_names_the_exact_batch_and_skips_every_later_update(steps):
     assert np.isfinite(history["loss"][0])
 
 
+def test_a_first_epoch_stop_in_a_user_fit_names_no_checkpoint_and_no_other_optimizer():
+    """It said "no epoch had completed, so there is no checkpoint" and "Adam's usual" to an SGD user."""
+    clean = mnist("train", limit=1024, batch_size=128, value_range=(-1, 1), shuffle=False)
+    model = DenseAutoencoder(latent_dim=8)
+    model.compile(optimizer=keras.optimizers.SGD(1e4))
+    with pytest.raises(
+        FloatingPointError,
+        match=r"at epoch 1, batch [1-3]; the model keeps the weights of the last finite step; the learning rate "
+        r"10000 is likely too high: lower the learning rate, or look for NaN",
+    ):
+        model.fit(poisoned(clean, 3), epochs=1, verbose=0)
+
+
 def test_step_counts_are_honoured_whatever_the_steps_per_call():
     """Keras runs whole calls: 5 steps an epoch at 32 steps per call would train 32."""
     clean = mnist("train", limit=1024, batch_size=128, value_range=(-1, 1), shuffle=False)

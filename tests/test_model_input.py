@@ -6,6 +6,7 @@ import pytest
 from aekeras import data
 from aekeras.models import (
     VAE,
+    ConditionalVAE,
     ContractiveAutoencoder,
     ConvAutoencoder,
     DenoisingAutoencoder,
@@ -55,8 +56,12 @@ def test_the_shape_check_holds_after_a_first_predict(name):
     model = MODELS[name]()
     model.predict(np.zeros((5, 28, 28, 1), np.float32), verbose=0)
     for shape in ((2, 20, 20, 1), (2, 28, 28, 3), (2, 56, 28, 1)):
+        # One ValueError naming the shape given: the graph's own check raised
+        # InvalidArgumentError, naming the shape of a batch shard.
         with pytest.raises(
-            Exception, match=rf"{type(model).__name__} expects inputs of shape \(batch, 28, 28, 1\)"
+            ValueError,
+            match=rf"{type(model).__name__} expects inputs of shape \(batch, 28, 28, 1\), got shape "
+            rf"\({', '.join(map(str, shape))}\)$",
         ):
             model.predict(np.random.default_rng(0).uniform(size=shape).astype(np.float32), verbose=0)
     # A wrong code is refused by decode too.
@@ -134,3 +139,73 @@ def test_0_255_pixels_as_floats_are_refused_in_one_line(rgb_crops):
         match=r"DenseAutoencoder\.fit takes float images on \[-1.0, 1.0\]; got values up to 255",
     ):
         dense.fit(as_floats, epochs=1, verbose=0)
+
+
+def test_0_255_floats_are_refused_wherever_fit_takes_images(rgb_crops, digits):
+    """Targets, validation data and a conditional VAE's (images, labels) were taken: a loss of 15,626, NaN."""
+    pixels = rgb_crops[1][:16]
+    model = ConvAutoencoder(filters=(4, 2), image_shape=(32, 32, 3))
+    model.compile(optimizer="adam")
+    unit = data.unit_scale(pixels)
+    fit_takes = r"ConvAutoencoder\.fit takes float images on \[0.0, 1.0\]; got values up to 255"
+    with pytest.raises(ValueError, match=fit_takes):
+        model.fit(unit, pixels.astype(np.float32), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=fit_takes):
+        model.fit(unit, epochs=1, verbose=0, validation_data=(pixels.astype(np.float32),))
+    assert int(model.optimizer.iterations) == 0  # refused before a step, not after an epoch
+    cvae = ConditionalVAE(latent_dim=2, hidden_dims=(8,), num_classes=10)
+    cvae.compile(optimizer="adam")
+    labels = np.arange(4) % 10
+    with pytest.raises(ValueError, match=r"ConditionalVAE\.evaluate takes float images on \[0.0, 1.0\]"):
+        cvae.evaluate((digits[:4] * 255, labels), verbose=0)
+    with pytest.raises(
+        ValueError, match=r"ConditionalVAE takes labels as int class indices from 0 to 9, got int64"
+    ):
+        cvae.predict((digits[:4], labels + 7), verbose=0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_images_are_refused_in_one_line(bad, digits):
+    """NaN images came back as plausible grey ones from predict, and +inf was called a 0-255 pixel."""
+    model = ConvAutoencoder(filters=(4, 2))
+    model.compile(optimizer="adam")
+    dirty = digits[:6].copy()
+    dirty[[1, 4], 3, 3, 0] = bad
+    message = r"takes finite float images on \[0.0, 1.0\]; got NaN or infinite values in 2 of 6 images$"
+    for method in ("fit", "evaluate", "predict"):
+        with pytest.raises(ValueError, match=rf"ConvAutoencoder\.{method} {message}"):
+            getattr(model, method)(dirty, verbose=0)
+    with pytest.raises(ValueError, match=r"reconstruct, embed and interpolate take finite float images"):
+        model.reconstruct(dirty)
+    with pytest.raises(ValueError, match=rf"ConvAutoencoder {message}"):
+        model.encode(dirty)
+
+
+def test_integer_images_other_than_uint8_are_refused_by_the_unit_scale_helpers(digits):
+    """int32 pixels were taken as values on [0, 1]: a VAE's codes 250 times too large."""
+    vae = VAE(latent_dim=2, hidden_dims=(8,))
+    as_int32 = np.round(digits[:4] * 255).astype(np.int32)
+    refusal = r"VAE takes images as uint8 pixels \(0-255\) or floats on its scale \(0.0, 1.0\), got int32$"
+    for method in ("reconstruct", "embed"):
+        with pytest.raises(TypeError, match=refusal):
+            getattr(vae, method)(as_int32)
+    with pytest.raises(TypeError, match=refusal):
+        vae.interpolate(as_int32[0], as_int32[1])
+
+
+def test_empty_batches_and_odd_arguments_are_refused_in_one_line(digits):
+    vae = VAE(latent_dim=2, hidden_dims=(8,))
+    for method in ("predict", "reconstruct"):
+        with pytest.raises(ValueError, match=r"^VAE got no images \(expected a batch of at least one\)$"):
+            getattr(vae, method)(digits[:0])
+    with pytest.raises(
+        ValueError, match=r"steps must be an integer of at least 2 \(the two endpoints\), got 2.5"
+    ):
+        vae.interpolate(digits[0], digits[1], steps=2.5)
+    for samples in (0, -3, 2.5):
+        with pytest.raises(
+            ValueError, match=rf"num_samples must be a positive integer \(k=1 is the ELBO\), got {samples}"
+        ):
+            vae.negative_log_likelihood(digits[:2], samples)
+    with pytest.raises(ValueError, match=r"^VAE takes float images on \[0.0, 1.0\]; got values up to 255"):
+        vae.negative_log_likelihood(digits[:2] * 255, 3)

@@ -13,7 +13,7 @@ import pytest
 
 from aekeras import losses, models
 from aekeras.analysis.anomaly import LATENT_COMPONENTS, SCORES
-from aekeras.report import ReportSettings, Section, build_report, builder, cached_model
+from aekeras.report import Context, ReportSettings, Section, build_report, builder, cached_model, parts
 from aekeras.report.context import data_digest, training_code
 
 FIGURES = [
@@ -183,6 +183,18 @@ def test_an_interrupted_report_leaves_the_earlier_one_as_it_was(tmp_path, monkey
     assert {p.name: p.read_text() for p in out.iterdir()} == before
     metrics = json.loads(before["metrics.json"])
     assert metrics["data"]["test_images"] == 10 and len(metrics["data"]["digest"]) == 32
+
+
+def test_a_report_on_fashion_mnist_does_not_score_it_against_itself(tmp_path, fashion_dir):
+    """It did: `--data-dir` at Fashion-MNIST's IDX files gave "separates Fashion-MNIST from MNIST's ... 50.0%"."""
+    said = []
+    ctx = Context(tmp_path, ReportSettings(train_limit=10, test_limit=100), fashion_dir, said.append)
+    scores, skipped = parts._out_of_distribution(ctx)  # returns before any model is trained
+    assert scores is None
+    assert skipped == "The report's own data is Fashion-MNIST, so the out-of-distribution part was skipped."
+    assert len(said) == 1 and said[0].endswith(
+        "] the report's data is Fashion-MNIST, out-of-distribution part skipped"
+    )
 
 
 def test_the_training_code_digest_reads_the_model_classes_and_the_losses(monkeypatch):

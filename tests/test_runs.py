@@ -91,10 +91,15 @@ def _started(args, cwd):
 
 
 def interrupt_once_written(args, cwd, written, signal_number=signal.SIGINT):
-    """Starts a command, sends it a signal (SIGINT) once `written` exists; returns `(status, stdout, stderr)`."""
+    """Starts a command, sends it a signal (SIGINT) once `written` exists; returns `(status, stdout, stderr)`.
+
+    `written` may be a glob pattern relative to `cwd`, for a file of a name not known beforehand.
+    """
     process = _started(args, cwd)
     deadline = time.time() + 240
-    while not written.exists() and process.poll() is None and time.time() < deadline:
+    while (
+        not any(cwd.glob(str(written.relative_to(cwd)))) and process.poll() is None and time.time() < deadline
+    ):
         time.sleep(0.02)
     process.send_signal(signal_number)
     stdout, stderr = process.communicate(timeout=120)
@@ -259,6 +264,21 @@ def test_ctrl_c_while_a_conversion_is_checked_says_its_files_are_kept(tmp_path):
         "encode.onnx",
         "serving_default.onnx",
     ]
+
+
+def test_ctrl_c_while_a_model_is_exported_publishes_nothing(tmp_path):
+    trained = run(
+        ["train", "dense", "--epochs", "1", "--limit", "512", "--quiet", "--name", "first"], tmp_path
+    )
+    assert trained.returncode == 0, trained.stderr
+    # The export traces and writes its signatures in a staging folder for seconds.
+    staging = tmp_path / "saved_models/exported/.staging-*"
+    status, _, stderr = interrupt_once_written(
+        ["export", "runs/first", "--name", "exported"], tmp_path, staging
+    )
+    assert status == 130, "the export ended before it could be interrupted: " + stderr
+    assert stderr == "aekeras: interrupted; nothing was left half-written\n"
+    assert not (tmp_path / "saved_models/exported").exists()
 
 
 def test_a_closed_output_pipe_stops_training_quietly_and_the_run_resumes(tmp_path):

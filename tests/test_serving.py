@@ -220,6 +220,7 @@ _IMAGES = r"signature 'serving_default' expects images: float32 \[batch, 28, 28,
         ({"signature_name": 3, "inputs": [0.5]}, '^"signature_name" must be a string, got a number$'),
         ({"inputs": None}, _IMAGES + " with null among its values$"),
         ({"instances": [None]}, _IMAGES + " with null among its values$"),
+        ({"inputs": [[0.5, True]]}, _IMAGES + " with true/false among its values$"),  # NumPy reads 1.0
         ({"instances": [{"b64": "AAAA"}]}, r"; got inputs \['b64'\]$"),
     ],
 )

@@ -349,8 +349,8 @@ def test_a_backup_that_counts_no_epoch_is_no_backup(tmp_path, monkeypatch, capsy
     assert record["resumes"] == 0 and not backup_dir.exists()
 
 
-def test_an_interrupted_run_is_not_resumed_with_fewer_epochs_than_it_trained(tmp_path, monkeypatch):
-    config = _small_run(tmp_path)
+def _interrupted_in_third_epoch(config, monkeypatch):
+    """Runs `config` with a Ctrl-C as its third epoch begins: its backup keeps two."""
 
     class CtrlCInThirdEpoch(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -364,6 +364,11 @@ def test_an_interrupted_run_is_not_resumed_with_fewer_epochs_than_it_trained(tmp
     with pytest.raises(TrainingInterrupted):
         train(config)
     monkeypatch.setattr(runner, "run_callbacks", run_callbacks)
+
+
+def test_an_interrupted_run_is_not_resumed_with_fewer_epochs_than_it_trained(tmp_path, monkeypatch):
+    config = _small_run(tmp_path)
+    _interrupted_in_third_epoch(config, monkeypatch)
     before = sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
     with pytest.raises(
         SettingsChangedError,
@@ -375,6 +380,16 @@ def test_an_interrupted_run_is_not_resumed_with_fewer_epochs_than_it_trained(tmp
     # As many epochs as it trained: nothing left to train, so it is evaluated and published.
     result = train(dataclasses.replace(config, epochs=2))
     assert result["history"]["epoch"] == [0.0, 1.0] and (tmp_path / "out/dense/1").is_dir()
+
+
+def test_flags_that_restate_the_images_own_size_resume_the_run(tmp_path, monkeypatch):
+    """`--image-size 28x28 --channels 1` on MNIST reads what no flags read; it was refused as other settings."""
+    config = _small_run(tmp_path)
+    _interrupted_in_third_epoch(config, monkeypatch)
+    with pytest.raises(SettingsChangedError, match=r"image_spec\.shape \[28, 28, 1\] -> \[14, 14, 1\]"):
+        train(dataclasses.replace(config, image_size=(14, 14)))
+    result = train(dataclasses.replace(config, image_size=(28, 28), channels=1))
+    assert result["history"]["epoch"] == [0.0, 1.0, 2.0] and result["resumes"] == 1
 
 
 def test_intra_op_threads_cannot_change_a_running_tensorflow(tmp_path):

@@ -226,6 +226,13 @@ def _classes(train_labels, test_labels, asked):
     missing = [label for label in classes if label not in present]
     if missing:
         raise ValueError(f"no training images of class {missing[0]} (the classes present: {present})")
+    tested = {int(label) for label in np.unique(test_labels)}
+    one_sided = [label for label in classes if label not in tested or tested == {label}]
+    if one_sided:  # the AUROC would be NaN
+        raise ValueError(
+            f"the test images must hold class {one_sided[0]} and other classes, to rank one against the other "
+            f"(the classes they hold: {sorted(tested)})"
+        )
     return classes
 
 

@@ -98,6 +98,9 @@ def denoising_vs_inpainting(denoisers, images, rate=0.5, radii=None, seed=0):
         denoisers = {"autoencoder": denoisers}
     radii = {method: 3 for method in CV2_METHODS} | dict(radii or {})
     _check_batch(images)
+    # A rate of 1 drops every pixel (NaN figures); above it, or below 0, the mask means nothing.
+    if not 0.0 < rate < 1.0:
+        raise ValueError(f"rate must be a drop probability between 0 and 1, both excluded; got {rate!r}")
     uniform, missing = dropout_mask(images.shape, rate, seed)
     repairs = {}
     for name, denoiser in denoisers.items():
@@ -143,6 +146,20 @@ def minimise_energy(vae, covered, known, steps, learning_rate, prior_weight):
     return vae.decode(z).numpy(), np.array(energies)
 
 
+def _check_patch(patch, corner, size):
+    """Raises ValueError unless the square of side `patch` at `corner` lies inside images of `size`, leaving some known."""
+    if not (isinstance(patch, (int, np.integer)) and 1 <= patch < min(size)):
+        raise ValueError(
+            f"patch must be a whole number of pixels from 1 to {min(size) - 1} (some pixels must stay known in "
+            f"{size[0]}x{size[1]} images), got {patch!r}"
+        )
+    if not all(0 <= start <= side - patch for start, side in zip(corner, size, strict=True)):
+        raise ValueError(
+            f"corner {tuple(corner)} puts the {patch}-pixel patch outside {size[0]}x{size[1]} images (rows "
+            f"0-{size[0] - patch}, columns 0-{size[1] - patch})"
+        )
+
+
 def manifold_inpainting(
     vae, images, patch=None, corner=None, steps=300, learning_rate=0.05, prior_weight=1.0
 ):
@@ -179,6 +196,7 @@ def manifold_inpainting(
     height, width = images.shape[1:3]
     patch = patch or max(1, round(min(height, width) * 2 / 7))
     row, col = corner or ((height - patch) // 2, (width - patch) // 2)
+    _check_patch(patch, (row, col), (height, width))
     known = np.ones(images.shape, np.float32)
     known[:, row : row + patch, col : col + patch] = 0.0
     covered = images * known + 0.5 * (1.0 - known)

@@ -79,6 +79,12 @@ def compare_with_pca(
         reconstructions clipped to [0, 1], as the models' are); no probe
         accuracies without labels.
     """
+    most = min(len(train_images), int(np.prod(np.shape(train_images)[1:])))
+    if not all(isinstance(size, (int, np.integer)) and 1 <= size <= most for size in code_sizes):
+        raise ValueError(
+            f"code_sizes must be whole numbers from 1 to {most} (PCA keeps at most as many components as "
+            f"there are training images or values per image), got {list(code_sizes)}"
+        )
     labels = (train_labels, test_labels) if train_labels is not None and test_labels is not None else None
     result = {
         "code_sizes": list(code_sizes),

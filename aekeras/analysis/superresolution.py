@@ -51,6 +51,11 @@ def super_resolution(model, images):
     Returns:
         `{"low", "bicubic", "model", "images", "psnr": {"bicubic", "model"}}`.
     """
+    if images.ndim != 4 or images.shape[1] % 2 or images.shape[2] % 2:
+        raise ValueError(
+            f"super_resolution takes images [n, height, width, channels] of even height and width (halved, "
+            f"then brought back), got shape {images.shape}; even_crop cuts them so"
+        )
     low = downsample(images)
     bicubic = bicubic_upsampling(low, images.shape[1:3])
     upsampled = model.reconstruct(low)

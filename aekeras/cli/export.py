@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from aekeras.cli.common import UsageError, add_contract_argument, check_writable_folder
+from aekeras.interrupts import ctrl_c_kept
 
 
 def add_parser(commands):
@@ -39,20 +40,21 @@ def run(args):
     if not model_path.is_file() or model_path.suffix != ".keras":
         raise UsageError(f"{args.source}: expected a .keras file or a run folder holding model.keras")
     check_writable_folder(args.out, "--out")
-    model = load_model(model_path)
     # A run folder's record of settings and metrics travels with the export.
     record_path = model_path.parent / export.SETTINGS_FILE
     settings = json.loads(record_path.read_text()) if record_path.is_file() else None
-    try:
-        path = export.saved_model(
-            model,
-            args.out,
-            args.name,
-            settings=settings,
-            allow_contract_change=args.allow_contract_change,
-            int8_weights=args.int8_weights,
-        )
-    except ValueError as e:  # a name TF Serving cannot watch, a changed contract: nothing is written
-        raise UsageError(str(e)) from None
+    with ctrl_c_kept():  # a Ctrl-C while TensorFlow traces the signatures stays a Ctrl-C
+        model = load_model(model_path)
+        try:
+            path = export.saved_model(
+                model,
+                args.out,
+                args.name,
+                settings=settings,
+                allow_contract_change=args.allow_contract_change,
+                int8_weights=args.int8_weights,
+            )
+        except ValueError as e:  # a name TF Serving cannot watch, a changed contract: nothing is written
+            raise UsageError(str(e)) from None
     print(f"SavedModel: {path}{' (kernels on the int8 grid)' if args.int8_weights else ''}")
     print(f"TF Serving config: {export.write_models_config(args.out, args.serving_root)}")

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from aekeras.cli.common import check_writable_folder, seed
+from aekeras.interrupts import ctrl_c_kept
 
 
 def add_parser(commands):
@@ -29,4 +30,5 @@ def run(args):
     check_writable_folder(Path(args.out) / "cache", "--out")  # where the models are kept
     settings = ReportSettings.quick() if args.quick else ReportSettings()
     settings.seed = args.seed
-    build_report(args.out, settings, data_dir=args.data_dir)
+    with ctrl_c_kept():  # a Ctrl-C while TensorFlow traces or converts stays a Ctrl-C
+        build_report(args.out, settings, data_dir=args.data_dir)

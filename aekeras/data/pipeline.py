@@ -1,5 +1,6 @@
 """`tf.data` pipelines over a source's examples."""
 
+import math
 import os
 
 import numpy as np
@@ -48,15 +49,25 @@ def unit_scale(images):
 PIXEL_LIKE = 2.0
 
 
-def check_not_pixels(images, value_range, taker):
-    """Raises ValueError where `images`, float NumPy ones, look like 0-255 pixels (values above `PIXEL_LIKE`).
+def check_image_values(images, value_range, taker):
+    """Raises ValueError where float NumPy `images` hold NaN or infinite values, or look like 0-255 pixels.
 
-    Anything else (uint8 pixels, tensors, datasets, an empty array) passes.
-    `taker` names what takes them, to begin the message.
+    Pixels look like 0-255 ones above `PIXEL_LIKE`. Anything else (uint8
+    pixels, tensors, datasets, an empty array) passes. `taker` names what
+    takes them, to begin the message.
     """
     if not (isinstance(images, np.ndarray) and images.dtype.kind == "f" and images.size):
         return
-    high = float(np.nanmax(images))
+    # Two reductions, no temporary: NaN propagates through both, and an
+    # infinity is the highest or the lowest value.
+    high, low = float(np.max(images)), float(np.min(images))
+    if not (math.isfinite(high) and math.isfinite(low)):
+        rows = np.reshape(images, (len(images), -1)) if images.ndim > 1 else np.reshape(images, (-1, 1))
+        bad = int(np.count_nonzero(~np.isfinite(rows).all(axis=1)))
+        raise ValueError(
+            f"{taker} finite float images on {list(value_range)}; got NaN or infinite values in {bad} of "
+            f"{len(rows)} images"
+        )
     if high > PIXEL_LIKE:
         raise ValueError(
             f"{taker} float images on {list(value_range)}; got values up to {high:g}, as 0-255 pixels have "

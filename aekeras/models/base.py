@@ -7,12 +7,13 @@ import numpy as np
 import tensorflow as tf
 
 # Keras's monitoring callbacks (EarlyStopping, ReduceLROnPlateau, ...) read a
-# metric's direction only from inside a MetricsList.
-from keras.src.trainers.compile_utils import MetricsList
+# metric's direction only from inside a MetricsList; CompileMetrics holds
+# the metrics `compile` was given.
+from keras.src.trainers.compile_utils import CompileMetrics, MetricsList
 
 from aekeras import losses, optimizers, progress
 from aekeras.data import DEFAULT_SPEC, ImageSpec
-from aekeras.data.pipeline import check_not_pixels, scaled_batch, unit_scale
+from aekeras.data.pipeline import check_image_values, scaled_batch, unit_scale
 from aekeras.models import nonfinite, shards
 from aekeras.signatures import LABEL_INPUT
 
@@ -57,6 +58,12 @@ def _with_progress_bar(callbacks):
 
 def _shape_text(shape):
     return "(" + ", ".join(str(d) for d in ("batch", *shape)) + ")"
+
+
+def _metric_names(metric):
+    """A metric's name, or those of the metrics it holds (`LossTrackers`, Keras's compiled metrics)."""
+    held = metric.metrics if isinstance(metric, (MetricsList, CompileMetrics)) else [metric]
+    return [m.name for m in held]
 
 
 class LossTrackers(MetricsList):
@@ -137,11 +144,20 @@ class BaseAutoencoder(keras.Model):
 
     def __init__(self, encoder, decoder, image_spec, reconstruction_loss="mse", **kwargs):
         super().__init__(**kwargs)
-        if self.dtype_policy.compute_dtype != "float32":
-            # The losses, the noise and the serving contract are float32.
+        # The losses, the noise and the serving contract are float32. Its
+        # layers take the global policy whatever the model's own `dtype` (a
+        # model loaded under a mixed policy computed in float16).
+        policies = (
+            self.dtype_policy,
+            keras.config.dtype_policy(),
+            encoder.dtype_policy,
+            decoder.dtype_policy,
+        )
+        other = next((policy for policy in policies if policy.compute_dtype != "float32"), None)
+        if other is not None:
             raise ValueError(
-                f"{type(self).__name__} computes in float32, not under the dtype policy "
-                f"{self.dtype_policy.name!r}: build it with keras.config.set_dtype_policy('float32') in force"
+                f"{type(self).__name__} computes in float32, not under the dtype policy {other.name!r}: "
+                "build or load it with keras.config.set_dtype_policy('float32') in force"
             )
         spec = ImageSpec.from_config(image_spec)
         if spec.value_range is None:
@@ -248,7 +264,9 @@ class BaseAutoencoder(keras.Model):
 
     def fit(self, x=None, *args, callbacks=None, **kwargs):
         """Keras's `fit`, with the model's `default_callbacks` unless given ones of the same classes."""
-        self._check_not_pixels(x, "fit")
+        self._check_arrays(
+            "fit", x, kwargs.get("y", args[0] if args else None), kwargs.get("validation_data")
+        )
         callbacks = _with_progress_bar(callbacks)
         for default in self.default_callbacks():
             if not any(isinstance(c, type(default)) for c in callbacks):
@@ -262,7 +280,7 @@ class BaseAutoencoder(keras.Model):
 
     def evaluate(self, x=None, *args, callbacks=None, **kwargs):
         """Keras's `evaluate`, its progress bar counting only the steps run."""
-        self._check_not_pixels(x, "evaluate")
+        self._check_arrays("evaluate", x, kwargs.get("y", args[0] if args else None))
         args = (x, *args)
         with self._steps_per_call_dividing(kwargs.get("steps"), "test_function"):
             return super().evaluate(*args, callbacks=_with_progress_bar(callbacks), **kwargs)
@@ -282,13 +300,35 @@ class BaseAutoencoder(keras.Model):
             return
         super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
-    def _check_not_pixels(self, x, method):
-        """Float NumPy images given to `fit`, `evaluate` or `predict`, checked not to be 0-255 pixels.
+    def _check_arrays(self, method, x, *others):
+        """NumPy data given to `fit`, `evaluate` or `predict`, checked before any work, in one line each.
 
-        They would otherwise train to a loss in the thousands (a VAE's to
-        NaN) without a word.
+        `x` is an array of inputs or a conditioned model's `(images,
+        labels)`; `others` are targets or `validation_data`. Anything else
+        (datasets, tensors) passes. Float images must be finite and not
+        0-255 pixels (they trained to a loss in the thousands, a VAE's to
+        NaN, without a word); inputs must have the model's shape (the
+        graph's own check named the shape of a batch shard); labels are
+        checked as `conditions` checks them.
         """
-        check_not_pixels(x, self.value_range, f"{type(self).__name__}.{method} takes")
+        taker = f"{type(self).__name__}.{method} takes"
+        # A conditioned model's targets are not images: labels given as
+        # targets get its own refusal, which says what it trains on.
+        for item in (x,) if self.conditioned else (x, *others):
+            for part in item if isinstance(item, (tuple, list)) else [item]:
+                check_image_values(part, self.value_range, taker)
+        images, labels = x if self.conditioned and isinstance(x, (tuple, list)) and len(x) == 2 else (x, None)
+        if not isinstance(images, np.ndarray):
+            return
+        if images.ndim == 0 or images.shape[1:] != self.image_shape:
+            raise ValueError(
+                f"{type(self).__name__} expects inputs of shape {_shape_text(self.image_shape)}, got shape "
+                f"{images.shape}"
+            )
+        if len(images) == 0:
+            raise ValueError(f"{type(self).__name__} got no images (expected a batch of at least one)")
+        if isinstance(labels, np.ndarray):
+            self.conditions(labels, len(images))
 
     def _nothing_to_build(self):
         """Whether the model, its compiled loss and metrics and its optimizer are all built."""
@@ -298,7 +338,7 @@ class BaseAutoencoder(keras.Model):
 
     def predict(self, x, *args, callbacks=None, **kwargs):
         """Keras's `predict`, its progress bar counting only the steps run."""
-        self._check_not_pixels(x, "predict")
+        self._check_arrays("predict", x)
         args = (x, *args)
         with self._steps_per_call_dividing(kwargs.get("steps"), "predict_function"):
             return super().predict(*args, callbacks=_with_progress_bar(callbacks), **kwargs)
@@ -391,14 +431,18 @@ class BaseAutoencoder(keras.Model):
             # float64 images (`pixels / 255.0`) would meet float32 weights in the loss.
             return tf.cast(images, tf.float32)
         if not dtype.is_floating:
-            raise TypeError(
-                f"{type(self).__name__} takes images as uint8 pixels (0-255) or floats on its scale "
-                f"{self.value_range}, got {dtype.name}"
-            )
+            raise TypeError(self._dtype_refusal(self.value_range, dtype.name))
         return images
+
+    def _dtype_refusal(self, value_range, dtype_name):
+        return (
+            f"{type(self).__name__} takes images as uint8 pixels (0-255) or floats on its scale {value_range}, "
+            f"got {dtype_name}"
+        )
 
     def checked_images(self, inputs):
         """`inputs`, checked to be a batch of images (`checked`), at the model's value range (`scaled_images`)."""
+        check_image_values(inputs, self.value_range, f"{type(self).__name__} takes")
         return self.scaled_images(self.checked(inputs, self.image_shape, "inputs"))
 
     def encode(self, inputs, training=False):
@@ -447,9 +491,13 @@ class BaseAutoencoder(keras.Model):
     def _unit_batches(self, images, labels, batch_size):
         """`(model-scale batch, its conditions)` pairs over images on [0, 1] (or uint8 pixels)."""
         images = np.asarray(images)
-        check_not_pixels(
+        if images.dtype != np.uint8 and images.dtype.kind != "f":  # int32 pixels were taken as on [0, 1]
+            raise TypeError(self._dtype_refusal((0.0, 1.0), images.dtype.name))
+        check_image_values(
             images, (0.0, 1.0), f"{type(self).__name__}'s reconstruct, embed and interpolate take"
         )
+        if images.ndim == 0 or len(images) == 0:
+            raise ValueError(f"{type(self).__name__} got no images (expected a batch of at least one)")
         scaled = self.image_spec.to_model_scale(np.asarray(unit_scale(images), np.float32))
         conditions = self.conditions(labels, len(scaled))
         for i in range(0, len(scaled), batch_size):
@@ -484,8 +532,8 @@ class BaseAutoencoder(keras.Model):
         as class `label` (a style interpolation within the class). Returns
         `[steps, *image_shape]` on [0, 1].
         """
-        if steps < 2:
-            raise ValueError(f"steps must be at least 2 (the two endpoints), got {steps}")
+        if isinstance(steps, bool) or not (isinstance(steps, (int, np.integer)) and steps >= 2):
+            raise ValueError(f"steps must be an integer of at least 2 (the two endpoints), got {steps!r}")
         codes = self.embed(np.stack([start, end]), labels=[label] * 2)
         t = np.linspace(0.0, 1.0, steps, dtype=np.float32).reshape((-1,) + (1,) * (codes.ndim - 1))
         blended = (1 - t) * codes[0] + t * codes[1]
@@ -547,6 +595,19 @@ class BaseAutoencoder(keras.Model):
         # Keras's own "loss" tracker stays empty: the loss is tracked here.
         others = [m for m in super().metrics if m.name != "loss" and all(m is not o for o in own)]
         return [*own, *others]
+
+    @property
+    def metrics_names(self):
+        """The figures' names in the order `evaluate` lists them: the loss, its terms, then compiled metrics."""
+        return [name for metric in self.metrics for name in _metric_names(metric)]
+
+    def _flatten_metrics_in_order(self, logs):
+        # Keras's own ordering (`evaluate` without `return_dict`) sees inside
+        # its compiled metrics only, so it sorted ours: [0] was the KL term.
+        names = self.metrics_names
+        results = [logs[name] for name in names if name in logs]
+        results += [logs[name] for name in sorted(logs) if name not in names]
+        return results[0] if len(results) == 1 else results
 
     def _unpack(self, data):
         """A batch's `(inputs, targets)` at the model's value range (targets: the inputs, unless given)."""

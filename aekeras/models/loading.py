@@ -1,5 +1,6 @@
 """Loading `.keras` files safely."""
 
+import os
 import zipfile
 
 import keras
@@ -21,6 +22,8 @@ def load_model(path):
             is not registered, or holds something other than an aekeras
             autoencoder.
     """
+    if not os.path.isfile(path):
+        raise ModelFileError(f"{path}: no such file (expected a .keras file model.save wrote)")
     if not zipfile.is_zipfile(path):
         raise ModelFileError(f"{path}: not a .keras file (expected the zip archive model.save writes)")
     try:

@@ -110,12 +110,12 @@ class NonFiniteStop(keras.callbacks.Callback):
         )
 
     def _kept(self):
+        if self.checkpoints is None and not self.chief_keeps:  # a fit of the user's own: no checkpoints
+            return "the model keeps the weights of the last finite step"
         if self.epoch == 0:
             return "no epoch had completed, so there is no checkpoint"
         if self.chief_keeps:
             return f"the chief keeps the checkpoint of epoch {self.epoch}"
-        if self.checkpoints is None:
-            return "the model keeps the weights of the last finite step"
         return f"the last good checkpoint is {self.checkpoints / f'epoch-{self.epoch:03d}.keras'}"
 
     def _likely_cause(self):
@@ -129,7 +129,8 @@ class NonFiniteStop(keras.callbacks.Callback):
                 f" (it resumes after epoch {self.epoch})" if self.epoch else ""
             )
         if rate > HIGH_LEARNING_RATE:
-            return (
-                f"the learning rate {rate:g} is likely too high (Adam's usual is 0.001): {lower}, or {data}"
+            usual = (
+                " (Adam's usual is 0.001)" if "adam" in type(self.model.optimizer).__name__.lower() else ""
             )
+            return f"the learning rate {rate:g} is likely too high{usual}: {lower}, or {data}"
         return f"{data}, or {lower}"

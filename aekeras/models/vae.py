@@ -301,7 +301,11 @@ class VAE(BaseAutoencoder):
         conditional VAE's estimate is of -log p(x | y) for `labels` y.
         uint8 pixels are scaled first, as every entry point scales them.
         """
-        inputs = ops.convert_to_tensor(self.scaled_images(inputs), "float32")
+        if isinstance(num_samples, bool) or not (
+            isinstance(num_samples, (int, np.integer)) and num_samples > 0
+        ):
+            raise ValueError(f"num_samples must be a positive integer (k=1 is the ELBO), got {num_samples!r}")
+        inputs = ops.convert_to_tensor(self.checked_images(inputs), "float32")
         log_weights, _ = self.log_importance_weights(inputs, inputs, num_samples, labels=labels)
         return -(tf.reduce_logsumexp(log_weights, axis=0) - math.log(num_samples))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aekeras.report.context import Context, ReportSettings
 from aekeras.report.parts import PARTS
-from aekeras.staging import staging_path
+from aekeras.staging import made_folder, staging_path
 from aekeras.training.records import environment
 
 
@@ -71,14 +71,14 @@ def build_report(out, settings=None, data_dir=None, progress=print):
         The metrics dict written to `metrics.json`.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    staging = staging_path(out)
-    staging.mkdir()
-    try:
-        ctx = Context(staging, settings or ReportSettings(), data_dir, progress, cache_dir=out / "cache")
-        metrics = _write_parts(ctx)
-        _publish(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with made_folder(out):  # a report that stops before writing (its data unreadable) leaves no folder
+        staging = staging_path(out)
+        staging.mkdir()
+        try:
+            ctx = Context(staging, settings or ReportSettings(), data_dir, progress, cache_dir=out / "cache")
+            metrics = _write_parts(ctx)
+            _publish(staging, out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     ctx.step(f"wrote {out / 'REPORT.md'}")
     return metrics

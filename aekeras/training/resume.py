@@ -24,7 +24,10 @@ def shaping_settings(config, source, builder_options):
     held-out test split would be drawn anew, over images trained on.
     """
     options = config.read_options()
-    options.pop("data_dir")  # where the files are, not what they are
+    # Where the files are is not what they are; the size and channels read
+    # are the image spec's (the flags may only restate the files' own).
+    for flag in ("data_dir", "image_size", "channels"):
+        options.pop(flag)
     return {
         "model": config.model,
         "options": {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(builder_options.items())},
@@ -48,8 +51,9 @@ def completed_epochs(backup_dir):
 
 
 def _differences(recorded, settings, prefix=""):
+    """What `settings` changes of `recorded`; a setting recorded that no longer shapes a run is left out."""
     changes = []
-    for key in sorted(set(recorded) | set(settings)):
+    for key in sorted(settings):
         old, new = recorded.get(key), settings.get(key)
         if isinstance(old, dict) and isinstance(new, dict):
             changes += _differences(old, new, f"{prefix}{key}.")
