@@ -6,6 +6,7 @@ from aekeras import registry
 from aekeras.analysis import best_inpainting_radii, cv2_inpaint, denoising_vs_inpainting, manifold_inpainting
 from aekeras.analysis.inpainting import INPAINT_RADII, dropout_mask
 from aekeras.analysis.metrics import MAX_PSNR, psnr
+from aekeras.models import ConditionalVAE
 
 
 def test_cv2_inpaint_keeps_known_pixels_and_fills_holes(digits):
@@ -42,6 +43,21 @@ def test_manifold_inpainting(trained_vae2, digits):
     for fill in result["fills"].values():
         np.testing.assert_allclose(fill[:, outside], digits[:32][:, outside], atol=1 / 255)
     assert all(0 < p <= MAX_PSNR for p in result["patch_psnr"].values())
+
+
+def test_a_conditional_vae_inpaints_given_the_labels(digits, mnist_test_arrays):
+    """It was refused ("needs labels"): the energy's encoder and decoder calls passed none."""
+    cvae = ConditionalVAE(latent_dim=2, hidden_dims=(8,), num_classes=10)
+    labels = mnist_test_arrays[1][:8]
+    result = manifold_inpainting(cvae, digits[:8], steps=20, labels=labels)
+    assert result["energy"][-1] < result["energy"][0]
+    covered = result["covered"]
+    np.testing.assert_allclose(
+        result["fills"]["autoencoder"][:, 10:18, 10:18],
+        cvae.reconstruct(covered, labels=labels)[:, 10:18, 10:18],
+    )
+    with pytest.raises(ValueError, match="ConditionalVAE needs one label per example: 8, got none"):
+        manifold_inpainting(cvae, digits[:8], steps=1)
 
 
 def test_radii_are_chosen_on_validation_images_and_used(digits, mnist_train_small):

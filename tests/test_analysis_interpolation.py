@@ -1,6 +1,7 @@
 import numpy as np
 
 from aekeras.analysis import interpolation
+from aekeras.models import ConditionalVAE
 
 
 def test_endpoints_and_linearity(trained_dense, digits):
@@ -13,3 +14,16 @@ def test_endpoints_and_linearity(trained_dense, digits):
     np.testing.assert_allclose(result["latent"][0], result["decoded_endpoints"][0], atol=1e-5)
     np.testing.assert_allclose(result["latent"][-1], result["decoded_endpoints"][1], atol=1e-5)
     assert not np.allclose(result["latent"][4], result["pixel"][4], atol=0.05)
+
+
+def test_a_conditional_vae_interpolates_within_the_class_it_is_given(digits):
+    """It was refused: the analysis passed no label."""
+    cvae = ConditionalVAE(latent_dim=2, hidden_dims=(8,), num_classes=10)
+    result = interpolation(cvae, digits[0], digits[1], steps=5, label=4)
+    np.testing.assert_allclose(result["latent"][0], result["decoded_endpoints"][0], atol=1e-5)
+    np.testing.assert_allclose(
+        result["latent"], cvae.interpolate(digits[0], digits[1], 5, label=4), atol=1e-6
+    )
+    assert not np.allclose(
+        result["latent"], interpolation(cvae, digits[0], digits[1], steps=5, label=9)["latent"]
+    )

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from aekeras.analysis import latent_grid, latent_scatter
-from aekeras.models import VAE
+from aekeras.models import VAE, ConditionalVAE
 
 
 def test_grid_at_normal_quantiles(trained_vae2):
@@ -37,3 +37,17 @@ def test_scatter_figures_without_labels_and_with_many_classes(tmp_path, trained_
     for name in ("plain.png", "many.png"):
         picture = matplotlib.image.imread(tmp_path / name)
         assert picture.shape[0] > 100 and picture.std() > 0  # drawn, not blank
+
+
+def test_a_conditional_vae_maps_its_codes_given_the_labels(digits, mnist_test_arrays):
+    """It was refused ("needs labels"), though latent_scatter held the labels."""
+    cvae = ConditionalVAE(latent_dim=2, hidden_dims=(8,), num_classes=10)
+    labels = mnist_test_arrays[1][:50]
+    scatter = latent_scatter(cvae, digits[:50], labels)
+    np.testing.assert_allclose(scatter["z_mean"], cvae.embed(digits[:50], labels=labels), atol=1e-6)
+    grid = latent_grid(cvae, size=3, label=7)
+    np.testing.assert_allclose(
+        grid["images"][1, 2], cvae.decode(grid["z"][1, 2][None], labels=np.array([7], np.int32))[0], atol=1e-6
+    )
+    with pytest.raises(ValueError, match="latent_grid of a ConditionalVAE decodes one class: pass label="):
+        latent_grid(cvae, size=3)

@@ -134,9 +134,24 @@ class TestConditionalVAE(AutoencoderTestCase):
             model.encode((images, labels))
         with pytest.raises(ValueError, match="needs one label per example: 64, got shape"):
             model.reconstruct(images, labels=labels[:3])
-        for label in (10, -1):  # past the last class, and before the first
-            with pytest.raises(tf.errors.InvalidArgumentError):
+        # Past the last class, and before the first: checked before the gather, which on a GPU
+        # would give zeros (a blank condition) where on a CPU it fails.
+        for label in (10, -1):
+            with pytest.raises(
+                tf.errors.InvalidArgumentError,
+                match=rf"ConditionalVAE takes labels from 0 to 9; got labels from {label} to {label}",
+            ):
                 model.encode(images, labels=np.full(64, label))
+
+        @tf.function
+        def decoded(labels):
+            return model.decode(tf.zeros((2, 2)), labels=labels)
+
+        with pytest.raises(
+            tf.errors.InvalidArgumentError,
+            match=r"takes labels from 0 to 9; got labels from\] \[3\] \[to\] \[12\]",
+        ):
+            decoded(tf.constant([3, 12]))
         for bad in (np.full(64, 10), np.full(64, 0.5)):
             with pytest.raises(ValueError, match=r"takes labels as int class indices from 0 to 9, got"):
                 model.reconstruct(images, labels=bad)

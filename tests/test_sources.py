@@ -48,6 +48,33 @@ def test_resize_and_channels_apply_to_every_source(digits_npz):
     np.testing.assert_allclose(back[..., 0], images[..., 0], atol=1 / 255)
 
 
+def test_npz_test_images_of_another_shape_are_converted_when_asked(tmp_path, digits_npz):
+    """They were refused even with --channels or --image-size, which convert a folder's."""
+    arrays = np.load(digits_npz)
+    images, labels = arrays["images"], arrays["labels"]
+    rgb_test = tmp_path / "rgb_test.npz"
+    as_rgb = np.repeat(images[1500:, ..., None], 3, axis=-1)
+    np.savez(
+        rgb_test, images=images[:1500], labels=labels[:1500], test_images=as_rgb, test_labels=labels[1500:]
+    )
+    with pytest.raises(
+        DataError,
+        match=r"'images' are 1-channel images but 'test_images' 3-channel ones; pass --channels 1 or 3 to "
+        r"convert both$",
+    ):
+        data.load_arrays(rgb_test, "train")
+    grey, test_labels = data.load_arrays(rgb_test, "test", channels=1)
+    np.testing.assert_allclose(grey[..., 0], images[1500:] / 255, atol=1 / 255 + 1e-6)
+    np.testing.assert_array_equal(test_labels, labels[1500:])
+    bigger = tmp_path / "bigger_test.npz"
+    np.savez(bigger, images=images[:1500], test_images=np.pad(images[1500:], ((0, 0), (1, 1), (1, 1))))
+    with pytest.raises(
+        DataError, match=r"'images' are 8x8 but 'test_images' 10x10; pass --image-size HxW to resize both$"
+    ):
+        data.load_arrays(bigger, "train")
+    assert data.load_arrays(bigger, "test", image_size=(8, 8))[0].shape == (297, 8, 8, 1)
+
+
 def test_rgb_png_folder_with_train_and_test(rgb_crops_folder, rgb_crops):
     source = data.open_source(rgb_crops_folder)
     assert source.spec == ImageSpec((32, 32, 3), source=str(rgb_crops_folder))

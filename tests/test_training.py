@@ -1,3 +1,4 @@
+import csv
 import dataclasses
 import json
 import os
@@ -380,6 +381,31 @@ def test_an_interrupted_run_is_not_resumed_with_fewer_epochs_than_it_trained(tmp
     # As many epochs as it trained: nothing left to train, so it is evaluated and published.
     result = train(dataclasses.replace(config, epochs=2))
     assert result["history"]["epoch"] == [0.0, 1.0] and (tmp_path / "out/dense/1").is_dir()
+
+
+def test_history_has_the_evaluation_only_columns_when_the_first_epoch_is_not_validated(tmp_path, monkeypatch):
+    """Keras's CSVLogger fixed the columns at an epoch not validated: val_clean_reconstruction_loss
+    had none, and the resumed run's validated rows were a field longer than the header."""
+    config = dataclasses.replace(_small_run(tmp_path), model="denoising", epochs=4, validation_freq=2)
+    _interrupted_in_third_epoch(config, monkeypatch)
+    result = train(config)
+    assert result["resumes"] == 1
+    with open(tmp_path / "runs/denoising/history.csv", newline="") as f:
+        header, *rows = list(csv.reader(f))
+    assert header == [
+        "epoch",
+        "loss",
+        "reconstruction_loss",
+        "val_clean_reconstruction_loss",
+        "val_loss",
+        "val_reconstruction_loss",
+    ]
+    assert [len(row) for row in rows] == [6] * 4
+    history = result["history"]
+    assert [v is None for v in history["val_clean_reconstruction_loss"]] == [True, False, True, False]
+    # Each figure in its own column: the clean loss is not the loss of the corrupted inputs.
+    assert history["val_loss"][3] == pytest.approx(history["val_reconstruction_loss"][3])
+    assert history["val_clean_reconstruction_loss"][3] != pytest.approx(history["val_loss"][3])
 
 
 def test_flags_that_restate_the_images_own_size_resume_the_run(tmp_path, monkeypatch):

@@ -123,19 +123,22 @@ def denoising_vs_inpainting(denoisers, images, rate=0.5, radii=None, seed=0):
     }
 
 
-def minimise_energy(vae, covered, known, steps, learning_rate, prior_weight):
+def minimise_energy(vae, covered, known, steps, learning_rate, prior_weight, conditions=None):
     """Adam on z from the encoder's code: `(decode(z), mean energy per step)`.
 
     E(z) = -log p(pixels where `known` is 1 | z) + prior_weight * ||z||^2 / 2.
+    `conditions`: a conditional VAE's (`vae.conditions`), for every call.
     """
-    z = tf.Variable(vae.encode(covered))
+    conditions = conditions or {}
+    z = tf.Variable(vae.encode(covered, **conditions))
     optimizer = keras.optimizers.Adam(learning_rate)
     known_t, covered_t = tf.constant(known), tf.constant(covered)
 
     @tf.function
     def step():
         with tf.GradientTape() as tape:
-            pixel_nll = -vae.log_likelihood(covered_t, vae.decode_parameters(z), reduction="none")
+            logits = vae.decode_parameters(z, **conditions)
+            pixel_nll = -vae.log_likelihood(covered_t, logits, reduction="none")
             nll = tf.reduce_sum(tf.reshape(known_t * pixel_nll, (tf.shape(z)[0], -1)), axis=-1)
             energy = nll + prior_weight * 0.5 * tf.reduce_sum(tf.square(z), axis=-1)
             total = tf.reduce_sum(energy)
@@ -143,7 +146,7 @@ def minimise_energy(vae, covered, known, steps, learning_rate, prior_weight):
         return tf.reduce_mean(energy)
 
     energies = [float(step()) for _ in range(steps)]
-    return vae.decode(z).numpy(), np.array(energies)
+    return vae.decode(z, **conditions).numpy(), np.array(energies)
 
 
 def _check_patch(patch, corner, size):
@@ -161,7 +164,7 @@ def _check_patch(patch, corner, size):
 
 
 def manifold_inpainting(
-    vae, images, patch=None, corner=None, steps=300, learning_rate=0.05, prior_weight=1.0
+    vae, images, patch=None, corner=None, steps=300, learning_rate=0.05, prior_weight=1.0, *, labels=None
 ):
     """Fills a covered patch by finding the closest point on the learned manifold.
 
@@ -181,6 +184,7 @@ def manifold_inpainting(
         steps: gradient steps on z.
         learning_rate: Adam's step size on z.
         prior_weight: weight of the prior term (0 ignores the prior).
+        labels: a conditional VAE's, one per image.
 
     Returns:
         `{"covered", "images", "fills": {"manifold", "autoencoder", "telea"},
@@ -201,8 +205,9 @@ def manifold_inpainting(
     known[:, row : row + patch, col : col + patch] = 0.0
     covered = images * known + 0.5 * (1.0 - known)
 
-    manifold, energies = minimise_energy(vae, covered, known, steps, learning_rate, prior_weight)
-    one_pass = vae.reconstruct(covered)
+    conditions = vae.conditions(labels, len(images))
+    manifold, energies = minimise_energy(vae, covered, known, steps, learning_rate, prior_weight, conditions)
+    one_pass = vae.reconstruct(covered, labels=labels)
     telea = cv2_inpaint(images, known == 0, "telea")
 
     def fill(source):

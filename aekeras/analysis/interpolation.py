@@ -3,7 +3,7 @@
 import numpy as np
 
 
-def interpolation(model, start, end, steps=10):
+def interpolation(model, start, end, steps=10, *, label=None):
     """Linear interpolation between two [0, 1] images, in pixels and in codes.
 
     Pixel space blends the images themselves, (1 - t) a + t b, and shows a
@@ -14,6 +14,8 @@ def interpolation(model, start, end, steps=10):
         model: a trained aekeras autoencoder.
         start, end: images of the model's shape on [0, 1].
         steps: number of points, endpoints included.
+        label: a conditional VAE's class, read with both images and kept
+            along the path (`interpolate`'s).
 
     Returns:
         `{"t": [steps], "pixel": [steps, *shape], "latent": [steps, *shape],
@@ -22,6 +24,6 @@ def interpolation(model, start, end, steps=10):
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)
     weights = t.reshape((-1,) + (1,) * np.ndim(start))
     pixel = (1 - weights) * start + weights * end
-    latent = model.interpolate(start, end, steps)
-    endpoints = model.reconstruct(np.stack([start, end]))
+    latent = model.interpolate(start, end, steps, label=label)
+    endpoints = model.reconstruct(np.stack([start, end]), labels=[label] * 2)
     return {"t": t, "pixel": pixel, "latent": latent, "decoded_endpoints": endpoints}

@@ -151,7 +151,8 @@ def _add_speed_options(parser):
         default=None,
         help="parts each training batch is split into, trained side by side on the CPU's cores with the "
         "whole batch's update (default: one per core on a CPU for dense with no hidden layers and a code of at "
-        "most 64, for conv and for the dense vae, iwae and cvae, else 1)",
+        "most 64, conv, vae, iwae and cvae, and denoising over those dense or conv models and contractive over "
+        "that dense one; else 1)",
     )
     parser.add_argument(
         "--intra-op-threads",

@@ -109,9 +109,4 @@ def read_array_file(path):
         splits[split] = Examples(images=images, labels=labels)
     if "test" in splits and (splits["train"].labels is None) != (splits["test"].labels is None):
         raise DataError(f"{path}: labels for one split only (expected 'labels' and 'test_labels' together)")
-    if "test" in splits and splits["train"].images.shape[1:] != splits["test"].images.shape[1:]:
-        raise DataError(
-            f"{path}: 'images' are {splits['train'].images.shape[1:]} but 'test_images' are "
-            f"{splits['test'].images.shape[1:]} (expected the same shape)"
-        )
     return splits

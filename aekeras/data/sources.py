@@ -79,6 +79,11 @@ class ReadOptions:
             raise DataError(f"test_fraction must be between 0 and 1, got {self.test_fraction!r}")
 
 
+def _own_channels(stored):
+    """The channels images stored with `stored` ones are read with by default: alpha dropped."""
+    return 1 if stored in (1, 2) else 3
+
+
 class Source:
     """A data set: its `spec` and the `examples` of its splits.
 
@@ -106,7 +111,7 @@ class Source:
         if self._spec is None:
             size, channels, class_names, num_classes, _ = self._native()
             size = self.options.image_size or size
-            channels = self.options.channels or (1 if channels in (1, 2) else 3)
+            channels = self.options.channels or _own_channels(channels)
             self._spec = ImageSpec(
                 (*size, channels),
                 num_classes=num_classes,
@@ -307,12 +312,31 @@ class ArraySource(Source):
 
     def _native(self):
         train = self.splits["train"]
+        self._check_splits_agree()
         labelled = [e.labels for e in self.splits.values() if e.labels is not None]
         num_classes = int(max(labels.max() for labels in labelled)) + 1 if labelled else None
         return train.images.shape[1:3], train.images.shape[3], None, num_classes, tuple(self.splits)
 
     def _read(self, split):
         return self.splits[split]
+
+    def _check_splits_agree(self):
+        """Test images of another size or channel count are refused, unless the options convert both splits."""
+        if "test" not in self.splits:
+            return
+        (height, width, channels), (test_height, test_width, test_channels) = (
+            self.splits[split].images.shape[1:] for split in ("train", "test")
+        )
+        if (height, width) != (test_height, test_width) and self.options.image_size is None:
+            raise DataError(
+                f"{self.location}: 'images' are {height}x{width} but 'test_images' {test_height}x{test_width}; "
+                "pass --image-size HxW to resize both"
+            )
+        if _own_channels(channels) != _own_channels(test_channels) and self.options.channels is None:
+            raise DataError(
+                f"{self.location}: 'images' are {channels}-channel images but 'test_images' {test_channels}-channel "
+                "ones; pass --channels 1 or 3 to convert both"
+            )
 
 
 def open_source(source, **options):

@@ -74,11 +74,23 @@ class ConditionalVAE(VAE):
         self.decoder.build((input_shape[0], self.latent_dim + self.num_classes))
 
     def one_hot(self, labels):
-        """One-hot rows of int `labels`; an index out of range, negative ones too, fails in the gather.
+        """One-hot rows of int `labels`; an index out of range, negative ones too, fails.
 
+        Checked before the gather: on a CPU the gather itself fails, but on
+        a GPU it gives zeros, a blank condition served without a word (XLA,
+        which drops the check, clamps them to the first or last class).
         `tf.gather`, not `keras.ops.take`, which reads -1 as the last class.
         """
-        return tf.gather(tf.eye(self.num_classes), tf.cast(labels, tf.int32))
+        labels = tf.cast(labels, tf.int32)
+        low, high = tf.reduce_min(labels), tf.reduce_max(labels)
+        takes = f"{type(self).__name__} takes labels from 0 to {self.num_classes - 1}; got labels from"
+        in_range = ((low >= 0) & (high < self.num_classes)) | (tf.size(labels) == 0)
+        if tf.executing_eagerly():  # one line, where the graph's check lists its values apart
+            if not in_range:
+                raise tf.errors.InvalidArgumentError(None, None, f"{takes} {int(low)} to {int(high)}")
+            return tf.gather(tf.eye(self.num_classes), labels)
+        with tf.control_dependencies([tf.debugging.Assert(in_range, [takes, low, "to", high])]):
+            return tf.gather(tf.eye(self.num_classes), labels)
 
     def stack_inputs(self, tensor, labels):
         if labels is None:

@@ -1,5 +1,6 @@
 """The callbacks of a training run: the NaN stop, atomic backups, and the run's files."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -81,6 +82,36 @@ class EpochCheckpoint(keras.callbacks.Callback):
         write_atomically(self.folder / f"epoch-{epoch + 1:03d}.keras", self.model.save)
 
 
+class HistoryLogger(keras.callbacks.CSVLogger):
+    """Keras's `CSVLogger`, its columns the same whichever epoch comes first or resumes the file.
+
+    Keras fixes the columns at the first epoch it logs: where that epoch
+    was not validated, they left out the figures only evaluation gives (the
+    denoising model's `val_clean_reconstruction_loss`), and a resumed run
+    took its own first epoch's and wrote rows longer than the header it
+    appended under. Here a file being appended to keeps its header's
+    columns, and a new one has a column for every figure the model
+    reports in evaluation.
+    """
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if not self.append_header:  # appending under an existing header
+            with open(self.filename, newline="") as f:
+                self.keys = next(csv.reader(f))[1:]  # after "epoch"
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.keys is None:
+            logs = logs or {}
+            trained = sorted(name for name in logs if not name.startswith("val_"))
+            evaluated = {*trained, *getattr(self.model, "evaluation_term_names", ())}
+            validated = {f"val_{name}" for name in evaluated} | {
+                name for name in logs if name.startswith("val_")
+            }
+            self.keys = trained + sorted(validated)
+        super().on_epoch_end(epoch, logs)
+
+
 def run_callbacks(run_dir, resuming, is_chief, clock=None):
     """The callbacks of a run writing to `run_dir`; a worker other than the chief keeps only its backup.
 
@@ -98,7 +129,7 @@ def run_callbacks(run_dir, resuming, is_chief, clock=None):
         # Logged and checkpointed before the backup: a crash between them
         # repeats the epoch (the resumed run drops its first row,
         # `trim_history`) rather than losing its row or its checkpoint.
-        keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resuming),
+        HistoryLogger(str(run_dir / HISTORY_FILE), append=resuming),
         EpochCheckpoint(checkpoints),
         keras.callbacks.TensorBoard(str(run_dir / LOGS_DIR)),
         # Restores weights, optimizer and epoch after an interruption.
