@@ -23,6 +23,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from aekeras import quantization, signatures
 from aekeras.errors import ContractChangeError, ModelFileError
+from aekeras.interrupts import raise_if_pressed
 from aekeras.models.base import BaseAutoencoder
 from aekeras.staging import locked, made_folder, staging_path, write_atomically
 
@@ -153,6 +154,7 @@ def saved_model(model, out, name, settings=None, allow_contract_change=False, in
                 if not allow_contract_change:
                     # Again: another exporter may have published since the check above.
                     check_contract(model, out, name)
+                raise_if_pressed()  # a Ctrl-C dropped while writing: nothing is published
                 return _take_next_version(staging, model_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

@@ -98,8 +98,9 @@ def made_folder(folder):
     """
     folder = Path(folder)
     made = [f for f in (folder, *folder.parents) if not f.exists()]
-    folder.mkdir(parents=True, exist_ok=True)
     try:
+        # Made within the `try`: a Ctrl-C as it returns still removes it.
+        folder.mkdir(parents=True, exist_ok=True)
         yield folder
     finally:
         for path in made:  # innermost first

@@ -570,7 +570,7 @@ def test_a_ctrl_c_that_a_finalizer_dropped_still_stops_the_block(monkeypatch, ct
     import os
     import signal
 
-    from aekeras.interrupts import ctrl_c_kept
+    from aekeras.interrupts import ctrl_c_kept, raise_if_pressed
 
     class Finalizer:
         def __del__(self):
@@ -584,6 +584,38 @@ def test_a_ctrl_c_that_a_finalizer_dropped_still_stops_the_block(monkeypatch, ct
             Finalizer()  # collected at once; the interrupt goes no further than its __del__
             went_on = True
     assert went_on and dropped == [KeyboardInterrupt]
+    # A step that cannot be undone asks first: the export published a version, then said "interrupted".
+    published = []
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_kept():
+            Finalizer()
+            raise_if_pressed()
+            published.append(True)
+    assert published == [] and dropped == [KeyboardInterrupt] * 2
+    raise_if_pressed()  # outside any block: nothing to raise
+
+
+def test_what_an_interrupt_prints_on_its_way_out_is_dropped(capsys, ctrl_c_at_its_default):
+    """TensorFlow printed a traceback (a SystemError from `__import__`) before the one line."""
+    import os
+    import signal
+
+    from aekeras.interrupts import ctrl_c_kept
+
+    def printing_its_traceback_in_c():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            print("Traceback (most recent call last): ... SystemError", file=sys.stderr)
+            raise SystemError("returned a result with an exception set") from None
+
+    print("before", file=sys.stderr)
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_kept():
+            printing_its_traceback_in_c()
+    print("after", file=sys.stderr)
+    assert capsys.readouterr().err == "before\nafter\n"
 
 
 def test_a_process_that_ignores_ctrl_c_goes_on_ignoring_it():

@@ -149,6 +149,15 @@ def minimise_energy(vae, covered, known, steps, learning_rate, prior_weight, con
     return vae.decode(z, **conditions).numpy(), np.array(energies)
 
 
+def _patch_region(size, patch, corner):
+    """`(patch side, index of the covered square in a batch)`: by default 2/7 of the smaller side, centred."""
+    height, width = size
+    patch = patch or max(1, round(min(height, width) * 2 / 7))
+    row, col = corner or ((height - patch) // 2, (width - patch) // 2)
+    _check_patch(patch, (row, col), (height, width))
+    return patch, (slice(None), slice(row, row + patch), slice(col, col + patch))
+
+
 def _check_patch(patch, corner, size):
     """Raises ValueError unless the square of side `patch` at `corner` lies inside images of `size`, leaving some known."""
     if not (isinstance(patch, (int, np.integer)) and 1 <= patch < min(size)):
@@ -197,12 +206,9 @@ def manifold_inpainting(
             f"{type(vae).__name__}, which has neither"
         )
     _check_batch(images)
-    height, width = images.shape[1:3]
-    patch = patch or max(1, round(min(height, width) * 2 / 7))
-    row, col = corner or ((height - patch) // 2, (width - patch) // 2)
-    _check_patch(patch, (row, col), (height, width))
+    patch, region = _patch_region(images.shape[1:3], patch, corner)
     known = np.ones(images.shape, np.float32)
-    known[:, row : row + patch, col : col + patch] = 0.0
+    known[region] = 0.0
     covered = images * known + 0.5 * (1.0 - known)
 
     conditions = vae.conditions(labels, len(images))
@@ -214,7 +220,6 @@ def manifold_inpainting(
         return images * known + np.asarray(source) * (1.0 - known)
 
     fills = {"manifold": fill(manifold), "autoencoder": fill(one_pass), "telea": telea}
-    region = (slice(None), slice(row, row + patch), slice(col, col + patch))
     patch_psnr = {name: float(np.mean(psnr(f[region], images[region]))) for name, f in fills.items()}
     return {
         "covered": covered,
