@@ -595,6 +595,40 @@ def test_a_ctrl_c_that_a_finalizer_dropped_still_stops_the_block(monkeypatch, ct
     raise_if_pressed()  # outside any block: nothing to raise
 
 
+def test_a_run_stops_at_the_next_batch_after_a_ctrl_c_a_finalizer_dropped(monkeypatch, ctrl_c_at_its_default):
+    """It trained every epoch left, and stopped only when the block around `fit` ended."""
+    import os
+    import signal
+
+    from aekeras.interrupts import ctrl_c_kept
+    from aekeras.training.callbacks import StopOnDroppedCtrlC
+
+    class Finalizer:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+
+    class DroppedAtThirdBatch(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 2:
+                Finalizer()
+
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: None)
+    images = data.load_arrays("mnist", "test")[0][:512]
+    model = DenseAutoencoder(latent_dim=4)
+    model.compile(optimizer="adam", steps_per_execution=1)
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_kept():
+            model.fit(
+                images,
+                batch_size=64,
+                epochs=3,
+                verbose=0,
+                callbacks=[DroppedAtThirdBatch(), StopOnDroppedCtrlC()],
+            )
+    assert int(model.optimizer.iterations) == 3  # of 24
+
+
 def test_what_an_interrupt_prints_on_its_way_out_is_dropped(capsys, ctrl_c_at_its_default):
     """TensorFlow printed a traceback (a SystemError from `__import__`) before the one line."""
     import os

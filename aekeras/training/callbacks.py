@@ -7,6 +7,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from aekeras.interrupts import raise_if_pressed
 from aekeras.models.blocks import load_with_older_weight_names
 from aekeras.models.nonfinite import NonFiniteStop
 from aekeras.staging import write_atomically
@@ -82,6 +83,17 @@ class EpochCheckpoint(keras.callbacks.Callback):
         write_atomically(self.folder / f"epoch-{epoch + 1:03d}.keras", self.model.save)
 
 
+class StopOnDroppedCtrlC(keras.callbacks.Callback):
+    """Stops `fit` at the next batch after a Ctrl-C that a finalizer dropped (`interrupts.raise_if_pressed`).
+
+    Without it the run trained every epoch left before the interrupt was
+    raised, when `ctrl_c_kept`'s block ended.
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        raise_if_pressed()
+
+
 class HistoryLogger(keras.callbacks.CSVLogger):
     """Keras's `CSVLogger`, its columns the same whichever epoch comes first or resumes the file.
 
@@ -121,10 +133,11 @@ def run_callbacks(run_dir, resuming, is_chief, clock=None):
     if not is_chief:
         # Every worker must resume from the same epoch, so each keeps a
         # backup; the rest is the chief's to write.
-        return [NonFiniteStop(chief_keeps=True), backup]
+        return [StopOnDroppedCtrlC(), NonFiniteStop(chief_keeps=True), backup]
     checkpoints = run_dir / CHECKPOINTS_DIR
     checkpoints.mkdir(parents=True, exist_ok=True)
     return [
+        StopOnDroppedCtrlC(),
         NonFiniteStop(checkpoints),
         # Logged and checkpointed before the backup: a crash between them
         # repeats the epoch (the resumed run drops its first row,
