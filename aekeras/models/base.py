@@ -320,13 +320,8 @@ class BaseAutoencoder(keras.Model):
         images, labels = x if self.conditioned and isinstance(x, (tuple, list)) and len(x) == 2 else (x, None)
         if not isinstance(images, np.ndarray):
             return
-        if images.ndim == 0 or images.shape[1:] != self.image_shape:
-            raise ValueError(
-                f"{type(self).__name__} expects inputs of shape {_shape_text(self.image_shape)}, got shape "
-                f"{images.shape}"
-            )
-        if len(images) == 0:
-            raise ValueError(f"{type(self).__name__} got no images (expected a batch of at least one)")
+        self._refuse_shape(images.shape, self.image_shape, "inputs")
+        self._refuse_no_images(images)
         if isinstance(labels, np.ndarray):
             self.conditions(labels, len(images))
 
@@ -379,6 +374,22 @@ class BaseAutoencoder(keras.Model):
         self.encoder.build(input_shape)
         self.decoder.build(self.code_shape(input_shape))
 
+    def _refuse_shape(self, got, shape, what):
+        """Raises ValueError where `got`, a shape as far as it is known, is not that of a batch of `shape`."""
+        got = tf.TensorShape(got)
+        if got.rank is not None and (
+            got.rank != len(shape) + 1
+            or any(d is not None and d != e for d, e in zip(got[1:], shape, strict=True))
+        ):
+            raise ValueError(
+                f"{type(self).__name__} expects {what} of shape {_shape_text(shape)}, got shape {tuple(got)}"
+            )
+
+    def _refuse_no_images(self, images):
+        """Raises ValueError for an array that holds no images: Keras and NumPy fail on it in their own words."""
+        if images.ndim == 0 or len(images) == 0:
+            raise ValueError(f"{type(self).__name__} got no images (expected a batch of at least one)")
+
     def checked(self, tensor, shape, what):
         """`tensor`, checked to be a batch of `shape`.
 
@@ -395,11 +406,7 @@ class BaseAutoencoder(keras.Model):
         if not keras.backend.is_keras_tensor(tensor):
             tensor = tf.convert_to_tensor(tensor)
         static = tf.TensorShape(tensor.shape)  # a Keras tensor's is a tuple
-        if static.rank is not None and (
-            static.rank != len(shape) + 1
-            or any(d is not None and d != e for d, e in zip(static[1:], shape, strict=True))
-        ):
-            raise ValueError(f"{expected}, got shape {tuple(static)}")
+        self._refuse_shape(static, shape, what)
         if keras.backend.is_keras_tensor(tensor) or (static.rank is not None and None not in static[1:]):
             return tensor
         actual = tf.shape(tensor)
@@ -496,8 +503,7 @@ class BaseAutoencoder(keras.Model):
         check_image_values(
             images, (0.0, 1.0), f"{type(self).__name__}'s reconstruct, embed and interpolate take"
         )
-        if images.ndim == 0 or len(images) == 0:
-            raise ValueError(f"{type(self).__name__} got no images (expected a batch of at least one)")
+        self._refuse_no_images(images)
         scaled = self.image_spec.to_model_scale(np.asarray(unit_scale(images), np.float32))
         conditions = self.conditions(labels, len(scaled))
         for i in range(0, len(scaled), batch_size):

@@ -85,11 +85,13 @@ class ConditionalVAE(VAE):
         low, high = tf.reduce_min(labels), tf.reduce_max(labels)
         takes = f"{type(self).__name__} takes labels from 0 to {self.num_classes - 1}; got labels from"
         in_range = ((low >= 0) & (high < self.num_classes)) | (tf.size(labels) == 0)
-        if tf.executing_eagerly():  # one line, where the graph's check lists its values apart
-            if not in_range:
-                raise tf.errors.InvalidArgumentError(None, None, f"{takes} {int(low)} to {int(high)}")
-            return tf.gather(tf.eye(self.num_classes), labels)
-        with tf.control_dependencies([tf.debugging.Assert(in_range, [takes, low, "to", high])]):
+        if not tf.executing_eagerly():
+            checks = [tf.debugging.Assert(in_range, [takes, low, "to", high])]
+        elif in_range:
+            checks = []
+        else:  # one line, where the graph's check lists its values apart
+            raise tf.errors.InvalidArgumentError(None, None, f"{takes} {int(low)} to {int(high)}")
+        with tf.control_dependencies(checks):
             return tf.gather(tf.eye(self.num_classes), labels)
 
     def stack_inputs(self, tensor, labels):
