@@ -61,8 +61,12 @@ def picture_rows(model, images, labels=None):
         # A fixed seed: the same corruption every epoch, and training's own
         # noise generator left as it was.
         corrupted = model.corrupt(spec.to_model_scale(images), seed=0)
+        # Called on the model's scale, not through `reconstruct`: corrupted
+        # values leave [0, 1] (a dropout mask at rate 0.7 scales kept ones
+        # by 3.3), which `reconstruct` refuses as a user's input.
+        repaired = spec.to_unit_scale(keras.ops.convert_to_numpy(model(corrupted)))
         corrupted = spec.to_unit_scale(keras.ops.convert_to_numpy(corrupted))
-        return {"reconstructions": [images, corrupted, model.reconstruct(corrupted, labels=labels)]}
+        return {"reconstructions": [images, corrupted, repaired]}
     return {"reconstructions": [images, model.reconstruct(images, labels=labels)]}
 
 

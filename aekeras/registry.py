@@ -1,9 +1,10 @@
 """The model registry: the names `aekeras train` takes, how each is built, and its options.
 
-Every front end (the command line, training, the report, the benchmark,
-the tests) reads this one table. A new variant is one file: its class,
-registered with Keras, and a `register_model` call that says how to build
-it for an image spec and which options it takes. Packages can add models
+The command line, training, the benchmark and the tests read this one
+table (the report builds the lecture's own models, by their presets). A
+new variant is its class, registered with Keras, and a `register_model`
+call that says how to build it for an image spec and which options it
+takes: in a package of its own, one module. Packages can add models
 through the `aekeras.models` entry-point group, whose entries are modules
 that call `register_model` when imported.
 """
@@ -71,7 +72,8 @@ class ModelEntry:
         """`(builder options, evaluation options)`, defaults filled in.
 
         Raises:
-            ValueError: for an option this model does not take.
+            ValueError: for an option this model does not take, or an
+                integer one below its minimum.
         """
         unknown = sorted(set(options) - {o.name for o in self.options})
         if unknown:
@@ -79,6 +81,15 @@ class ModelEntry:
                 f"the {self.name} model does not take {', '.join(unknown)} (it takes "
                 f"{', '.join(o.name for o in self.options) or 'no options'})"
             )
+        for option in self.options:
+            value = options.get(option.name, option.default)
+            # Evaluation options reach no constructor that would check them.
+            if (option.type is int and value is not None) and (
+                isinstance(value, bool) or not isinstance(value, int) or value < option.minimum
+            ):
+                raise ValueError(
+                    f"{option.name} must be an integer of at least {option.minimum}, got {value!r}"
+                )
         values = {**self.defaults(), **options}
         evaluation = {o.name for o in self.options if o.evaluation}
         return (

@@ -25,16 +25,27 @@ from tensorflow_serving.apis import predict_pb2
 
 from aekeras.export import latest_version, version_number
 from aekeras.progress import tracked
-from aekeras.signatures import LABEL_INPUT, Contract, ServingError, Signature, TensorInfo, batch_inputs
+from aekeras.signatures import (
+    IMAGE_INPUT,
+    LABEL_INPUT,
+    Contract,
+    ServingError,
+    Signature,
+    TensorInfo,
+    batch_inputs,
+)
 
-# What every aekeras export shares, for requests built without the export's
-# own contract: names, dtypes and the [0, 1] image scale (shapes unchecked).
+# The signatures aekeras exports serve (every export the first three, a
+# variant also its own), for requests built without the export's own
+# contract: names, dtypes and the [0, 1] image scale (shapes unchecked).
+_IMAGES = TensorInfo(IMAGE_INPUT, "float32", None)
 GENERIC_CONTRACT = Contract(
     {
-        "serving_default": Signature("serving_default", (TensorInfo("images", "float32", None),), ()),
-        "encode": Signature("encode", (TensorInfo("images", "float32", None),), ()),
+        "serving_default": Signature("serving_default", (_IMAGES,), ()),
+        "encode": Signature("encode", (_IMAGES,), ()),
         "decode": Signature("decode", (TensorInfo("latent", "float32", None),), ()),
         "sample": Signature("sample", (TensorInfo("num_samples", "int32", ()),), ()),
+        "decode_indices": Signature("decode_indices", (TensorInfo("indices", "int32", None),), ()),
     }
 )
 # The same for a conditioned model's exports (the conditional VAE's): every

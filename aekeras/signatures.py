@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from aekeras import losses
+from aekeras.data.spec import UNIT_RANGE
 from aekeras.progress import tracked
 
 IMAGE_INPUT = "images"
@@ -25,8 +26,6 @@ LABEL_INPUT = "labels"
 INT32_MAX = 2**31 - 1  # integer inputs are sent as int32
 # Where an export records its `Contract.value_counts`.
 VALUE_COUNTS_FILE = "assets.extra/aekeras_value_counts.json"
-IMAGE_RANGE = (0.0, 1.0)
-COMMON_SIGNATURES = ("serving_default", "encode", "decode")
 # Signatures that draw random numbers: fresh draws every call, so no two
 # formats (or calls) give the same values.
 RANDOM_SIGNATURES = ("sample",)
@@ -405,7 +404,7 @@ def _check_one(signature, spec, value, value_count=None):
     if (
         spec.name == IMAGE_INPUT
         and array.size
-        and (array.min() < IMAGE_RANGE[0] or array.max() > IMAGE_RANGE[1])
+        and (array.min() < UNIT_RANGE[0] or array.max() > UNIT_RANGE[1])
     ):
         raise ServingError(
             f"signature {signature.name!r} expects images on [0, 1]; got values from "

@@ -32,6 +32,11 @@ def test_denoising_vs_inpainting(trained_dense, digits):
     # not a denoiser; the denoisers' ordering is the headline test's).
     corrupted = result["metrics"]["corrupted"]["psnr"]
     assert all(result["metrics"][n]["psnr"] > corrupted for n in ("telea", "navier_stokes"))
+    # Above the lecture's rate the mask scales kept pixels past any image scale (by 3.3 at 0.7):
+    # the model's own corrupted inputs are not refused as 0-255 pixels.
+    heavy = denoising_vs_inpainting(trained_dense, digits[:200], rate=0.7, seed=0)
+    assert heavy["missing"].mean() == pytest.approx(0.7, abs=0.01)
+    assert heavy["metrics"]["autoencoder"]["psnr"] < result["metrics"]["autoencoder"]["psnr"]
 
 
 def test_manifold_inpainting(trained_vae2, digits):

@@ -8,7 +8,13 @@ from google.protobuf import text_format
 from tensorboard.plugins.projector import projector_config_pb2
 from test_case import mnist
 
-from aekeras.callbacks import EMBEDDING_TENSOR, LatentProjector, ReconstructionImages, image_grid
+from aekeras.callbacks import (
+    EMBEDDING_TENSOR,
+    LatentProjector,
+    ReconstructionImages,
+    image_grid,
+    picture_rows,
+)
 from aekeras.models import VAE, ConvAutoencoder, DenoisingAutoencoder, DenseAutoencoder
 
 
@@ -79,6 +85,18 @@ def test_denoising_adds_the_corrupted_inputs_and_the_vae_its_prior_samples(tmp_p
     grids = pictures(tmp_path / "v")
     assert grids["prior_samples"][0].shape == (28, 6 * 28, 1)
     assert not np.array_equal(grids["prior_samples"][0], grids["prior_samples"][1])
+
+
+def test_heavy_dropout_is_pictured_as_the_model_repairs_it(test_digits):
+    # At rate 0.7 the mask scales kept values by 3.3 on the model's [-1, 1]: past [0, 1], and not 0-255 pixels.
+    images = test_digits[0][:4]
+    model = DenoisingAutoencoder(DenseAutoencoder(latent_dim=16), noise_level=0.7, seed=1)
+    shown, corrupted, repaired = picture_rows(model, images)["reconstructions"]
+    assert corrupted.max() > 2
+    np.testing.assert_array_equal(shown, images)
+    spec = model.image_spec
+    expected = spec.to_unit_scale(model.predict(spec.to_model_scale(corrupted), verbose=0))
+    np.testing.assert_allclose(repaired, expected, atol=1e-5)
 
 
 def test_the_projector_shows_the_codes_with_sprite_and_labels(tmp_path, test_digits):

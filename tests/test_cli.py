@@ -130,6 +130,18 @@ def test_data_given_for_an_export_is_read_whatever_its_run_json_says(tmp_path, c
     assert ("note: " in capsys.readouterr().out) == note
 
 
+def test_an_export_of_flat_vectors_is_refused_by_the_data_options(tmp_path):
+    from aekeras.cli.common import export_data
+
+    version = tmp_path / "saved_models" / "flat" / "1"
+    version.mkdir(parents=True)
+    args = cli.build_parser().parse_args(["tflite", str(version), "--data", "mnist"])
+    with pytest.raises(
+        cli.UsageError, match=r"1: takes flat vectors of 784 values, and the command line reads images"
+    ):
+        export_data(args, version, (784,))
+
+
 def test_console_script_and_help(tmp_path):
     script = Path(sys.executable).parent / "aekeras"
     result = subprocess.run([str(script), "train", "--help"], capture_output=True, text=True, timeout=120)

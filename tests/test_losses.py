@@ -124,23 +124,38 @@ def test_continuous_bernoulli_is_a_density_with_the_stated_mean():
     # Integrate p(x | lambda) and x p(x | lambda) over [0, 1] numerically.
     x = (np.arange(200000, dtype=np.float64) + 0.5) / 200000
     for lam in (0.02, 0.3, 0.4999, 0.5, 0.5004, 0.9):
-        lam_batch = np.full((1, 1), lam, np.float32)
-        log_c = float(losses.continuous_bernoulli_log_normalizer(lam_batch)[0, 0])
+        logit_batch = np.full((1, 1), np.log(lam / (1 - lam)), np.float32)
+        log_c = float(losses.continuous_bernoulli_log_normalizer(logit_batch)[0, 0])
         density = np.exp(x * np.log(lam) + (1 - x) * np.log(1 - lam) + log_c)
         assert np.mean(density) == pytest.approx(1.0, abs=1e-4), lam
-        mean = float(losses.continuous_bernoulli_mean(lam_batch)[0, 0])
+        mean = float(losses.continuous_bernoulli_mean(logit_batch)[0, 0])
         assert mean == pytest.approx(np.mean(x * density), abs=1e-4), lam
     # Per example, it is the Bernoulli log-likelihood plus the normalisers.
     targets = np.array([[0.2, 0.9]], np.float32)
     probs = np.array([[0.3, 0.8]], np.float32)
     expected = np.sum(targets * np.log(probs) + (1 - targets) * np.log(1 - probs)) + sum(
-        float(losses.continuous_bernoulli_log_normalizer(np.array([[p]], np.float32))[0, 0])
+        float(losses.continuous_bernoulli_log_normalizer(np.array([[np.log(p / (1 - p))]], np.float32))[0, 0])
         for p in (0.3, 0.8)
     )
     logits = np.log(probs / (1 - probs))
     assert float(losses.continuous_bernoulli_log_likelihood(targets, logits)[0]) == pytest.approx(
         expected, rel=1e-5
     )
+
+
+def test_continuous_bernoulli_keeps_float32_precision_where_lambda_nears_0_or_1():
+    # Through 1 - 2 sigmoid(l) in float32, log C was 1.8e-3 off at |l| of 10 to 14, a background pixel's logits.
+    logits = np.concatenate([np.linspace(-16, 16, 641), [-1e-3, 0.0, 2e-3, 9e-3, 1.1e-2]])
+    exact = np.ones_like(logits) * np.log(2.0)
+    away = np.abs(logits) > 0
+    exact[away] = np.log(logits[away] / np.tanh(logits[away] / 2))  # float64
+    got = np.asarray(losses.continuous_bernoulli_log_normalizer(logits.astype(np.float32)[None]))[0]
+    np.testing.assert_allclose(got, exact, rtol=2e-7, atol=1e-7)
+    probs = 1 / (1 + np.exp(-logits))
+    mean = np.full_like(logits, 0.5)
+    mean[away] = probs[away] / np.tanh(logits[away] / 2) - 1 / logits[away]
+    got = np.asarray(losses.continuous_bernoulli_mean(logits.astype(np.float32)[None]))[0]
+    np.testing.assert_allclose(got, mean, rtol=1e-6, atol=1e-7)
 
 
 def test_gaussian_log_likelihood_matches_scipy():

@@ -1,5 +1,6 @@
 """The model registry: every front end reads it, and a new variant is one file plus its registration."""
 
+import inspect
 import json
 import os
 import random
@@ -135,3 +136,39 @@ def test_a_new_variant_trains_exports_and_converts_from_the_command_line(tmp_pat
     assert record["history"]["reconstruction_loss"][1] < record["history"]["reconstruction_loss"][0]
     converted = run("tflite", "saved_models/l1/1", "--quantize", "int8")
     assert "TFLite (int8): saved_models/l1/1/l1-int8.tflite" in converted
+
+
+def test_every_option_default_is_its_builders_own():
+    # The command line fills in the Option defaults, Python callers of the
+    # builder get its own: the two must not drift apart.
+    for name in registry.model_names()[:8]:
+        entry = registry.get_model(name)
+        parameters = inspect.signature(entry.build).parameters
+        for option in entry.options:
+            if option.evaluation:
+                continue
+            assert option.name in parameters, (name, option.name)
+            default = parameters[option.name].default
+            assert (list(default) if isinstance(default, tuple) else default) == option.default, (
+                name,
+                option.name,
+            )
+
+
+@pytest.mark.parametrize(
+    "model, options, message",
+    [
+        ("vae", {"nll_samples": -1}, "nll_samples must be an integer of at least 0, got -1"),
+        ("vae", {"nll_samples": 2.5}, "nll_samples must be an integer of at least 0, got 2.5"),
+        ("iwae", {"warmup_epochs": -2}, "warmup_epochs must be an integer of at least 0, got -2"),
+        ("vqvae", {"num_embeddings": True}, "num_embeddings must be an integer of at least 1, got True"),
+    ],
+)
+def test_integer_options_below_their_minimum_are_refused_before_anything_is_built(model, options, message):
+    # From Python as from the command line, whose argument types say the same.
+    with pytest.raises(ValueError, match=message):
+        registry.get_model(model).split_options(options)
+    assert (
+        registry.get_model("iwae").split_options({"warmup_num_samples": None})[0]["warmup_num_samples"]
+        is None
+    )

@@ -98,6 +98,11 @@ def test_with_the_contract_rest_outputs_keep_their_names_and_dtypes(servers, exp
     np.testing.assert_array_equal(encoded["indices"], direct["indices"])
     # The indices go back as they came: decode_indices takes int32 only.
     decoded = over_rest("decode_indices", indices=encoded["indices"])
+    # A request built without the contract names the VQ-VAE's own signature too, and gets the same reply.
+    generic = serving.rest_request("decode_indices", indices=encoded["indices"])
+    np.testing.assert_array_equal(
+        serving.parse_rest_response(server.rest_predict(json.dumps(generic)))["output"], decoded["images"]
+    )
     assert set(decoded) == {"images"}  # the single output's own name, which the wire dropped
     np.testing.assert_allclose(
         decoded["images"], server.predict("decode_indices", indices=direct["indices"])["images"], atol=1e-6

@@ -109,11 +109,15 @@ def test_vqvae_indices_survive_conversion(converted, digits):
         assert np.max(np.abs(images - reference)) < 0.3
     # Quantised distances may flip a position between two near-equal
     # codebook vectors; the float file agrees exactly. Measured on a
-    # one-epoch model: float16 99.98%, dynamic 99.5%, int16x8 99.4% and int8
-    # 73%; from other initial weights int8 gave 54%. int8 activations are too
-    # coarse for nearest-vector search, which README's advice (int16x8) rests on.
+    # one-epoch model: float16 99.93%, int16x8
+    # 99.07%, dynamic 93.5% (its activations are quantised to 8 bits as it
+    # runs) and int8 57% (with a collapsed codebook, when the VQ term was
+    # summed: dynamic 99.5%, int8 54-73%). 8-bit activations are too coarse
+    # for nearest-vector search, which README's advice (int16x8) rests on.
+    agreement = {q: round(float(a), 4) for q, a in agreement.items()}
     assert agreement["none"] == 1.0
-    assert all(agreement[q] >= 0.98 for q in ("float16", "dynamic", "int16x8")), agreement
+    assert agreement["float16"] >= 0.98 and agreement["int16x8"] >= 0.98, agreement
+    assert agreement["dynamic"] >= 0.9, agreement
     assert agreement["int8"] < agreement["int16x8"], agreement
 
 

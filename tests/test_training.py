@@ -639,3 +639,37 @@ def test_a_resumed_run_shuffles_anew_rather_than_replaying_its_first_epochs(tmp_
         dataclasses.replace(config, run_dir=str(tmp_path / "other"), out=str(tmp_path / "o2"))
     )
     np.testing.assert_array_equal(fresh, again)
+
+
+def test_a_resumed_run_trains_at_the_learning_rate_it_is_given(tmp_path, mnist_test_arrays):
+    """The weights file holds the optimizer's rate: the NaN stop's advice, a lower rate, must take effect."""
+    images = mnist_test_arrays[0][:64]
+    backup_dir = str(tmp_path / "backup")
+
+    def trained(learning_rate, epochs):
+        model = DenseAutoencoder(latent_dim=4)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+        history = model.fit(
+            images, epochs=epochs, batch_size=32, verbose=0, callbacks=[AtomicBackupAndRestore(backup_dir)]
+        )
+        return model, history
+
+    trained(1e-3, epochs=1)
+    resumed, history = trained(1e-5, epochs=2)
+    assert history.epoch == [1]  # it did resume, after the first epoch
+    assert float(resumed.optimizer.learning_rate.numpy()) == pytest.approx(1e-5)
+    assert int(resumed.optimizer.iterations.numpy()) == 4  # the rest of the optimizer's state came back
+
+
+def test_evaluate_model_takes_the_pixels_as_stored(mnist_dir):
+    # As `aekeras.data.load(..., keep_uint8=True)` gives them; scaled ones give the same figures.
+    model = registry.build_model("dense", None, seed=0, latent_dim=8)  # computes on [-1, 1]
+    model.compile(optimizer="adam")
+    read = {"data_dir": mnist_dir, "batch_size": 64, "limit": 128}
+    stored = data.load("mnist", "test", **read, keep_uint8=True)
+    scaled = data.load("mnist", "test", **read, value_range=model.value_range)
+    assert next(iter(stored)).dtype == tf.uint8
+    from_pixels, from_floats = training.evaluate_model(model, stored), training.evaluate_model(model, scaled)
+    assert from_pixels.keys() == from_floats.keys() >= {"loss", "mse_01"}
+    for name, value in from_floats.items():
+        assert from_pixels[name] == pytest.approx(value, rel=1e-5), name

@@ -34,7 +34,7 @@ class TestVQVAE(AutoencoderTestCase):
             loss = tf.reduce_mean(terms["reconstruction_loss"])
         z_e = model.encode_continuous(images).numpy()
         z_q = model.encode(images).numpy()
-        expected_vq = 1.5 * np.sum((z_e - z_q) ** 2, axis=(1, 2, 3))
+        expected_vq = 1.5 * np.mean((z_e - z_q) ** 2, axis=(1, 2, 3))  # on the reconstruction's scale
         np.testing.assert_allclose(terms["vq_loss"], expected_vq, rtol=1e-4)
         used = len(np.unique(model.encode_indices(images)))
         np.testing.assert_allclose(terms["codebook_usage"], used / 8)
@@ -45,13 +45,20 @@ class TestVQVAE(AutoencoderTestCase):
         assert all(g is not None for path, g in gradients.items() if path.startswith("encoder"))
         assert gradients["quantizer/codebook"] is None
 
-    def test_training_moves_the_codebook_to_the_codes(self):
+    def test_training_moves_the_codebook_to_the_codes(self, images):
+        def quantization_error(model):
+            # Relative to the codes' own spread, which grows as the encoder trains (and vq_loss with it).
+            z_e, z_q = model.encode_continuous(images).numpy(), model.encode(images).numpy()
+            return np.mean((z_e - z_q) ** 2) / np.var(z_e)
+
+        keras.utils.set_random_seed(0)
         model = VQVAE(num_embeddings=32, embedding_dim=8)
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
-        before = model.quantizer.codebook.numpy().copy()
+        before = model.quantizer.codebook.numpy().copy(), quantization_error(model)
         history = model.fit(mnist("train", limit=4096, batch_size=128), epochs=3, verbose=0).history
-        assert not np.allclose(model.quantizer.codebook.numpy(), before)
-        assert history["vq_loss"][-1] < history["vq_loss"][0]
+        assert not np.allclose(model.quantizer.codebook.numpy(), before[0])
+        # 0.82 before training, 0.04 after (0.02 and 0.06 from seeds 1 and 2).
+        assert quantization_error(model) < min(0.2, before[1] / 4)
         assert 0 < history["codebook_usage"][-1] <= 1
 
     @pytest.mark.parametrize(
@@ -79,3 +86,14 @@ class TestVQVAE(AutoencoderTestCase):
             VQVAE(commitment_cost=-1)
         with pytest.raises(ValueError, match=r"expects indices of shape \(batch, 7, 7\)"):
             VQVAE().decode_indices(np.zeros((2, 4, 4), np.int32))
+
+
+def test_the_codebook_stays_in_use(mnist_test_arrays):
+    # With `vq_loss` summed over the 7x7x16 code against a per-pixel mean
+    # reconstruction, 3 epochs left 2, 9 and 4 of the 64 vectors in use on
+    # these digits (seeds 0, 1, 2); on the reconstruction's scale, 22, 18, 21.
+    keras.utils.set_random_seed(0)
+    model = VQVAE()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(mnist("train", limit=4096, batch_size=128), epochs=3, verbose=0)
+    assert len(np.unique(model.encode_indices(mnist_test_arrays[0][:1000]))) > 12

@@ -105,7 +105,9 @@ def denoising_vs_inpainting(denoisers, images, rate=0.5, radii=None, seed=0):
     repairs = {}
     for name, denoiser in denoisers.items():
         spec = denoiser.image_spec
-        corrupted = np.asarray(noise.dropout(spec.to_model_scale(images), uniform, rate))
+        # Kept a tensor: `predict` checks NumPy inputs as a user's images,
+        # and the mask scales kept values by 1 / (1 - rate), past any image scale.
+        corrupted = noise.dropout(spec.to_model_scale(images), uniform, rate)
         repairs[name] = spec.to_unit_scale(denoiser.predict(corrupted, batch_size=1000, verbose=0))
     for method, radius in radii.items():
         repairs[method] = cv2_inpaint(images, missing, method, radius)

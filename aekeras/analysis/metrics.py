@@ -40,12 +40,13 @@ def psnr(images, references):
 
 
 def pooled_psnr(images, references):
-    """PSNR in dB of a whole set: of its mean squared error, as super-resolution benchmarks score a picture.
+    """PSNR in dB of a whole set (of its mean squared error, as super-resolution benchmarks score a picture), capped at `MAX_PSNR`.
 
     Unlike the mean of per-image PSNRs, flat images (tens of dB from a
     near-zero error) do not outweigh textured ones.
     """
-    return float(10.0 * np.log10(1.0 / np.mean(mse(images, references))))
+    with np.errstate(divide="ignore"):
+        return float(min(10.0 * np.log10(1.0 / np.mean(mse(images, references))), MAX_PSNR))
 
 
 def image_metrics(images, references):

@@ -110,7 +110,7 @@ def image_size(text):
 
 def add_data_arguments(parser, data_default="mnist", what="the data"):
     """`--data` and the read options every kind of source takes."""
-    from aekeras.data import DATASETS
+    from aekeras.data import CHANNELS, DATASETS
 
     # One or the other: with both, the last on the line would win unseen.
     source = parser.add_mutually_exclusive_group()
@@ -129,7 +129,9 @@ def add_data_arguments(parser, data_default="mnist", what="the data"):
         "tfds: names: the TFDS data folder",
     )
     parser.add_argument("--image-size", type=image_size, help="resize the images to H or HxW pixels")
-    parser.add_argument("--channels", type=int, choices=(1, 3), help="convert the images to 1 or 3 channels")
+    parser.add_argument(
+        "--channels", type=int, choices=CHANNELS, help="convert the images to 1 or 3 channels"
+    )
     parser.add_argument(
         "--test-fraction",
         type=fraction,
@@ -242,6 +244,12 @@ def export_data(args, version_dir, image_shape):
     from aekeras import data
     from aekeras.training.records import data_options, read_record
 
+    if len(image_shape) != 3:
+        raise UsageError(
+            f"{version_dir}: takes flat vectors of {image_shape[0]} values, and the command line reads "
+            "images (height x width x channels); convert and measure it in Python (aekeras.tflite.convert, "
+            "aekeras.onnx.convert) on flattened images"
+        )
     if args.data is not None:
         trained_on = _recorded_source(version_dir)
         if trained_on is not None and not _same_source(args.data, trained_on):
@@ -293,7 +301,9 @@ def export_test_images(args, version_dir, contract):
     """
     from aekeras import data, signatures
 
-    image_shape = next(i for i in contract.signature("encode").inputs if i.name == "images").shape[1:]
+    image_shape = next(
+        i for i in contract.signature("encode").inputs if i.name == signatures.IMAGE_INPUT
+    ).shape[1:]
     source, options = export_data(args, version_dir, image_shape)
     test_images, test_labels = data.load_arrays(source, "test", **options)
     if test_images.shape[1:] != tuple(image_shape):

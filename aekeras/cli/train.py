@@ -12,7 +12,6 @@ from aekeras.cli.common import (
     non_negative_int,
     positive_float,
     positive_int,
-    read_options,
     seed,
     sizes,
 )
@@ -150,16 +149,15 @@ def _add_speed_options(parser):
         type=positive_int,
         default=None,
         help="parts each training batch is split into, trained side by side on the CPU's cores with the "
-        "whole batch's update (default: one per core on a CPU for dense with no hidden layers and a code of at "
-        "most 64, conv, vae, iwae and cvae, and denoising over those dense or conv models and contractive over "
-        "that dense one; else 1)",
+        "whole batch's update (default: the model's, one per core on a CPU where that measured faster, else 1; "
+        "run.json records the count used)",
     )
     parser.add_argument(
         "--intra-op-threads",
         type=non_negative_int,
         default=None,
-        help="threads each TensorFlow op may use (default: the model's, 1 for dense with a code of at "
-        "most 64 and for the dense vae, else 0; 0: TensorFlow's choice, one per core; BENCHMARKS.md measures both)",
+        help="threads each TensorFlow op may use (default: the model's, 1 where that measured faster, else 0; "
+        "0: TensorFlow's choice, one per core; run.json records the count used, BENCHMARKS.md measures both)",
     )
 
 
@@ -176,7 +174,6 @@ def _config(args):
                 f"--{name.replace('_', '-')} does not apply to the {args.model} model (only to {', '.join(takers)})"
             )
     fields = {f: getattr(args, f) for f in _RUN_FIELDS}
-    fields.update(read_options(args))
     return TrainConfig(**fields, options=options, verbose=2 if args.quiet else 1)
 
 

@@ -9,10 +9,11 @@ with the data is a `DataError` with a one-line message.
 
 import importlib
 
+from aekeras.data.builtin import BUILTIN
+
 # Names and the modules that define them: loaded when first used, so that
 # the command line can read the built-in names without TensorFlow.
 _LAZY = {
-    "BUILTIN": "builtin",
     "DATA_DIR_ENV": "builtin",
     "DEFAULT_SPEC": "builtin",
     "idx_paths": "idx",
@@ -32,7 +33,8 @@ _LAZY = {
     "to_model_scale": "spec",
     "to_unit_scale": "spec",
 }
-DATASETS = ("mnist", "fashion_mnist")  # aekeras.data.builtin describes them
+DATASETS = tuple(BUILTIN)
+CHANNELS = (1, 3)  # what images convert to: grey or RGB
 TFDS_PREFIX = "tfds:"
 
 
@@ -120,6 +122,7 @@ def arrays_of(examples, spec):
 
 
 __all__ = [
+    "CHANNELS",
     "DATASETS",
     "DATA_DIR_ENV",
     "DEFAULT_SPEC",

@@ -43,10 +43,11 @@ def unit_scale(images):
 
 
 # Float images above it are taken for 0-255 pixels: every scale aekeras
-# models compute on tops at 1, and the lecture's dropout mask doubles
-# values to at most 2 (centred or noisy inputs stray below and above the
-# scale too, so nothing tighter holds).
-PIXEL_LIKE = 2.0
+# models compute on tops at 1, but inputs a user corrupts for a denoising
+# fit stray above it (a dropout mask at rate p scales kept values by
+# 1 / (1 - p): 2 for the lecture's 0.5, 10 at 0.9), while a batch of 0-255
+# pixels whose brightest is under 10 is all but black.
+PIXEL_LIKE = 10.0
 
 
 def check_image_values(images, value_range, taker):

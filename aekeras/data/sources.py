@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from aekeras.data import TFDS_PREFIX, arrays, folder, tfds_source
+from aekeras.data import CHANNELS, TFDS_PREFIX, arrays, folder, tfds_source
 from aekeras.data.builtin import BUILTIN
 from aekeras.data.examples import Examples, convert_arrays, decode_batch, decode_file, decoder_reason, holdout
 from aekeras.data.idx import idx_paths, read_idx_split
@@ -22,7 +22,6 @@ from aekeras.data.spec import ImageSpec
 from aekeras.errors import DataError
 
 SPLITS = ("train", "test")
-CHANNELS = (1, 3)
 
 
 def default_memory_limit():

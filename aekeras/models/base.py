@@ -498,7 +498,7 @@ class BaseAutoencoder(keras.Model):
     def _unit_batches(self, images, labels, batch_size):
         """`(model-scale batch, its conditions)` pairs over images on [0, 1] (or uint8 pixels)."""
         images = np.asarray(images)
-        if images.dtype != np.uint8 and images.dtype.kind != "f":  # int32 pixels were taken as on [0, 1]
+        if images.dtype != np.uint8 and images.dtype.kind != "f":  # int32 pixels are no scale of [0, 1]
             raise TypeError(self._dtype_refusal((0.0, 1.0), images.dtype.name))
         check_image_values(
             images, (0.0, 1.0), f"{type(self).__name__}'s reconstruct, embed and interpolate take"

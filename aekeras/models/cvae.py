@@ -28,8 +28,8 @@ class ConditionalVAE(VAE):
     `encode`, `decode`, `reconstruct`, `embed`, `sample` and
     `negative_log_likelihood` take `labels`, int class indices, one per
     example; every exported signature takes them as its `labels` input. A
-    label outside `0 .. num_classes - 1` is an error (TensorFlow's gather),
-    not a blank condition.
+    label outside `0 .. num_classes - 1` is an error (checked before the
+    one-hot gather, on every device), not a blank condition.
 
     Args:
         num_classes: how many classes the labels have; by default the image

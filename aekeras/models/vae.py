@@ -194,7 +194,7 @@ class VAE(BaseAutoencoder):
     def mean_of(self, logits):
         """The mean image of p(x | z) given the decoder's logits."""
         if self.likelihood == "continuous_bernoulli":
-            return losses.continuous_bernoulli_mean(ops.sigmoid(logits))
+            return losses.continuous_bernoulli_mean(logits)
         return ops.sigmoid(logits)
 
     def decode(self, codes, training=False, labels=None):

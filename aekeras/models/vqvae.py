@@ -72,10 +72,11 @@ class VQVAE(BaseAutoencoder):
     by the nearest of `num_embeddings` codebook vectors, and the decoder
     mirrors the encoder. Training minimises the reconstruction error plus
     `vq_loss` (`aekeras.losses.vector_quantization`: the codebook term and
-    `commitment_cost` times the commitment term, per example summed over
-    code positions); gradients pass the quantisation straight
-    through (z_e + sg(z_q - z_e)). `codebook_usage`, the fraction of the
-    codebook a batch uses, is reported with the losses.
+    `commitment_cost` times the commitment term, per example averaged over
+    the code's values, as the reconstruction is over pixels); gradients
+    pass the quantisation straight through (z_e + sg(z_q - z_e)).
+    `codebook_usage`, the fraction of the codebook a batch uses, is
+    reported with the losses.
 
     `encode` gives the quantised code z_q (what `decode` takes); the
     indices are `encode_indices`, and `decode_indices` maps them back. The

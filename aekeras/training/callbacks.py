@@ -41,8 +41,16 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.clock = clock
 
     def _load_model(self):
+        # Keras's weights file holds a constant learning rate with the
+        # optimizer's state: restored, it would override the rate this run
+        # was given (the NaN stop's advice, a lower --learning-rate, among
+        # them). A schedule is not a variable, and resumes at its step.
+        rate = getattr(self.model.optimizer, "learning_rate", None)
+        given_rate = rate.numpy() if isinstance(rate, keras.Variable) else None
         # A backup written by an earlier aekeras version resumes too.
         load_with_older_weight_names(super()._load_model)
+        if given_rate is not None:
+            rate.assign(given_rate)
         states = Path(self.backup_dir) / SEED_STATES_FILE
         if states.is_file() and Path(self._training_metadata_path).is_file():
             for variable, value in zip(self._seed_states(), np.load(states), strict=True):

@@ -59,7 +59,8 @@ class TrainConfig:
         batch_shards: parts each training batch is split into, trained
             side by side on the CPU's cores with the whole batch's update;
             `None`: the model's default (`BaseAutoencoder.compile`: one per
-            core on a CPU for the dense VAEs, else 1).
+            core on a CPU for the models whose `trains_in_shards` says so,
+            else 1).
         intra_op_threads: threads each TensorFlow op may use; `None`, the
             default, takes the model's (`ModelEntry.default_intra_op_threads`:
             one for the lecture's dense model and the dense VAE,
@@ -128,9 +129,6 @@ class TrainConfig:
                 f"unknown learning_rate_schedule {self.learning_rate_schedule!r} "
                 f"(expected one of {LEARNING_RATE_SCHEDULES})"
             )
-        nll = self.options.get("nll_samples", 0)
-        if not (isinstance(nll, int) and nll >= 0):
-            raise ValueError(f"nll_samples must be an integer >= 0, got {nll!r}")
 
     def read_options(self):
         """The `aekeras.data.ReadOptions` fields this run reads its data with."""

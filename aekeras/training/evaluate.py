@@ -25,6 +25,7 @@ def evaluate_model(model, test_data, seed=0, verbose=False, **evaluation_options
         # A conditioned model's batches are (images, labels), and it reads both.
         images, conditions = (batch[0], {"labels": batch[1]}) if model.conditioned else (batch, {})
         reconstructions = model(batch)
+        images = model.scaled_images(images)  # uint8 pixels as stored, as the model itself reads them
         errors = losses.squared_error(spec.to_unit_scale(images), spec.to_unit_scale(reconstructions))
         per_example["mse_01"].append(keras.ops.convert_to_numpy(errors))
         figures = model.evaluation_metrics(images, rng, **conditions, **evaluation_options)
