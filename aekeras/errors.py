@@ -27,7 +27,11 @@ class RunInUseError(ValueError):
     """Another process is training in the same run folder."""
 
 
-class TrainingInterrupted(Exception):
+class Interrupted(Exception):
+    """A Ctrl-C, already reported: what was kept, and how to go on."""
+
+
+class TrainingInterrupted(Interrupted):
     """Training was interrupted (Ctrl-C); what was kept and how to go on.
 
     Attributes:
@@ -41,7 +45,7 @@ class TrainingInterrupted(Exception):
         self.run_dir, self.epochs_kept, self.epochs = run_dir, epochs_kept, epochs
 
 
-class CheckInterrupted(Exception):
+class CheckInterrupted(Interrupted):
     """A conversion was interrupted (Ctrl-C) while its finished files were being checked.
 
     Attributes:

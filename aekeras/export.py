@@ -23,7 +23,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from aekeras import quantization, signatures
 from aekeras.errors import ContractChangeError, ModelFileError
-from aekeras.interrupts import raise_if_pressed
+from aekeras.interrupts import publishing
 from aekeras.models.base import BaseAutoencoder
 from aekeras.staging import locked, made_folder, staging_path, write_atomically
 
@@ -60,11 +60,20 @@ def build_archive(model):
     return archive
 
 
+# File names end at 255 bytes, and the files named after a model add up to
+# 57 characters to its name (`.partial-<hex>-NAME-int16x8.tflite`).
+MAX_NAME_LENGTH = 100
+
+
 def check_name(name):
-    """Raises ValueError unless `name` can name a folder TF Serving watches."""
+    """Raises ValueError unless `name` can name a folder TF Serving watches, and the files named after it."""
     if not name or not name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(
             f"model name {name!r} must be letters, digits, '-' or '_' (it names a folder TF Serving watches)"
+        )
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError(
+            f"model name of {len(name)} characters is too long: at most {MAX_NAME_LENGTH} (files are named after it)"
         )
 
 
@@ -154,7 +163,9 @@ def saved_model(model, out, name, settings=None, allow_contract_change=False, in
                 if not allow_contract_change:
                     # Again: another exporter may have published since the check above.
                     check_contract(model, out, name)
-                raise_if_pressed()  # a Ctrl-C dropped while writing: nothing is published
+                # A Ctrl-C dropped while writing: nothing is published; one
+                # after this: the caller's records of the version are written too.
+                publishing()
                 return _take_next_version(staging, model_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

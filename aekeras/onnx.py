@@ -10,7 +10,6 @@ same images.
 
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 import onnx
@@ -20,6 +19,7 @@ import tf2onnx
 
 from aekeras.signatures import Contract, read_value_counts
 from aekeras.signatures import max_differences as max_differences_from
+from aekeras.staging import staging_path
 
 # 17 is what onnxruntime, TensorRT and most other runtimes of 2024 on accept.
 DEFAULT_OPSET = 17
@@ -75,12 +75,13 @@ def convert(version_dir, *, opset=DEFAULT_OPSET):
     """
     saved_model = _load(version_dir)
     target = onnx_dir(version_dir)
-    staging = target.with_name(f".{ONNX_FOLDER}-staging-{uuid.uuid4().hex}")
+    # Staging folders name their process: a killed conversion's are removed by the next.
+    staging = staging_path(target.parent)
     staging.mkdir()
     try:
         for name, function in saved_model.signatures.items():
             _convert_signature(function, staging / f"{name}.onnx", opset)
-        old = target.with_name(f".{ONNX_FOLDER}-old-{uuid.uuid4().hex}")
+        old = staging_path(target.parent)
         if target.exists():
             os.replace(target, old)
         os.replace(staging, target)

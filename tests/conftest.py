@@ -138,3 +138,13 @@ def conv_denoiser_30k(mnist_train_arrays):
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     model.fit(mnist_train_arrays[0][:30000], epochs=2, batch_size=256, verbose=0)
     return model
+
+
+@pytest.fixture
+def ctrl_c_at_its_default():
+    """SIGINT raising KeyboardInterrupt, as at a terminal (pytest-xdist's workers ignore it)."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

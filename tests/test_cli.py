@@ -167,6 +167,10 @@ def test_console_script_and_help(tmp_path):
         (["report", "--data-dir", "no/such/folder"], "no/such/folder: data folder does not exist"),
         (["train", "dense", "--out", "/proc/aekeras"], "--out /proc/aekeras: /proc is not writable"),
         (["train", "dense", "--run-dir", "a_file/runs"], "a_file is not a folder"),
+        # The run's own folders: these failed after training, and a long name in the TFLite file's name.
+        (["train", "dense", "--out", ".", "--name", "a_file"], "a_file is not a folder"),
+        (["train", "dense", "--name", "m" * 101], "model name of 101 characters is too long: at most 100"),
+        (["train", "dense", "--out", "o" * 5000], "File name too long"),
         (["export", "nothing.keras", "--name", "x"], "nothing.keras: expected a .keras file"),
         (["tflite", "saved_models/dense/9"], "saved_models/dense/9: no saved_model.pb"),
         (["onnx", "saved_models/dense/9"], "saved_models/dense/9: no saved_model.pb"),
@@ -537,16 +541,6 @@ def test_a_ctrl_c_after_the_command_finished_leaves_its_exit_status(tmp_path):
     # The command's own status (2: no such file) and its one line, no 130 and no traceback.
     assert finished.returncode == 2
     assert finished.stderr.startswith("aekeras: error: missing.keras") and finished.stderr.count("\n") == 1
-
-
-@pytest.fixture
-def ctrl_c_at_its_default():
-    """SIGINT raising KeyboardInterrupt, as at a terminal (pytest-xdist's workers ignore it)."""
-    import signal
-
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
 
 
 def test_an_error_a_ctrl_c_caused_inside_c_code_is_the_interrupt_it_was(ctrl_c_at_its_default):

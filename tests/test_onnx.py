@@ -1,5 +1,6 @@
 """ONNX exports: every signature of every model, checked in onnxruntime against the SavedModel."""
 
+import socket
 import subprocess
 import sys
 
@@ -8,7 +9,7 @@ import pytest
 import tensorflow as tf
 from test_case import IMAGE_ONLY_NAMES
 
-from aekeras import export, onnx
+from aekeras import export, onnx, staging
 from aekeras.models import ConvAutoencoder, DenseAutoencoder
 from aekeras.serving import LocalServer
 from aekeras.signatures import Contract, ServingError
@@ -98,8 +99,20 @@ def test_a_failed_conversion_keeps_the_previous_files(converted, monkeypatch):
     with pytest.raises(RuntimeError, match="converter failed"):
         onnx.convert(path)
     assert {name: f.read_bytes() for name, f in files.items()} == before
-    assert sorted(p.name for p in path.iterdir() if p.name.startswith(".onnx")) == []
+    assert sorted(p.name for p in path.iterdir() if p.name.startswith(".")) == []
     assert tf.io.gfile.exists(str(path / "saved_model.pb"))
+
+
+def test_a_killed_conversions_staging_folder_goes_with_the_next(converted, tmp_path):
+    path, files = converted["dense"]
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    left = path / f"{staging.PREFIX}{socket.gethostname()}-{killed.stdout.strip()}-0123abcd"
+    (left / "encode.onnx").parent.mkdir()
+    (left / "encode.onnx").write_bytes(files["encode"].read_bytes())
+    onnx.convert(path)
+    assert not left.exists() and sorted(p.name for p in path.iterdir() if p.name.startswith(".")) == []
 
 
 def test_runner_without_files(tmp_path):

@@ -296,3 +296,22 @@ def test_a_closed_output_pipe_stops_training_quietly_and_the_run_resumes(tmp_pat
     resumed = run(args, tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming runs/dense after epoch {kept} of 40" in resumed.stdout
+
+
+def test_a_file_past_the_size_limit_is_one_line_and_the_run_resumes(tmp_path):
+    """`ulimit -f`: Python's EFBIG ended a run in a traceback."""
+    import resource
+
+    def limited():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, resource.RLIM_INFINITY))  # below a checkpoint
+
+    args = ["train", "dense", "--epochs", "2", "--limit", "512", "--quiet"]
+    result = subprocess.run(
+        [*AEKERAS, *args], cwd=tmp_path, capture_output=True, text=True, timeout=300, preexec_fn=limited
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("aekeras: error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "grew past the largest file this process may write (ulimit -f)" in result.stderr
+    again = run(args, tmp_path)
+    assert again.returncode == 0, again.stderr

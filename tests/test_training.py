@@ -3,6 +3,7 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -15,8 +16,8 @@ from aekeras import cli, data, optimizers, registry, training
 from aekeras.errors import SettingsChangedError, TrainingInterrupted
 from aekeras.models import DenseAutoencoder
 from aekeras.registry import get_model
-from aekeras.training import AtomicBackupAndRestore, TrainConfig, read_history, runner, train
-from aekeras.training.resume import RunClock
+from aekeras.training import AtomicBackupAndRestore, TrainConfig, read_history, resume, runner, train
+from aekeras.training.resume import RunClock, completed_epochs
 
 
 @pytest.fixture(scope="module")
@@ -378,6 +379,9 @@ def test_an_interrupted_run_is_not_resumed_with_fewer_epochs_than_it_trained(tmp
     ):
         train(dataclasses.replace(config, epochs=1))
     assert sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before  # nothing touched
+    # Another schedule would drop the backup's optimizer state (Keras skips a state of other variables).
+    with pytest.raises(SettingsChangedError, match=r"learning_rate_schedule 'constant' -> 'cosine'"):
+        train(dataclasses.replace(config, learning_rate_schedule="cosine"))
     # As many epochs as it trained: nothing left to train, so it is evaluated and published.
     result = train(dataclasses.replace(config, epochs=2))
     assert result["history"]["epoch"] == [0.0, 1.0] and (tmp_path / "out/dense/1").is_dir()
@@ -673,3 +677,53 @@ def test_evaluate_model_takes_the_pixels_as_stored(mnist_dir):
     assert from_pixels.keys() == from_floats.keys() >= {"loss", "mse_01"}
     for name, value in from_floats.items():
         assert from_pixels[name] == pytest.approx(value, rel=1e-5), name
+
+
+def _pressing_ctrl_c_before(function, once_exists):
+    """`function`, run after a Ctrl-C reaches this process once the path `once_exists` does."""
+
+    def pressed_first(*args, **kwargs):
+        if once_exists.exists():
+            os.kill(os.getpid(), signal.SIGINT)
+        return function(*args, **kwargs)
+
+    return pressed_first
+
+
+def test_a_ctrl_c_after_publishing_lets_the_command_finish(tmp_path, monkeypatch, ctrl_c_at_its_default):
+    """It said 'evaluates and publishes it', and the rerun trained or published the same model again."""
+    from aekeras import export as exporting
+
+    published = tmp_path / "out/dense/1"
+    monkeypatch.setattr(runner, "remove_backup", _pressing_ctrl_c_before(runner.remove_backup, published))
+    monkeypatch.setattr(
+        exporting, "write_models_config", _pressing_ctrl_c_before(exporting.write_models_config, published)
+    )
+    args = ["train", "dense", "--epochs", "1", "--limit", "512", "--quiet"]
+    args += ["--out", str(tmp_path / "out"), "--run-dir", str(tmp_path / "runs")]
+    assert cli.main(args) == 0
+    assert sorted(p.name for p in (tmp_path / "out/dense").iterdir()) == ["1"]
+    assert not (tmp_path / "runs/dense/backup").exists()
+    assert "out/dense" in (tmp_path / "out/models.config").read_text()
+
+
+def test_a_backup_counting_epochs_without_its_weights_is_refused(tmp_path, monkeypatch):
+    """A removal cut short (a kill) left the count without the weights: the rerun published fresh weights."""
+    config = _small_run(tmp_path)
+    _interrupted_in_third_epoch(config, monkeypatch)
+    backup = tmp_path / "runs/dense/backup"
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    # Cut short after its first file, the removal leaves nothing to resume: the count goes first.
+    with monkeypatch.context() as patched:
+        patched.setattr(resume.shutil, "rmtree", killed)
+        with pytest.raises(KeyboardInterrupt):
+            resume.remove_backup(backup)
+    assert completed_epochs(backup) == 0 and (backup / "latest.weights.h5").is_file()
+    # A count whose weights are gone, however that came about, is refused in one line.
+    _interrupted_in_third_epoch(dataclasses.replace(config, restart=True), monkeypatch)
+    (backup / "latest.weights.h5").unlink()
+    with pytest.raises(SettingsChangedError, match=r"counts 2 epochs but has no weights .* pass --restart"):
+        train(config)

@@ -121,6 +121,11 @@ def entry_point(argv=None):
 def _out_of_resources(error):
     """The one line for a full disk or an exhausted memory (Python's errors or TensorFlow's), else None."""
     text = str(error)
+    if isinstance(error, OSError) and error.errno == errno.EFBIG:
+        return (
+            f"aekeras: error: {error.filename or 'a file'} grew past the largest file this process may write "
+            "(ulimit -f); what was saved before is kept. Raise the limit and run the same command again"
+        )
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
         where = error.filename or "the output"
     elif "No space left on device" in text:

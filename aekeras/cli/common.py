@@ -168,8 +168,11 @@ def check_writable_folder(path, option):
     """
     path = Path(path).absolute()
     existing = path
-    while not existing.exists():
-        existing = existing.parent
+    try:
+        while not existing.exists():
+            existing = existing.parent
+    except OSError as e:  # a name past the file system's limit
+        raise UsageError(f"{option} {str(path)[:80]}...: {e.strerror}") from None
     if not existing.is_dir():
         raise UsageError(f"{option} {path}: {existing} is not a folder")
     try:

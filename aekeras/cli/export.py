@@ -39,7 +39,12 @@ def run(args):
     model_path = source / "model.keras" if source.is_dir() else source
     if not model_path.is_file() or model_path.suffix != ".keras":
         raise UsageError(f"{args.source}: expected a .keras file or a run folder holding model.keras")
+    try:
+        export.check_name(args.name)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     check_writable_folder(args.out, "--out")
+    check_writable_folder(Path(args.out) / args.name, "--out")  # a read-only one failed after the tracing
     # A run folder's record of settings and metrics travels with the export.
     record_path = model_path.parent / export.SETTINGS_FILE
     settings = json.loads(record_path.read_text()) if record_path.is_file() else None
@@ -56,5 +61,6 @@ def run(args):
             )
         except ValueError as e:  # a name TF Serving cannot watch, a changed contract: nothing is written
             raise UsageError(str(e)) from None
-    print(f"SavedModel: {path}{' (kernels on the int8 grid)' if args.int8_weights else ''}")
-    print(f"TF Serving config: {export.write_models_config(args.out, args.serving_root)}")
+        # Published: a Ctrl-C from here on lets the serving config be written.
+        print(f"SavedModel: {path}{' (kernels on the int8 grid)' if args.int8_weights else ''}")
+        print(f"TF Serving config: {export.write_models_config(args.out, args.serving_root)}")

@@ -1,6 +1,7 @@
 """`aekeras train MODEL`: train, evaluate, save and publish a SavedModel."""
 
 import argparse
+from pathlib import Path
 
 from aekeras import registry
 from aekeras.cli.common import (
@@ -15,6 +16,7 @@ from aekeras.cli.common import (
     seed,
     sizes,
 )
+from aekeras.interrupts import ctrl_c_kept
 
 # What TrainConfig takes from the command line besides the model's options.
 _RUN_FIELDS = (
@@ -178,7 +180,6 @@ def _config(args):
 
 
 def run(args):
-    from aekeras import export
     from aekeras.training import distribution_strategy, train
     from aekeras.training.runner import configure_tensorflow, open_data
 
@@ -187,6 +188,9 @@ def run(args):
     check_writable_folder(args.run_dir, "--run-dir")
     try:
         config.validate()
+        # The run's own folders too: a read-only one, or a file in its place, failed after training.
+        check_writable_folder(Path(args.out) / config.run_name, "--out")
+        check_writable_folder(Path(args.run_dir) / config.run_name, "--run-dir")
         # Before anything else runs: TensorFlow fixes its threads and its
         # graph optimizer's settings when it starts, multi_worker must
         # configure its collectives first, and a bad TF_CONFIG is a usage
@@ -199,6 +203,15 @@ def run(args):
     except ValueError as e:
         raise UsageError(str(e)) from None
     result = train(config, source=source)
+    # Published: a Ctrl-C now lets the records and the serving config be written.
+    with ctrl_c_kept(published=result["export"] is not None):
+        _report(result, args.out)
+
+
+def _report(result, out):
+    """Prints the run's figures and files, and writes the serving config of `out`."""
+    from aekeras import export
+
     share = result["data_share"]
     if share is not None:
         print(
@@ -210,4 +223,4 @@ def run(args):
     print(f"model: {result['model']}")
     if result["export"] is not None:
         print(f"SavedModel: {result['export']}")
-        print(f"TF Serving config: {export.write_models_config(args.out)}")
+        print(f"TF Serving config: {export.write_models_config(out)}")

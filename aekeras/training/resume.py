@@ -7,6 +7,7 @@ so far and how often the run resumed.
 """
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -15,10 +16,11 @@ from aekeras.staging import write_atomically
 
 STATE_FILE = "run_state.json"
 _METADATA_FILE = "training_metadata.json"  # Keras's: {"epoch": completed epochs, ...}
+_WEIGHTS_FILE = "latest.weights.h5"  # Keras's
 
 
 def shaping_settings(config, source, builder_options):
-    """The settings a backup must share to resume: model, sizes, data, its spec and counts, batch size.
+    """The settings a backup must share to resume: model, sizes, data, its spec and counts, batch size, schedule.
 
     The counts catch a folder whose files were added or removed since: its
     held-out test split would be drawn anew, over images trained on.
@@ -37,17 +39,30 @@ def shaping_settings(config, source, builder_options):
         "examples": {split: source.count(split) for split in ("train", "test")},
         "limit": config.limit,
         "batch_size": config.batch_size,
+        # A schedule is no variable of the optimizer: changed, Keras skipped
+        # the backup's optimizer state, Adam's moments and step count.
+        "learning_rate_schedule": config.learning_rate_schedule,
     }
 
 
 # Settings that backups of earlier aekeras versions do not record; such a backup resumes unchecked on them.
-_SETTINGS_ADDED_SINCE = ("examples",)
+_SETTINGS_ADDED_SINCE = ("examples", "learning_rate_schedule")
 
 
 def completed_epochs(backup_dir):
     """The epochs a backup holds, 0 if there is none."""
     path = Path(backup_dir) / _METADATA_FILE
     return int(json.loads(path.read_text())["epoch"]) if path.is_file() else 0
+
+
+def remove_backup(backup_dir):
+    """Removes a backup, its epoch count first.
+
+    Removed file by file, a backup cut short (a kill) could keep its count
+    without its weights, and resume fresh weights as trained ones.
+    """
+    (Path(backup_dir) / _METADATA_FILE).unlink(missing_ok=True)
+    shutil.rmtree(backup_dir, ignore_errors=True)
 
 
 def _differences(recorded, settings, prefix=""):
@@ -95,6 +110,11 @@ class RunClock:
 
     def _load(self):
         where = self.backup_dir.parent
+        if not (self.backup_dir / _WEIGHTS_FILE).is_file():
+            raise SettingsChangedError(
+                f"{where} holds a backup that counts {self.resumed_after} epochs but has no weights (its "
+                "removal was cut short, or its files were moved); pass --restart to discard it and start afresh"
+            )
         path = self.backup_dir / STATE_FILE
         recorded = json.loads(path.read_text()) if path.is_file() else {}
         kept = recorded.get("settings", {})

@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from aekeras.training import distribute
 from aekeras.training.callbacks import BACKUP_DIR, CHECKPOINTS_DIR, HISTORY_FILE, LOGS_DIR, run_callbacks
 from aekeras.training.evaluate import evaluate_model
 from aekeras.training.records import SETTINGS_FILE, environment, read_history, trim_history
-from aekeras.training.resume import RunClock, completed_epochs, shaping_settings
+from aekeras.training.resume import RunClock, completed_epochs, remove_backup, shaping_settings
 
 # Test images whose codes TensorBoard's projector shows, at most.
 PROJECTED_IMAGES = 1000
@@ -182,7 +181,7 @@ def _ready_run_dir(run_dir, clock):
     interrupted save's leftovers.
     """
     if clock.resumed_after is None:
-        shutil.rmtree(run_dir / BACKUP_DIR, ignore_errors=True)
+        remove_backup(run_dir / BACKUP_DIR)
     for folder in (run_dir, run_dir / CHECKPOINTS_DIR):
         remove_partials(folder)  # of a run killed while it saved
     if clock.resumed_after is not None:
@@ -357,10 +356,13 @@ def train(config, source=None, progress=print):
             _fit(model, train_data, test_data, config, run_dir, clock, distribute.is_chief(strategy), source)
             clock.stop()
             try:
-                result = _evaluate_and_publish(config, source, model, test_data, strategy, run_dir, clock)
+                # Once the export publishes, a Ctrl-C lets the run finish:
+                # rerun, it would publish the same model again.
+                with ctrl_c_kept():
+                    result = _evaluate_and_publish(config, source, model, test_data, strategy, run_dir, clock)
+                    remove_backup(run_dir / BACKUP_DIR)
             except KeyboardInterrupt:
                 raise TrainingInterrupted(run_dir, config.epochs, config.epochs) from None
-        shutil.rmtree(run_dir / BACKUP_DIR, ignore_errors=True)
     return {**result, "data_share": share}
 
 
@@ -389,8 +391,7 @@ def _held_alone(run_dir):
 
 def _evaluate_and_publish(config, source, model, test_data, strategy, run_dir, clock):
     _, evaluation = get_model(config.model).split_options(config.options)
-    with ctrl_c_kept():  # a Ctrl-C it dropped stops the run before anything is published
-        metrics = evaluate_model(model, test_data, config.seed, verbose=config.verbose == 1, **evaluation)
+    metrics = evaluate_model(model, test_data, config.seed, verbose=config.verbose == 1, **evaluation)
     model_path = run_dir / MODEL_FILE
     write_atomically(model_path, model.save)
     result = {"test_metrics": metrics, "export": None, "model": str(model_path), "run_dir": str(run_dir)}
