@@ -147,6 +147,19 @@ def test_a_second_run_of_the_same_name_is_refused_while_the_first_trains(tmp_pat
     assert not (tmp_path / "saved_models").exists()
 
 
+def test_a_supervisors_sigterm_ends_a_run_as_ctrl_c_does(tmp_path):
+    """It ended the process with no word, and left an export's staging folder."""
+    args = ["train", "dense", "--epochs", "5", "--limit", "6144", "--quiet"]
+    status, _, stderr = interrupt_after_first_backup(args, tmp_path, signal.SIGTERM)
+    assert status == 130, stderr
+    assert re.fullmatch(
+        r"aekeras: interrupted; runs/dense keeps epoch \d of 5, and `aekeras train .*` resumes after it\n",
+        stderr,
+    )
+    resumed = run(args, tmp_path)
+    assert resumed.returncode == 0 and "resuming runs/dense after epoch" in resumed.stdout, resumed.stderr
+
+
 def test_ctrl_c_says_what_was_kept_and_a_changed_rerun_is_refused(tmp_path):
     args = ["train", "dense", "--epochs", "5", "--limit", "6144", "--quiet"]
     status, _, stderr = interrupt_after_first_backup(args, tmp_path)

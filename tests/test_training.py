@@ -1,5 +1,6 @@
 import csv
 import dataclasses
+import errno
 import json
 import os
 import shutil
@@ -727,3 +728,25 @@ def test_a_backup_counting_epochs_without_its_weights_is_refused(tmp_path, monke
     (backup / "latest.weights.h5").unlink()
     with pytest.raises(SettingsChangedError, match=r"counts 2 epochs but has no weights .* pass --restart"):
         train(config)
+
+
+def test_a_failed_backup_write_leaves_no_hdf5_file_open(tmp_path, mnist_test_arrays, monkeypatch):
+    """Keras closes its weights file only when every write succeeded: on a full disk, HDF5 flushed the
+    open file as the process ended, failed, and the process died of a segmentation fault (exit 139)."""
+    import h5py
+
+    model = DenseAutoencoder(latent_dim=4)
+    model.compile(optimizer="adam")
+    model.fit(mnist_test_arrays[0][:64], epochs=1, batch_size=32, verbose=0)
+    backup = AtomicBackupAndRestore(str(tmp_path / "backup"))
+    backup.set_model(model)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(model.decoder.layers[0], "save_own_variables", disk_full)
+    with pytest.raises(OSError, match="No space left") as raised:
+        backup._save_model()
+    # Closed while the error (whose traceback holds Keras's open file) is alive, where the disk is still full.
+    assert raised.value.__traceback__ is not None and h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE) == []
+    assert list((tmp_path / "backup").iterdir()) == []  # and the partial file is gone

@@ -106,15 +106,20 @@ def main(argv=None):
 
 
 def entry_point(argv=None):
-    """`main` as the `aekeras` process runs it: once it returns, Ctrl-C is ignored.
+    """`main` as the `aekeras` process runs it: SIGTERM as Ctrl-C, and once it returns, both ignored.
 
     The work is done and reported by then; a Ctrl-C during Python's and
     TensorFlow's teardown (half a second) would otherwise turn the exit
     status into 130, or print a traceback from an exit handler, after a
     command that succeeded, and a supervisor would run it again.
     """
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        # A supervisor's stop (systemd, Kubernetes, `kill`) ends the command
+        # as Ctrl-C does: what was kept, in one line, and nothing half-written.
+        signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(os.getpid(), signal.SIGINT))
     status = main(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return status
 
 

@@ -1,7 +1,9 @@
 """The callbacks of a training run: the NaN stop, atomic backups, and the run's files."""
 
+import contextlib
 import csv
 import json
+import os
 from pathlib import Path
 
 import keras
@@ -56,6 +58,13 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             for variable, value in zip(self._seed_states(), np.load(states), strict=True):
                 variable.assign(value)
 
+    def _save_weights(self, path):
+        try:
+            self.model.save_weights(path)
+        except BaseException:
+            _close_h5_files(path)
+            raise
+
     def _seed_states(self):
         """The model's `SeedGenerator` states (its noise and sampling), which Keras's weights files leave out.
 
@@ -65,7 +74,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def _save_model(self):
         Path(self.backup_dir).mkdir(parents=True, exist_ok=True)
-        write_atomically(self._weights_path, self.model.save_weights)
+        write_atomically(self._weights_path, self._save_weights)
         states = np.array([v.numpy() for v in self._seed_states()])
         write_atomically(Path(self.backup_dir) / SEED_STATES_FILE, lambda partial: np.save(partial, states))
         if self.clock is not None:
@@ -74,6 +83,22 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         write_atomically(
             self._training_metadata_path, lambda partial: partial.write_text(json.dumps(position))
         )
+
+
+def _close_h5_files(path):
+    """Closes what a failed Keras `save_weights` left open of the HDF5 file at `path`.
+
+    Keras closes its file only when every write succeeded. Left open on a
+    full disk, HDF5 flushed it as the process ended, failed again, and the
+    process died of a segmentation fault after its one line.
+    """
+    import h5py
+
+    name = os.fsencode(os.path.abspath(path))
+    for file_id in h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE):
+        if os.fsencode(os.path.abspath(os.fsdecode(file_id.name))) == name:
+            with contextlib.suppress(Exception):  # its flush fails as the write did
+                h5py.File(file_id).close()
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
