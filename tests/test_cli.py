@@ -297,6 +297,9 @@ def test_a_full_disk_or_memory_ends_the_command_in_one_line(tmp_path, monkeypatc
         assert stderr.startswith(
             f"aekeras: error: no space left on the device while writing {where}; what was"
         )
+        assert stderr.endswith(
+            "Free some space, and the same command starts again\n"
+        )  # a report; train resumes
 
     def out_of_memory(args):
         raise tf.errors.ResourceExhaustedError(

@@ -97,7 +97,7 @@ def main(argv=None):
     except BrokenPipeError:
         return _output_closed()
     except Exception as e:  # noqa: BLE001 - only a full disk or memory is answered here; the rest is raised
-        line = _out_of_resources(e)
+        line = _out_of_resources(e, argv)
         if line is None:
             raise
         print(line, file=sys.stderr)
@@ -123,13 +123,14 @@ def entry_point(argv=None):
     return status
 
 
-def _out_of_resources(error):
+def _out_of_resources(error, argv):
     """The one line for a full disk or an exhausted memory (Python's errors or TensorFlow's), else None."""
     text = str(error)
+    again = "resumes" if argv[:1] == ["train"] else "starts again"
     if isinstance(error, OSError) and error.errno == errno.EFBIG:
         return (
             f"aekeras: error: {error.filename or 'a file'} grew past the largest file this process may write "
-            "(ulimit -f); what was saved before is kept. Raise the limit and run the same command again"
+            f"(ulimit -f); what was saved before is kept. Raise the limit, and the same command {again}"
         )
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
         where = error.filename or "the output"
@@ -145,7 +146,7 @@ def _out_of_resources(error):
         return None
     return (
         f"aekeras: error: no space left on the device while writing {where}; what was saved before is kept. "
-        "Free some space and run the same command again (a training run resumes)"
+        f"Free some space, and the same command {again}"
     )
 
 
