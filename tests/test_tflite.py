@@ -223,3 +223,22 @@ def test_the_runner_says_whether_dynamic_range_quantized_any_weight(tmp_path, co
         > 0
         == converted["dense"]["none"].quantized_tensors()
     )
+
+
+def test_int16x8_keeps_the_scores_mean_in_float(converted):
+    """LiteRT's int16 MEAN sums in int32: on 256x256x3 images the sum wrapped, and an anomalous
+    image scored -0.04 where the SavedModel said 0.22 (the wrap grows with the image's size)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(converted["dense"]["int16x8"].path))
+    reductions = (schema.BuiltinOperator.MEAN, schema.BuiltinOperator.SUM)
+    found = []
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            if max(code.builtinCode, code.deprecatedBuiltinCode) in reductions:
+                found.append(subgraph.name)
+                types = [subgraph.tensors[i].type for i in (op.inputs[0], *op.outputs)]
+                assert types == [schema.TensorType.FLOAT32] * len(types), (subgraph.name, types)
+    assert b"serving_default" in found  # the score's mean
