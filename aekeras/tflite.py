@@ -152,12 +152,10 @@ def _int16x8(float_content, saved_model, images, labels):
     # (the score's mean), which LiteRT's int16 kernels sum in int32: past
     # about 79,000 values (256x256x3) the sum wrapped, and an anomalous
     # image scored -0.12 where the SavedModel said 0.14.
-    float_ops = ("INPUT", "OUTPUT", "MEAN", "SUM")
-    for name in float_ops:
+    operation = qtyping.TFLOperationName
+    for name in (operation.INPUT, operation.OUTPUT, operation.MEAN, operation.SUM):
         recipe.add_quantization_config(
-            regex=".*",
-            operation_name=getattr(qtyping.TFLOperationName, name),
-            algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE,
+            regex=".*", operation_name=name, algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE
         )
     # Its calibration keeps every intermediate tensor, and LiteRT warns of it.
     warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")

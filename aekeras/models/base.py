@@ -374,6 +374,10 @@ class BaseAutoencoder(keras.Model):
         self.encoder.build(input_shape)
         self.decoder.build(self.code_shape(input_shape))
 
+    def _expects(self, shape, what):
+        """The start of the refusal of a batch that is not of `shape`, statically or as the graph runs."""
+        return f"{type(self).__name__} expects {what} of shape {_shape_text(shape)}"
+
     def _refuse_shape(self, got, shape, what):
         """Raises ValueError where `got`, a shape as far as it is known, is not that of a batch of `shape`."""
         got = tf.TensorShape(got)
@@ -381,9 +385,7 @@ class BaseAutoencoder(keras.Model):
             got.rank != len(shape) + 1
             or any(d is not None and d != e for d, e in zip(got[1:], shape, strict=True))
         ):
-            raise ValueError(
-                f"{type(self).__name__} expects {what} of shape {_shape_text(shape)}, got shape {tuple(got)}"
-            )
+            raise ValueError(f"{self._expects(shape, what)}, got shape {tuple(got)}")
 
     def _refuse_no_images(self, images):
         """Raises ValueError for an array that holds no images: Keras and NumPy fail on it in their own words."""
@@ -397,7 +399,6 @@ class BaseAutoencoder(keras.Model):
         where it does not (a function traced for any size), the check runs
         with the graph, and the tensor gets the static shape it was checked for.
         """
-        expected = f"{type(self).__name__} expects {what} of shape {_shape_text(shape)}"
         if self.conditioned and isinstance(tensor, (tuple, list)) and len(tensor) == 2:
             raise TypeError(
                 f"{type(self).__name__} takes the {what} alone here and their labels as labels=; an (images, "
@@ -416,7 +417,7 @@ class BaseAutoencoder(keras.Model):
             lambda: tf.constant(False),
         )
         with tf.control_dependencies(
-            [tf.debugging.Assert(fits, [f"{expected}, got shape", actual], summarize=8)]
+            [tf.debugging.Assert(fits, [f"{self._expects(shape, what)}, got shape", actual], summarize=8)]
         ):
             return tf.ensure_shape(tf.identity(tensor), (None, *shape))
 
