@@ -51,25 +51,6 @@ def image_grid(rows):
     return np.clip(grid, 0.0, 1.0)[np.newaxis]
 
 
-def picture_rows(model, images, labels=None):
-    """`{name: [rows]}`: the pictures `ReconstructionImages` writes for `model` and `images` on [0, 1].
-
-    `labels`: the images' labels, for models that read them.
-    """
-    spec = model.image_spec
-    if hasattr(model, "corrupt"):
-        # A fixed seed: the same corruption every epoch, and training's own
-        # noise generator left as it was.
-        corrupted = model.corrupt(spec.to_model_scale(images), seed=0)
-        # Called on the model's scale, not through `reconstruct`: corrupted
-        # values leave [0, 1] (a dropout mask at rate 0.7 scales kept ones
-        # by 3.3), which `reconstruct` refuses as a user's input.
-        repaired = spec.to_unit_scale(keras.ops.convert_to_numpy(model(corrupted)))
-        corrupted = spec.to_unit_scale(keras.ops.convert_to_numpy(corrupted))
-        return {"reconstructions": [images, corrupted, repaired]}
-    return {"reconstructions": [images, model.reconstruct(images, labels=labels)]}
-
-
 class ReconstructionImages(keras.callbacks.Callback):
     """Every epoch, a grid of fixed images beside their reconstructions, for TensorBoard.
 
@@ -98,17 +79,9 @@ class ReconstructionImages(keras.callbacks.Callback):
         self._writer = tf.summary.create_file_writer(self.log_dir)
 
     def on_epoch_end(self, epoch, logs=None):
-        rows = picture_rows(self.model, self.images, self.labels)
-        pictures = {name: image_grid(row) for name, row in rows.items()}
-        if self.num_samples and hasattr(self.model, "latent_dim") and hasattr(self.model, "sample"):
-            draws = np.random.default_rng(self.seed).normal(size=(self.num_samples, self.model.latent_dim))
-            labels = np.arange(self.num_samples) % getattr(self.model, "num_classes", 1)
-            decoded = self.model.decode(
-                draws.astype(np.float32), **self.model.conditions(labels, len(labels))
-            )
-            pictures["prior_samples"] = image_grid(
-                [self.model.image_spec.to_unit_scale(keras.ops.convert_to_numpy(decoded))]
-            )
+        pictures = {"reconstructions": image_grid(self.model.picture_rows(self.images, self.labels))}
+        if self.num_samples and self.model.has_prior:
+            pictures["prior_samples"] = image_grid([self.model.sample(self.num_samples, seed=self.seed)])
         with self._writer.as_default():
             for name, picture in pictures.items():
                 tf.summary.image(name, picture, step=epoch)

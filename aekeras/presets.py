@@ -2,7 +2,8 @@
 
 Each function builds one setup for any `ImageSpec` (MNIST's by default);
 the registrations below make them the command line's models, with their
-options and the lectures' defaults.
+options. The functions' own defaults, the lectures' setups, are the
+options' defaults too.
 """
 
 import importlib
@@ -17,29 +18,28 @@ def _models():
     return importlib.import_module("aekeras.models")
 
 
-ARCHITECTURE = Option("architecture", str, "dense", "encoder and decoder", VAE_ARCHITECTURES)
-BINARIZE = Option("binarize", bool, False, "train on dynamically binarised images")
+ARCHITECTURE = Option("architecture", str, help="encoder and decoder", choices=VAE_ARCHITECTURES)
+BINARIZE = Option("binarize", bool, help="train on dynamically binarised images")
 LIKELIHOOD = Option(
     "likelihood",
     str,
-    "auto",
-    "p(x|z); auto: bernoulli for grey, gaussian for colour",
-    ("auto", *VAE_LIKELIHOODS),
+    help="p(x|z); auto: bernoulli for grey, gaussian for colour",
+    choices=("auto", *VAE_LIKELIHOODS),
 )
+# Evaluation options reach no builder, so they give their own default.
 NLL_SAMPLES = Option(
     "nll_samples", int, 50, "importance samples for the test NLL, 0 skips it", minimum=0, evaluation=True
 )
-TIED_WEIGHTS = Option("tied_weights", bool, False, "decoder kernels = encoder kernels transposed")
+TIED_WEIGHTS = Option("tied_weights", bool, help="decoder kernels = encoder kernels transposed")
 
 
-def latent_option(default, text=None):
-    return Option("latent_dim", int, default, text or "code size")
+def latent_option(text="code size"):
+    return Option("latent_dim", int, help=text)
 
 
-def hidden_option(default):
-    return Option(
-        "hidden_dims", list, default, "hidden layer sizes of the dense encoder, mirrored by the decoder"
-    )
+HIDDEN_DIMS = Option(
+    "hidden_dims", list, help="hidden layer sizes of the dense encoder, mirrored by the decoder"
+)
 
 
 def _plain(image_spec, architecture, latent, tied_weights, **dense_options):
@@ -229,25 +229,25 @@ def _one_thread_when_dense(options):
 register_model(
     "dense",
     nyu_dense,
-    (latent_option(30, "code size (500: the over-complete model)"), TIED_WEIGHTS),
+    (latent_option("code size (500: the over-complete model)"), TIED_WEIGHTS),
     "the NYU lecture's dense autoencoder, 784-30-784 tanh on [-1, 1]",
     intra_op_threads=_one_thread_when_narrow,
 )
 register_model(
     "conv",
     lesson_conv,
-    (latent_option(None, "size of a dense code vector (default: the spatial code of the last level)"),),
+    (latent_option("size of a dense code vector (default: the spatial code of the last level)"),),
     "the lesson's 16-8-8 convolutional autoencoder",
 )
 register_model(
     "denoising",
     nyu_denoising,
     (
-        latent_option(None, "code size (default: 500 dense, the spatial code conv)"),
+        latent_option("code size (default: 500 dense, the spatial code conv)"),
         ARCHITECTURE,
         TIED_WEIGHTS,
-        Option("noise", str, "dropout", "the corruption", NOISE_KINDS),
-        Option("noise_level", float, 0.5, "drop probability, Gaussian stddev or salt-and-pepper fraction"),
+        Option("noise", str, help="the corruption", choices=NOISE_KINDS),
+        Option("noise_level", float, help="drop probability, Gaussian stddev or salt-and-pepper fraction"),
     ),
     "the NYU lecture's denoising autoencoder, dropout mask",
 )
@@ -255,10 +255,10 @@ register_model(
     "contractive",
     nyu_contractive,
     (
-        latent_option(None, "code size (default: 30 dense, the spatial code conv)"),
+        latent_option("code size (default: 30 dense, the spatial code conv)"),
         ARCHITECTURE,
         TIED_WEIGHTS,
-        Option("contraction_weight", float, 1e-4, "lambda, the weight of the Jacobian penalty"),
+        Option("contraction_weight", float, help="lambda, the weight of the Jacobian penalty"),
     ),
     "the contractive autoencoder, squared Frobenius norm of the code's Jacobian",
 )
@@ -266,10 +266,10 @@ register_model(
     "vae",
     lesson_vae,
     (
-        latent_option(20),
-        hidden_option([400]),
+        latent_option(),
+        HIDDEN_DIMS,
         ARCHITECTURE,
-        Option("beta", float, 1.0, "weight of the KL term"),
+        Option("beta", float, help="weight of the KL term"),
         BINARIZE,
         LIKELIHOOD,
         NLL_SAMPLES,
@@ -281,11 +281,11 @@ register_model(
     "iwae",
     burda_iwae,
     (
-        latent_option(50),
-        hidden_option([200, 200]),
-        Option("num_samples", int, 5, "k, importance samples per training example"),
-        Option("warmup_num_samples", int, None, "k for the first --warmup-epochs epochs (a cheaper start)"),
-        Option("warmup_epochs", int, 0, "epochs trained with --warmup-num-samples", minimum=0),
+        latent_option(),
+        HIDDEN_DIMS,
+        Option("num_samples", int, help="k, importance samples per training example"),
+        Option("warmup_num_samples", int, help="k for the first --warmup-epochs epochs (a cheaper start)"),
+        Option("warmup_epochs", int, help="epochs trained with --warmup-num-samples", minimum=0),
         ARCHITECTURE,
         BINARIZE,
         LIKELIHOOD,
@@ -297,15 +297,15 @@ register_model(
     "vqvae",
     oord_vqvae,
     (
-        Option("num_embeddings", int, 64, "K, the codebook size"),
-        Option("embedding_dim", int, 16, "length of each codebook vector"),
-        Option("commitment_cost", float, 0.25, "beta, the weight of the commitment term"),
+        Option("num_embeddings", int, help="K, the codebook size"),
+        Option("embedding_dim", int, help="length of each codebook vector"),
+        Option("commitment_cost", float, help="beta, the weight of the commitment term"),
     ),
     "the vector-quantised VAE: a 7x7 code from a codebook of 64",
 )
 register_model(
     "cvae",
     sohn_cvae,
-    (latent_option(20), hidden_option([400]), ARCHITECTURE, BINARIZE, LIKELIHOOD, NLL_SAMPLES),
+    (latent_option(), HIDDEN_DIMS, ARCHITECTURE, BINARIZE, LIKELIHOOD, NLL_SAMPLES),
     "the conditional VAE: class labels into encoder and decoder (needs a labelled source)",
 )

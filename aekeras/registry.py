@@ -18,6 +18,10 @@ from importlib import metadata
 ENTRY_POINT_GROUP = "aekeras.models"
 
 
+# An `Option` whose default is its builder's own (`register_model` reads it).
+FROM_BUILDER = "<the builder's default>"
+
+
 @dataclasses.dataclass(frozen=True)
 class Option:
     """One model option, `--name` on the command line.
@@ -26,7 +30,10 @@ class Option:
         name: the keyword argument of the model's builder (`latent_dim`).
         type: `int`, `float`, `str`, `bool` (a flag) or `list` (of
             positive integers, `500,500` on the command line).
-        default: the value when the option is not given.
+        default: the value when the option is not given. Builder options
+            leave it out: `register_model` fills in the builder's own
+            default, so the value has one home. Evaluation options, and
+            builders that take options through `**kwargs`, give it here.
         help: one line for `--help`.
         choices: the values allowed, for `str` options.
         minimum: the least value allowed, for `int` options.
@@ -36,8 +43,8 @@ class Option:
 
     name: str
     type: type
-    default: object
-    help: str
+    default: object = FROM_BUILDER
+    help: str = ""
     choices: tuple = None
     minimum: int = 1
     evaluation: bool = False
@@ -108,11 +115,37 @@ _plugins_loaded = False
 
 
 def register_model(name, build, options=(), description="", intra_op_threads=0):
-    """Registers `build(image_spec, **options) -> model` under `name`; returns the entry."""
+    """Registers `build(image_spec, **options) -> model` under `name`; returns the entry.
+
+    Raises:
+        ValueError: for a name taken by another builder, or an option
+            whose default the builder does not give or gives otherwise.
+    """
     if name in _REGISTRY and _REGISTRY[name].build is not build:
         raise ValueError(f"a model named {name!r} is already registered")
-    _REGISTRY[name] = ModelEntry(name, build, tuple(options), description, intra_op_threads)
+    options = tuple(_with_builder_default(name, build, option) for option in options)
+    _REGISTRY[name] = ModelEntry(name, build, options, description, intra_op_threads)
     return _REGISTRY[name]
+
+
+def _with_builder_default(model, build, option):
+    """`option` with its builder's default filled in; ValueError where the two disagree or neither gives one."""
+    parameter = None if option.evaluation else inspect.signature(build).parameters.get(option.name)
+    if parameter is None or parameter.default is inspect.Parameter.empty:
+        if option.default is FROM_BUILDER:
+            raise ValueError(
+                f"model {model!r}: option {option.name!r} needs a default (its builder gives none)"
+            )
+        return option
+    default = parameter.default
+    if option.type is list and default is not None:
+        default = list(default)
+    if option.default not in (FROM_BUILDER, default):
+        raise ValueError(
+            f"model {model!r}: option {option.name!r} has default {option.default!r} where its builder has "
+            f"{default!r} (leave the option's out: the builder's is used)"
+        )
+    return dataclasses.replace(option, default=default)
 
 
 def _load_plugins():

@@ -6,6 +6,7 @@ from those of a running one, and the next run removes them.
 """
 
 import contextlib
+import errno
 import fcntl
 import os
 import shutil
@@ -61,8 +62,28 @@ def write_atomically(path, write):
     try:
         write(partial)
         os.replace(partial, path)
+    except OSError as error:
+        named = _naming(error, path)
+        if named is error:
+            raise
+        raise named from error
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _naming(error, path):
+    """`error`, or for a full disk that did not say where, the same error naming `path`.
+
+    Writers of files they hold open (Keras's `.keras` zip, h5py) report a
+    full disk without the file's name, or in their own words only.
+    """
+    if error.filename is not None:
+        return error
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return OSError(error.errno, os.strerror(error.errno), str(path))
+    if "No space left on device" in str(error):
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    return error
 
 
 def remove_partials(folder):

@@ -24,6 +24,9 @@ from aekeras.signatures import max_differences as max_differences_from
 from aekeras.staging import write_atomically
 
 INT16_RANGE_MARGIN = 1.2  # int16x8: how far beyond the calibrated range activations stay unclipped
+# Fewer calibration images than this get a note: TensorFlow's guide asks for
+# a representative set of about a hundred to a few hundred.
+FEW_CALIBRATION_IMAGES = 100
 
 
 def tflite_path(version_dir, quantize):

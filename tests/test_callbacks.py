@@ -13,7 +13,6 @@ from aekeras.callbacks import (
     LatentProjector,
     ReconstructionImages,
     image_grid,
-    picture_rows,
 )
 from aekeras.models import VAE, ConvAutoencoder, DenoisingAutoencoder, DenseAutoencoder
 
@@ -91,7 +90,7 @@ def test_heavy_dropout_is_pictured_as_the_model_repairs_it(test_digits):
     # At rate 0.7 the mask scales kept values by 3.3 on the model's [-1, 1]: past [0, 1], and not 0-255 pixels.
     images = test_digits[0][:4]
     model = DenoisingAutoencoder(DenseAutoencoder(latent_dim=16), noise_level=0.7, seed=1)
-    shown, corrupted, repaired = picture_rows(model, images)["reconstructions"]
+    shown, corrupted, repaired = model.picture_rows(images)
     assert corrupted.max() > 2
     np.testing.assert_array_equal(shown, images)
     spec = model.image_spec

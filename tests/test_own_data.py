@@ -185,6 +185,7 @@ def _bad_sources(folder):
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "sizes" / "a.png")
     Image.fromarray(np.zeros((9, 8), np.uint8)).save(folder / "sizes" / "b.png")
     np.savez(folder / "rank.npz", images=np.zeros((5, 8), np.uint8))
+    np.savez(folder / "channels_first.npz", images=np.zeros((5, 3, 8, 8), np.uint8))
     np.savez(folder / "dtype.npz", images=np.zeros((5, 8, 8), np.int32))
     np.savez(folder / "nan.npz", images=np.full((5, 8, 8), np.nan, np.float32))
     np.savez(folder / "labels.npz", images=np.zeros((5, 8, 8), np.uint8), labels=np.zeros(4, np.int64))
@@ -195,6 +196,10 @@ def _bad_sources(folder):
         "corrupt": ("corrupt", "corrupt/2.png: not a readable image"),
         "sizes": ("sizes", "images differ in size (8x8 in"),
         "rank": ("rank.npz", "images of shape (5, 8) (expected [n, height, width]"),
+        "channels first": (
+            "channels_first.npz",
+            "channels first? np.moveaxis(images, 1, -1) puts them last)",
+        ),
         "dtype": ("dtype.npz", "images of dtype int32 (expected uint8 0-255 or float in [0, 1])"),
         "nan": ("nan.npz", "images hold NaN or infinite values"),
         "labels": ("labels.npz", "4 labels for 5 images (expected one label per image)"),

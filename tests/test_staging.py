@@ -1,5 +1,7 @@
 """Files written whole or not at all, and the leftovers of killed writers."""
 
+import errno
+
 import keras
 import numpy as np
 import pytest
@@ -33,6 +35,29 @@ def test_a_failed_write_keeps_the_earlier_file_and_leaves_no_partial(tmp_path):
         write_atomically(path, torn)
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
     assert path.read_text() == "earlier"
+
+
+def test_a_full_disk_names_the_file_its_writer_did_not(tmp_path):
+    # Writers of files they hold open (a .keras zip, h5py) report ENOSPC with no file name.
+    path = tmp_path / "epoch-003.keras"
+
+    def write_to_a_full_device(partial):
+        with open(partial, "wb") as file, open("/dev/full", "wb") as device:
+            file.write(b"PK")
+            device.write(b"\0" * (1 << 16))
+            device.flush()  # the kernel answers ENOSPC, as a full disk does
+
+    with pytest.raises(OSError) as raised:
+        write_atomically(path, write_to_a_full_device)
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(path)
+    assert list(tmp_path.iterdir()) == []
+
+    def other_failure(partial):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    with pytest.raises(PermissionError) as raised:  # any other error passes as it was
+        write_atomically(path, other_failure)
+    assert raised.value.filename is None and raised.value.__cause__ is None
 
 
 def test_remove_partials_removes_a_killed_writers_files_alone(tmp_path):

@@ -9,6 +9,7 @@ import errno
 import faulthandler
 import importlib
 import os
+import re
 import shlex
 import signal
 import sys
@@ -135,7 +136,8 @@ def _out_of_resources(error, argv):
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
         where = error.filename or "the output"
     elif "No space left on device" in text:
-        where = text.split(";")[0].strip().splitlines()[0]
+        # TensorFlow's own words: where it failed, after its function's name.
+        where = re.sub(r"\{\{function_node [^}]*\}\}", "", text).split(";")[0].strip().splitlines()[0]
     elif isinstance(error, MemoryError) or "OOM when allocating" in text:
         shape = text[text.find("shape[") :].split("]")[0] + "]" if "shape[" in text else "an array"
         return (

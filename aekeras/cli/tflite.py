@@ -55,6 +55,11 @@ def run(args):
         )
         images, labels = chosen if with_labels else (chosen, None)
         print(f"calibrating on {len(images)} training images of {source}")
+        if len(images) < tflite.FEW_CALIBRATION_IMAGES:
+            print(
+                f"note: {len(images)} images may not span the activations other images reach, which "
+                f"{args.quantize} then clips; {tflite.FEW_CALIBRATION_IMAGES} or more are usual"
+            )
     with native_logs_hidden(args.verbose):
         path = tflite.convert(version_dir, args.quantize, images=images, labels=labels)
         try:

@@ -18,9 +18,12 @@ def check_images(array, where):
     if array.ndim == 3:
         array = array[..., np.newaxis]
     if array.ndim != 4 or not 1 <= array.shape[-1] <= 4 or 0 in array.shape[1:]:
+        # PyTorch's layout, [n, channels, height, width], is the likely mistake.
+        channels_first = array.ndim == 4 and 1 <= array.shape[1] <= 4 and 0 not in array.shape
         raise DataError(
             f"{where}: images of shape {array.shape} (expected [n, height, width] or "
-            "[n, height, width, channels] with 1 to 4 channels)"
+            "[n, height, width, channels] with 1 to 4 channels"
+            + ("; channels first? np.moveaxis(images, 1, -1) puts them last)" if channels_first else ")")
         )
     if len(array) == 0:
         raise DataError(f"{where}: no images (expected at least one)")

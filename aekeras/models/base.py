@@ -134,6 +134,9 @@ class BaseAutoencoder(keras.Model):
     # conditional VAE): `fit` then takes `(images, labels)` batches, and every
     # exported signature a `labels` input.
     conditioned = False
+    # Whether `sample(num_samples, seed=...)` decodes draws from a prior
+    # (the VAEs): TensorBoard's pictures then show samples too.
+    has_prior = False
     # What `compile` uses unless told otherwise (measured in BENCHMARKS.md).
     default_steps_per_execution = 32
     default_jit_compile = False
@@ -546,6 +549,14 @@ class BaseAutoencoder(keras.Model):
         blended = (1 - t) * codes[0] + t * codes[1]
         decoded = self.decode(blended, **self.conditions([label] * steps, steps))
         return self.image_spec.to_unit_scale(np.asarray(decoded))
+
+    def picture_rows(self, images, labels=None):
+        """The rows of pictures shown for `images` on [0, 1]: the images, then their reconstructions.
+
+        NumPy on [0, 1], a batch per row, as `aekeras.callbacks.ReconstructionImages`
+        draws them every epoch. `labels`: as for `reconstruct`.
+        """
+        return [images, self.reconstruct(images, labels=labels)]
 
     def encode_outputs(self, inputs):
         """The named outputs of the exported `encode` signature; `latent` first."""

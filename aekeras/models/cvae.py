@@ -145,9 +145,12 @@ class ConditionalVAE(VAE):
     def call_inputs(self, inputs, labels=None):
         return (inputs, labels)
 
-    def sample(self, num_samples, labels=None):
-        """Decodes `num_samples` prior draws, of classes `labels` (default: 0, 1, ... in turn); NumPy on [0, 1]."""
-        z = self.prior_draws(num_samples)
+    def sample(self, num_samples, labels=None, *, seed=None):
+        """Decodes `num_samples` prior draws, of classes `labels` (default: 0, 1, ... in turn); NumPy on [0, 1].
+
+        `seed`: as for `prior_draws`.
+        """
+        z = self.prior_draws(num_samples, seed)
         if labels is None:
             labels = np.arange(num_samples) % self.num_classes
         decoded = self.decode(z, **self.conditions(labels, num_samples))

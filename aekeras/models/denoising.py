@@ -77,6 +77,21 @@ class DenoisingAutoencoder(WrappedAutoencoder):
         )
         return noises.corrupt(inputs, self.noise, self.noise_level, self.value_range, random, self.scale_kept)
 
+    def picture_rows(self, images, labels=None):
+        """The images, their corruption (the same every epoch) and the model's repair of it, on [0, 1]."""
+        spec = self.image_spec
+        # A fixed seed: training's own noise generator is left as it was.
+        corrupted = self.corrupt(spec.to_model_scale(images), seed=0)
+        # Called on the model's scale, not through `reconstruct`: corrupted
+        # values leave [0, 1] (a dropout mask at rate 0.7 scales kept ones
+        # by 3.3), which `reconstruct` refuses as a user's input.
+        repaired = keras.ops.convert_to_numpy(self(corrupted))
+        return [
+            images,
+            spec.to_unit_scale(keras.ops.convert_to_numpy(corrupted)),
+            spec.to_unit_scale(repaired),
+        ]
+
     def compute_loss_terms(self, inputs, targets, training=False):
         reconstructions = self(self.corrupt(inputs), training=training)
         return {"reconstruction_loss": self.reconstruction_error(targets, reconstructions)}, reconstructions

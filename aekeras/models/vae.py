@@ -106,6 +106,7 @@ class VAE(BaseAutoencoder):
     """
 
     loss_term_names = ("reconstruction_loss", "kl_loss")
+    has_prior = True
     config_fields = (
         "architecture",
         "latent_dim",
@@ -220,20 +221,26 @@ class VAE(BaseAutoencoder):
         eps = draw_for_global_batch("normal", ops.shape(z_mean), self.seed_generator)
         return z_mean + ops.exp(0.5 * z_log_var) * eps
 
-    def sample(self, num_samples):
+    def sample(self, num_samples, *, seed=None):
         """Decodes `num_samples` draws from the prior N(0, I): mean images on [0, 1], as NumPy.
 
         NumPy on [0, 1], as `reconstruct` and `interpolate` give images.
+        `seed`: as for `prior_draws`.
         """
-        return self.image_spec.to_unit_scale(np.asarray(self.decode(self.prior_draws(num_samples))))
+        return self.image_spec.to_unit_scale(np.asarray(self.decode(self.prior_draws(num_samples, seed))))
 
-    def prior_draws(self, num_samples):
-        """`num_samples` codes drawn from the prior N(0, I) with the model's seed generator."""
+    def prior_draws(self, num_samples, seed=None):
+        """`num_samples` codes drawn from the prior N(0, I).
+
+        Fresh draws from the model's seed generator; with an integer `seed`,
+        the same draws on every call, the generator left as it was.
+        """
         if isinstance(num_samples, bool) or not (
             isinstance(num_samples, (int, np.integer)) and num_samples > 0
         ):
             raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
-        return keras.random.normal((int(num_samples), self.latent_dim), seed=self.seed_generator)
+        seed = self.seed_generator if seed is None else seed
+        return keras.random.normal((int(num_samples), self.latent_dim), seed=seed)
 
     def binarize_inputs(self, inputs):
         """Each pixel drawn afresh as Bernoulli(pixel)."""

@@ -135,7 +135,8 @@ def _cached(path, name, progress):
 def cached_model(cache_dir, name, build, train_inputs, train_targets, epochs, seed, progress):
     """Trains `build()` on the data, or loads the model cached for the same data, settings and training code.
 
-    A model is saved under a temporary name and renamed into place, so an
+    The inputs and targets are images on [0, 1]; the model gets them on its
+    own scale. A model is saved under a temporary name and renamed into place, so an
     interrupted save leaves no file that a later run would take for it.
     """
     model = build()
@@ -159,7 +160,11 @@ def cached_model(cache_dir, name, build, train_inputs, train_targets, epochs, se
     model = build()
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     # Keras's bar where it redraws in place (a terminal), else a line an epoch.
-    model.fit(train_inputs, train_targets, epochs=epochs, batch_size=256, verbose=fit_verbosity(1))
+    inputs, targets = (
+        None if images is None else model.image_spec.to_model_scale(images)
+        for images in (train_inputs, train_targets)
+    )
+    model.fit(inputs, targets, epochs=epochs, batch_size=256, verbose=fit_verbosity(1))
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, model.save)
     return model
@@ -208,11 +213,10 @@ class Context:
     def _recipes(self):
         """name -> (builder, inputs, targets, epochs) of the shared models."""
         seed, settings, images = self.settings.seed, self.settings, self.train_images
-        on_m11 = data.to_model_scale(images, (-1.0, 1.0))
         low = downsample(images)
         return {
-            "standard": (presets.nyu_dense, on_m11, None, settings.dense_epochs),
-            "denoising": (lambda: presets.nyu_denoising(seed=seed), on_m11, None, settings.dense_epochs),
+            "standard": (presets.nyu_dense, images, None, settings.dense_epochs),
+            "denoising": (lambda: presets.nyu_denoising(seed=seed), images, None, settings.dense_epochs),
             "conv_denoising": (
                 lambda: presets.conv_denoiser(seed=seed),
                 images,
