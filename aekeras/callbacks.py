@@ -76,6 +76,9 @@ class ReconstructionImages(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         _check_fits_model(self.model, self.images, self.labels, type(self).__name__)
+        if self.num_samples and self.model.has_prior:
+            # Now, not once an epoch is spent: a variant's own `sample` must take `seed=`.
+            self.model.sample(1, seed=self.seed)
         self._writer = tf.summary.create_file_writer(self.log_dir)
 
     def on_epoch_end(self, epoch, logs=None):

@@ -62,6 +62,23 @@ def _unseed_random_ops(graph):
             node.attribute.extend(kept)
 
 
+def check_names(saved_model):
+    """Raises ValueError for a signature with an input and an output of the same name.
+
+    ONNX names every value of a graph once, and the files keep the
+    SavedModel's names: tf2onnx fails on such a signature deep in its
+    rewriters (`graph input 'images' not exist`).
+    """
+    for name, function in sorted(saved_model.signatures.items()):
+        _, inputs = function.structured_input_signature
+        shared = sorted(set(inputs) & set(function.structured_outputs))
+        if shared:
+            raise ValueError(
+                f"signature {name!r} has an input and an output both named {shared[0]!r}, which one ONNX "
+                "graph cannot hold (ONNX names each value once); rename the output to convert it"
+            )
+
+
 def convert(version_dir, *, opset=DEFAULT_OPSET):
     """Converts every signature of an export to ONNX, beside it.
 
@@ -72,8 +89,12 @@ def convert(version_dir, *, opset=DEFAULT_OPSET):
     Returns:
         `{signature name: Path}`. The folder is replaced whole: a failed or
         interrupted conversion leaves the previous files (or none).
+
+    Raises:
+        ValueError: for a signature ONNX cannot name (`check_names`).
     """
     saved_model = _load(version_dir)
+    check_names(saved_model)
     target = onnx_dir(version_dir)
     # Staging folders name their process: a killed conversion's are removed by the next.
     staging = staging_path(target.parent)

@@ -79,8 +79,8 @@ class ModelEntry:
         """`(builder options, evaluation options)`, defaults filled in.
 
         Raises:
-            ValueError: for an option this model does not take, or an
-                integer one below its minimum.
+            ValueError: for an option this model does not take, an
+                integer one below its minimum, or a value outside its choices.
         """
         unknown = sorted(set(options) - {o.name for o in self.options})
         if unknown:
@@ -96,6 +96,11 @@ class ModelEntry:
             ):
                 raise ValueError(
                     f"{option.name} must be an integer of at least {option.minimum}, got {value!r}"
+                )
+            # The command line accepts any model's choices for an option several take.
+            if option.choices is not None and value not in option.choices:
+                raise ValueError(
+                    f"the {self.name} model takes {option.name} {', '.join(map(str, option.choices))}, got {value!r}"
                 )
         values = {**self.defaults(), **options}
         evaluation = {o.name for o in self.options if o.evaluation}
@@ -148,7 +153,12 @@ def _with_builder_default(model, build, option):
     return dataclasses.replace(option, default=default)
 
 
-def _load_plugins():
+def load_plugins():
+    """Imports the built-in models' registrations and every `aekeras.models` entry point, once.
+
+    Each entry point's module registers its model here and its classes
+    with Keras (so `keras.models.load_model` finds them).
+    """
     global _plugins_loaded
     if _plugins_loaded:
         return
@@ -162,14 +172,15 @@ def _load_plugins():
 
 def model_names():
     """The registered names, in registration order."""
-    _load_plugins()
+    load_plugins()
     return tuple(_REGISTRY)
 
 
 def options_by_name():
     """Every option any model takes: `{name: (option, names of the models taking it)}`.
 
-    The option's help and choices are those of the first model that takes it.
+    The option's help is that of the first model that takes it (each
+    model's own choices and minimum are in its `ModelEntry`).
     """
     found = {}
     for model in model_names():
@@ -180,7 +191,7 @@ def options_by_name():
 
 def get_model(name):
     """The `ModelEntry` of `name`; ValueError naming the registered ones otherwise."""
-    _load_plugins()
+    load_plugins()
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r} (expected one of {', '.join(_REGISTRY)})")
     return _REGISTRY[name]

@@ -86,6 +86,13 @@ def check_inputs(signature_name, inputs, contract=None):
     """
     if contract is None:
         contract = GENERIC_CONDITIONED_CONTRACT if LABEL_INPUT in inputs else GENERIC_CONTRACT
+        if signature_name not in contract.signatures:
+            # A variant's own signature: only the export's contract knows it.
+            raise ServingError(
+                f"signature {signature_name!r} is none of those every aekeras export shares "
+                f"({sorted(contract.signatures)}); pass the export's own contract "
+                "(contract=serving.load_contract(path)) to check its requests"
+            )
     return contract.check(signature_name, inputs)
 
 

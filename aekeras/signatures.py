@@ -26,10 +26,21 @@ LABEL_INPUT = "labels"
 INT32_MAX = 2**31 - 1  # integer inputs are sent as int32
 # Where an export records its `Contract.value_counts`.
 VALUE_COUNTS_FILE = "assets.extra/aekeras_value_counts.json"
-# Signatures that draw random numbers: fresh draws every call, so no two
-# formats (or calls) give the same values.
-RANDOM_SIGNATURES = ("sample",)
+# Random ops whose names do not say "Random": a signature holding any of
+# these, or an op named "...Random...", draws afresh every call (`draws_random_numbers`).
+_RANDOM_OPS = frozenset(
+    {
+        "Multinomial",
+        "StatelessMultinomial",
+        "TruncatedNormal",
+        "ParameterizedTruncatedNormal",
+        "StatelessTruncatedNormal",
+        "StatelessTruncatedNormalV2",
+    }
+)
 _DTYPES = {"float32": np.float32, "int32": np.int32}
+# Inputs that take codes as `encode` gives them, under the same names.
+CODE_INPUTS = ("latent", "indices")
 
 
 class ServingError(ValueError):
@@ -109,11 +120,39 @@ def label_spec():
     return tf.TensorSpec((None,), tf.int32, name=LABEL_INPUT)
 
 
+def draws_random_numbers(function):
+    """Whether a SavedModel's signature function holds a random op (in itself or a function it calls).
+
+    Such a signature (the VAE's `sample`, or any a variant adds) answers
+    each call with fresh draws, so no two formats give the same values.
+    """
+    graph = function.graph.as_graph_def()
+    ops = {node.op for node in graph.node}
+    ops.update(node.op for library_function in graph.library.function for node in library_function.node_def)
+    return any("Random" in op or op in _RANDOM_OPS for op in ops)
+
+
+def _fits(tensor, value):
+    """Whether `value` (a tensor) has the dtype and shape of a batched input `tensor` (a `TensorInfo`)."""
+    shape = tuple(value.shape)
+    return (
+        tensor.dtype == value.dtype.name
+        and tensor.shape is not None
+        and len(tensor.shape) == len(shape)
+        and all(d is None or d == n for d, n in zip(tensor.shape[1:], shape[1:], strict=True))
+    )
+
+
 def example_inputs(signature, images, encode, labels=None):
     """Inputs for one signature made from an image batch: codes from `encode`, counts of 1.
 
-    `labels` (one per image) are needed where the signature takes them.
-    Used to calibrate and to compare export formats on the same real images.
+    Inputs are known by name (`images`, `labels`, `encode`'s outputs such
+    as `latent` and `indices`, scalars), else by dtype and shape: a
+    variant's own float input of the image shape takes the images, one of
+    the shape of an `encode` output that output (so a signature such as
+    `blend(start, end)` is calibrated and compared too). `labels` (one per
+    image) are needed where the signature takes them. Used to calibrate and
+    to compare export formats on the same real images.
     """
     names = {tensor.name for tensor in signature.inputs}
     conditions = {}
@@ -121,18 +160,27 @@ def example_inputs(signature, images, encode, labels=None):
         if labels is None:
             raise ValueError(f"signature {signature.name!r} takes labels: pass them with the images")
         conditions[LABEL_INPUT] = tf.constant(np.asarray(labels, np.int32))
+    codes = None
     values = {}
     for tensor in signature.inputs:
         if tensor.name == IMAGE_INPUT:
             values[tensor.name] = images
         elif tensor.name == LABEL_INPUT:
             values[tensor.name] = conditions[LABEL_INPUT]
-        elif tensor.name in ("latent", "indices"):  # codes, as `encode` gives them
-            values[tensor.name] = encode(images=images, **conditions)[tensor.name]
         elif tensor.shape == ():  # a count, such as the VAE's num_samples
             values[tensor.name] = tf.constant(1, tensor.dtype)
+        elif tensor.name not in CODE_INPUTS and _fits(tensor, tf.convert_to_tensor(images)):
+            values[tensor.name] = images
         else:
-            raise ValueError(f"cannot make input {tensor.describe()} of {signature.name!r} from images")
+            if codes is None:
+                codes = encode(images=images, **conditions)
+            # Codes, as `encode` gives them: by name (`latent`, `indices`), else by dtype and shape.
+            code = codes.get(tensor.name) if tensor.name in CODE_INPUTS else None
+            if code is None:
+                code = next((c for c in codes.values() if _fits(tensor, c)), None)
+            if code is None:
+                raise ValueError(f"cannot make input {tensor.describe()} of {signature.name!r} from images")
+            values[tensor.name] = code
     return values
 
 
@@ -141,7 +189,7 @@ def max_differences(saved_model, runner, images, format_name, batch_size=500, ve
 
     Every deterministic signature runs on `images` (codes for `decode`
     from the SavedModel's `encode`); signatures that draw random numbers
-    (`RANDOM_SIGNATURES`, such as the VAE's `sample`) cannot be compared
+    (`draws_random_numbers`, such as the VAE's `sample`) cannot be compared
     value by value and are left out, as are integer outputs (the VQ-VAE's
     codebook indices, which a quantised model may flip between two
     near-equal codebook vectors).
@@ -162,7 +210,7 @@ def max_differences(saved_model, runner, images, format_name, batch_size=500, ve
     encode = saved_model.signatures["encode"]
     differences = {}
     for name, signature in contract.signatures.items():
-        if name in RANDOM_SIGNATURES:
+        if draws_random_numbers(saved_model.signatures[name]):
             continue
         largest = {}
         starts = range(0, len(images), batch_size)
@@ -383,8 +431,9 @@ def _check_one(signature, spec, value, value_count=None):
     if (spec.shape is None or (spec.shape and spec.shape[0] is None)) and len(array) == 0:
         raise ServingError(f"{signature.expects()}; got an empty batch (send at least one example)")
     highest = INT32_MAX if value_count is None else value_count - 1
-    # A count (num_samples) of 0 is an empty request, refused as an empty batch is.
-    lowest = 1 if spec.shape == () else 0
+    # A count (num_samples) of 0 is an empty request, refused as an empty batch is;
+    # a scalar the model gives a value count is an index into them (from 0).
+    lowest = 1 if spec.shape == () and value_count is None else 0
     if not floating and array.size and (array.min() < lowest or array.max() > highest):
         # Labels, codebook indices, counts: onnxruntime's Gather reads -1 as
         # the last class or codebook vector, and int32 wraps larger values.

@@ -187,3 +187,19 @@ def test_callbacks_that_cannot_draw_say_so_before_training(tmp_path, test_digits
         ):
             model.fit(images[:64], epochs=1, verbose=0, callbacks=[callback])
     assert int(model.optimizer.iterations) == 0 and not any(tmp_path.iterdir())
+
+
+def test_a_variant_whose_sample_takes_no_seed_is_refused_before_training(tmp_path, test_digits):
+    class OlderVAE(VAE):  # a variant written before `sample` took `seed=`
+        def sample(self, num_samples):
+            return super().sample(num_samples)
+
+    model = OlderVAE(latent_dim=2, seed=0)
+    model.compile(optimizer="adam")
+    images = test_digits[0][:4]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'seed'"):
+        model.fit(images, epochs=1, verbose=0, callbacks=[ReconstructionImages(tmp_path, images)])
+    assert int(model.optimizer.iterations) == 0 and not any(tmp_path.iterdir())
+    # Without prior samples it trains and draws.
+    model.fit(images, epochs=1, verbose=0, callbacks=[ReconstructionImages(tmp_path, images, num_samples=0)])
+    assert set(pictures(tmp_path)) == {"reconstructions"}

@@ -104,8 +104,9 @@ def test_a_seed_fixes_the_initial_weights_and_leaves_every_other_draw_alone():
     )
 
 
-def test_a_new_variant_trains_exports_and_converts_from_the_command_line(tmp_path, digits_npz):
-    plugins = tmp_path / "plugins"
+def installed_toy_variant(folder):
+    """The environment of a process in which `TOY_VARIANT` is installed, as pip installs a package in `folder`."""
+    plugins = folder / "plugins"
     (plugins / "toy_variant-0.1.dist-info").mkdir(parents=True)
     (plugins / "toy_variant.py").write_text(TOY_VARIANT)
     # An installed package's entry point, as pip would write it.
@@ -115,7 +116,11 @@ def test_a_new_variant_trains_exports_and_converts_from_the_command_line(tmp_pat
     (plugins / "toy_variant-0.1.dist-info" / "entry_points.txt").write_text(
         "[aekeras.models]\nl1 = toy_variant\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugins), os.environ.get("PYTHONPATH", "")])}
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugins), os.environ.get("PYTHONPATH", "")])}
+
+
+def test_a_new_variant_trains_exports_and_converts_from_the_command_line(tmp_path, digits_npz):
+    env = installed_toy_variant(tmp_path)
 
     def run(*args):
         result = subprocess.run(

@@ -14,7 +14,7 @@ import shlex
 import signal
 import sys
 
-from aekeras.cli.common import EXIT_USAGE, Parser, UsageError, start_tensorflow
+from aekeras.cli.common import EXIT_USAGE, Parser, UsageError, load_plugins_quietly, start_tensorflow
 from aekeras.errors import (
     CheckInterrupted,
     ContractChangeError,
@@ -69,6 +69,8 @@ def main(argv=None):
     if not faulthandler.is_enabled():
         faulthandler.enable(file=2)
     try:
+        with ctrl_c_kept():  # as for TensorFlow's import below, which a variant's module may start
+            load_plugins_quietly("--verbose" in argv)
         args = build_parser().parse_args(argv)
         with ctrl_c_kept():  # TensorFlow's import turns a Ctrl-C into an ImportError
             start_tensorflow(args.verbose)

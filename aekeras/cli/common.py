@@ -230,6 +230,25 @@ def start_tensorflow(verbose):
     absl.logging.set_verbosity(absl.logging.ERROR)
 
 
+def load_plugins_quietly(verbose):
+    """Imports the installed variants (`registry.load_plugins`), quietly unless `verbose`.
+
+    A variant's module that imports Keras loads TensorFlow, whose C++
+    libraries log as they load: before the parser is built, so before
+    `start_tensorflow` could quiet them.
+    """
+    from aekeras import registry
+
+    if verbose:
+        registry.load_plugins()
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with stderr_silenced():
+        registry.load_plugins()
+    if "tensorflow" in sys.modules:
+        start_tensorflow(verbose)  # loaded already: its own loggers, quiet
+
+
 def check_version_dir(path):
     """An export's version folder that this process may write into, as a Path."""
     version_dir = Path(path)

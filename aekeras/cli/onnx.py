@@ -1,6 +1,7 @@
 """`aekeras onnx VERSION_DIR`: convert an export to ONNX and check it in onnxruntime."""
 
 from aekeras.cli.common import (
+    UsageError,
     add_data_arguments,
     check_version_dir,
     export_test_images,
@@ -29,6 +30,10 @@ def run(args):
 
     version_dir = check_version_dir(args.version_dir)
     server = serving.LocalServer(version_dir)
+    try:
+        onnx.check_names(server.model)
+    except ValueError as e:
+        raise UsageError(f"{version_dir}: {e}") from None
     source, _, test_images, test_labels = export_test_images(args, version_dir, server.contract)
     with native_logs_hidden(args.verbose):
         paths = onnx.convert(version_dir)

@@ -54,16 +54,26 @@ def _add_model_options(parser):
     """One flag per option any registered model takes; left out of args unless given.
 
     Left out, so that an option given to a model that does not take it can
-    be refused rather than ignored.
+    be refused rather than ignored. An option several models take accepts
+    what any of them accepts (every choice, the lowest minimum); the model
+    chosen checks its own (`ModelEntry.split_options`). A flag some model
+    turns on by default can be turned off (`--no-...`).
     """
     for option, takers in registry.options_by_name().values():
         kwargs = dict(default=argparse.SUPPRESS, help=_model_option_help(option, takers))
+        taken = [registry.get_model(name).option(option.name) for name in takers]
         if option.type is bool:
-            parser.add_argument(option.flag, action="store_true", **kwargs)
+            on = any(o.default for o in taken)
+            parser.add_argument(
+                option.flag, action=argparse.BooleanOptionalAction if on else "store_true", **kwargs
+            )
         else:
-            kinds = {int: integer_at_least(option.minimum), list: sizes}
+            kinds = {int: integer_at_least(min(o.minimum for o in taken)), list: sizes}
             kind = kinds.get(option.type, option.type)
-            parser.add_argument(option.flag, type=kind, choices=option.choices, **kwargs)
+            choices = None
+            if all(o.choices is not None for o in taken):
+                choices = list(dict.fromkeys(choice for o in taken for choice in o.choices))
+            parser.add_argument(option.flag, type=kind, choices=choices, **kwargs)
 
 
 def add_parser(commands):

@@ -491,7 +491,9 @@ class BaseAutoencoder(keras.Model):
         """`{serving input name: how many values it takes}` for integer inputs whose range the model fixes.
 
         Part of the served contract (`signatures.Contract.value_counts`):
-        a conditioned model's `labels` take its class count.
+        a conditioned model's `labels` take its class count. The values are
+        0 to the count less one; a scalar input given a count is an index
+        (0 allowed), one without a count a number of examples (at least 1).
         """
         return {LABEL_INPUT: self.image_spec.num_classes} if self.conditioned else {}
 

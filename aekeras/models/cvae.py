@@ -117,8 +117,10 @@ class ConditionalVAE(VAE):
 
     def _unpack(self, data):
         inputs, labels, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if labels is None and isinstance(inputs, (tuple, list)) and len(inputs) == 2:
-            inputs, labels = inputs  # fit((images, labels)) without a target
+        targets = None
+        if isinstance(inputs, (tuple, list)) and len(inputs) == 2:
+            # Keras's batches for a model of two inputs: ((images, labels),) or ((images, labels), targets).
+            (inputs, labels), targets = inputs, labels
         if (
             labels is None
             or sample_weight is not None
@@ -130,7 +132,7 @@ class ConditionalVAE(VAE):
                 "index per image (aekeras.data.load(..., labels=True) gives them)"
             )
         inputs = self.scaled_images(inputs)
-        return (inputs, labels), inputs
+        return (inputs, labels), inputs if targets is None else self.scaled_images(targets)
 
     def predict_step(self, data):
         # The batches fit and evaluate take: Keras would read the labels as

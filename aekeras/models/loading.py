@@ -5,6 +5,7 @@ import zipfile
 
 import keras
 
+from aekeras import registry
 from aekeras.errors import ModelFileError
 from aekeras.models.base import BaseAutoencoder
 from aekeras.models.blocks import load_with_older_weight_names
@@ -14,7 +15,9 @@ def load_model(path):
     """Loads an aekeras model from a `.keras` file in Keras's safe mode.
 
     Files written by earlier aekeras versions load too
-    (`blocks.load_with_older_weight_names`).
+    (`blocks.load_with_older_weight_names`), and so do models of the
+    variants installed as `aekeras.models` entry points (their modules are
+    imported first, which registers their classes with Keras).
 
     Raises:
         ModelFileError: in one line, if the file is not a `.keras` archive,
@@ -26,6 +29,8 @@ def load_model(path):
         raise ModelFileError(f"{path}: no such file (expected a .keras file model.save wrote)")
     if not zipfile.is_zipfile(path):
         raise ModelFileError(f"{path}: not a .keras file (expected the zip archive model.save writes)")
+    # The installed variants (the `aekeras.models` entry points) register their classes when imported.
+    registry.load_plugins()
     try:
         model = load_with_older_weight_names(lambda: keras.models.load_model(path, safe_mode=True))
     except (ValueError, TypeError, KeyError) as e:
