@@ -56,3 +56,11 @@ class CheckInterrupted(Interrupted):
         self.files = list(files)
         shown = ", ".join(str(f) for f in self.files)
         super().__init__(f"interrupted while checking {shown}; complete and kept, but not checked")
+
+
+class ClusterError(Exception):
+    """A multi-worker run stopped because a worker of its cluster stopped, or ran another command.
+
+    The message says what TensorFlow reported, what this worker kept and
+    how to go on; the command line prints it and exits with status 1.
+    """

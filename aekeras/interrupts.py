@@ -19,6 +19,36 @@ class _Block:
 
 # The `ctrl_c_kept` blocks under way, innermost last.
 _blocks = []
+# Whether SIGTERM ends the work as Ctrl-C does (`sigterm_as_ctrl_c`).
+_sigterm_routed = False
+
+
+def sigterm_as_ctrl_c():
+    """From here on, SIGTERM (a supervisor's stop, `kill`) ends the work as Ctrl-C does.
+
+    Also in a process that ignores Ctrl-C (a script's background job,
+    which a shell starts with SIGINT ignored): its Ctrl-C stays ignored,
+    but a stop still ends it in one line, finishing what was published.
+    """
+    global _sigterm_routed
+    _sigterm_routed = True
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _on_sigterm(signum, frame):
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):  # Python's default_int_handler, or a block's own
+        handler(signal.SIGINT, frame)
+    else:  # Ctrl-C ignored
+        raise KeyboardInterrupt
+
+
+def _interrupt_signals():
+    """The signals a `ctrl_c_kept` block takes as Ctrl-C: SIGINT unless ignored, SIGTERM where routed."""
+    signals = [] if signal.getsignal(signal.SIGINT) is signal.SIG_IGN else [signal.SIGINT]
+    if _sigterm_routed and callable(signal.getsignal(signal.SIGTERM)):  # ours, or an outer block's
+        signals.append(signal.SIGTERM)
+    return signals
 
 
 def raise_if_pressed():
@@ -58,15 +88,14 @@ def ctrl_c_kept(published=False):
     the work inside has published (`publishing`, or `published=True` for a
     block that only finishes what a publication began), a Ctrl-C is noted
     and the block runs to its end. Errors that report an interrupt
-    themselves (`errors.Interrupted`) pass as they are. Outside the main
-    thread, where no signal handler can be set, and in a process that
-    ignores Ctrl-C (one a script started in the background), the block runs
-    as it is.
+    themselves (`errors.Interrupted`) pass as they are. A SIGTERM is
+    taken as a Ctrl-C once `sigterm_as_ctrl_c` was called. Outside the
+    main thread, where no signal handler can be set, and in a process that
+    ignores Ctrl-C (one a script started in the background) and has not
+    routed SIGTERM, the block runs as it is.
     """
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-    ):
+    signals = _interrupt_signals() if threading.current_thread() is threading.main_thread() else []
+    if not signals:
         yield
         return
     block = _Block(published)
@@ -84,7 +113,7 @@ def ctrl_c_kept(published=False):
             sys.stderr = io.StringIO()
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, on_ctrl_c)
+    previous = {number: signal.signal(number, on_ctrl_c) for number in signals}
     _blocks.append(block)
     try:
         yield
@@ -96,7 +125,30 @@ def ctrl_c_kept(published=False):
         raise
     finally:
         _blocks.pop()
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
         sys.stderr = stderr
     if block.presses and not block.published:  # raised where nothing passed it on, and dropped
         raise KeyboardInterrupt
+
+
+def stoppable(call):
+    """`call()`, which waits in C++ code that holds Python's lock, ended by Ctrl-C all the same.
+
+    For a wait before anything is written (the workers of a cluster
+    meeting): no Python signal handler can run until the call returns, so
+    Ctrl-C and SIGTERM were ignored until every worker had started, and only
+    `kill -9` stopped a worker whose peers never came. Here they take their
+    default action meanwhile: the process ends at once, killed by the
+    signal, with nothing to clean up. (A SIGTERM is set to its default
+    too, but TensorFlow's cluster set-up installs a SIGTERM handler of its
+    own while it waits, measured: that wait still takes only SIGINT or
+    SIGKILL.)
+    """
+    signals = _interrupt_signals() if threading.current_thread() is threading.main_thread() else []
+    previous = {number: signal.signal(number, signal.SIG_DFL) for number in signals}
+    try:
+        return call()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

@@ -19,8 +19,12 @@ def test_grid_at_normal_quantiles(trained_vae2):
 
 
 def test_scatter(trained_vae2, digits, mnist_test_arrays):
-    result = latent_scatter(trained_vae2, digits[:100], mnist_test_arrays[1][:100])
-    assert result["z_mean"].shape == (100, 2) and result["labels"].shape == (100,)
+    labels = mnist_test_arrays[1][:100]
+    result = latent_scatter(trained_vae2, digits[:100], labels)
+    assert result["z_mean"].shape == (100, 2)
+    # The means of q(z|x), not its log-variances or a draw, each beside its own label.
+    np.testing.assert_allclose(result["z_mean"], trained_vae2.embed(digits[:100]), atol=1e-6)
+    np.testing.assert_array_equal(result["labels"], labels)
 
 
 def test_scatter_figures_without_labels_and_with_many_classes(tmp_path, trained_vae2, digits):

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
 
 from aekeras import models, plotting
 from aekeras.analysis import compare_with_pca, principal_angles, tied_linear_subspace
@@ -47,11 +48,24 @@ def test_compare_with_pca(mnist_train_small, mnist_test_arrays):
         probe_examples=2000,
     )
     assert result["code_sizes"] == [2, 10]
-    for method in ("pca", "autoencoder"):
-        assert all(0 < m < 0.12 for m in result[method]["mse"])
-        assert all(0.1 < a <= 1 for a in result[method]["probe_accuracy"])
-    # A larger code reconstructs better.
-    assert result["pca"]["mse"][1] < result["pca"]["mse"][0]
+    # PCA's figures, computed here from the eigenvectors of the centred training images' scatter
+    # matrix: the test images' MSE of their reconstructions clipped to [0, 1], and the test
+    # accuracy of a logistic regression fitted on the codes of the first 2,000 training images.
+    flat, test_flat = images.reshape(len(images), -1).astype(np.float64), test_images.reshape(1000, -1)
+    mean = flat.mean(axis=0)
+    directions = np.linalg.eigh((flat - mean).T @ (flat - mean))[1][:, ::-1].T  # largest variance first
+    for i, size in enumerate((2, 10)):
+        basis = directions[:size]
+        codes = (test_flat - mean) @ basis.T
+        reconstructed = np.clip(codes @ basis + mean, 0, 1)
+        assert result["pca"]["mse"][i] == pytest.approx(np.mean((reconstructed - test_flat) ** 2), rel=1e-3)
+        probe = LogisticRegression(max_iter=2000).fit((flat[:2000] - mean) @ basis.T, labels[:2000])
+        accuracy = probe.score(codes, mnist_test_arrays[1][:1000])
+        assert result["pca"]["probe_accuracy"][i] == pytest.approx(accuracy, abs=0.002)
+    # The autoencoder's: its codes tell digits apart, the larger far better (seeds 0 to 4: 25-34%
+    # at 2 values, 59-68% at 10; after 5 epochs its MSE at 10 is not always below that at 2).
+    mse, accuracy = result["autoencoder"]["mse"], result["autoencoder"]["probe_accuracy"]
+    assert all(0 < m < 0.12 for m in mse) and 0.15 < accuracy[0] < accuracy[1] - 0.15, result
 
 
 def test_code_sizes_pca_cannot_have_are_refused_before_training(mnist_train_small, digits):
@@ -64,9 +78,11 @@ def test_code_sizes_pca_cannot_have_are_refused_before_training(mnist_train_smal
 
 
 def test_tied_linear_autoencoder_approaches_the_pca_subspace(mnist_train_small):
-    result = tied_linear_subspace(mnist_train_small[0], 4, epochs=15, learning_rate=3e-3)
+    result = tied_linear_subspace(mnist_train_small[0], 4, epochs=15, learning_rate=6e-3)
     assert result["angles"].shape == (4,)
-    # Random 4-D subspaces of R^784 sit near 90 degrees from each other.
+    # Random 4-D subspaces of R^784 sit near 90 degrees from each other. At 3e-3 the slowest
+    # direction had not arrived after 15 epochs for every seed (seed 7: 19.8 degrees, seed 2: 9.4);
+    # at 6e-3 the largest angle is at most 3.4 degrees over seeds 0 to 31.
     assert np.max(result["angles"]) < 10
 
 

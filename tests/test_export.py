@@ -300,11 +300,22 @@ def test_a_contract_published_while_an_export_was_written_is_checked_again(tmp_p
     ] == ["1"]
 
 
-def test_a_poller_sees_only_complete_versions(tmp_path):
+def test_a_poller_sees_only_complete_versions(tmp_path, monkeypatch):
     """TF Serving polls the model folder; every version it can see must load."""
     import threading
     import time
 
+    # The poller below sees a half-copied version only if it looks at that moment (a copy in
+    # place of the rename was caught in 1 run of 3); the folder's inode says it every time.
+    moved_whole, take_next_version = [], export._take_next_version
+
+    def taking_next_version(staging, model_dir):
+        staged = staging.stat().st_ino
+        version_dir = take_next_version(staging, model_dir)
+        moved_whole.append(version_dir.stat().st_ino == staged)
+        return version_dir
+
+    monkeypatch.setattr(export, "_take_next_version", taking_next_version)
     model = DenseAutoencoder(latent_dim=8)
     seen, problems, done = set(), [], threading.Event()
 
@@ -334,6 +345,7 @@ def test_a_poller_sees_only_complete_versions(tmp_path):
         poller.join(timeout=120)
     assert problems == []
     assert seen == {1, 2, 3}
+    assert moved_whole == [True] * 3  # each version is its staging folder, renamed into place
 
 
 def run_saved_model_cli(*args):

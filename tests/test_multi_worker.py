@@ -2,13 +2,19 @@
 
 import json
 import os
+import re
+import select
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
 import pytest
+
+from aekeras.training.resume import completed_epochs
 
 AEKERAS = [sys.executable, "-m", "aekeras"]
 
@@ -33,8 +39,8 @@ def start(args, cwd, tf_config=None):
     )
 
 
-def run_together(runs):
-    """Starts `(args, cwd, tf_config)` runs at once; returns their `(stdout, stderr)` once all succeeded."""
+def run_together(runs, status=0):
+    """Starts `(args, cwd, tf_config)` runs at once; returns their `(stdout, stderr)` once all ended with `status`."""
     processes = []
     try:
         processes = [start(args, cwd, tf_config) for args, cwd, tf_config in runs]
@@ -44,7 +50,7 @@ def run_together(runs):
             p.kill()
             p.wait()
     for p, (_, stderr) in zip(processes, outputs, strict=True):
-        assert p.returncode == 0, stderr
+        assert p.returncode == status, stderr
     return outputs
 
 
@@ -135,3 +141,110 @@ def test_two_workers_each_decode_their_own_share_of_a_folder(tmp_path, fashion_p
     record = json.loads((tmp_path / "saved_models/conv/1/run.json").read_text())
     assert record["replicas"] == 2 and record["image_spec"]["shape"] == [28, 28, 1]
     assert record["history"]["loss"][1] < record["history"]["loss"][0]
+
+
+def one_line(stderr):
+    assert stderr.count("\n") == 1 and stderr.startswith("aekeras: "), stderr
+    return stderr.strip()
+
+
+def test_a_worker_that_stops_ends_the_others_in_one_line_and_both_resume(tmp_path, monkeypatch):
+    """The chief printed TensorFlow's UnavailableError traceback (40 lines) when a worker was killed."""
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")  # as the command sets it: TensorFlow's C++ log off
+    command = ["train", "dense", "--limit", "1024", "--batch-size", "128", "--quiet"]
+    runs = worker_runs([*command, "--epochs", "200"], tmp_path)
+    processes = [start(args, cwd, tf_config) for args, cwd, tf_config in runs]
+    try:
+        # Once both workers hold a backup: each resumes from its own.
+        backups = [tmp_path / "runs/dense" / f / "backup/training_metadata.json" for f in ("", "worker-1")]
+        deadline = time.time() + 240
+        while not all(b.exists() for b in backups) and processes[0].poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        processes[1].kill()  # the other worker, killed at once
+        _, stderr = processes[0].communicate(timeout=180)
+    finally:
+        for p in processes:
+            p.kill()
+            p.wait()
+    assert processes[0].returncode == 1, stderr
+    line = one_line(stderr)
+    assert line.startswith("aekeras: error: a worker of the cluster stopped or cannot be reached (")
+    kept = re.search(
+        r"runs/dense keeps epoch (\d+) of 200: start every worker again with the same command", line
+    )
+    assert kept and int(kept.group(1)) >= 1, line
+
+    chief_epochs, worker_epochs = (completed_epochs(b.parent) for b in backups)
+    epochs = str(chief_epochs + 1)
+    runs = worker_runs([*command, "--epochs", epochs], tmp_path)
+    if chief_epochs != worker_epochs:
+        # Killed between the two workers' backups of an epoch: they cannot resume together, and say so.
+        for _, stderr in run_together(runs, status=2):
+            assert "resume after other epochs" in one_line(stderr)
+        return
+    # Started again, each resumes from its own backup.
+    outputs = run_together(runs)
+    assert f"resuming runs/dense after epoch {chief_epochs} of {epochs}" in outputs[0][0]
+    assert f"resuming runs/dense/worker-1 after epoch {chief_epochs} of {epochs}" in outputs[1][0]
+    assert (tmp_path / "saved_models/dense/1/saved_model.pb").is_file()
+
+
+def test_workers_started_with_other_settings_are_refused_before_anything_is_written(tmp_path, monkeypatch):
+    """They trained until their collectives no longer matched, then failed with TensorFlow's tracebacks."""
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")  # as the command sets it: TensorFlow's C++ log off
+    command = ["train", "dense", "--limit", "1024", "--batch-size", "128", "--quiet"]
+    runs = worker_runs(command, tmp_path)
+    runs[0][0].extend(["--epochs", "3"])
+    runs[1][0].extend(["--epochs", "2"])
+    for _, stderr in run_together(runs, status=2):
+        assert one_line(stderr).startswith(
+            "aekeras: error: the workers of this cluster were started with other settings, or resume after "
+            "other epochs, than this one's (this one starts afresh); run the same command on every worker"
+        )
+    # Nothing written (each made and removed its own run folder; the chief's may outlive the other's).
+    assert [p for p in tmp_path.rglob("*") if not p.is_dir()] == []
+
+
+def test_a_worker_whose_address_is_taken_is_refused_in_one_line(tmp_path, monkeypatch):
+    """A second start of the same worker (its port held by the first) ended in a traceback."""
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")  # as the command sets it: TensorFlow's C++ log off
+    ((args, cwd, tf_config), _) = worker_runs(["train", "dense", "--epochs", "1", "--quiet"], tmp_path)
+    host, port = tf_config["cluster"]["worker"][0].split(":")
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind((host, int(port)))
+        holder.listen()
+        process = start(args, cwd, tf_config)
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2, stderr
+    assert one_line(stderr) == (
+        f"aekeras: error: this worker's address in $TF_CONFIG, {host}:{port}, is taken by another process (is "
+        "this worker already running?); stop that one, or give this worker a free port"
+    )
+    assert not (tmp_path / "runs").exists()
+
+
+def test_ctrl_c_stops_a_worker_waiting_for_its_cluster(tmp_path):
+    """Waiting in TensorFlow's C++ code for workers that never came, a worker ignored Ctrl-C: only kill -9 ended it."""
+    (_, (args, cwd, tf_config)) = worker_runs(["train", "dense", "--epochs", "1", "--quiet"], tmp_path)
+    env = {**os.environ, "TF_CONFIG": json.dumps(tf_config)}
+    process = subprocess.Popen(
+        [*AEKERAS, *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], 120)
+        assert ready and "waiting for every worker" in process.stdout.readline()
+        time.sleep(5)  # inside TensorFlow's wait
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode in (-signal.SIGINT, 130)
+    assert not (tmp_path / "runs").exists()

@@ -76,8 +76,8 @@ def test_a_served_name_keeps_its_contract(tmp_path):
     assert sorted(p.name for p in (tmp_path / "saved_models/vae").iterdir()) == ["1", "2", "3"]
 
 
-def _started(args, cwd):
-    """The command, running with its output piped and SIGINT's default action."""
+def _started(args, cwd, ctrl_c=signal.SIG_DFL):
+    """The command, running with its output piped and SIGINT's default action (or `ctrl_c`)."""
     return subprocess.Popen(
         [*AEKERAS, *args],
         cwd=cwd,
@@ -86,13 +86,13 @@ def _started(args, cwd):
         text=True,
         # As on a terminal: a shell that starts the test suite in the
         # background ignores SIGINT, and children inherit that.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, ctrl_c),
     )
 
 
-def interrupt_once_written(args, cwd, written, signal_number=signal.SIGINT):
+def interrupt_once_written(args, cwd, written, signal_number=signal.SIGINT, ctrl_c=signal.SIG_DFL):
     """Starts a command, sends it a signal (SIGINT) once `written` exists; returns `(status, stdout, stderr)`."""
-    process = _started(args, cwd)
+    process = _started(args, cwd, ctrl_c)
     deadline = time.time() + 240
     while not written.exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.02)
@@ -158,6 +158,35 @@ def test_a_supervisors_sigterm_ends_a_run_as_ctrl_c_does(tmp_path):
     )
     resumed = run(args, tmp_path)
     assert resumed.returncode == 0 and "resuming runs/dense after epoch" in resumed.stdout, resumed.stderr
+
+
+def test_a_background_jobs_sigterm_ends_it_as_ctrl_c_does(tmp_path):
+    """A script's `aekeras train ... &` ignores SIGINT; SIGTERM killed it with no word (exit 143).
+
+    Killed so after publishing, it left the version out of models.config
+    and a rerun published the same model again.
+    """
+    args = ["train", "dense", "--epochs", "2", "--limit", "2048", "--quiet"]
+    published = tmp_path / "saved_models/dense/1"
+    status, stdout, stderr = interrupt_once_written(
+        args, tmp_path, published, signal.SIGTERM, ctrl_c=signal.SIG_IGN
+    )
+    assert status == 0 and stderr == "", stderr  # published: the command finished its records
+    assert "SavedModel: saved_models/dense/1" in stdout
+    assert 'name: "dense"' in (tmp_path / "saved_models/models.config").read_text()
+    assert not (tmp_path / "runs/dense/backup").exists()
+
+    shutil.rmtree(tmp_path / "runs")
+    longer = ["train", "dense", "--epochs", "5", "--limit", "6144", "--quiet"]
+    backed_up = tmp_path / "runs/dense/backup/training_metadata.json"
+    status, _, stderr = interrupt_once_written(
+        longer, tmp_path, backed_up, signal.SIGTERM, ctrl_c=signal.SIG_IGN
+    )
+    assert status == 130, stderr
+    assert re.fullmatch(
+        r"aekeras: interrupted; runs/dense keeps epoch \d of 5, and `aekeras train .*` resumes after it\n",
+        stderr,
+    )
 
 
 def test_ctrl_c_says_what_was_kept_and_a_changed_rerun_is_refused(tmp_path):

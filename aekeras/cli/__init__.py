@@ -17,6 +17,7 @@ import sys
 from aekeras.cli.common import EXIT_USAGE, Parser, UsageError, load_plugins_quietly, start_tensorflow
 from aekeras.errors import (
     CheckInterrupted,
+    ClusterError,
     ContractChangeError,
     DataError,
     ModelFileError,
@@ -24,7 +25,7 @@ from aekeras.errors import (
     SettingsChangedError,
     TrainingInterrupted,
 )
-from aekeras.interrupts import ctrl_c_kept
+from aekeras.interrupts import ctrl_c_kept, sigterm_as_ctrl_c
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader ended
@@ -85,7 +86,7 @@ def main(argv=None):
     ) as e:
         print(f"aekeras: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except FloatingPointError as e:
+    except (FloatingPointError, ClusterError) as e:
         print(f"aekeras: error: {e}", file=sys.stderr)
         return 1
     except TrainingInterrupted as e:
@@ -116,14 +117,21 @@ def entry_point(argv=None):
     status into 130, or print a traceback from an exit handler, after a
     command that succeeded, and a supervisor would run it again.
     """
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        # A supervisor's stop (systemd, Kubernetes, `kill`) ends the command
-        # as Ctrl-C does: what was kept, in one line, and nothing half-written.
-        signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(os.getpid(), signal.SIGINT))
+    # A supervisor's stop (systemd, Kubernetes, `kill`) ends the command as
+    # Ctrl-C does: what was kept, in one line, and nothing half-written. Also
+    # where Ctrl-C is ignored (a script's `aekeras train ... &`): killed
+    # there, it died with no word, and left a published version unrecorded.
+    sigterm_as_ctrl_c()
     status = main(argv)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    return status
+    while True:
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            return status
+        except KeyboardInterrupt:
+            # A signal that came as `main` returned, taken here (Python runs
+            # handlers when `signal.signal` starts): too late to stop anything.
+            pass
 
 
 def _out_of_resources(error, argv):

@@ -16,7 +16,7 @@ from aekeras.cli.common import (
     seed,
     sizes,
 )
-from aekeras.interrupts import ctrl_c_kept
+from aekeras.interrupts import ctrl_c_kept, stoppable
 
 # What TrainConfig takes from the command line besides the model's options.
 _RUN_FIELDS = (
@@ -206,6 +206,14 @@ def run(args):
         # configure its collectives first, and a bad TF_CONFIG is a usage
         # error.
         configure_tensorflow(config)
+        if config.strategy == "multi_worker":
+            # It waits here, in TensorFlow's C++ code, until every worker has started.
+            print(
+                "multi_worker: waiting for every worker of $TF_CONFIG's cluster to start (Ctrl-C stops this "
+                "one; nothing is written before they meet)",
+                flush=True,
+            )
+            stoppable(lambda: distribution_strategy(config.strategy))
         distribution_strategy(config.strategy)
         source = open_data(config)
         # Model arguments out of range fail here, before any data is read.

@@ -1,11 +1,14 @@
 """Distribution: strategies by name, the cluster in TF_CONFIG, and how data is split."""
 
+import hashlib
 import json
 import os
+import re
 
 import tensorflow as tf
 
 from aekeras.choices import STRATEGIES  # noqa: F401 - re-exported
+from aekeras.errors import SettingsChangedError
 
 TF_CONFIG_ENV = "TF_CONFIG"
 _strategies = {}
@@ -61,10 +64,24 @@ def distribution_strategy(name):
     if name not in _strategies:
         if name == "multi_worker":
             check_tf_config()
-            _strategies[name] = tf.distribute.MultiWorkerMirroredStrategy()
+            try:
+                _strategies[name] = tf.distribute.MultiWorkerMirroredStrategy()
+            except tf.errors.UnknownError as e:
+                if "Could not start gRPC server" not in str(e):
+                    raise
+                raise ValueError(
+                    f"this worker's address in ${TF_CONFIG_ENV}, {_own_address()}, is taken by another "
+                    "process (is this worker already running?); stop that one, or give this worker a free port"
+                ) from None
         else:
             _strategies[name] = tf.distribute.MirroredStrategy()
     return _strategies[name]
+
+
+def _own_address():
+    tf_config = json.loads(os.environ[TF_CONFIG_ENV])
+    task = tf_config["task"]
+    return tf_config["cluster"][task["type"]][task["index"]]
 
 
 def is_chief(strategy):
@@ -123,3 +140,45 @@ def wait_for_all_workers(strategy):
     heartbeats, which the chief's cluster logs as a crash.
     """
     strategy.reduce("SUM", strategy.run(tf.function(lambda: tf.constant(0.0))), axis=None)
+
+
+def check_same_run(strategy, settings):
+    """Raises SettingsChangedError unless every worker of the cluster runs with the same `settings` (JSON-able).
+
+    Workers started with other settings (epochs, batch size, limit, model
+    options), or resuming after other epochs, trained until their
+    collectives no longer matched and then failed in TensorFlow's words, or
+    trained on silently with another split of each batch.
+    """
+    text = json.dumps(settings, sort_keys=True, default=str)
+    # 24 bits of the digest: exact in float32, whichever dtypes the collectives take.
+    mine = float(int.from_bytes(hashlib.sha256(text.encode()).digest()[:3], "big"))
+    everyone = strategy.gather(strategy.run(tf.function(lambda: tf.constant([mine]))), axis=0)
+    if any(value != mine for value in everyone.numpy().tolist()):
+        resumed = settings.get("resumed_after")
+        this = f"resumes after epoch {resumed}" if resumed else "starts afresh"
+        raise SettingsChangedError(
+            f"the workers of this cluster were started with other settings, or resume after other epochs, "
+            f"than this one's (this one {this}); run the same command on every worker (each resumes from its "
+            "own backup), with --restart on every one to start afresh"
+        )
+
+
+def lost_worker(error):
+    """The one-line cause of a collective that failed because the cluster broke up, or None for other errors.
+
+    A worker that stops (a crash, Ctrl-C, `kill`) aborts every collective
+    of the others; TensorFlow reports it deep in a long error.
+    """
+    if not isinstance(error, tf.errors.OpError):
+        return None
+    text = str(error)
+    found = re.search(r"Collective ops is aborted by: ([^\n]*)", text)
+    if found is None and not isinstance(error, tf.errors.UnavailableError):
+        return None
+    if found is None:
+        cause = text.strip().splitlines()[0]
+    else:  # "... unhealthy (stopped sending heartbeats):" names the tasks on the next line
+        lines = text[found.start(1) :].splitlines()
+        cause = " ".join(lines[:2]) if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+    return re.sub(r"\{\{function_node [^}]*\}\}\s*", "", cause).strip()

@@ -23,7 +23,7 @@ import tensorflow as tf
 from aekeras import data, export, optimizers, progress
 from aekeras.callbacks import LatentProjector, ReconstructionImages
 from aekeras.data.sources import FolderSource
-from aekeras.errors import RunInUseError, SettingsChangedError, TrainingInterrupted
+from aekeras.errors import ClusterError, RunInUseError, SettingsChangedError, TrainingInterrupted
 from aekeras.interrupts import ctrl_c_kept
 from aekeras.registry import build_model, get_model
 from aekeras.staging import locked, made_folder, remove_partials, write_atomically
@@ -309,6 +309,9 @@ def _prepare(config, source, strategy, run_dir):
     if distribute.is_chief(strategy) and not config.allow_contract_change:
         export.check_contract(model, config.out, config.run_name)
     clock = _run_clock(config, source, run_dir)
+    if config.strategy == "multi_worker":
+        # Before anything is written: workers that differ fail mid-run, or split each batch otherwise.
+        distribute.check_same_run(strategy, _cluster_settings(config, clock))
     order_seed = _order_seed(config.seed, clock.resumed_after)
     train_data, test_data, share = _pipelines(config, source, model, strategy, order_seed)
     with strategy.scope():
@@ -317,6 +320,40 @@ def _prepare(config, source, strategy, run_dir):
     _ready_run_dir(run_dir, clock)
     clock.start()  # the set-up above is not training time
     return model, train_data, test_data, share, clock
+
+
+def _cluster_settings(config, clock):
+    """What every worker of a cluster must share: the settings that shape the run, and where it resumes.
+
+    The data's own place is left out (each machine may keep it elsewhere):
+    its spec and counts are compared.
+    """
+    shaping = {k: v for k, v in clock.settings.items() if k != "data"}
+    return {
+        **shaping,
+        "epochs": config.epochs,
+        "seed": config.seed,
+        "learning_rate": config.learning_rate,
+        "validation_freq": config.validation_freq,
+        "steps_per_execution": config.steps_per_execution,
+        "resumed_after": clock.resumed_after or 0,
+    }
+
+
+@contextlib.contextmanager
+def _cluster_failures_named(config, run_dir):
+    """A collective that failed as the cluster broke up (a worker stopped) ends the run as a `ClusterError`."""
+    try:
+        yield
+    except Exception as error:
+        cause = distribute.lost_worker(error) if config.strategy == "multi_worker" else None
+        if cause is None:
+            raise
+        kept = completed_epochs(run_dir / BACKUP_DIR)
+        raise ClusterError(
+            f"a worker of the cluster stopped or cannot be reached ({cause}); {run_dir} keeps epoch {kept} of {config.epochs}: start every "
+            "worker again with the same command, and each resumes from its own backup"
+        ) from None
 
 
 def train(config, source=None, progress=print):
@@ -340,13 +377,14 @@ def train(config, source=None, progress=print):
         FloatingPointError: if the loss became NaN or infinite; the
             checkpoints and the backup of the completed epochs are kept.
         TrainingInterrupted: on Ctrl-C, saying how many epochs were kept.
+        ClusterError: under `"multi_worker"`, where another worker stopped.
     """
     config.validate()
     configure_tensorflow(config)
     strategy = distribute.distribution_strategy(config.strategy)
     source = source or open_data(config)
     run_dir = _run_dir(config, strategy)
-    with _held_alone(run_dir):
+    with _held_alone(run_dir), _cluster_failures_named(config, run_dir):
         model, train_data, test_data, share, clock = _prepare(config, source, strategy, run_dir)
         if clock.resumed_after is not None:
             progress(f"resuming {run_dir} after epoch {clock.resumed_after} of {config.epochs}")
