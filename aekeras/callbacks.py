@@ -71,7 +71,8 @@ class ReconstructionImages(keras.callbacks.Callback):
         self.images = _unit_images(images)
         self.labels = labels
         self.num_samples = num_samples
-        self.seed = seed
+        # None: a seed drawn once, so every epoch still decodes the same draws.
+        self.seed = int(np.random.default_rng().integers(2**31)) if seed is None else seed
         self._writer = None
 
     def on_train_begin(self, logs=None):

@@ -3,6 +3,13 @@
 The command line prints their message and exits with status 2.
 """
 
+import re
+
+
+def without_function_names(text):
+    """A TensorFlow error's text less the `{{function_node ...}}` names it puts before its own words."""
+    return re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
+
 
 class DataError(ValueError):
     """A data source is missing, malformed or inconsistent.

@@ -135,7 +135,11 @@ def register_model(name, build, options=(), description="", intra_op_threads=0):
 
 def _with_builder_default(model, build, option):
     """`option` with its builder's default filled in; ValueError where the two disagree or neither gives one."""
-    parameter = None if option.evaluation else inspect.signature(build).parameters.get(option.name)
+    parameters = inspect.signature(build).parameters
+    parameter = None if option.evaluation else parameters.get(option.name)
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    if parameter is None and not (option.evaluation or takes_any):
+        raise ValueError(f"model {model!r}: option {option.name!r} is no argument of its builder")
     if parameter is None or parameter.default is inspect.Parameter.empty:
         if option.default is FROM_BUILDER:
             raise ValueError(

@@ -148,7 +148,9 @@ def one_line(stderr):
     return stderr.strip()
 
 
-def test_a_worker_that_stops_ends_the_others_in_one_line_and_both_resume(tmp_path, monkeypatch):
+def test_a_worker_that_stops_ends_the_others_in_one_line_and_they_resume_or_say_why_not(
+    tmp_path, monkeypatch
+):
     """The chief printed TensorFlow's UnavailableError traceback (40 lines) when a worker was killed."""
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")  # as the command sets it: TensorFlow's C++ log off
     command = ["train", "dense", "--limit", "1024", "--batch-size", "128", "--quiet"]
@@ -246,5 +248,5 @@ def test_ctrl_c_stops_a_worker_waiting_for_its_cluster(tmp_path):
     finally:
         process.kill()
         process.wait()
-    assert process.returncode in (-signal.SIGINT, 130)
+    assert process.returncode == -signal.SIGINT  # killed by the signal itself: no handler could run
     assert not (tmp_path / "runs").exists()

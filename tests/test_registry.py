@@ -170,6 +170,10 @@ def test_an_options_default_is_its_builders_own(monkeypatch):
             build,
             (registry.Option("latent_dim", int, help="read by evaluate", evaluation=True),),
         )
+    with pytest.raises(ValueError, match="option 'width' is no argument of its builder"):
+        registry.register_model(
+            "strict", lambda image_spec, latent_dim=7: None, (registry.Option("width", int, 8, "not taken"),)
+        )
     assert set(registry._REGISTRY) == {"toy", "same"}
 
 

@@ -9,7 +9,6 @@ import errno
 import faulthandler
 import importlib
 import os
-import re
 import shlex
 import signal
 import sys
@@ -24,6 +23,7 @@ from aekeras.errors import (
     RunInUseError,
     SettingsChangedError,
     TrainingInterrupted,
+    without_function_names,
 )
 from aekeras.interrupts import ctrl_c_kept, sigterm_as_ctrl_c
 
@@ -147,7 +147,7 @@ def _out_of_resources(error, argv):
         where = error.filename or "the output"
     elif "No space left on device" in text:
         # TensorFlow's own words: where it failed, after its function's name.
-        where = re.sub(r"\{\{function_node [^}]*\}\}", "", text).split(";")[0].strip().splitlines()[0]
+        where = without_function_names(text).split(";")[0].strip().splitlines()[0]
     elif isinstance(error, MemoryError) or "OOM when allocating" in text:
         shape = text[text.find("shape[") :].split("]")[0] + "]" if "shape[" in text else "an array"
         return (

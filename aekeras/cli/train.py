@@ -16,7 +16,7 @@ from aekeras.cli.common import (
     seed,
     sizes,
 )
-from aekeras.interrupts import ctrl_c_kept, stoppable
+from aekeras.interrupts import stoppable
 
 # What TrainConfig takes from the command line besides the model's options.
 _RUN_FIELDS = (
@@ -214,16 +214,23 @@ def run(args):
                 flush=True,
             )
             stoppable(lambda: distribution_strategy(config.strategy))
-        distribution_strategy(config.strategy)
+        else:
+            distribution_strategy(config.strategy)
         source = open_data(config)
         # Model arguments out of range fail here, before any data is read.
         registry.build_model(config.model, source.spec, **config.options)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    result = train(config, source=source)
-    # Published: a Ctrl-C now lets the records and the serving config be written.
-    with ctrl_c_kept(published=result["export"] is not None):
-        _report(result, args.out)
+    reported = []
+    try:
+        # Reported in the block that publishes: a Ctrl-C after the rename
+        # lets the records and the serving config be written.
+        train(config, source=source, on_finished=lambda result: reported.append(_report(result, args.out)))
+    except KeyboardInterrupt:
+        if not reported:
+            raise
+        # Taken as the command returned (Python runs handlers when it next
+        # calls a function): published and reported, nothing is left to stop.
 
 
 def _report(result, out):

@@ -8,7 +8,7 @@ import re
 import tensorflow as tf
 
 from aekeras.choices import STRATEGIES  # noqa: F401 - re-exported
-from aekeras.errors import SettingsChangedError
+from aekeras.errors import SettingsChangedError, without_function_names
 
 TF_CONFIG_ENV = "TF_CONFIG"
 _strategies = {}
@@ -176,9 +176,9 @@ def lost_worker(error):
     found = re.search(r"Collective ops is aborted by: ([^\n]*)", text)
     if found is None and not isinstance(error, tf.errors.UnavailableError):
         return None
-    if found is None:
+    lines = text[found.start(1) :].splitlines() if found is not None else []
+    if not lines or not lines[0].strip():
         cause = text.strip().splitlines()[0]
     else:  # "... unhealthy (stopped sending heartbeats):" names the tasks on the next line
-        lines = text[found.start(1) :].splitlines()
         cause = " ".join(lines[:2]) if lines[0].endswith(":") and len(lines) > 1 else lines[0]
-    return re.sub(r"\{\{function_node [^}]*\}\}\s*", "", cause).strip()
+    return without_function_names(cause).strip()

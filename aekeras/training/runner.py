@@ -351,17 +351,20 @@ def _cluster_failures_named(config, run_dir):
             raise
         kept = completed_epochs(run_dir / BACKUP_DIR)
         raise ClusterError(
-            f"a worker of the cluster stopped or cannot be reached ({cause}); {run_dir} keeps epoch {kept} of {config.epochs}: start every "
-            "worker again with the same command, and each resumes from its own backup"
+            f"a worker of the cluster stopped or cannot be reached ({cause}); {run_dir} keeps epoch {kept} of "
+            f"{config.epochs}: start every worker again with the same command, and each resumes from its own backup"
         ) from None
 
 
-def train(config, source=None, progress=print):
+def train(config, source=None, progress=print, on_finished=None):
     """Trains, evaluates and exports the model a `TrainConfig` describes.
 
     `source`, the config's data source already opened, saves reading it
     twice. A run whose folder holds the backup of the same run resumes
     after its last completed epoch, saying so through `progress`.
+    `on_finished(result)` runs in the block that publishes, so that a
+    Ctrl-C after publishing lets it finish too (the command line's report
+    and TF Serving config).
 
     Returns:
         A dict with the settings, the data source and image spec, the test
@@ -399,9 +402,12 @@ def train(config, source=None, progress=print):
                 with ctrl_c_kept():
                     result = _evaluate_and_publish(config, source, model, test_data, strategy, run_dir, clock)
                     remove_backup(run_dir / BACKUP_DIR)
+                    result = {**result, "data_share": share}
+                    if on_finished is not None:
+                        on_finished(result)
             except KeyboardInterrupt:
                 raise TrainingInterrupted(run_dir, config.epochs, config.epochs) from None
-    return {**result, "data_share": share}
+    return result
 
 
 @contextlib.contextmanager
@@ -446,5 +452,11 @@ def _evaluate_and_publish(config, source, model, test_data, strategy, run_dir, c
         write_atomically(run_dir / SETTINGS_FILE, lambda partial: partial.write_text(text))
         result = {**record, **result, "export": str(export_path)}
     if config.strategy == "multi_worker":
-        distribute.wait_for_all_workers(strategy)
+        try:
+            distribute.wait_for_all_workers(strategy)
+        except tf.errors.OpError as error:
+            # Published already: a worker lost now costs nothing, where a
+            # rerun would publish the same model again.
+            if result["export"] is None or distribute.lost_worker(error) is None:
+                raise
     return result
