@@ -12,9 +12,9 @@ from aekeras.errors import Interrupted
 class _Block:
     """A `ctrl_c_kept` block under way: its Ctrl-C presses, and whether its work has published."""
 
-    def __init__(self, published=False):
+    def __init__(self):
         self.presses = 0
-        self.published = published
+        self.published = False
 
 
 # The `ctrl_c_kept` blocks under way, innermost last.
@@ -44,7 +44,12 @@ def _on_sigterm(signum, frame):
 
 
 def _interrupt_signals():
-    """The signals a `ctrl_c_kept` block takes as Ctrl-C: SIGINT unless ignored, SIGTERM where routed."""
+    """The signals a `ctrl_c_kept` block takes as Ctrl-C: SIGINT unless ignored, SIGTERM where routed.
+
+    None outside the main thread, where no signal handler can be set.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return []
     signals = [] if signal.getsignal(signal.SIGINT) is signal.SIG_IGN else [signal.SIGINT]
     if _sigterm_routed and callable(signal.getsignal(signal.SIGTERM)):  # ours, or an outer block's
         signals.append(signal.SIGTERM)
@@ -75,7 +80,7 @@ def publishing():
 
 
 @contextlib.contextmanager
-def ctrl_c_kept(published=False):
+def ctrl_c_kept():
     """Within it, a Ctrl-C always ends the block as a KeyboardInterrupt, until its work publishes.
 
     Python raises KeyboardInterrupt wherever the signal finds it. Inside
@@ -85,20 +90,19 @@ def ctrl_c_kept(published=False):
     and dropped, so the work would go on as if no one had asked it to stop.
     Here an error after a Ctrl-C is the interrupt, and a Ctrl-C that was
     dropped is raised when the block ends (or at `raise_if_pressed`). Once
-    the work inside has published (`publishing`, or `published=True` for a
-    block that only finishes what a publication began), a Ctrl-C is noted
-    and the block runs to its end. Errors that report an interrupt
+    the work inside has published (`publishing`), a Ctrl-C is noted and the
+    block runs to its end. Errors that report an interrupt
     themselves (`errors.Interrupted`) pass as they are. A SIGTERM is
     taken as a Ctrl-C once `sigterm_as_ctrl_c` was called. Outside the
     main thread, where no signal handler can be set, and in a process that
     ignores Ctrl-C (one a script started in the background) and has not
     routed SIGTERM, the block runs as it is.
     """
-    signals = _interrupt_signals() if threading.current_thread() is threading.main_thread() else []
+    signals = _interrupt_signals()
     if not signals:
         yield
         return
-    block = _Block(published)
+    block = _Block()
     stderr = sys.stderr
 
     def on_ctrl_c(signum, frame):
@@ -145,8 +149,7 @@ def stoppable(call):
     own while it waits, measured: that wait still takes only SIGINT or
     SIGKILL.)
     """
-    signals = _interrupt_signals() if threading.current_thread() is threading.main_thread() else []
-    previous = {number: signal.signal(number, signal.SIG_DFL) for number in signals}
+    previous = {number: signal.signal(number, signal.SIG_DFL) for number in _interrupt_signals()}
     try:
         return call()
     finally:

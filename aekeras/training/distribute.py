@@ -15,7 +15,7 @@ _strategies = {}
 
 
 def check_tf_config():
-    """Raises ValueError unless `TF_CONFIG` names a chief or worker of its cluster."""
+    """This task's address in `TF_CONFIG`; ValueError unless it names a chief or worker of its cluster."""
     example = (
         '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
     )
@@ -43,6 +43,7 @@ def check_tf_config():
             f"${TF_CONFIG_ENV} {text} does not name a chief or worker task of its cluster (expected "
             f"JSON such as {example})"
         )
+    return addresses[task["index"]]
 
 
 def distribution_strategy(name):
@@ -63,25 +64,19 @@ def distribution_strategy(name):
         return tf.distribute.get_strategy()
     if name not in _strategies:
         if name == "multi_worker":
-            check_tf_config()
+            address = check_tf_config()
             try:
                 _strategies[name] = tf.distribute.MultiWorkerMirroredStrategy()
             except tf.errors.UnknownError as e:
                 if "Could not start gRPC server" not in str(e):
                     raise
                 raise ValueError(
-                    f"this worker's address in ${TF_CONFIG_ENV}, {_own_address()}, is taken by another "
+                    f"this worker's address in ${TF_CONFIG_ENV}, {address}, is taken by another "
                     "process (is this worker already running?); stop that one, or give this worker a free port"
                 ) from None
         else:
             _strategies[name] = tf.distribute.MirroredStrategy()
     return _strategies[name]
-
-
-def _own_address():
-    tf_config = json.loads(os.environ[TF_CONFIG_ENV])
-    task = tf_config["task"]
-    return tf_config["cluster"][task["type"]][task["index"]]
 
 
 def is_chief(strategy):
