@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import inspect
 import random
+import warnings
 from importlib import metadata
 
 ENTRY_POINT_GROUP = "aekeras.models"
@@ -117,6 +118,8 @@ class ModelEntry:
 
 _REGISTRY = {}
 _plugins_loaded = False
+# `{entry point name: why it did not load}` of the installed variants left out.
+_BROKEN_PLUGINS = {}
 
 
 def register_model(name, build, options=(), description="", intra_op_threads=0):
@@ -161,7 +164,9 @@ def load_plugins():
     """Imports the built-in models' registrations and every `aekeras.models` entry point, once.
 
     Each entry point's module registers its model here and its classes
-    with Keras (so `keras.models.load_model` finds them).
+    with Keras (so `keras.models.load_model` finds them). One that fails to
+    import is left out with a RuntimeWarning saying why (`get_model` of its
+    name says it too), so the other models still work.
     """
     global _plugins_loaded
     if _plugins_loaded:
@@ -171,7 +176,22 @@ def load_plugins():
     from aekeras import presets  # noqa: F401
 
     for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        entry_point.load()
+        try:
+            entry_point.load()
+        except Exception as error:  # noqa: BLE001 - one broken package must not take every model with it
+            _BROKEN_PLUGINS[entry_point.name] = f"{entry_point.value}: {type(error).__name__}: {error}"
+            warnings.warn(left_out(entry_point.name), RuntimeWarning, stacklevel=2)
+
+
+def broken_plugins():
+    """The names of the installed variants that did not load, which `load_plugins` left out."""
+    load_plugins()
+    return tuple(_BROKEN_PLUGINS)
+
+
+def left_out(name):
+    """What is said of the installed variant `name` that did not load: which, and why."""
+    return f"the installed variant {name!r} did not load and is left out ({_BROKEN_PLUGINS[name]})"
 
 
 def model_names():
@@ -196,6 +216,8 @@ def options_by_name():
 def get_model(name):
     """The `ModelEntry` of `name`; ValueError naming the registered ones otherwise."""
     load_plugins()
+    if name in _BROKEN_PLUGINS and name not in _REGISTRY:
+        raise ValueError(left_out(name))
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r} (expected one of {', '.join(_REGISTRY)})")
     return _REGISTRY[name]

@@ -77,13 +77,17 @@ def _naming(error, path):
     Writers of files they hold open (Keras's `.keras` zip, h5py) report a
     full disk without the file's name, or in their own words only.
     """
-    if error.filename is not None:
+    code = disk_full_errno(error)
+    if error.filename is not None or code is None:
         return error
-    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return OSError(error.errno, os.strerror(error.errno), str(path))
-    if "No space left on device" in str(error):
-        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-    return error
+    return OSError(code, os.strerror(code), str(path))
+
+
+def disk_full_errno(error):
+    """ENOSPC, EDQUOT or EFBIG where `error` says a write found no room (as an OSError or in TensorFlow's words), else None."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return error.errno
+    return errno.ENOSPC if "No space left on device" in str(error) else None
 
 
 def remove_partials(folder):

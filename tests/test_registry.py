@@ -104,11 +104,11 @@ def test_a_seed_fixes_the_initial_weights_and_leaves_every_other_draw_alone():
     )
 
 
-def installed_toy_variant(folder):
-    """The environment of a process in which `TOY_VARIANT` is installed, as pip installs a package in `folder`."""
+def installed_toy_variant(folder, source=TOY_VARIANT):
+    """The environment of a process in which `source` (`TOY_VARIANT`) is installed, as pip installs a package in `folder`."""
     plugins = folder / "plugins"
     (plugins / "toy_variant-0.1.dist-info").mkdir(parents=True)
-    (plugins / "toy_variant.py").write_text(TOY_VARIANT)
+    (plugins / "toy_variant.py").write_text(source)
     # An installed package's entry point, as pip would write it.
     (plugins / "toy_variant-0.1.dist-info" / "METADATA").write_text(
         "Metadata-Version: 2.1\nName: toy-variant\nVersion: 0.1\n"
@@ -140,6 +140,39 @@ def test_a_new_variant_trains_exports_and_converts_from_the_command_line(tmp_pat
     assert record["history"]["reconstruction_loss"][1] < record["history"]["reconstruction_loss"][0]
     converted = run("tflite", "saved_models/l1/1", "--quantize", "int8")
     assert "TFLite (int8): saved_models/l1/1/l1-int8.tflite" in converted
+
+
+def test_a_variant_that_does_not_load_is_named_in_one_line_and_the_rest_work(tmp_path):
+    """It was a traceback for every command, `--help` included, until the package was uninstalled."""
+    env = installed_toy_variant(tmp_path, source="import a_dependency_not_installed\n")
+    left_out = (
+        "the installed variant 'l1' did not load and is left out "
+        "(toy_variant: ModuleNotFoundError: No module named 'a_dependency_not_installed')"
+    )
+    result = subprocess.run(
+        [*AEKERAS, "train", "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0 and result.stderr.splitlines() == [f"aekeras: warning: {left_out}"]
+    assert "{dense,conv,denoising,contractive,vae,iwae,vqvae,cvae}" in " ".join(result.stdout.split())
+    from_python = (
+        "import warnings\n"
+        "from aekeras import registry\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    assert registry.get_model('dense').name == 'dense'\n"
+        "print([str(w.message) for w in caught if w.category is RuntimeWarning])\n"
+        "registry.get_model('l1')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", from_python],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.stdout.strip() == repr([left_out])
+    assert result.stderr.splitlines()[-1] == f"ValueError: {left_out}"
 
 
 def test_an_options_default_is_its_builders_own(monkeypatch):

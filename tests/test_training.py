@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from aekeras import cli, data, optimizers, registry, training
 from aekeras.errors import SettingsChangedError, TrainingInterrupted
-from aekeras.models import DenseAutoencoder
+from aekeras.models import VAE, DenoisingAutoencoder, DenseAutoencoder
 from aekeras.registry import get_model
 from aekeras.training import AtomicBackupAndRestore, TrainConfig, read_history, resume, runner, train
 from aekeras.training.resume import RunClock, completed_epochs
@@ -580,8 +580,6 @@ def test_a_folder_changed_since_the_interrupt_is_not_resumed(tmp_path, monkeypat
 
 def test_a_resumed_run_draws_new_noise_not_its_first_epochs_again(tmp_path, mnist_test_arrays):
     """Keras's weights files leave out a SeedGenerator's state: the denoising masks and VAE draws replayed."""
-    from aekeras.models import DenoisingAutoencoder
-
     images = mnist_test_arrays[0][:64]
     backup_dir = str(tmp_path / "backup")
 
@@ -604,6 +602,34 @@ def test_a_resumed_run_draws_new_noise_not_its_first_epochs_again(tmp_path, mnis
     )
     assert not np.array_equal(after_epoch_one, fresh_state)
     np.testing.assert_array_equal(start.state, after_epoch_one)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: DenoisingAutoencoder(DenseAutoencoder(latent_dim=4), seed=5),
+        lambda: VAE(latent_dim=2, hidden_dims=(16,), seed=5),
+    ],
+    ids=["denoising", "vae"],
+)
+def test_validation_draws_apart_from_training_and_the_same_each_time(build, mnist_test_arrays):
+    """Validation drew from training's stream: --validation-freq changed the weights, and its noise every epoch."""
+    images = mnist_test_arrays[0][:256]
+
+    def trained(validation_data):
+        keras.utils.set_random_seed(0)
+        model = build()
+        model.compile(optimizer="adam")
+        model.fit(images, epochs=2, batch_size=64, verbose=0, validation_data=validation_data)
+        return model
+
+    validated, unvalidated = trained(images[:64]), trained(None)
+    for kept, without in zip(validated.get_weights(), unvalidated.get_weights(), strict=True):
+        np.testing.assert_array_equal(kept, without)
+    first, second = (validated.evaluate(images[:64], verbose=0, return_dict=True) for _ in range(2))
+    assert first == second
+    # Training's stream is left where training left it, and still draws afresh.
+    np.testing.assert_array_equal(validated.seed_generator.state, unvalidated.seed_generator.state)
 
 
 def test_a_resumed_run_shuffles_anew_rather_than_replaying_its_first_epochs(tmp_path, monkeypatch):

@@ -26,6 +26,7 @@ from aekeras.errors import (
     without_function_names,
 )
 from aekeras.interrupts import ctrl_c_kept, sigterm_as_ctrl_c
+from aekeras.staging import disk_full_errno
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader ended
@@ -138,15 +139,16 @@ def _out_of_resources(error, argv):
     """The one line for a full disk or an exhausted memory (Python's errors or TensorFlow's), else None."""
     text = str(error)
     again = "resumes" if argv[:1] == ["train"] else "starts again"
-    if isinstance(error, OSError) and error.errno == errno.EFBIG:
+    disk_full = disk_full_errno(error)
+    filename = getattr(error, "filename", None)
+    if disk_full == errno.EFBIG:
         return (
-            f"aekeras: error: {error.filename or 'a file'} grew past the largest file this process may write "
+            f"aekeras: error: {filename or 'a file'} grew past the largest file this process may write "
             f"(ulimit -f); what was saved before is kept. Raise the limit, and the same command {again}"
         )
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-        where = error.filename or "the output"
-    elif "No space left on device" in text:
-        # TensorFlow's own words: where it failed, after its function's name.
+    if disk_full is not None and isinstance(error, OSError):
+        where = filename or "the output"
+    elif disk_full is not None:  # TensorFlow's own words: where it failed, after its function's name
         where = without_function_names(text).split(";")[0].strip().splitlines()[0]
     elif isinstance(error, MemoryError) or "OOM when allocating" in text:
         shape = text[text.find("shape[") :].split("]")[0] + "]" if "shape[" in text else "an array"

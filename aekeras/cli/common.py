@@ -5,6 +5,7 @@ import contextlib
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 from aekeras.choices import MAX_SEED
@@ -213,17 +214,26 @@ def native_logs_hidden(verbose):
     return contextlib.nullcontext() if verbose else stderr_silenced()
 
 
-def start_tensorflow(verbose):
-    """Loads TensorFlow, quietly unless `verbose`: no C++, absl or Python log lines."""
+@contextlib.contextmanager
+def _loading_quietly(verbose):
+    """A context in which what loads TensorFlow leaves no C++ log line, unless `verbose`."""
     if verbose:
-        import tensorflow  # noqa: F401
-
+        yield
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with stderr_silenced():
+        yield
+
+
+def start_tensorflow(verbose):
+    """Loads TensorFlow, quietly unless `verbose`: no C++, absl or Python log lines."""
+    with _loading_quietly(verbose):
         import tensorflow as tf
 
-        tf.config.list_physical_devices()  # where CUDA complains on a machine without it
+        if not verbose:
+            tf.config.list_physical_devices()  # where CUDA complains on a machine without it
+    if verbose:
+        return
     tf.get_logger().setLevel("ERROR")
     import absl.logging
 
@@ -235,18 +245,18 @@ def load_plugins_quietly(verbose):
 
     A variant's module that imports Keras loads TensorFlow, whose C++
     libraries log as they load: before the parser is built, so before
-    `start_tensorflow` could quiet them.
+    `start_tensorflow` could quiet them. A variant that did not load is
+    named in one line, and the command goes on without it.
     """
     from aekeras import registry
 
-    if verbose:
-        registry.load_plugins()
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with stderr_silenced():
+    # A broken variant's warning is said below, in one line.
+    with warnings.catch_warnings(record=True), _loading_quietly(verbose):
         registry.load_plugins()
     if "tensorflow" in sys.modules:
         start_tensorflow(verbose)  # loaded already: its own loggers, quiet
+    for name in registry.broken_plugins():
+        print(f"aekeras: warning: {registry.left_out(name)}", file=sys.stderr)
 
 
 def check_version_dir(path):

@@ -84,6 +84,27 @@ class LossTrackers(MetricsList):
         return {tracker.name: tracker.result() for tracker in self.metrics}
 
 
+class _EvaluationDraws:
+    """The random stream evaluation draws from (validation too): apart from training's, restarted by `evaluate`.
+
+    Apart, so how often a run validates leaves the noise it trains on, and
+    so its weights, as they were (validation drew from training's stream);
+    restarted, so every evaluation of the same weights draws the same
+    noise, and validation losses move from epoch to epoch by what the model
+    learned alone. Kept out of Keras's tracking: it is no weight, so saved
+    models and backups hold what they held before.
+    """
+
+    def __init__(self, seed):
+        if seed is not None:  # spawned from the model's: never training's own first draws again
+            seed = int(np.random.SeedSequence([seed, 1]).generate_state(1)[0] % 2**31)
+        self.generator = keras.random.SeedGenerator(seed)
+        self.start = self.generator.state.numpy()
+
+    def restart(self):
+        self.generator.state.assign(self.start)
+
+
 @keras.saving.register_keras_serializable(package="aekeras")
 class BaseAutoencoder(keras.Model):
     """What every aekeras autoencoder shares; subclass it for a new variant.
@@ -144,6 +165,9 @@ class BaseAutoencoder(keras.Model):
     # (`aekeras.models.shards`): only where two shards measured faster than
     # one (each model says by how much).
     trains_in_shards = False
+    # Set while `test_step` is traced: `noise_seeds` is then evaluation's stream.
+    _drawing_for_evaluation = False
+    _evaluation_draws = None
 
     def __init__(self, encoder, decoder, image_spec, reconstruction_loss="mse", **kwargs):
         super().__init__(**kwargs)
@@ -282,8 +306,10 @@ class BaseAutoencoder(keras.Model):
             return super().fit(x, *args, callbacks=callbacks, **kwargs)
 
     def evaluate(self, x=None, *args, callbacks=None, **kwargs):
-        """Keras's `evaluate`, its progress bar counting only the steps run."""
+        """Keras's `evaluate`, its progress bar counting only the steps run, its noise the same every call."""
         self._check_arrays("evaluate", x, kwargs.get("y", args[0] if args else None))
+        if self._evaluation_draws is not None:
+            self._evaluation_draws.restart()
         args = (x, *args)
         with self._steps_per_call_dividing(kwargs.get("steps"), "test_function"):
             return super().evaluate(*args, callbacks=_with_progress_bar(callbacks), **kwargs)
@@ -709,9 +735,30 @@ class BaseAutoencoder(keras.Model):
         terms, reconstructions = self.compute_loss_terms(inputs, targets, training=True)
         return terms, self._total_loss(terms), reconstructions
 
+    def start_random_streams(self, seed):
+        """Gives the model `seed_generator`, training's random stream, and evaluation's own (`noise_seeds`)."""
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self._evaluation_draws = _EvaluationDraws(seed)
+
+    @property
+    def noise_seeds(self):
+        """The `SeedGenerator` to draw from: `seed_generator`, or evaluation's own stream in `test_step`."""
+        if self._drawing_for_evaluation and self._evaluation_draws is not None:
+            return self._evaluation_draws.generator
+        return self.seed_generator
+
+    @contextlib.contextmanager
+    def _evaluation_stream(self):
+        self._drawing_for_evaluation = True
+        try:
+            yield
+        finally:
+            self._drawing_for_evaluation = False
+
     def test_step(self, data):
         inputs, targets = self._unpack(data)
-        terms, reconstructions = self.compute_loss_terms(inputs, targets, training=False)
-        self.evaluation_trackers.update_state(self.evaluation_terms(inputs, targets))
+        with self._evaluation_stream():
+            terms, reconstructions = self.compute_loss_terms(inputs, targets, training=False)
+            self.evaluation_trackers.update_state(self.evaluation_terms(inputs, targets))
         logs = self._update_metrics(inputs, targets, terms, self._total_loss(terms), reconstructions)
         return {**logs, **self.evaluation_trackers.result()}

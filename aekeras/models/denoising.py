@@ -61,7 +61,7 @@ class DenoisingAutoencoder(WrappedAutoencoder):
         self.noise_level = float(noise_level)
         self.scale_kept = scale_kept
         self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.start_random_streams(seed)
         self.build((None, *self.image_shape))
 
     def corrupt(self, inputs, seed=None):
@@ -73,7 +73,7 @@ class DenoisingAutoencoder(WrappedAutoencoder):
         random = draw_for_global_batch(
             noises.random_distribution(self.noise),
             ops.shape(inputs),
-            self.seed_generator if seed is None else seed,
+            self.noise_seeds if seed is None else seed,
         )
         return noises.corrupt(inputs, self.noise, self.noise_level, self.value_range, random, self.scale_kept)
 

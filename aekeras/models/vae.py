@@ -158,7 +158,7 @@ class VAE(BaseAutoencoder):
         self.binarize = binarize
         self.likelihood = likelihood
         self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.start_random_streams(seed)
         if likelihood == "gaussian":
             self.log_scale = self.add_weight(
                 shape=(), initializer=keras.initializers.Constant(np.log(_INITIAL_SCALE)), name="log_scale"
@@ -218,7 +218,7 @@ class VAE(BaseAutoencoder):
 
     def reparameterize(self, z_mean, z_log_var):
         """z = mean + exp(0.5 log_var) * eps, eps ~ N(0, I) from the seed generator."""
-        eps = draw_for_global_batch("normal", ops.shape(z_mean), self.seed_generator)
+        eps = draw_for_global_batch("normal", ops.shape(z_mean), self.noise_seeds)
         return z_mean + ops.exp(0.5 * z_log_var) * eps
 
     def sample(self, num_samples, *, seed=None):
@@ -239,12 +239,12 @@ class VAE(BaseAutoencoder):
             isinstance(num_samples, (int, np.integer)) and num_samples > 0
         ):
             raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
-        seed = self.seed_generator if seed is None else seed
+        seed = self.noise_seeds if seed is None else seed
         return keras.random.normal((int(num_samples), self.latent_dim), seed=seed)
 
     def binarize_inputs(self, inputs):
         """Each pixel drawn afresh as Bernoulli(pixel)."""
-        uniform = draw_for_global_batch("uniform", ops.shape(inputs), self.seed_generator)
+        uniform = draw_for_global_batch("uniform", ops.shape(inputs), self.noise_seeds)
         return ops.cast(uniform < inputs, inputs.dtype)
 
     def binarized_pair(self, inputs, targets):
@@ -282,11 +282,11 @@ class VAE(BaseAutoencoder):
         shape = (num_samples, batch, self.latent_dim)
         if for_training:
             eps = ops.transpose(
-                draw_for_global_batch("normal", (batch, num_samples, self.latent_dim), self.seed_generator),
+                draw_for_global_batch("normal", (batch, num_samples, self.latent_dim), self.noise_seeds),
                 (1, 0, 2),
             )
         else:
-            eps = keras.random.normal(shape, seed=self.seed_generator)
+            eps = keras.random.normal(shape, seed=self.noise_seeds)
         z = z_mean + ops.exp(0.5 * z_log_var) * eps
         repeated_labels = None if labels is None else ops.tile(labels, (num_samples,))
         z_flat = ops.reshape(z, (-1, self.latent_dim))
