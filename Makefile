@@ -40,4 +40,4 @@ bench: $(VENV)/.bench-installed
 	$(VENV)/bin/python benchmarks/bench.py --out BENCHMARKS.md
 
 clean:
-	rm -rf runs reports .pytest_cache
+	rm -rf runs reports .pytest_cache build dist *.egg-info  # build/ would ship deleted modules in the next wheel

@@ -1,20 +1,27 @@
 """Figures of `aekeras report`, drawn from what `aekeras.analysis` returns.
 
 Every function takes a result dict and a path, writes one PNG with
-matplotlib's Agg backend (no display needed) and returns the path.
+matplotlib's Agg renderer (no display needed) and returns the path.
 """
 
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+def _figure(*grid, figsize, **options):
+    """A figure and its axes, as `pyplot.subplots` makes them, but without pyplot.
+
+    Pyplot needs a backend: choosing Agg for it, as importing this module
+    once did, switched a notebook's or program's own figures to one that
+    shows nothing. A bare figure saves its PNG with Agg all the same.
+    """
+    figure = Figure(figsize=figsize)
+    return figure, figure.subplots(*grid, **options)
 
 
 def _save(figure, path):
     figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
     return path
 
 
@@ -25,9 +32,7 @@ def _show(axis, image):
 
 def image_rows(rows, path, title=None, columns=10):
     """A grid with one labelled row per `(label, images)` pair, images on [0, 1], grey or RGB."""
-    figure, axes = plt.subplots(
-        len(rows), columns, figsize=(columns * 0.9, len(rows) * 0.95 + 0.4), squeeze=False
-    )
+    figure, axes = _figure(len(rows), columns, figsize=(columns * 0.9, len(rows) * 0.95 + 0.4), squeeze=False)
     for r, (label, images) in enumerate(rows):
         for c in range(columns):
             axis = axes[r, c]
@@ -51,7 +56,7 @@ def reconstructions(result, path, count=10):
 
 def kernels(kernel_sets, path):
     """Side by side grids of encoder kernels: `{name: [n, h, w, c]}` (RGB kernels shown mid-grey at 0)."""
-    figure, axes = plt.subplots(4, 5 * len(kernel_sets) + len(kernel_sets) - 1, figsize=(12, 5))
+    figure, axes = _figure(4, 5 * len(kernel_sets) + len(kernel_sets) - 1, figsize=(12, 5))
     for axis in axes.ravel():
         axis.axis("off")
     for k, (name, weights) in enumerate(kernel_sets.items()):
@@ -106,7 +111,7 @@ _ANOMALY_BARS = (
 
 
 def anomaly(one_class, ood, path):
-    figure, (bars, hist) = plt.subplots(1, 2, figsize=(13, 4))
+    figure, (bars, hist) = _figure(1, 2, figsize=(13, 4))
     digits = sorted(one_class["auroc"]["reconstruction"])
     positions = np.arange(len(digits))
     lowest = min(min(one_class["auroc"][score].values()) for score, _, _ in _ANOMALY_BARS)
@@ -137,7 +142,7 @@ def anomaly(one_class, ood, path):
 
 
 def pca(result, angles, path):
-    figure, (mse, accuracy, angle) = plt.subplots(1, 3, figsize=(14, 4))
+    figure, (mse, accuracy, angle) = _figure(1, 3, figsize=(14, 4))
     sizes = result["code_sizes"]
     for method, style in (("pca", "o--"), ("autoencoder", "s-")):
         mse.plot(sizes, result[method]["mse"], style, label=method)
@@ -177,7 +182,7 @@ def latent_grid(result, path):
     images = result["images"]  # [size, size, h, w, c]
     size, _, height, width = images.shape[:4]
     mosaic = images.transpose(0, 2, 1, 3, 4).reshape(size * height, size * width, -1)
-    figure, axis = plt.subplots(figsize=(8, 8))
+    figure, axis = _figure(figsize=(8, 8))
     _show(axis, mosaic)
     ticks = np.arange(size) * width + width // 2
     axis.set_xticks(ticks, [f"{v:.1f}" for v in result["z"][0, :, 0]], fontsize=7)
@@ -192,13 +197,13 @@ def latent_grid(result, path):
 
 def latent_scatter(result, path, class_names=None):
     """The 2-D codes, coloured by label when there are labels (one colour per class, named if given)."""
-    figure, axis = plt.subplots(figsize=(8, 7))
+    figure, axis = _figure(figsize=(8, 7))
     x, y, labels = result["z_mean"][:, 0], result["z_mean"][:, 1], result["labels"]
     if labels is None or len(labels) != len(x):
         axis.scatter(x, y, s=3)
     else:
         classes = int(np.max(labels)) + 1
-        colours = plt.get_cmap("tab10" if classes <= 10 else "turbo", classes)
+        colours = matplotlib.colormaps["tab10" if classes <= 10 else "turbo"].resampled(classes)
         points = axis.scatter(x, y, c=labels, cmap=colours, s=3, vmin=-0.5, vmax=classes - 0.5)
         bar = figure.colorbar(points, ticks=range(classes), label="class")
         if class_names is not None:
@@ -215,7 +220,7 @@ def samples(images, path, title):
 
 
 def curve_denoising(result, path):
-    figure, axis = plt.subplots(figsize=(7, 7))
+    figure, axis = _figure(figsize=(7, 7))
     points = axis.scatter(
         result["inputs"][:, 0], result["inputs"][:, 1], c=result["moved"], cmap="viridis", s=12
     )
@@ -253,7 +258,7 @@ def data_specific_super_resolution(result, path, count=8):
 
 def unlabelled_pretraining(result, names, path):
     """Test accuracy of each classifier, one dot per labelled subset, bar at the mean."""
-    figure, axis = plt.subplots(figsize=(9, 4))
+    figure, axis = _figure(figsize=(9, 4))
     methods = list(result["accuracy"])
     for i, method in enumerate(methods):
         values = 100 * np.asarray(result["accuracy"][method])

@@ -3,12 +3,14 @@
 import faulthandler
 import io
 import json
+import os
 import re
 import signal
 import subprocess
 import sys
 import time
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 import keras
@@ -151,6 +153,22 @@ def test_console_script_and_help(tmp_path):
     script = Path(sys.executable).parent / "aekeras"
     result = subprocess.run([str(script), "train", "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "--latent-dim" in result.stdout
+
+
+def test_the_command_runs_on_tensorflow_whatever_keras_backend_the_shell_sets(tmp_path):
+    (tmp_path / "notes.keras").write_text("not a model")
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    result = run(["export", "notes.keras", "--name", "notes"], cwd=tmp_path, timeout=120, env=env)
+    assert result.returncode == 2
+    assert stderr_line(result) == (
+        "aekeras: error: notes.keras: not a .keras file (expected the zip archive model.save writes)\n"
+    )
+
+
+def test_version_is_the_installed_packages(tmp_path):
+    result = run(["--version"], cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"aekeras {metadata.version('aekeras')}\n"
 
 
 @pytest.mark.parametrize(

@@ -69,3 +69,16 @@ def test_the_command_line_parses_without_tensorflow():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_reports_figures_leave_the_users_matplotlib_backend_alone(tmp_path):
+    # A program (a notebook) that imports the report draws its own figures on its own backend.
+    probe = (
+        "import matplotlib, numpy as np; matplotlib.use('svg'); from aekeras import plotting; "
+        f"plotting.image_rows([('row', np.ones((1, 4, 4, 1)))], {str(tmp_path / 'rows.png')!r}, columns=1); "
+        "print(matplotlib.get_backend())"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "svg"
+    assert (tmp_path / "rows.png").read_bytes().startswith(b"\x89PNG")

@@ -13,6 +13,7 @@ import shlex
 import signal
 import sys
 
+import aekeras
 from aekeras.cli.common import EXIT_USAGE, Parser, UsageError, load_plugins_quietly, start_tensorflow
 from aekeras.errors import (
     CheckInterrupted,
@@ -37,6 +38,7 @@ SUBCOMMANDS = ("train", "export", "tflite", "onnx", "report")
 def build_parser():
     parser = Parser(prog="aekeras", description="Autoencoders for Keras 3.")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
+    parser.add_argument("--version", action="version", version=f"aekeras {aekeras.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name in SUBCOMMANDS:
         importlib.import_module(f"aekeras.cli.{name}").add_parser(commands)
@@ -123,6 +125,9 @@ def entry_point(argv=None):
     # where Ctrl-C is ignored (a script's `aekeras train ... &`): killed
     # there, it died with no word, and left a published version unrecorded.
     sigterm_as_ctrl_c()
+    # The command runs on TensorFlow: a KERAS_BACKEND the shell sets for the
+    # user's own Keras programs (jax, torch) ended it in a traceback from Keras's import.
+    os.environ["KERAS_BACKEND"] = "tensorflow"
     status = main(argv)
     while True:
         try:
