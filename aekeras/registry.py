@@ -176,11 +176,24 @@ def load_plugins():
     from aekeras import presets  # noqa: F401
 
     for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        # One broken package must not take every model with it: a module's
+        # `sys.exit()` at import ended every command, as a traceback did.
         try:
             entry_point.load()
-        except Exception as error:  # noqa: BLE001 - one broken package must not take every model with it
-            _BROKEN_PLUGINS[entry_point.name] = f"{entry_point.value}: {type(error).__name__}: {error}"
-            warnings.warn(left_out(entry_point.name), RuntimeWarning, stacklevel=2)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:  # noqa: BLE001
+            _BROKEN_PLUGINS[entry_point.name] = f"{entry_point.value}: {_one_line(error)}"
+    # Warned once all are loaded: warnings raised as errors (`-W error`)
+    # would otherwise leave the variants after a broken one unloaded for good.
+    for name in _BROKEN_PLUGINS:
+        warnings.warn(left_out(name), RuntimeWarning, stacklevel=2)
+
+
+def _one_line(error):
+    """`error`'s class and message on one line (a module's error may span several)."""
+    message = " ".join(str(error).split())
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 def broken_plugins():

@@ -776,3 +776,25 @@ def test_a_failed_backup_write_leaves_no_hdf5_file_open(tmp_path, mnist_test_arr
     # Closed while the error (whose traceback holds Keras's open file) is alive, where the disk is still full.
     assert raised.value.__traceback__ is not None and h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE) == []
     assert list((tmp_path / "backup").iterdir()) == []  # and the partial file is gone
+
+
+def test_evaluation_draws_stay_apart_in_every_replica_after_a_merge_call(mnist_test_arrays):
+    """Flagged on the model, a replica waiting in a merge_call saw another's step clear it: it drew from training's stream."""
+
+    class Counting(VAE):
+        def build(self, input_shape):
+            super().build(input_shape)
+            self.seen = self.add_weight(shape=(), initializer="zeros", trainable=False, aggregation="sum")
+
+        def compute_loss_terms(self, inputs, targets, training=False, **kwargs):
+            if not training:
+                self.seen.assign_add(1.0)  # an on-write variable updated in replica context: a merge_call
+            return super().compute_loss_terms(inputs, targets, training=training, **kwargs)
+
+    with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope():
+        model = Counting(latent_dim=2, hidden_dims=(16,), seed=5)
+        model.compile(optimizer="adam")
+    images = mnist_test_arrays[0][:128]
+    first, second = (model.evaluate(images, verbose=0, return_dict=True) for _ in range(2))
+    assert first == second
+    assert [v.numpy().tolist() for v in model.seed_generator.state.value.values] == [[5, 0]] * 2

@@ -151,7 +151,7 @@ def _out_of_resources(error, argv):
             f"aekeras: error: {filename or 'a file'} grew past the largest file this process may write "
             f"(ulimit -f); what was saved before is kept. Raise the limit, and the same command {again}"
         )
-    if disk_full is not None and isinstance(error, OSError):
+    if disk_full is not None and isinstance(error, OSError) and error.errno is not None:
         where = filename or "the output"
     elif disk_full is not None:  # TensorFlow's own words: where it failed, after its function's name
         where = without_function_names(text).split(";")[0].strip().splitlines()[0]

@@ -250,8 +250,10 @@ def load_plugins_quietly(verbose):
     """
     from aekeras import registry
 
-    # A broken variant's warning is said below, in one line.
-    with warnings.catch_warnings(record=True), _loading_quietly(verbose):
+    # A broken variant's warning is said below, in one line; ignored, not
+    # recorded, so that `-W error` (PYTHONWARNINGS) makes it no traceback.
+    with warnings.catch_warnings(), _loading_quietly(verbose):
+        warnings.simplefilter("ignore", RuntimeWarning)  # `action=` is Python 3.11's
         registry.load_plugins()
     if "tensorflow" in sys.modules:
         start_tensorflow(verbose)  # loaded already: its own loggers, quiet

@@ -1,6 +1,7 @@
 """The base class of every aekeras autoencoder."""
 
 import contextlib
+import threading
 
 import keras
 import numpy as np
@@ -84,6 +85,12 @@ class LossTrackers(MetricsList):
         return {tracker.name: tracker.result() for tracker in self.metrics}
 
 
+# The models whose `test_step` is being traced, per thread: a strategy
+# traces each replica's step in a thread of its own, and a replica that
+# waits in a `merge_call` lets another run its whole step meanwhile.
+_evaluating = threading.local()
+
+
 class _EvaluationDraws:
     """The random stream evaluation draws from (validation too): apart from training's, restarted by `evaluate`.
 
@@ -165,8 +172,6 @@ class BaseAutoencoder(keras.Model):
     # (`aekeras.models.shards`): only where two shards measured faster than
     # one (each model says by how much).
     trains_in_shards = False
-    # Set while `test_step` is traced: `noise_seeds` is then evaluation's stream.
-    _drawing_for_evaluation = False
     _evaluation_draws = None
 
     def __init__(self, encoder, decoder, image_spec, reconstruction_loss="mse", **kwargs):
@@ -743,21 +748,24 @@ class BaseAutoencoder(keras.Model):
     @property
     def noise_seeds(self):
         """The `SeedGenerator` to draw from: `seed_generator`, or evaluation's own stream in `test_step`."""
-        if self._drawing_for_evaluation and self._evaluation_draws is not None:
+        evaluating = any(model is self for model in getattr(_evaluating, "models", ()))
+        if evaluating and self._evaluation_draws is not None:
             return self._evaluation_draws.generator
         return self.seed_generator
 
     @contextlib.contextmanager
-    def _evaluation_stream(self):
-        self._drawing_for_evaluation = True
+    def evaluation_stream(self):
+        """A context in which `noise_seeds` is evaluation's stream, in this thread (`test_step`'s, an NLL's)."""
+        outer = getattr(_evaluating, "models", ())
+        _evaluating.models = (*outer, self)
         try:
             yield
         finally:
-            self._drawing_for_evaluation = False
+            _evaluating.models = outer
 
     def test_step(self, data):
         inputs, targets = self._unpack(data)
-        with self._evaluation_stream():
+        with self.evaluation_stream():
             terms, reconstructions = self.compute_loss_terms(inputs, targets, training=False)
             self.evaluation_trackers.update_state(self.evaluation_terms(inputs, targets))
         logs = self._update_metrics(inputs, targets, terms, self._total_loss(terms), reconstructions)
