@@ -182,7 +182,7 @@ def load_plugins():
             entry_point.load()
         except KeyboardInterrupt:
             raise
-        except BaseException as error:  # noqa: BLE001
+        except BaseException as error:  # noqa: BLE001 - SystemExit too: some modules exit when a dependency is missing
             _BROKEN_PLUGINS[entry_point.name] = f"{entry_point.value}: {_one_line(error)}"
     # Warned once all are loaded: warnings raised as errors (`-W error`)
     # would otherwise leave the variants after a broken one unloaded for good.

@@ -230,14 +230,12 @@ def start_tensorflow(verbose):
     with _loading_quietly(verbose):
         import tensorflow as tf
 
-        if not verbose:
-            tf.config.list_physical_devices()  # where CUDA complains on a machine without it
-    if verbose:
-        return
-    tf.get_logger().setLevel("ERROR")
-    import absl.logging
+        tf.config.list_physical_devices()  # where CUDA complains on a machine without it
+    if not verbose:
+        tf.get_logger().setLevel("ERROR")
+        import absl.logging
 
-    absl.logging.set_verbosity(absl.logging.ERROR)
+        absl.logging.set_verbosity(absl.logging.ERROR)
 
 
 def load_plugins_quietly(verbose):

@@ -85,7 +85,8 @@ class LossTrackers(MetricsList):
         return {tracker.name: tracker.result() for tracker in self.metrics}
 
 
-# The models whose `test_step` is being traced, per thread: a strategy
+# The models in `evaluation_stream` (their `test_step` traced, their test
+# NLL drawn), per thread: a strategy
 # traces each replica's step in a thread of its own, and a replica that
 # waits in a `merge_call` lets another run its whole step meanwhile.
 _evaluating = threading.local()
@@ -747,7 +748,7 @@ class BaseAutoencoder(keras.Model):
 
     @property
     def noise_seeds(self):
-        """The `SeedGenerator` to draw from: `seed_generator`, or evaluation's own stream in `test_step`."""
+        """The `SeedGenerator` to draw from: `seed_generator`, or in `evaluation_stream` evaluation's own."""
         evaluating = any(model is self for model in getattr(_evaluating, "models", ()))
         if evaluating and self._evaluation_draws is not None:
             return self._evaluation_draws.generator
