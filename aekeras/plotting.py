@@ -110,7 +110,8 @@ _ANOMALY_BARS = (
 )
 
 
-def anomaly(one_class, ood, path):
+def anomaly(one_class, ood, path, names=("MNIST", "Fashion-MNIST"), skipped="Fashion-MNIST not available"):
+    """One-class AUROCs per normal class; beside them `ood`'s scores of `names` (in, out), or why there are none."""
     figure, (bars, hist) = _figure(1, 2, figsize=(13, 4))
     digits = sorted(one_class["auroc"]["reconstruction"])
     positions = np.arange(len(digits))
@@ -129,14 +130,15 @@ def anomaly(one_class, ood, path):
     bars.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize="small")
     if ood is None:
         hist.axis("off")
-        hist.text(0.5, 0.5, "Fashion-MNIST not available", ha="center")
+        hist.text(0.5, 0.5, skipped, ha="center", wrap=True)
     else:
+        inside, outside = names
         top = np.quantile(np.concatenate([ood["in_scores"], ood["out_scores"]]), 0.995)
         bins = np.linspace(0, top, 60)
-        hist.hist(ood["in_scores"], bins=bins, alpha=0.6, label="MNIST test (in)")
-        hist.hist(ood["out_scores"], bins=bins, alpha=0.6, label="Fashion-MNIST test (out)")
+        hist.hist(ood["in_scores"], bins=bins, alpha=0.6, label=f"{inside} test (in)")
+        hist.hist(ood["out_scores"], bins=bins, alpha=0.6, label=f"{outside} test (out)")
         hist.set_xlabel("reconstruction MSE")
-        hist.set_title(f"MNIST model on Fashion-MNIST: AUROC {ood['auroc']:.1f}%")
+        hist.set_title(f"{inside} model on {outside}: AUROC {ood['auroc']:.1f}%")
         hist.legend()
     return _save(figure, path)
 
@@ -215,7 +217,8 @@ def latent_scatter(result, path, class_names=None):
 
 
 def samples(images, path, title):
-    rows = [("", images[i * 10 : (i + 1) * 10]) for i in range(len(images) // 10)]
+    """Every image, ten a row (fewer than ten made no row, and a short last row was left out)."""
+    rows = [("", images[i : i + 10]) for i in range(0, len(images), 10)]
     return image_rows(rows, path, title, 10)
 
 

@@ -108,9 +108,15 @@ def test_the_denoisers_beat_telea_and_navier_stokes_at_their_best_radii(
     assert min(psnr_of["navier_stokes"], psnr_of["telea"]) > psnr_of["corrupted"]
 
 
-def test_misuse_is_said_in_one_message(trained_dense, digits):
+def test_misuse_is_said_in_one_message(trained_dense, trained_vae2, digits):
     with pytest.raises(TypeError, match="got DenseAutoencoder, which has neither"):
         manifold_inpainting(trained_dense, digits[:2])
+    # 8-bit pixels failed inside TensorFlow's dropout, and the VAE called them 0-255 floats.
+    pixels = np.round(digits[:2] * 255).astype(np.uint8)
+    with pytest.raises(ValueError, match=r"must be floats on \[0, 1\], got uint8 \(scale 8-bit pixels"):
+        denoising_vs_inpainting({"dense": trained_dense}, pixels)
+    with pytest.raises(ValueError, match=r"must be floats on \[0, 1\], got uint8 \(scale 8-bit pixels"):
+        manifold_inpainting(trained_vae2, pixels)
     for images in (digits[:0], digits[:2, :, :, 0]):
         with pytest.raises(ValueError, match=r"expected a non-empty batch of images \[n, height, width"):
             denoising_vs_inpainting({"dense": trained_dense}, images)

@@ -55,3 +55,20 @@ def test_a_conditional_vae_maps_its_codes_given_the_labels(digits, mnist_test_ar
     )
     with pytest.raises(ValueError, match="latent_grid of a ConditionalVAE decodes one class: pass label="):
         latent_grid(cvae, size=3)
+
+
+def test_the_samples_figure_shows_every_sample(tmp_path, trained_vae2):
+    """Fewer than ten made no row (matplotlib refused), and a short last row was left out."""
+    import matplotlib.image
+
+    from aekeras import plotting
+
+    drawn = np.asarray(
+        trained_vae2.decode(np.random.default_rng(0).standard_normal((15, 2)).astype(np.float32))
+    )
+    pictures = {
+        count: matplotlib.image.imread(plotting.samples(drawn[:count], tmp_path / f"{count}.png", "prior"))
+        for count in (5, 10, 15)
+    }
+    assert pictures[5].std() > 0  # drawn, not blank
+    assert pictures[15].shape[0] > 1.5 * pictures[10].shape[0]  # a second row

@@ -77,6 +77,24 @@ def test_code_sizes_pca_cannot_have_are_refused_before_training(mnist_train_smal
             compare_with_pca(lambda size: None, images, None, digits[:10], None, code_sizes=sizes, epochs=1)
 
 
+def test_labels_of_one_class_are_refused_before_training(mnist_train_small, digits):
+    """A folder with one class folder gives such labels; the probe refused them after every model trained."""
+    images, labels = mnist_train_small
+    threes = labels == 3
+    with pytest.raises(
+        ValueError, match=r"the first 10000 training labels need two classes or more, got classes \[3\]"
+    ):
+        compare_with_pca(
+            lambda size: None,
+            images[threes],
+            labels[threes],
+            digits[:10],
+            labels[:10],
+            code_sizes=(2,),
+            epochs=1,
+        )
+
+
 def test_tied_linear_autoencoder_approaches_the_pca_subspace(mnist_train_small):
     result = tied_linear_subspace(mnist_train_small[0], 4, epochs=15, learning_rate=6e-3)
     assert result["angles"].shape == (4,)

@@ -159,3 +159,7 @@ def test_missing_labels_or_too_few_images_of_a_class_are_said_before_any_trainin
     few = np.concatenate([np.flatnonzero(labels != 3), np.flatnonzero(labels == 3)[:4]])
     with pytest.raises(ValueError, match="class 3 has 4 training images, fewer than per_class 10"):
         unlabelled_pretraining(trained_dense, images[few], labels[few], images[:10], labels[:10])
+    # One class: the logistic regressions refused it after the draw's networks had trained.
+    threes = labels == 3
+    with pytest.raises(ValueError, match=r"the training images need two classes or more, got classes \[3\]"):
+        unlabelled_pretraining(trained_dense, images[threes], labels[threes], images[:10], labels[:10])

@@ -67,6 +67,27 @@ def test_held_out_crops_never_overlap_training_crops(photographs):
     np.testing.assert_array_equal(china_test[0], photographs["china"][:32, 64:96])  # block (0, 1)
 
 
+@pytest.mark.parametrize(
+    "cut, message",
+    [
+        (
+            lambda photo: photo[:64, :128],
+            r"a 64x128 photograph gives no training crops: it is cut into 64x64",
+        ),
+        (
+            lambda photo: photo[:128, :128, 0],
+            r"must be one image \[height, width, channels\], got shape \(128, 128\)",
+        ),
+        (lambda photo: np.uint8(photo * 255), r"must be floats on \[0, 1\], got uint8"),
+    ],
+    ids=("too small", "grey", "8-bit"),
+)
+def test_photographs_the_crops_cannot_use_are_refused_before_training(photographs, cut, message):
+    """numpy's "need at least one array to stack", TensorFlow's pooling, or a refusal after a model trained."""
+    with pytest.raises(ValueError, match=message):
+        data_specific_super_resolution({name: cut(photo) for name, photo in photographs.items()}, epochs=1)
+
+
 def test_the_residual_model_starts_as_bicubic_and_survives_saving(tmp_path, photographs):
     _, _, test = photograph_crops(photographs["flower"])
     low = downsample(test[:16])

@@ -197,6 +197,38 @@ def test_a_report_on_fashion_mnist_does_not_score_it_against_itself(tmp_path, fa
     )
 
 
+def test_the_anomaly_figure_names_its_data_and_why_a_histogram_is_missing(tmp_path, monkeypatch):
+    """It said "Fashion-MNIST not available" on Fashion-MNIST's own report, and "MNIST" on any data."""
+    from sklearn.datasets import load_digits
+
+    from aekeras import analysis, data, plotting, presets
+
+    digits = load_digits()
+    images, labels = data.unit_scale(np.uint8(digits.images[..., None] * 255 / 16)), digits.target
+    spec = data.ImageSpec(shape=(8, 8, 1))
+    one_class = analysis.one_class_anomaly_detection(
+        lambda: presets.one_class(spec),
+        images[:1500],
+        labels[:1500],
+        images[1500:],
+        labels[1500:],
+        epochs=1,
+        digits=[0, 1],
+    )
+    model = presets.one_class(spec)
+    ood = analysis.out_of_distribution(model, images[1500:], images[1500:, ::-1])
+    drawn = []
+    monkeypatch.setattr(plotting, "_save", lambda figure, path: drawn.append(figure.axes[1]))
+    plotting.anomaly(one_class, None, tmp_path / "a.png", skipped="The report's own data is Fashion-MNIST")
+    plotting.anomaly(one_class, ood, tmp_path / "b.png", names=("digits", "mirrored digits"))
+    assert [text.get_text() for text in drawn[0].texts] == ["The report's own data is Fashion-MNIST"]
+    assert drawn[1].get_title().startswith("digits model on mirrored digits: AUROC")
+    assert [text.get_text() for text in drawn[1].get_legend().get_texts()] == [
+        "digits test (in)",
+        "mirrored digits test (out)",
+    ]
+
+
 def test_the_training_code_digest_reads_the_model_classes_and_the_losses(monkeypatch):
     read, real_source = set(), inspect.getsource
 

@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from aekeras import noise
-from aekeras.analysis.metrics import image_metrics, psnr
+from aekeras.analysis.metrics import checked_references, image_metrics, psnr
 from aekeras.data.pipeline import unit_scale
 
 CV2_METHODS = {"telea": cv2.INPAINT_TELEA, "navier_stokes": cv2.INPAINT_NS}
@@ -43,11 +43,13 @@ def cv2_inpaint(images, missing, method="telea", radius=3):
 
 
 def _check_batch(images):
-    """ValueError unless `images` is a non-empty `[n, h, w, c]` batch."""
+    """ValueError unless `images` is a non-empty `[n, h, w, c]` batch of floats on [0, 1]."""
     if np.ndim(images) != 4 or not len(images):
         raise ValueError(
             f"expected a non-empty batch of images [n, height, width, channels], got shape {np.shape(images)}"
         )
+    # 8-bit pixels failed inside TensorFlow's dropout, or were named 0-255 floats once covered.
+    checked_references(images)
 
 
 def dropout_mask(shape, rate, seed):

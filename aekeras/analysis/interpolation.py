@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from aekeras.analysis.metrics import checked_references
+
 
 def interpolation(model, start, end, steps=10, *, label=None):
     """Linear interpolation between two [0, 1] images, in pixels and in codes.
@@ -21,6 +23,8 @@ def interpolation(model, start, end, steps=10, *, label=None):
         `{"t": [steps], "pixel": [steps, *shape], "latent": [steps, *shape],
         "decoded_endpoints": [2, *shape]}` on [0, 1].
     """
+    # 8-bit pixels blended to a 0-255 path beside a decoded one on [0, 1].
+    start, end = checked_references(start), checked_references(end)
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)
     weights = t.reshape((-1,) + (1,) * np.ndim(start))
     pixel = (1 - weights) * start + weights * end

@@ -85,7 +85,7 @@ def compare_with_pca(
             f"code_sizes must be whole numbers from 1 to {most} (PCA keeps at most as many components as "
             f"there are training images or values per image), got {list(code_sizes)}"
         )
-    labels = (train_labels, test_labels) if train_labels is not None and test_labels is not None else None
+    labels = _probe_labels(train_labels, test_labels, probe_examples)
     result = {
         "code_sizes": list(code_sizes),
         "pca": {"mse": [], "probe_accuracy": []},
@@ -103,6 +103,19 @@ def compare_with_pca(
             if accuracy is not None:
                 result[method]["probe_accuracy"].append(accuracy)
     return result
+
+
+def _probe_labels(train_labels, test_labels, probe_examples):
+    """`(train_labels, test_labels)`, None without both; ValueError unless the probe's hold two classes or more."""
+    if train_labels is None or test_labels is None:
+        return None
+    classes = np.unique(train_labels[:probe_examples]).tolist()
+    if len(classes) < 2:  # scikit-learn refused only after every autoencoder had trained
+        raise ValueError(
+            f"the probes tell classes apart: the first {probe_examples} training labels need two classes or "
+            f"more, got classes {classes} (pass None labels to compare reconstructions alone)"
+        )
+    return train_labels, test_labels
 
 
 def _measured(pca, model, train_images, test_images, labels, probe_examples, seed):

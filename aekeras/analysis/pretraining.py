@@ -220,6 +220,11 @@ def _check_labels(train_labels, test_labels, per_class):
             "images (the autoencoder itself trains without them); got None"
         )
     classes, counts = np.unique(train_labels, return_counts=True)
+    if len(classes) < 2:  # the logistic regressions refused, after every network of a draw had trained
+        raise ValueError(
+            f"unlabelled pretraining measures classifiers: the training images need two classes or more, "
+            f"got classes {classes.tolist()}"
+        )
     if counts.min() < per_class:
         raise ValueError(
             f"class {classes[counts.argmin()]} has {counts.min()} training images, fewer than per_class "

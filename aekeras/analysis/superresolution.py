@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from aekeras import models
-from aekeras.analysis.metrics import mse, pooled_psnr, psnr
+from aekeras.analysis.metrics import checked_references, mse, pooled_psnr, psnr
 from aekeras.models.blocks import OutputConv2D
 
 
@@ -141,8 +141,33 @@ def photograph_crops(photo, crop=32, stride=TRAIN_STRIDE, block=BLOCK):
                 validation += _tiles(cut, crop, crop)
             else:
                 train += _tiles(cut, crop, stride)
+    _check_crops(photo.shape, crop, block, {"training": train, "validation": validation, "test": test})
     as_float = lambda crops: np.stack(crops).astype(np.float32)  # noqa: E731
     return dihedral(as_float(train)), as_float(validation), as_float(test)
+
+
+def _check_photograph(photo):
+    """ValueError unless `photo` is one `[h, w, c]` image on [0, 1].
+
+    A grey `[h, w]` photograph failed in TensorFlow's pooling, and 8-bit
+    pixels only after the first model had trained.
+    """
+    if np.ndim(photo) != 3:
+        raise ValueError(
+            f"a photograph must be one image [height, width, channels], got shape {np.shape(photo)}"
+        )
+    checked_references(photo)
+
+
+def _check_crops(shape, crop, block, parts):
+    """ValueError unless each of `parts` (`{name: crops}`) holds a crop (numpy said "need at least one array to stack")."""
+    empty = [name for name, crops in parts.items() if not crops]
+    if empty:
+        raise ValueError(
+            f"a {shape[0]}x{shape[1]} photograph gives no {empty[0]} crops: it is cut into {block}x{block} blocks "
+            f"in a checkerboard (half test, one in {VALIDATION_EVERY} of the rest validation), each tiled by "
+            f"{crop}x{crop} crops; 128x128 pixels and crops no larger than a block give every part one"
+        )
 
 
 def _tiles(cut, crop, step):
@@ -205,6 +230,8 @@ def data_specific_super_resolution(photographs, *, epochs, crop=32, seed=0, prog
         "bicubic", "images", trained_on...: the 8 crops bicubic does worst
         on}}}`.
     """
+    for photo in photographs.values():
+        _check_photograph(photo)
     crops = {name: photograph_crops(photo, crop) for name, photo in photographs.items()}
     tests = {name: test for name, (_, _, test) in crops.items()}
     lows = {name: downsample(test) for name, test in tests.items()}

@@ -219,7 +219,7 @@ def anomaly(ctx):
     return Section(
         "anomaly",
         "6. Anomaly detection",
-        plotting.anomaly(one_class, ood, ctx.out / "anomaly.png"),
+        plotting.anomaly(one_class, ood, ctx.out / "anomaly.png", skipped=skipped),
         f"{_one_class_text(one_class)} {ood_text}",
         _one_class_table(one_class),
         {**one_class, "mnist_vs_fashion_auroc": ood and ood["auroc"]},
