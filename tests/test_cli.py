@@ -254,7 +254,10 @@ def test_called_in_process_with_stderr_redirected_it_still_answers_in_one_line(m
             ["train", "denoising", "--architecture", "conv", "--tied-weights"],
             "tied_weights conflicts with architecture 'conv'",
         ),
-        (["train", "dense", "--data-dir", "a_file"], "a_file: data folder does not exist"),
+        (
+            ["train", "dense", "--data-dir", "a_file"],
+            "a_file: a file, not a data folder (expected the folder holding the IDX files)",
+        ),
         (["train", "dense", "--out", "a_file"], "--out {tmp}/a_file: {tmp}/a_file is not a folder"),
         (["export", "runs/dense", "--name", "x"], "runs/dense: expected a .keras file or a run folder"),
         (["export"], "the following arguments are required: source, --name"),

@@ -58,7 +58,9 @@ def super_resolution(model, images):
         )
     low = downsample(images)
     bicubic = bicubic_upsampling(low, images.shape[1:3])
-    upsampled = model.reconstruct(low)
+    # Clipped as bicubic's is: a linear (residual) output can overshoot [0, 1], and both
+    # PSNRs then measure the images a viewer gets.
+    upsampled = np.clip(model.reconstruct(low), 0.0, 1.0)
     return {
         "low": low,
         "bicubic": bicubic,

@@ -97,6 +97,8 @@ def idx_paths(folder, split):
         DataError: if the folder or one of the files is missing.
     """
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"{folder}: a file, not a data folder (expected the folder holding the IDX files)")
     if not folder.is_dir():
         raise DataError(f"{folder}: data folder does not exist")
     prefix = _SPLIT_PREFIX[split]
