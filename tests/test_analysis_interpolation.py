@@ -33,5 +33,8 @@ def test_a_conditional_vae_interpolates_within_the_class_it_is_given(digits):
 def test_8_bit_pixels_are_refused(trained_dense, digits):
     """Their pixel path ran 0-255, shown all white, beside a decoded path on [0, 1]."""
     pixels = np.round(digits[:2] * 255).astype(np.uint8)
-    with pytest.raises(ValueError, match=r"must be floats on \[0, 1\], got uint8 \(scale 8-bit pixels"):
+    with pytest.raises(
+        ValueError,
+        match=r"the images to interpolate must be floats on \[0, 1\], got uint8 \(scale 8-bit pixels",
+    ):
         interpolation(trained_dense, pixels[0], pixels[1])

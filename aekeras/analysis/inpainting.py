@@ -49,7 +49,7 @@ def _check_batch(images):
             f"expected a non-empty batch of images [n, height, width, channels], got shape {np.shape(images)}"
         )
     # 8-bit pixels failed inside TensorFlow's dropout, or were named 0-255 floats once covered.
-    checked_references(images)
+    checked_references(images, "the images")
 
 
 def dropout_mask(shape, rate, seed):

@@ -24,7 +24,7 @@ def interpolation(model, start, end, steps=10, *, label=None):
         "decoded_endpoints": [2, *shape]}` on [0, 1].
     """
     # 8-bit pixels blended to a 0-255 path beside a decoded one on [0, 1].
-    start, end = checked_references(start), checked_references(end)
+    start, end = (checked_references(image, "the images to interpolate") for image in (start, end))
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)
     weights = t.reshape((-1,) + (1,) * np.ndim(start))
     pixel = (1 - weights) * start + weights * end

@@ -9,8 +9,8 @@ from aekeras import losses
 MAX_PSNR = 100.0
 
 
-def checked_references(references):
-    """`references` as float32, or ValueError unless they are float images on [0, 1].
+def checked_references(references, what="reference images"):
+    """`references` as float32, or ValueError naming them `what` unless they are float images on [0, 1].
 
     Every analysis measures on the [0, 1] scale; 8-bit pixels or 0-255
     floats would give errors in the thousands without a word.
@@ -18,12 +18,12 @@ def checked_references(references):
     references = np.asarray(references)
     if not np.issubdtype(references.dtype, np.floating):
         raise ValueError(
-            f"reference images must be floats on [0, 1], got {references.dtype} (scale 8-bit pixels "
+            f"{what} must be floats on [0, 1], got {references.dtype} (scale 8-bit pixels "
             "with aekeras.data.unit_scale)"
         )
     low, high = (float(np.min(references)), float(np.max(references))) if references.size else (0, 0)
     if not (low >= 0.0 and high <= 1.0):
-        raise ValueError(f"reference images must be floats on [0, 1], got values from {low:g} to {high:g}")
+        raise ValueError(f"{what} must be floats on [0, 1], got values from {low:g} to {high:g}")
     return references.astype(np.float32, copy=False)
 
 

@@ -158,7 +158,7 @@ def _check_photograph(photo):
         raise ValueError(
             f"a photograph must be one image [height, width, channels], got shape {np.shape(photo)}"
         )
-    checked_references(photo)
+    checked_references(photo, "a photograph")
 
 
 def _check_crops(shape, crop, block, parts):
