@@ -23,7 +23,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from aekeras import quantization, signatures
 from aekeras.errors import ContractChangeError, ModelFileError
-from aekeras.interrupts import publishing
+from aekeras.interrupts import ctrl_c_kept, publishing
 from aekeras.models.base import BaseAutoencoder
 from aekeras.staging import locked, made_folder, staging_path, write_atomically
 
@@ -115,6 +115,10 @@ def check_contract(model, out, name):
         )
 
 
+# A Ctrl-C while TensorFlow traces the signatures stays a Ctrl-C (one a
+# finalizer dropped let the export run on and publish), in a notebook as in
+# `aekeras export`.
+@ctrl_c_kept()
 def saved_model(model, out, name, settings=None, allow_contract_change=False, int8_weights=False):
     """Exports `model` as the next version of `out/name/` and returns its path.
 

@@ -17,6 +17,7 @@ import onnxruntime
 import tensorflow as tf
 import tf2onnx
 
+from aekeras.interrupts import ctrl_c_kept, publishing
 from aekeras.signatures import Contract, read_value_counts
 from aekeras.signatures import max_differences as max_differences_from
 from aekeras.staging import staging_path
@@ -79,6 +80,10 @@ def check_names(saved_model):
             )
 
 
+# A Ctrl-C while tf2onnx converts stays a Ctrl-C (one a finalizer dropped
+# let the conversion run on and replace the files), in a notebook as in
+# `aekeras onnx`.
+@ctrl_c_kept()
 def convert(version_dir, *, opset=DEFAULT_OPSET):
     """Converts every signature of an export to ONNX, beside it.
 
@@ -92,6 +97,8 @@ def convert(version_dir, *, opset=DEFAULT_OPSET):
 
     Raises:
         ValueError: for a signature ONNX cannot name (`check_names`).
+        KeyboardInterrupt: on Ctrl-C before the new files are swapped in, the
+            previous ones left as they were.
     """
     saved_model = _load(version_dir)
     check_names(saved_model)
@@ -102,6 +109,9 @@ def convert(version_dir, *, opset=DEFAULT_OPSET):
     try:
         for name, function in saved_model.signatures.items():
             _convert_signature(function, staging / f"{name}.onnx", opset)
+        # A Ctrl-C from here on lets the swap finish: between its two renames
+        # it would leave no onnx folder at all.
+        publishing()
         old = staging_path(target.parent)
         if target.exists():
             os.replace(target, old)

@@ -125,15 +125,23 @@ _BROKEN_PLUGINS = {}
 def register_model(name, build, options=(), description="", intra_op_threads=0):
     """Registers `build(image_spec, **options) -> model` under `name`; returns the entry.
 
+    The same builder defined again (a notebook cell or a module run a
+    second time: the same module and name) replaces the first.
+
     Raises:
         ValueError: for a name taken by another builder, or an option
             whose default the builder does not give or gives otherwise.
     """
-    if name in _REGISTRY and _REGISTRY[name].build is not build:
+    if name in _REGISTRY and _definition(_REGISTRY[name].build) != _definition(build):
         raise ValueError(f"a model named {name!r} is already registered")
     options = tuple(_with_builder_default(name, build, option) for option in options)
     _REGISTRY[name] = ModelEntry(name, build, options, description, intra_op_threads)
     return _REGISTRY[name]
+
+
+def _definition(build):
+    """Where `build` is defined; a re-run cell makes a new function object with the same."""
+    return getattr(build, "__module__", None), getattr(build, "__qualname__", id(build))
 
 
 def _with_builder_default(model, build, option):

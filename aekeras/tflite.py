@@ -18,6 +18,7 @@ from tensorflow.lite.tools import flatbuffer_utils
 
 from aekeras import data, losses
 from aekeras.choices import CALIBRATED, QUANTIZATIONS
+from aekeras.interrupts import ctrl_c_kept, raise_if_pressed
 from aekeras.progress import tracked
 from aekeras.signatures import Contract, batch_inputs, example_inputs, read_value_counts
 from aekeras.signatures import max_differences as max_differences_from
@@ -70,6 +71,10 @@ def _representative_dataset(saved_model, images, labels):
     return generate
 
 
+# A Ctrl-C while TensorFlow converts stays a Ctrl-C (one a finalizer
+# dropped let the conversion run on and replace the file), in a notebook
+# as in `aekeras tflite`.
+@ctrl_c_kept()
 def convert(version_dir, quantize="none", *, images=None, labels=None):
     """Converts an exported SavedModel to one TFLite file with all signatures.
 
@@ -90,6 +95,9 @@ def convert(version_dir, quantize="none", *, images=None, labels=None):
 
     Returns:
         The `Path` of the `.tflite` file, written whole or not at all.
+
+    Raises:
+        KeyboardInterrupt: on Ctrl-C, with nothing written.
     """
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization {quantize!r} (expected one of {QUANTIZATIONS})")
@@ -117,6 +125,7 @@ def convert(version_dir, quantize="none", *, images=None, labels=None):
                 converter.representative_dataset = _representative_dataset(saved_model, images, labels)
             content = converter.convert()
     path = tflite_path(version_dir, quantize)
+    raise_if_pressed()  # before an earlier file of the same mode is replaced
     write_atomically(path, lambda partial: partial.write_bytes(content))
     return path
 

@@ -33,6 +33,8 @@ class TestBaseAutoencoder:
             model.fit(images, labels, epochs=1, verbose=0)
         with pytest.raises(ValueError, match="does not take sample weights"):
             model.fit(images, images, sample_weight=np.ones(64), epochs=1, verbose=0)
+        with pytest.raises(ValueError, match="does not take class weights"):
+            model.fit(images, images, class_weight={0: 1.0}, epochs=1, verbose=0)
 
     @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
     def test_a_mixed_precision_policy_is_refused_in_one_line(self, policy, tmp_path):

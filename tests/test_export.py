@@ -1,6 +1,7 @@
 import json
 import os
 import shutil
+import signal
 
 import keras
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 import tensorflow as tf
 from test_case import IMAGE_ONLY_NAMES, mnist
 
-from aekeras import export
+from aekeras import export, onnx, tflite
 from aekeras.models import Autoencoder, DenseAutoencoder
 from aekeras.signatures import ServingError
 
@@ -469,3 +470,69 @@ def test_wrong_shapes_fail_at_the_signature_not_deep_inside(exported_models, nam
             loaded.signatures["serving_default"](images=tf.constant(wrong))
     with pytest.raises((tf.errors.InvalidArgumentError, ValueError, TypeError)):
         loaded.signatures["decode"](latent=tf.zeros((2, 3)))
+
+
+def _ctrl_c_dropped_by_a_finalizer():
+    """A Ctrl-C landing in a finalizer, as in TensorFlow's while it converts: printed there and dropped."""
+
+    class Finalized:
+        def __del__(self):
+            signal.raise_signal(signal.SIGINT)
+
+    Finalized()
+
+
+# The dropped interrupt is what Python reports as unraisable: expected here.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize(
+    "module, step, convert",
+    [
+        (tflite, "_converter", tflite.convert),
+        (onnx, "_convert_signature", onnx.convert),
+        (
+            export,
+            "build_archive",
+            lambda folder: export.saved_model(DenseAutoencoder(latent_dim=30), folder, "d"),
+        ),
+    ],
+)
+def test_a_ctrl_c_dropped_while_converting_stops_the_conversion_before_it_writes(
+    exported, tmp_path, monkeypatch, ctrl_c_at_its_default, module, step, convert
+):
+    version_dir = shutil.copytree(exported[2], tmp_path / "1")
+    before = sorted(version_dir.iterdir())
+    real = getattr(module, step)
+
+    def step_interrupted(*args, **kwargs):
+        _ctrl_c_dropped_by_a_finalizer()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, step, step_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        convert(version_dir)
+    assert sorted(version_dir.iterdir()) == before  # nothing written, no staging folder left
+    # The notebook goes on: the next call converts.
+    monkeypatch.setattr(module, step, real)
+    convert(version_dir)
+    assert (
+        len(list(version_dir.iterdir())) == len(before) + 1
+    )  # the .tflite file, the onnx folder, the export
+
+
+def test_a_ctrl_c_while_onnx_files_are_swapped_in_lets_the_swap_finish(
+    exported, tmp_path, monkeypatch, ctrl_c_at_its_default
+):
+    version_dir = shutil.copytree(exported[2], tmp_path / "1")
+    onnx.convert(version_dir)
+    rename = os.replace
+
+    def ctrl_c_after_the_old_files_moved(source, target):
+        rename(source, target)
+        if source == onnx.onnx_dir(version_dir):
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(os, "replace", ctrl_c_after_the_old_files_moved)
+    paths = onnx.convert(version_dir)
+    monkeypatch.setattr(os, "replace", rename)
+    assert all(path.is_file() for path in paths.values())
+    assert not [p for p in version_dir.iterdir() if p.name.startswith(".")]  # no staging folder left

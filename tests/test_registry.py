@@ -227,3 +227,21 @@ def test_integer_options_below_their_minimum_are_refused_before_anything_is_buil
         registry.get_model("iwae").split_options({"warmup_num_samples": None})[0]["warmup_num_samples"]
         is None
     )
+
+
+def test_a_notebook_cell_that_registers_a_variant_runs_again(monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", {})
+    cell = (
+        "from aekeras.registry import Option, register_model\n"
+        "def build(image_spec=None, latent_dim={default}):\n"
+        "    return latent_dim\n"
+        "register_model('cell', build, (Option('latent_dim', int),))\n"
+    )
+    namespace = {"__name__": "__main__"}
+    exec(cell.format(default=3), namespace)
+    # Run again, edited: a new function of the same name replaces the first.
+    exec(cell.format(default=5), namespace)
+    assert registry.get_model("cell").defaults() == {"latent_dim": 5}
+    # Another module's builder of the same name is still refused.
+    with pytest.raises(ValueError, match="a model named 'cell' is already registered"):
+        registry.register_model("cell", lambda image_spec=None: None)

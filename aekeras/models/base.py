@@ -297,6 +297,13 @@ class BaseAutoencoder(keras.Model):
 
     def fit(self, x=None, *args, callbacks=None, **kwargs):
         """Keras's `fit`, with the model's `default_callbacks` unless given ones of the same classes."""
+        if kwargs.get("class_weight") is not None:
+            # Keras turns them into sample weights by reading the targets as
+            # class indices, and failed on images in words of its own.
+            raise ValueError(
+                f"{type(self).__name__} does not take class weights; pass batches of inputs or "
+                "(inputs, targets) pairs"
+            )
         self._check_arrays(
             "fit", x, kwargs.get("y", args[0] if args else None), kwargs.get("validation_data")
         )
