@@ -134,7 +134,7 @@ def test_a_first_epoch_stop_in_a_user_fit_names_no_checkpoint_and_no_other_optim
     with pytest.raises(
         FloatingPointError,
         match=r"at epoch 1, batch [1-3]; the model keeps the weights of the last finite step; the learning rate "
-        r"10000 is likely too high: lower the learning rate, or look for NaN",
+        r"10000 is likely too high: rebuild or reload the model and lower the learning rate, or look for NaN",
     ):
         model.fit(poisoned(clean, 3), epochs=1, verbose=0)
 

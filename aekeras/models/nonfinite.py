@@ -132,5 +132,9 @@ class NonFiniteStop(keras.callbacks.Callback):
             usual = (
                 " (Adam's usual is 0.001)" if "adam" in type(self.model.optimizer).__name__.lower() else ""
             )
+            if self.checkpoints is None and not self.chief_keeps:
+                # Diverging weights can stay finite and still be far off (1e21 after SGD at 1e3):
+                # fitting them again, at any rate, stopped at its first batch.
+                lower = f"rebuild or reload the model and {lower}"
             return f"the learning rate {rate:g} is likely too high{usual}: {lower}, or {data}"
         return f"{data}, or {lower}"
