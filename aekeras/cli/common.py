@@ -217,11 +217,9 @@ def native_logs_hidden(verbose):
 @contextlib.contextmanager
 def _loading_quietly(verbose):
     """A context in which what loads TensorFlow leaves no C++ log line, unless `verbose`."""
-    if verbose:
-        yield
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with stderr_silenced():
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with native_logs_hidden(verbose):
         yield
 
 
