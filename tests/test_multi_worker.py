@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import re
 import select
 import signal
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -20,14 +22,27 @@ AEKERAS = [sys.executable, "-m", "aekeras"]
 
 
 def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+    """`count` ports free now, below the range the system hands out on its own.
+
+    A port found by binding to port 0 comes from the ephemeral range, where
+    any outgoing connection (a worker's own gRPC channels included) may take
+    it between this check and the worker binding it; ports below that range
+    are only ever taken by asking for them.
+    """
+    ephemeral_start = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    candidates = random.Random().sample(range(10_000, ephemeral_start), 200)
+    ports = [port for port in candidates if _bindable(port)][:count]
+    assert len(ports) == count, f"fewer than {count} free ports in 10000-{ephemeral_start}"
+    return ports
+
+
+def _bindable(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def start(args, cwd, tf_config=None):

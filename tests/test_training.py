@@ -628,6 +628,9 @@ def test_validation_draws_apart_from_training_and_the_same_each_time(build, mnis
         np.testing.assert_array_equal(kept, without)
     first, second = (validated.evaluate(images[:64], verbose=0, return_dict=True) for _ in range(2))
     assert first == second
+    whole = validated.evaluate(images[:64], batch_size=64, verbose=0, return_dict=True)
+    one_batch = [validated.test_on_batch(images[:64], return_dict=True) for _ in range(2)]
+    assert one_batch[0] == one_batch[1] == whole
     # Training's stream is left where training left it, and still draws afresh.
     np.testing.assert_array_equal(validated.seed_generator.state, unvalidated.seed_generator.state)
 

@@ -200,7 +200,7 @@ def one_class_anomaly_detection(
     training = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
     for digit in _classes(train_labels, test_labels, digits):
         if progress:
-            progress(f"one-class model for digit {digit}")
+            progress(f"one-class model for class {digit}")
         normal, validation = _held_out_split(
             train_images[train_labels == digit], validation_fraction, seed + digit
         )

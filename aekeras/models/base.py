@@ -321,11 +321,19 @@ class BaseAutoencoder(keras.Model):
     def evaluate(self, x=None, *args, callbacks=None, **kwargs):
         """Keras's `evaluate`, its progress bar counting only the steps run, its noise the same every call."""
         self._check_arrays("evaluate", x, kwargs.get("y", args[0] if args else None))
-        if self._evaluation_draws is not None:
-            self._evaluation_draws.restart()
+        self._restart_evaluation_draws()
         args = (x, *args)
         with self._steps_per_call_dividing(kwargs.get("steps"), "test_function"):
             return super().evaluate(*args, callbacks=_with_progress_bar(callbacks), **kwargs)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """Keras's `test_on_batch`, its noise the same every call, as `evaluate`'s."""
+        self._restart_evaluation_draws()
+        return super().test_on_batch(x, y, sample_weight=sample_weight, return_dict=return_dict)
+
+    def _restart_evaluation_draws(self):
+        if self._evaluation_draws is not None:
+            self._evaluation_draws.restart()
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         """Keras's, less its look at a batch when nothing is left to build.
