@@ -48,7 +48,16 @@ def image_grid(rows):
     stacked = np.stack([_pictures(r) for r in rows])  # [rows, n, h, w, c]
     count, n, h, w, c = stacked.shape
     grid = stacked.transpose(0, 2, 1, 3, 4).reshape(count * h, n * w, c)
-    return np.clip(grid, 0.0, 1.0)[np.newaxis]
+    return np.clip(_viewable(grid), 0.0, 1.0)[np.newaxis]
+
+
+def _viewable(pictures):
+    """Pictures a PNG shows as they are: grey, RGB or RGBA; any other channel count by its first channel, as grey.
+
+    Two channels would be drawn as grey and alpha, and five or more cannot
+    be encoded at all (fit raised after its first epoch).
+    """
+    return pictures if pictures.shape[-1] in (1, 3, 4) else pictures[..., :1]
 
 
 class ReconstructionImages(keras.callbacks.Callback):
@@ -117,14 +126,15 @@ def _sprite(images):
 
 def _as_rgb(images):
     """Pictures as RGB: alpha left out, and any other channel count shown by its first channel, as grey."""
-    if images.shape[-1] in (3, 4):
-        return images[..., :3]
-    return np.repeat(images[..., :1], 3, axis=-1)
+    images = _viewable(images)[..., :3]
+    return images if images.shape[-1] == 3 else np.repeat(images, 3, axis=-1)
 
 
 def _check_fits_model(model, images, labels, taker):
     """Raises ValueError as training begins, not once it is spent, where the images or labels do not fit `model`."""
     check_image_values(images, (0.0, 1.0), f"{taker} takes")
+    if not len(images):  # else refused by the model only once an epoch, or the training, was spent
+        raise ValueError(f"{taker} got no images (expected at least one to draw)")
     shape = tuple(model.image_spec.shape)
     if images.shape[1:] != shape:
         takes = ", ".join(str(size) for size in ("n", *shape))
@@ -167,9 +177,10 @@ def write_projector(model, log_dir, images, labels=None, class_names=None):
     """
     images = _unit_images(images)
     _check_projected(images, labels, class_names)
+    # Encoded before the folder is made: images the model refuses leave nothing behind.
+    codes = model.embed(images, labels=labels).reshape(len(images), -1)
     folder = Path(log_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    codes = model.embed(images, labels=labels).reshape(len(images), -1)
     tf.train.Checkpoint(embedding=tf.Variable(codes)).save(str(folder / "embedding.ckpt"))
     (folder / "metadata.tsv").write_text(_metadata(len(images), labels, class_names))
     sprite, (width, height) = _sprite(images)

@@ -13,6 +13,7 @@ from aekeras.callbacks import (
     LatentProjector,
     ReconstructionImages,
     image_grid,
+    write_projector,
 )
 from aekeras.models import VAE, ConvAutoencoder, DenoisingAutoencoder, DenseAutoencoder
 
@@ -186,6 +187,13 @@ def test_callbacks_that_cannot_draw_say_so_before_training(tmp_path, test_digits
             ValueError, match=r"got images of shape \(4, 14, 28, 1\), where the model takes \(n, 28, 28, 1\)"
         ):
             model.fit(images[:64], epochs=1, verbose=0, callbacks=[callback])
+    # No images: the model refused them only once the first epoch, or the whole training, was spent.
+    for callback in (
+        ReconstructionImages(tmp_path / "i", images[:0]),
+        LatentProjector(tmp_path / "p", images[:0]),
+    ):
+        with pytest.raises(ValueError, match=r"got no images \(expected at least one to draw\)"):
+            model.fit(images[:64], epochs=1, verbose=0, callbacks=[callback])
     assert int(model.optimizer.iterations) == 0 and not any(tmp_path.iterdir())
 
 
@@ -203,3 +211,38 @@ def test_a_variant_whose_sample_takes_no_seed_is_refused_before_training(tmp_pat
     # Without prior samples it trains and draws.
     model.fit(images, epochs=1, verbose=0, callbacks=[ReconstructionImages(tmp_path, images, num_samples=0)])
     assert set(pictures(tmp_path)) == {"reconstructions"}
+
+
+def test_images_of_five_or_two_channels_are_pictured_by_their_first(tmp_path, rgb_crops):
+    """Five channels raised in PNG encoding after the first epoch; two were drawn as grey and alpha."""
+    crops = rgb_crops[1][:16]
+    for bands in (np.concatenate([crops, crops[..., :2]], axis=-1), crops[..., :2]):
+        channels = bands.shape[-1]
+        model = ConvAutoencoder(filters=(4, 2), image_shape=(32, 32, channels))
+        model.compile(optimizer="adam")
+        log_dir = tmp_path / str(channels)
+        history = model.fit(bands, epochs=1, verbose=0, callbacks=[ReconstructionImages(log_dir, bands[:4])])
+        assert len(history.history["loss"]) == 1
+        grid = pictures(log_dir)["reconstructions"][0]
+        assert grid.shape == (2 * 32, 4 * 32, 1)
+        np.testing.assert_array_equal(grid[:32, :32, 0], crops[0, :, :, 0])
+
+
+def test_large_images_are_encoded_a_few_at_a_time(tmp_path, rgb_crops, monkeypatch):
+    """All 1,000 at once: the projector of 128x192 RGB images took 6.5 GB as training ended, 2.6 to train on."""
+    import aekeras.models.base
+
+    crops = rgb_crops[1][:10]
+    monkeypatch.setattr(aekeras.models.base, "BATCH_VALUES", 4 * crops[0].size)
+    model = ConvAutoencoder(filters=(4, 2), image_shape=(32, 32, 3))
+    whole = np.asarray(model.encode(model.image_spec.to_model_scale(crops)))
+    batches, encode = [], model.encode
+
+    def spy(images, **conditions):
+        batches.append(len(images))
+        return encode(images, **conditions)
+
+    monkeypatch.setattr(model, "encode", spy)
+    codes = write_projector(model, tmp_path, crops)
+    assert batches == [4, 4, 2]
+    np.testing.assert_allclose(codes, whole.reshape(10, -1), atol=1e-6)

@@ -25,7 +25,7 @@ LATENT_COMPONENTS = (1, 2, 4, 8, 16, 32, 64)
 _TINY_ENERGY = 1e-6
 
 
-def reconstruction_scores(model, images, batch_size=1000):
+def reconstruction_scores(model, images, batch_size=None):
     """Per-image mean squared reconstruction error on the [0, 1] scale."""
     return mse(model.reconstruct(images, batch_size), images)
 
