@@ -19,6 +19,7 @@ import keras
 import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow.python.eager import context
+from tensorflow.python.framework import config as tf_config
 from tensorflow_serving.config import model_server_config_pb2
 
 from aekeras import quantization, signatures
@@ -196,12 +197,21 @@ def _without_global_seed():
     Under one (`keras.utils.set_random_seed`, which `aekeras train` sets
     for training) TensorFlow writes a fixed seed into each random op, and
     every server process would answer `sample` with the same images.
+    Op determinism (`TF_DETERMINISTIC_OPS=1`,
+    `tf.config.experimental.enable_op_determinism()`) is lifted meanwhile
+    too: it refuses to trace an unseeded random op, and stopped the export
+    of every VAE in a RuntimeError. It is the tracing process's setting,
+    not the SavedModel's: a server chooses its own.
     """
     previous = context.global_seed()
+    deterministic = tf_config.is_op_determinism_enabled()
     tf.random.set_seed(None)
+    tf_config.disable_op_determinism()
     try:
         yield
     finally:
+        if deterministic:
+            tf_config.enable_op_determinism()
         if previous is not None:
             tf.random.set_seed(previous)
 

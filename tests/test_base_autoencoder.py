@@ -1,3 +1,5 @@
+import importlib
+
 import keras
 import numpy as np
 import pytest
@@ -5,6 +7,7 @@ import tensorflow as tf
 from test_autoencoder import small_autoencoder
 from test_case import mnist
 
+import aekeras.models
 from aekeras import optimizers
 from aekeras.models import (
     IWAE,
@@ -57,6 +60,49 @@ class TestBaseAutoencoder:
         finally:
             keras.config.set_dtype_policy(previous)
         assert keras.models.load_model(saved).decoder.compute_dtype == "float32"
+
+    def test_another_keras_backend_is_refused_in_one_line_on_import(self, monkeypatch):
+        """Under KERAS_BACKEND=torch (or keras.json's) the models imported, and compile failed in PyTorch."""
+        monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
+        with pytest.raises(
+            ImportError, match=r"^aekeras runs on Keras's TensorFlow backend, not on 'torch' "
+        ):
+            importlib.reload(aekeras.models)  # fails before anything in the package is replaced
+
+    def test_a_channels_first_image_data_format_changes_no_model(self, images, tmp_path):
+        """keras.json's "channels_first" stopped a conv model's build and load, and a dense model loaded
+        under it flattened its pixels in another order than it trained on: other outputs, silently."""
+        built = {
+            "dense": DenseAutoencoder(latent_dim=8),
+            "conv": ConvAutoencoder(filters=(4, 4, 4), latent_dim=8),  # pooling, cropping, flattening
+            "vae": VAE(architecture="conv", latent_dim=2, filters=(4, 4, 4)),  # strides, transposes
+        }
+        for name, model in built.items():
+            model.save(tmp_path / f"{name}.keras")
+        batch = images[:16]
+
+        def trained(model):
+            # Training too: the output convolution's depthwise form and the upsampling's gradient.
+            model.compile(optimizer=keras.optimizers.SGD(0.1))
+            model.train_on_batch(batch)
+            return model.get_weights()
+
+        reference = ConvAutoencoder(filters=(4, 4, 4))
+        previous = keras.config.image_data_format()
+        keras.config.set_image_data_format("channels_first")
+        try:
+            for name, model in built.items():
+                loaded = keras.models.load_model(tmp_path / f"{name}.keras")
+                np.testing.assert_array_equal(
+                    loaded.predict(batch, verbose=0), model.predict(batch, verbose=0)
+                )
+            conv = ConvAutoencoder(filters=(4, 4, 4))
+            conv.set_weights(reference.get_weights())
+            weights = trained(conv)
+        finally:
+            keras.config.set_image_data_format(previous)
+        for weight, expected in zip(weights, trained(reference), strict=True):
+            np.testing.assert_allclose(weight, expected, rtol=1e-5, atol=1e-6)
 
     @pytest.mark.parametrize(
         "build",

@@ -115,6 +115,22 @@ def test_sample_draws_afresh_in_every_server_though_training_was_seeded(tmp_path
     np.testing.assert_array_equal(tf.random.normal((3,)).numpy(), seeded)
 
 
+def test_op_determinism_does_not_stop_the_export_of_a_model_that_samples(tmp_path):
+    """Under TF_DETERMINISTIC_OPS=1 TensorFlow refused to trace `sample`'s unseeded draw: a RuntimeError."""
+    from tensorflow.python.framework import config
+
+    from aekeras.models import VAE
+
+    tf.config.experimental.enable_op_determinism()
+    try:
+        path = export.saved_model(VAE(latent_dim=2, hidden_dims=(8,), seed=0), tmp_path, "vae")
+        assert config.is_op_determinism_enabled()  # the process's own setting, as it was
+    finally:
+        config.disable_op_determinism()
+    server = tf.saved_model.load(str(path), tags=["serve"])
+    assert server.signatures["sample"](num_samples=tf.constant(3))["images"].shape == (3, 28, 28, 1)
+
+
 def test_a_stray_entry_named_as_a_version_is_named_not_loaded(tmp_path):
     from aekeras.errors import ModelFileError
     from aekeras.serving import LocalServer

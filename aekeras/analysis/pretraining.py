@@ -10,6 +10,8 @@ import tensorflow as tf
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 
+from aekeras.models import blocks
+
 METHODS = {
     "scratch": "encoder + softmax, from scratch",
     "fine_tuned": "encoder + softmax, pretrained, fine-tuned",
@@ -53,7 +55,7 @@ def classifier(autoencoder, num_classes, pretrained):
         [
             keras.Input(autoencoder.image_shape),
             encoder,
-            keras.layers.Flatten(),
+            blocks.flatten(),
             keras.layers.Dense(num_classes),
         ]
     )

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from aekeras import models
 from aekeras.analysis.metrics import checked_references, mse, pooled_psnr, psnr
-from aekeras.models.blocks import OutputConv2D
+from aekeras.models.blocks import DATA_FORMAT, OutputConv2D
 
 
 def downsample(images, factor=2):
@@ -18,15 +18,23 @@ def super_resolution_model(low_shape, filters=32):
     """A convolutional autoencoder from `low_shape` images to twice their size, on [0, 1]."""
     encoder = keras.Sequential(
         [
-            keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name="conv_0"),
-            keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name="conv_1"),
+            keras.layers.Conv2D(
+                filters, 3, padding="same", activation="relu", data_format=DATA_FORMAT, name="conv_0"
+            ),
+            keras.layers.Conv2D(
+                filters, 3, padding="same", activation="relu", data_format=DATA_FORMAT, name="conv_1"
+            ),
         ],
         name="encoder",
     )
     decoder = keras.Sequential(
         [
-            keras.layers.Conv2DTranspose(filters, 3, strides=2, padding="same", activation="relu", name="up"),
-            OutputConv2D(low_shape[-1], 3, padding="same", activation="sigmoid", name="output"),
+            keras.layers.Conv2DTranspose(
+                filters, 3, strides=2, padding="same", activation="relu", data_format=DATA_FORMAT, name="up"
+            ),
+            OutputConv2D(
+                low_shape[-1], 3, padding="same", activation="sigmoid", data_format=DATA_FORMAT, name="output"
+            ),
         ],
         name="decoder",
     )
@@ -86,18 +94,20 @@ def residual_super_resolution_model(low_shape, filters=64, depth=3):
     low = keras.Input(tuple(low_shape))
     features = low
     for i in range(depth):
-        features = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv_{i}")(
-            features
-        )
+        features = keras.layers.Conv2D(
+            filters, 3, padding="same", activation="relu", data_format=DATA_FORMAT, name=f"conv_{i}"
+        )(features)
     encoder = keras.Model(low, keras.layers.Concatenate(name="code")([features, low]), name="encoder")
     code = keras.Input((*low_shape[:-1], filters + channels))
-    bicubic = keras.layers.UpSampling2D(2, interpolation="bicubic", name="bicubic")(code[..., filters:])
-    residual = keras.layers.Conv2DTranspose(
-        filters, 3, strides=2, padding="same", activation="relu", name="up"
-    )(code[..., :filters])
-    residual = OutputConv2D(channels, 3, padding="same", kernel_initializer="zeros", name="residual")(
-        residual
+    bicubic = keras.layers.UpSampling2D(2, interpolation="bicubic", data_format=DATA_FORMAT, name="bicubic")(
+        code[..., filters:]
     )
+    residual = keras.layers.Conv2DTranspose(
+        filters, 3, strides=2, padding="same", activation="relu", data_format=DATA_FORMAT, name="up"
+    )(code[..., :filters])
+    residual = OutputConv2D(
+        channels, 3, padding="same", kernel_initializer="zeros", data_format=DATA_FORMAT, name="residual"
+    )(residual)
     decoder = keras.Model(code, keras.layers.Add(name="output")([bicubic, residual]), name="decoder")
     return models.Autoencoder(
         encoder, decoder, reconstruction_loss="mse", value_range=(0, 1), image_shape=tuple(low_shape)

@@ -14,7 +14,14 @@ import signal
 import sys
 
 import aekeras
-from aekeras.cli.common import EXIT_USAGE, Parser, UsageError, load_plugins_quietly, start_tensorflow
+from aekeras.cli.common import (
+    EXIT_USAGE,
+    Parser,
+    UsageError,
+    keras_defaults,
+    load_plugins_quietly,
+    start_tensorflow,
+)
 from aekeras.errors import (
     CheckInterrupted,
     ClusterError,
@@ -78,7 +85,8 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
         with ctrl_c_kept():  # TensorFlow's import turns a Ctrl-C into an ImportError
             start_tensorflow(args.verbose)
-        args.run(args)
+        with keras_defaults():
+            args.run(args)
     except (
         UsageError,
         DataError,

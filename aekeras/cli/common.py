@@ -236,6 +236,41 @@ def start_tensorflow(verbose):
         absl.logging.set_verbosity(absl.logging.ERROR)
 
 
+@contextlib.contextmanager
+def keras_defaults():
+    """A context with Keras's defaults for what a user's keras.json or shell may set; the caller's after it.
+
+    The command computes as documented whatever the user sets for their
+    own Keras programs, as it runs on TensorFlow whatever `KERAS_BACKEND`
+    says: their keras.json's (in `KERAS_HOME`, else ~/.keras) `floatx` of
+    "float64" or "float16" stopped `aekeras train` and `export` with a line
+    about `keras.config.set_dtype_policy`, which no command can follow;
+    `KERAS_MAX_EPOCHS` and `KERAS_MAX_STEPS_PER_EPOCH`, Keras's caps for
+    trying a script quickly, cut `aekeras train --epochs 3` to one epoch of
+    two batches, published under a run.json saying 3 (`--epochs` and
+    `--limit` are the command's own). The `epsilon` (the clip of a
+    cross-entropy taken of probabilities) and the `image_data_format` are
+    set too, for a variant's layers that read them.
+    """
+    import keras
+
+    settings = (
+        (keras.config.floatx, keras.config.set_floatx, "float32"),
+        (keras.config.epsilon, keras.config.set_epsilon, 1e-7),
+        (keras.config.image_data_format, keras.config.set_image_data_format, "channels_last"),
+        (keras.config.max_epochs, keras.config.set_max_epochs, None),
+        (keras.config.max_steps_per_epoch, keras.config.set_max_steps_per_epoch, None),
+    )
+    callers = [get() for get, _, _ in settings]
+    for _, set_, default in settings:
+        set_(default)
+    try:
+        yield
+    finally:
+        for (_, set_, _), value in zip(settings, callers, strict=True):
+            set_(value)
+
+
 def load_plugins_quietly(verbose):
     """Imports the installed variants (`registry.load_plugins`), quietly unless `verbose`.
 

@@ -7,6 +7,18 @@ the models the command line builds, and `aekeras.presets` the lectures'
 setups.
 """
 
+import keras
+
+# The models are TensorFlow code (tf.function steps, tf.data, SavedModels):
+# under Keras's JAX or PyTorch backend, chosen by KERAS_BACKEND or
+# keras.json before `import aekeras` could choose, `compile` failed later
+# in an AttributeError from deep inside PyTorch's modules.
+if keras.backend.backend() != "tensorflow":
+    raise ImportError(
+        f"aekeras runs on Keras's TensorFlow backend, not on {keras.backend.backend()!r} "
+        "(set by KERAS_BACKEND or keras.json): set KERAS_BACKEND=tensorflow before Keras is imported"
+    )
+
 from aekeras.models.autoencoder import Autoencoder
 from aekeras.models.base import BaseAutoencoder
 from aekeras.models.contractive import ContractiveAutoencoder

@@ -14,6 +14,14 @@ from tensorflow.python.ops import control_flow_util
 
 from aekeras.choices import DOWNSAMPLING  # noqa: F401 - re-exported
 
+# The layout of every image the models take: [batch, height, width,
+# channels], as aekeras.data gives them. Each spatial layer and op says so
+# itself rather than take Keras's `image_data_format`, which a user's
+# keras.json may set to "channels_first": a conv model then failed to build
+# or load, and a dense model loaded there flattened its pixels in another
+# order than it trained on (wrong reconstructions, silently).
+DATA_FORMAT = "channels_last"
+
 
 def kernel_initializer(identifier):
     """Resolves an initializer; `"torch_linear"` is PyTorch's `nn.Linear` default.
@@ -90,7 +98,7 @@ class OutputConv2D(keras.layers.Conv2D):
     def call(self, inputs, training=None):
         if not (training and self.trains_depthwise) or _compiling_with_xla():
             return super().call(inputs)
-        outputs = ops.depthwise_conv(inputs, self.kernel, padding=self.padding)
+        outputs = ops.depthwise_conv(inputs, self.kernel, padding=self.padding, data_format=self.data_format)
         outputs = ops.sum(outputs, axis=-1, keepdims=True)
         if self.use_bias:
             outputs = outputs + self.bias
@@ -146,9 +154,16 @@ def _upsample_nearest(inputs):
 
     def block_sums(*args, upstream=None):
         upstream = args[0] if upstream is None else upstream
-        return 4.0 * ops.average_pool(upstream, pool_size=2, strides=2, padding="valid")
+        return 4.0 * ops.average_pool(
+            upstream, pool_size=2, strides=2, padding="valid", data_format=DATA_FORMAT
+        )
 
     return ops.reshape(row_pairs, (-1, 2 * height, 2 * width, channels)), block_sums
+
+
+def flatten():
+    """The `Flatten` layer that starts each encoder to a vector: pixels in the order `DATA_FORMAT` stores them."""
+    return keras.layers.Flatten(data_format=DATA_FORMAT, name="flatten")
 
 
 def dense_layers(sizes, activations, initializer="glorot_uniform", prefix="dense"):
@@ -166,7 +181,7 @@ def dense_encoder(hidden_dims, code_size, hidden_activation, code_activation, in
     sizes = (*hidden_dims, code_size)
     activations = (*[hidden_activation] * len(hidden_dims), code_activation)
     return keras.Sequential(
-        [keras.layers.Flatten(name="flatten"), *dense_layers(sizes, activations, initializer)],
+        [flatten(), *dense_layers(sizes, activations, initializer)],
         name="encoder",
     )
 
@@ -209,13 +224,21 @@ def conv_encoder_layers(filters, downsampling, activation):
     for level, f in enumerate(filters):
         if downsampling == "pool":
             layers += [
-                keras.layers.Conv2D(f, 3, padding="same", activation=activation, name=f"conv_{level}"),
-                keras.layers.MaxPooling2D(2, padding="same", name=f"pool_{level}"),
+                keras.layers.Conv2D(
+                    f, 3, padding="same", activation=activation, data_format=DATA_FORMAT, name=f"conv_{level}"
+                ),
+                keras.layers.MaxPooling2D(2, padding="same", data_format=DATA_FORMAT, name=f"pool_{level}"),
             ]
         else:
             layers.append(
                 keras.layers.Conv2D(
-                    f, 3, strides=2, padding="same", activation=activation, name=f"conv_{level}"
+                    f,
+                    3,
+                    strides=2,
+                    padding="same",
+                    activation=activation,
+                    data_format=DATA_FORMAT,
+                    name=f"conv_{level}",
                 )
             )
     return layers
@@ -233,7 +256,12 @@ def conv_decoder_layers(image_shape, filters, downsampling, activation, output_a
         if downsampling == "pool":
             layers += [
                 keras.layers.Conv2D(
-                    filters[level], 3, padding="same", activation=activation, name=f"deconv_{level}"
+                    filters[level],
+                    3,
+                    padding="same",
+                    activation=activation,
+                    data_format=DATA_FORMAT,
+                    name=f"deconv_{level}",
                 ),
                 NearestUpsampling2D(name=f"upsample_{level}"),
             ]
@@ -245,14 +273,26 @@ def conv_decoder_layers(image_shape, filters, downsampling, activation, output_a
                     strides=2,
                     padding="same",
                     activation=activation,
+                    data_format=DATA_FORMAT,
                     name=f"deconv_{level}",
                 )
             )
         excess = [2 * s - t for s, t in zip(sizes[level + 1], sizes[level], strict=True)]
         if any(excess):
-            layers.append(keras.layers.Cropping2D(((0, excess[0]), (0, excess[1])), name=f"crop_{level}"))
+            layers.append(
+                keras.layers.Cropping2D(
+                    ((0, excess[0]), (0, excess[1])), data_format=DATA_FORMAT, name=f"crop_{level}"
+                )
+            )
     layers.append(
-        OutputConv2D(image_shape[-1], 3, padding="same", activation=output_activation, name="output")
+        OutputConv2D(
+            image_shape[-1],
+            3,
+            padding="same",
+            activation=output_activation,
+            data_format=DATA_FORMAT,
+            name="output",
+        )
     )
     return layers
 

@@ -81,7 +81,7 @@ class ConvAutoencoder(BaseAutoencoder):
         if latent_dim is not None:
             code_shape = blocks.conv_code_shape(spec.shape, filters)
             encoder_layers += [
-                keras.layers.Flatten(name="flatten"),
+                blocks.flatten(),
                 keras.layers.Dense(latent_dim, name="latent"),
             ]
             decoder_layers = [

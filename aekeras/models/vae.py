@@ -42,7 +42,7 @@ def _stacks(architecture, image_shape, latent_dim, hidden_dims, filters):
     code_shape = blocks.conv_code_shape(image_shape, filters)
     head = keras.layers.Dense(2 * latent_dim, name="z_mean_and_log_var")
     encoder = keras.Sequential(
-        [*blocks.conv_encoder_layers(filters, "strided", "relu"), keras.layers.Flatten(name="flatten"), head],
+        [*blocks.conv_encoder_layers(filters, "strided", "relu"), blocks.flatten(), head],
         name="encoder",
     )
     decoder = keras.Sequential(

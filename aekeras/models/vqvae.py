@@ -136,7 +136,7 @@ class VQVAE(BaseAutoencoder):
         encoder = keras.Sequential(
             [
                 *blocks.conv_encoder_layers(filters, "strided", "relu"),
-                keras.layers.Conv2D(embedding_dim, 1, name="to_embedding"),
+                keras.layers.Conv2D(embedding_dim, 1, data_format=blocks.DATA_FORMAT, name="to_embedding"),
             ],
             name="encoder",
         )
