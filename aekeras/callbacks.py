@@ -30,11 +30,19 @@ from aekeras.data.pipeline import check_image_values, unit_scale
 MAX_SPRITE_SIDE = 8192
 # The name a TF2 checkpoint gives `tf.train.Checkpoint(embedding=...)`.
 EMBEDDING_TENSOR = "embedding/.ATTRIBUTES/VARIABLE_VALUE"
+# Images the projector's sprite shrinks at a time.
+SPRITE_CHUNK = 100
 
 
 def _unit_images(images):
     """Images as float32 on [0, 1]: uint8 pixels scaled, as every model entry point scales them."""
     return np.asarray(unit_scale(np.asarray(images)), np.float32)
+
+
+def _pixels_or_unit_images(images):
+    """uint8 pixels as they are (their takers scale them a batch at a time), other images as `_unit_images`."""
+    images = np.asarray(images)
+    return images if images.dtype == np.uint8 else _unit_images(images)
 
 
 def _pictures(batch):
@@ -45,10 +53,14 @@ def _pictures(batch):
 
 def image_grid(rows):
     """One picture of equal-sized image batches on [0, 1]: a row per batch, `[1, rows*h, n*w, c]`."""
-    stacked = np.stack([_pictures(r) for r in rows])  # [rows, n, h, w, c]
-    count, n, h, w, c = stacked.shape
-    grid = stacked.transpose(0, 2, 1, 3, 4).reshape(count * h, n * w, c)
+    grid = _tiled(np.stack([_pictures(r) for r in rows]))
     return np.clip(_viewable(grid), 0.0, 1.0)[np.newaxis]
+
+
+def _tiled(stacked):
+    """Rows of pictures `[rows, n, h, w, c]` as one picture, `[rows*h, n*w, c]`."""
+    count, n, h, w, c = stacked.shape
+    return stacked.transpose(0, 2, 1, 3, 4).reshape(count * h, n * w, c)
 
 
 def _viewable(pictures):
@@ -106,22 +118,29 @@ class ReconstructionImages(keras.callbacks.Callback):
 
 
 def _sprite(images):
-    """A square sprite of the images (grey ones as RGB), shrunk to fit TensorBoard's limit."""
-    images = _pictures(images)
+    """A square sprite of the images (grey ones as RGB), shrunk to fit TensorBoard's limit, as PNG."""
     columns = math.ceil(math.sqrt(len(images)))
-    height, width = images.shape[1:3]
+    height, width = _pictures(images[:1]).shape[1:3]
     scale = min(1.0, MAX_SPRITE_SIDE / (columns * max(height, width)))
-    if scale < 1.0:
-        height, width = max(1, int(height * scale)), max(1, int(width * scale))
-        images = tf.image.resize(images, (height, width)).numpy()
-    images = _as_rgb(images)
-    padded = np.ones((columns * columns, height, width, 3), np.float32)
-    padded[: len(images)] = images
-    grid = image_grid(padded.reshape(columns, columns, height, width, 3))[0]
-    return tf.image.encode_png(tf.image.convert_image_dtype(grid, tf.uint8, saturate=True)).numpy(), (
-        width,
-        height,
-    )
+    size = (max(1, int(height * scale)), max(1, int(width * scale)))
+    # Built as 8-bit pixels, a chunk of thumbnails at a time: float32
+    # copies of all the images and of the whole sprite took 10 GB for 1,000
+    # RGB images of 512x512.
+    sprite = np.full((columns * columns, *size, 3), 255, np.uint8)  # white where no image is
+    for start in range(0, len(images), SPRITE_CHUNK):
+        chunk = images[start : start + SPRITE_CHUNK]
+        thumbnails = np.clip(_thumbnails(chunk, size), 0.0, 1.0)
+        sprite[start : start + len(chunk)] = tf.image.convert_image_dtype(thumbnails, tf.uint8, saturate=True)
+    grid = _tiled(sprite.reshape(columns, columns, *size, 3))
+    return tf.image.encode_png(grid).numpy(), (size[1], size[0])
+
+
+def _thumbnails(images, size):
+    """Images (on [0, 1], or uint8 pixels) as RGB pictures of `size`, `(height, width)`."""
+    pictures = _pictures(_unit_images(images))
+    if pictures.shape[1:3] != size:
+        pictures = tf.image.resize(pictures, size).numpy()
+    return _as_rgb(pictures)
 
 
 def _as_rgb(images):
@@ -175,7 +194,7 @@ def write_projector(model, log_dir, images, labels=None, class_names=None):
     Writes `embedding.ckpt-1.*`, `metadata.tsv`, `sprite.png` and
     `projector_config.pbtxt` into `log_dir`; returns the codes, `[n, code size]`.
     """
-    images = _unit_images(images)
+    images = _pixels_or_unit_images(images)
     _check_projected(images, labels, class_names)
     # Encoded before the folder is made: images the model refuses leave nothing behind.
     codes = model.embed(images, labels=labels).reshape(len(images), -1)
@@ -215,7 +234,7 @@ class LatentProjector(keras.callbacks.Callback):
         self.class_names = class_names
 
     def on_train_begin(self, logs=None):
-        _check_fits_model(self.model, _unit_images(self.images), self.labels, type(self).__name__)
+        _check_fits_model(self.model, _pixels_or_unit_images(self.images), self.labels, type(self).__name__)
 
     def on_train_end(self, logs=None):
         write_projector(self.model, self.log_dir, self.images, self.labels, self.class_names)

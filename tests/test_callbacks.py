@@ -246,3 +246,23 @@ def test_large_images_are_encoded_a_few_at_a_time(tmp_path, rgb_crops, monkeypat
     codes = write_projector(model, tmp_path, crops)
     assert batches == [4, 4, 2]
     np.testing.assert_allclose(codes, whole.reshape(10, -1), atol=1e-6)
+
+
+def test_a_sprite_of_pixels_is_shrunk_a_chunk_at_a_time_as_their_float_images(
+    tmp_path, rgb_crops, monkeypatch
+):
+    """A float32 copy of all the images was made first: 3 GB for 1,000 RGB images of 512x512."""
+    import aekeras.callbacks
+
+    crops = rgb_crops[1][:10]
+    monkeypatch.setattr(aekeras.callbacks, "SPRITE_CHUNK", 3)
+    monkeypatch.setattr(aekeras.callbacks, "MAX_SPRITE_SIDE", 64)  # 4 columns of 16x16 thumbnails
+    model = ConvAutoencoder(filters=(4, 2), image_shape=(32, 32, 3))
+    sprites = []
+    for name, images in (("pixels", crops), ("floats", crops / 255.0)):
+        write_projector(model, tmp_path / name, images)
+        sprites.append(tf.io.decode_png((tmp_path / name / "sprite.png").read_bytes()).numpy().astype(int))
+    assert sprites[0].shape == (64, 64, 3)
+    np.testing.assert_allclose(sprites[0], sprites[1], atol=1)
+    last = tf.image.resize(crops[9:] / 255.0, (16, 16)).numpy()[0] * 255  # row 2, column 1
+    np.testing.assert_allclose(sprites[0][32:48, 16:32], last, atol=1)

@@ -112,13 +112,17 @@ def load_arrays(source, split, **read_options):
     return arrays_of(opened.examples(split), opened.spec)
 
 
-def arrays_of(examples, spec):
-    """`(images on [0, 1], labels)` of a split's `Examples`, files decoded at `spec`'s shape."""
+def arrays_of(examples, spec, *, unit=True):
+    """`(images on [0, 1], labels)` of a split's `Examples`, files decoded at `spec`'s shape.
+
+    `unit=False`: the images as stored (8-bit pixels stay uint8, a quarter
+    of float32's memory), for takers that scale them a batch at a time.
+    """
     from aekeras.data.pipeline import unit_scale
     from aekeras.data.sources import decode_files
 
     images = examples.images if examples.files is None else decode_files(examples.files, spec)
-    return unit_scale(images), examples.labels
+    return (unit_scale(images) if unit else images), examples.labels
 
 
 __all__ = [

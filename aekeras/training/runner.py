@@ -211,9 +211,13 @@ def _set_aside_earlier_run(run_dir):
 
 
 def _pictures(source, count=PROJECTED_IMAGES):
-    """The first `count` test images on [0, 1] and their labels, for TensorBoard's pictures."""
+    """The first `count` test images as stored and their labels, for TensorBoard's pictures.
+
+    As stored: held for the whole run, 1,000 RGB images of 512x512 took
+    3 GB as float32 beside training, 0.8 as the uint8 pixels they are.
+    """
     examples = source.examples("test")
-    return data.arrays_of(examples.subset(np.arange(min(count, len(examples)))), source.spec)
+    return data.arrays_of(examples.subset(np.arange(min(count, len(examples)))), source.spec, unit=False)
 
 
 def _fit(model, train_data, test_data, config, run_dir, clock, is_chief, source):
