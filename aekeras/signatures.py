@@ -143,8 +143,8 @@ def _fits(tensor, value):
     )
 
 
-def example_inputs(signature, images, encode, labels=None):
-    """Inputs for one signature made from an image batch: codes from `encode`, counts of 1.
+def example_inputs(signature, images, encode, labels=None, count=1):
+    """Inputs for one signature made from an image batch: codes from `encode`, counts of `count`.
 
     Inputs are known by name (`images`, `labels`, `encode`'s outputs such
     as `latent` and `indices`, scalars), else by dtype and shape: a
@@ -168,7 +168,7 @@ def example_inputs(signature, images, encode, labels=None):
         elif tensor.name == LABEL_INPUT:
             values[tensor.name] = conditions[LABEL_INPUT]
         elif tensor.shape == ():  # a count, such as the VAE's num_samples
-            values[tensor.name] = tf.constant(1, tensor.dtype)
+            values[tensor.name] = tf.constant(count, tensor.dtype)
         elif tensor.name not in CODE_INPUTS and _fits(tensor, tf.convert_to_tensor(images)):
             values[tensor.name] = images
         else:
