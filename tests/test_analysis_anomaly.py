@@ -166,3 +166,20 @@ def test_one_class_detection_runs_the_classes_present_and_says_what_it_lacks():
     model = small_model()
     with pytest.raises(ValueError, match="relative_reconstruction scores do not vary"):
         OneClassScores(model, images[:100], np.repeat(images[:1], 5, axis=0))
+
+
+def test_relative_scores_take_large_images_a_few_at_a_time(digits, monkeypatch):
+    """They passed 1,000 on to `reconstruct`, as all its callers did before it chose by image size."""
+    import aekeras.models.base
+
+    monkeypatch.setattr(aekeras.models.base, "BATCH_VALUES", 4 * digits[0].size)
+    model = models.DenseAutoencoder(latent_dim=2)
+    sizes, call_inputs = [], model.call_inputs
+
+    def spy(batch, **conditions):
+        sizes.append(len(batch))
+        return call_inputs(batch, **conditions)
+
+    monkeypatch.setattr(model, "call_inputs", spy)
+    relative_reconstruction_scores(model, digits[:10])
+    assert sizes == [4, 4, 2]

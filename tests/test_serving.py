@@ -1,6 +1,8 @@
 """Requests built by aekeras.serving, answered by the export as TF Serving loads it."""
 
 import json
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -364,3 +366,21 @@ def test_integer_inputs_outside_int32_or_below_zero_are_refused():
         ):
             counts.check("sample", {"num_samples": np.int32(bad)})
     assert counts.check("sample", {"num_samples": 3})["num_samples"] == 3
+
+
+def test_an_export_is_served_under_another_keras_backend(tmp_path):
+    """LocalServer loads a SavedModel as TF Serving does, whatever Keras's backend: under torch (a
+    notebook's own) its import stopped in `aekeras.models`' refusal, reached through `aekeras.export`."""
+    from aekeras import export
+    from aekeras.models import DenseAutoencoder
+
+    path = export.saved_model(DenseAutoencoder(latent_dim=2), tmp_path, "dense")
+    probe = (
+        "import keras, numpy as np; keras.backend.backend = lambda: 'torch'; "
+        "from aekeras.serving import LocalServer; "
+        f"server = LocalServer({str(path.parent)!r}); "
+        "print(server.predict(images=np.zeros((2, 28, 28, 1), np.float32))['reconstruction'].shape)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "(2, 28, 28, 1)"

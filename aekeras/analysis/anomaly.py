@@ -30,7 +30,7 @@ def reconstruction_scores(model, images, batch_size=None):
     return mse(model.reconstruct(images, batch_size), images)
 
 
-def relative_reconstruction_scores(model, images, batch_size=1000):
+def relative_reconstruction_scores(model, images, batch_size=None):
     """Per-image reconstruction MSE over the image's own mean square.
 
     An image with little ink (a one) is reconstructed with a small error by

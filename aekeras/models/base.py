@@ -565,7 +565,8 @@ class BaseAutoencoder(keras.Model):
         )
         self._refuse_no_images(images)
         conditions = self.conditions(labels, len(images))
-        batch_size = batch_size or max(1, min(1000, BATCH_VALUES // int(np.prod(images.shape[1:]))))
+        if batch_size is None:
+            batch_size = max(1, min(1000, BATCH_VALUES // max(1, int(np.prod(images.shape[1:])))))
         for i in range(0, len(images), batch_size):
             # Scaled a batch at a time: a float32 copy of them all, and
             # another on the model's scale, took 6 GB for 1,000 RGB 512x512 images.
