@@ -41,8 +41,10 @@ def stderr_line(result):
 def test_train_then_export_end_to_end(tmp_path):
     # Keras's caps for trying one's own scripts quickly cut this to one epoch of two batches.
     env = {**os.environ, "KERAS_MAX_EPOCHS": "1", "KERAS_MAX_STEPS_PER_EPOCH": "2"}
-    result = run(["train", "dense", "--epochs", "2", "--limit", "1024"], cwd=tmp_path, env=env)
+    args = ["train", "dense", "--epochs", "2", "--limit", "1024", "--keep-checkpoints", "1"]
+    result = run(args, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
+    assert [p.name for p in (tmp_path / "runs/dense/checkpoints").iterdir()] == ["epoch-002.keras"]
     # Off a terminal, one line per epoch: no bar redrawn with backspaces.
     assert len(re.findall(r"^4/4 - .*loss: ", result.stdout, re.M)) == 2, result.stdout
     assert "\b" not in result.stdout
@@ -253,6 +255,7 @@ def test_called_in_process_with_stderr_redirected_it_still_answers_in_one_line(m
         (["train", "dense", "--epochs", "2.5"], "argument --epochs: '2.5' is not an integer"),
         (["train", "dense", "--strategy", "tpu"], "argument --strategy: invalid choice: 'tpu'"),
         (["train", "vae", "--nll-samples", "-1"], "argument --nll-samples: -1 is less than 0"),
+        (["train", "dense", "--keep-checkpoints", "-1"], "argument --keep-checkpoints: -1 is less than 0"),
         (["train", "conv", "--architecture", "conv"], "--architecture does not apply to the conv model"),
         (["train", "vae", "--tied-weights"], "--tied-weights does not apply to the vae model"),
         (

@@ -38,6 +38,7 @@ _RUN_FIELDS = (
     "seed",
     "out",
     "run_dir",
+    "keep_checkpoints",
     "strategy",
     "steps_per_execution",
     "batch_shards",
@@ -122,7 +123,7 @@ def add_parser(commands):
 
 def _add_run_options(parser):
     """Where a run writes, how it runs, and what it does with an earlier one."""
-    from aekeras.choices import STRATEGIES
+    from aekeras.choices import KEPT_CHECKPOINTS, STRATEGIES
 
     parser.add_argument("--out", default="saved_models", help="SavedModels go to OUT/MODEL/VERSION/")
     parser.add_argument(
@@ -130,6 +131,14 @@ def _add_run_options(parser):
         default="runs",
         help="checkpoints, logs and history go to RUN_DIR/MODEL/; "
         "the same command resumes an interrupted run",
+    )
+    parser.add_argument(
+        "--keep-checkpoints",
+        type=non_negative_int,
+        default=KEPT_CHECKPOINTS,
+        metavar="N",
+        help="keep the checkpoints of the N latest epochs in RUN_DIR/MODEL/checkpoints/ (0: every epoch's; "
+        "each holds the model and its optimizer's state)",
     )
     parser.add_argument(
         "--strategy",

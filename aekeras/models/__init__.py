@@ -27,10 +27,15 @@ from aekeras.models.cvae import ConditionalVAE
 from aekeras.models.denoising import DenoisingAutoencoder
 from aekeras.models.dense import DenseAutoencoder
 from aekeras.models.iwae import IWAE
+from aekeras.models.keras_saving import cache_attribute_skipsets
 from aekeras.models.loading import ModelFileError, load_model
 from aekeras.models.vae import VAE
 from aekeras.models.vqvae import VQVAE, VectorQuantizer
 from aekeras.models.wrapped import WrappedAutoencoder
+
+# Every save of a model in the process (the checkpoint and backup of each
+# epoch among them) would otherwise keep some memory for good.
+cache_attribute_skipsets()
 
 __all__ = [
     "Autoencoder",

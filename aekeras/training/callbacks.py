@@ -105,15 +105,34 @@ class EpochCheckpoint(keras.callbacks.Callback):
     """Saves `folder/epoch-NNN.keras` after every epoch, written whole under a hidden name, then renamed.
 
     Keras's `ModelCheckpoint` writes in place: an interrupt during the write
-    would leave a checkpoint that cannot be loaded.
+    would leave a checkpoint that cannot be loaded. Only the `keep` latest
+    are kept (0: every one): each holds the model and its optimizer's state,
+    129 MB for a VAE of two hidden layers of 2,000, so that 500 epochs
+    filled 65 GB.
     """
 
-    def __init__(self, folder):
+    def __init__(self, folder, keep=0):
         super().__init__()
-        self.folder = folder
+        self.folder = Path(folder)
+        self.keep = keep
 
     def on_epoch_end(self, epoch, logs=None):
         write_atomically(self.folder / f"epoch-{epoch + 1:03d}.keras", self.model.save)
+        # After the new one is whole: a kill meanwhile leaves `keep` of them.
+        # The folder's, not this process's: an earlier attempt's count too.
+        if self.keep:
+            for earlier in epoch_checkpoints(self.folder)[: -self.keep]:
+                earlier.unlink(missing_ok=True)
+
+
+def epoch_checkpoints(folder):
+    """The `epoch-N.keras` files in `folder`, oldest epoch first (epoch 1000 after 999, as names would not sort)."""
+    epochs = {}
+    for path in Path(folder).glob("epoch-*.keras"):
+        number = path.stem.removeprefix("epoch-")
+        if number.isdigit():
+            epochs[path] = int(number)
+    return sorted(epochs, key=epochs.get)
 
 
 class StopOnDroppedCtrlC(keras.callbacks.Callback):
@@ -157,10 +176,11 @@ class HistoryLogger(keras.callbacks.CSVLogger):
         super().on_epoch_end(epoch, logs)
 
 
-def run_callbacks(run_dir, resuming, is_chief, clock=None):
+def run_callbacks(run_dir, resuming, is_chief, clock=None, keep_checkpoints=0):
     """The callbacks of a run writing to `run_dir`; a worker other than the chief keeps only its backup.
 
-    `clock`, a `RunClock`, is saved with every backup.
+    `clock`, a `RunClock`, is saved with every backup; `keep_checkpoints`
+    is how many of the latest epochs' checkpoints stay (0: every one).
     """
     backup = AtomicBackupAndRestore(str(run_dir / BACKUP_DIR), clock)
     if not is_chief:
@@ -176,7 +196,7 @@ def run_callbacks(run_dir, resuming, is_chief, clock=None):
         # repeats the epoch (the resumed run drops its first row,
         # `trim_history`) rather than losing its row or its checkpoint.
         HistoryLogger(str(run_dir / HISTORY_FILE), append=resuming),
-        EpochCheckpoint(checkpoints),
+        EpochCheckpoint(checkpoints, keep_checkpoints),
         keras.callbacks.TensorBoard(str(run_dir / LOGS_DIR)),
         # Restores weights, optimizer and epoch after an interruption.
         backup,

@@ -3,7 +3,7 @@
 import dataclasses
 import math
 
-from aekeras.choices import LEARNING_RATE_SCHEDULES, MAX_SEED
+from aekeras.choices import KEPT_CHECKPOINTS, LEARNING_RATE_SCHEDULES, MAX_SEED
 from aekeras.export import check_name
 from aekeras.registry import get_model
 from aekeras.training.distribute import STRATEGIES
@@ -41,6 +41,9 @@ class TrainConfig:
         out: where SavedModels are published, one folder per model.
         run_dir: where working files go, one folder per model; a run
             started again with the same folder resumes.
+        keep_checkpoints: how many of the latest epochs' checkpoints
+            (`run_dir/<name>/checkpoints/epoch-NNN.keras`) stay; 0 keeps
+            every one. Each holds the model and its optimizer's state.
         verbose: Keras's `fit` verbosity: 1 shows the progress bar on a
             terminal or in a notebook, and one line per epoch elsewhere
             (`aekeras.progress.fit_verbosity`).
@@ -88,6 +91,7 @@ class TrainConfig:
     seed: int = 0
     out: str = "saved_models"
     run_dir: str = "runs"
+    keep_checkpoints: int = KEPT_CHECKPOINTS
     verbose: int = 1
     strategy: str = "default"
     steps_per_execution: int = None
@@ -113,8 +117,10 @@ class TrainConfig:
                 continue  # the model's default
             if not (isinstance(value, int) and value > 0):
                 raise ValueError(f"{field} must be a positive integer, got {value!r}")
-        if not (isinstance(self.validation_freq, int) and self.validation_freq >= 0):
-            raise ValueError(f"validation_freq must be 0 or more, got {self.validation_freq!r}")
+        for field in ("validation_freq", "keep_checkpoints"):
+            value = getattr(self, field)
+            if not (isinstance(value, int) and value >= 0):
+                raise ValueError(f"{field} must be 0 or more, got {value!r}")
         threads = self.intra_op_threads
         if threads is not None and not (isinstance(threads, int) and threads >= 0):
             raise ValueError(f"intra_op_threads must be 0 or more, got {self.intra_op_threads!r}")

@@ -222,7 +222,9 @@ def _pictures(source, count=PROJECTED_IMAGES):
 
 def _fit(model, train_data, test_data, config, run_dir, clock, is_chief, source):
     """`model.fit` with the run's callbacks; an interrupt says what was kept."""
-    callbacks = run_callbacks(run_dir, clock.resumed_after is not None, is_chief, clock)
+    callbacks = run_callbacks(
+        run_dir, clock.resumed_after is not None, is_chief, clock, config.keep_checkpoints
+    )
     # The pictures run the model on the chief alone, which a multi-worker
     # cluster's collectives cannot do.
     if is_chief and config.strategy != "multi_worker":
