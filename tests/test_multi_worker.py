@@ -27,12 +27,14 @@ def free_ports(count):
     A port found by binding to port 0 comes from the ephemeral range, where
     any outgoing connection (a worker's own gRPC channels included) may take
     it between this check and the worker binding it; ports below that range
-    are only ever taken by asking for them.
+    are only ever taken by asking for them. (A host whose ephemeral range
+    starts lower gets ports from anywhere above the privileged ones.)
     """
     ephemeral_start = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    candidates = random.Random().sample(range(10_000, ephemeral_start), 200)
+    unassigned = range(10_000, ephemeral_start) if ephemeral_start > 10_200 else range(1024, 65536)
+    candidates = random.Random().sample(unassigned, 200)
     ports = [port for port in candidates if _bindable(port)][:count]
-    assert len(ports) == count, f"fewer than {count} free ports in 10000-{ephemeral_start}"
+    assert len(ports) == count, f"fewer than {count} free ports in {unassigned}"
     return ports
 
 
