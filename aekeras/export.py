@@ -12,6 +12,7 @@ machine removes. `write_models_config(out)` writes the TF Serving
 import contextlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -49,6 +50,30 @@ def version_folders(model_dir):
 def versions(model_dir):
     """The integer versions under `model_dir`, in increasing order."""
     return sorted(version_folders(model_dir))
+
+
+# `tf.saved_model.load` finds an export's variables by a file pattern made of
+# its path (`<path>/variables/variables*`), in which a backslash escapes and
+# `[...]` is a set of characters: under such a folder an export was
+# published whole, and then no load found its variables (the next version's
+# contract check, `aekeras tflite` and `onnx`, `LocalServer`), each in a
+# traceback naming a file that is there.
+_PATTERN_CHARACTERS = re.compile(r"\\|\[.*\]")
+
+
+def check_loadable_path(path):
+    """Raises ModelFileError where TensorFlow could not read a SavedModel back from `path` (a folder above one, or one)."""
+    if _PATTERN_CHARACTERS.search(str(path)):
+        raise ModelFileError(
+            f"{path}: TensorFlow cannot read a SavedModel back from a path holding '\\' or '[...]' (it "
+            "finds the variables by a file pattern of the path); use a folder whose path has neither"
+        )
+
+
+def load(version_dir):
+    """The SavedModel in `version_dir`, loaded as TF Serving loads it (its `serve` tag)."""
+    check_loadable_path(version_dir)
+    return tf.saved_model.load(str(version_dir), tags=["serve"])
 
 
 def build_archive(model):
@@ -106,7 +131,7 @@ def check_contract(model, out, name):
     latest = latest_version(Path(out) / name)
     if latest is None:
         return
-    served = signatures.Contract.from_saved_model(tf.saved_model.load(str(latest), tags=["serve"]), latest)
+    served = signatures.Contract.from_saved_model(load(latest), latest)
     # Traced as the export traces them: op determinism refuses `sample`'s unseeded draw.
     with _without_global_seed():
         expected = signatures.Contract.for_model(model)
@@ -146,6 +171,7 @@ def saved_model(model, out, name, settings=None, allow_contract_change=False, in
             signatures are built from the autoencoder's own methods).
         ValueError: for a name TF Serving cannot watch, or int8 weights
             for tied weights.
+        ModelFileError: for an `out` TensorFlow could not read the export back from.
         ContractChangeError: if the signatures would change, unless allowed.
     """
     # Imported here: `aekeras.serving` imports this module, and serves an
@@ -157,6 +183,7 @@ def saved_model(model, out, name, settings=None, allow_contract_change=False, in
             f"expected an aekeras autoencoder (aekeras.models) to export, got {type(model).__name__}"
         )
     check_name(name)
+    check_loadable_path(Path(out) / name)
     if int8_weights:
         model = quantization.int8_snapped_copy(model)
         settings = None if settings is None else {**settings, "int8_weights": True}

@@ -17,6 +17,7 @@ import onnxruntime
 import tensorflow as tf
 import tf2onnx
 
+from aekeras import export
 from aekeras.interrupts import ctrl_c_kept, publishing
 from aekeras.signatures import Contract, read_value_counts
 from aekeras.signatures import max_differences as max_differences_from
@@ -36,7 +37,7 @@ def _load(version_dir):
     version_dir = Path(version_dir)
     if not (version_dir / "saved_model.pb").is_file():
         raise FileNotFoundError(f"{version_dir}: no saved_model.pb (expected an export's version folder)")
-    return tf.saved_model.load(str(version_dir), tags=["serve"])
+    return export.load(version_dir)
 
 
 def _convert_signature(function, path, opset):

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from aekeras.export import latest_version, version_number
+from aekeras.export import latest_version, load, version_number
 from aekeras.progress import tracked
 from aekeras.signatures import (
     IMAGE_INPUT,
@@ -67,7 +67,7 @@ def version_folder(path):
 def load_contract(path):
     """The `Contract` of an export (a version folder, or a model folder: its latest version)."""
     folder = version_folder(path)
-    return Contract.from_saved_model(tf.saved_model.load(str(folder), tags=["serve"]), folder)
+    return Contract.from_saved_model(load(folder), folder)
 
 
 def check_inputs(signature_name, inputs, contract=None):
@@ -229,7 +229,7 @@ class LocalServer:
 
     def __init__(self, path):
         self.path = version_folder(path)
-        self.model = tf.saved_model.load(str(self.path), tags=["serve"])
+        self.model = load(self.path)
         self.contract = Contract.from_saved_model(self.model, self.path)
 
     def input_names(self, signature_name):

@@ -17,7 +17,7 @@ from ai_edge_litert.interpreter import Interpreter
 from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.tools import flatbuffer_utils
 
-from aekeras import data, losses
+from aekeras import data, export, losses
 from aekeras.choices import CALIBRATED, QUANTIZATIONS
 from aekeras.interrupts import ctrl_c_kept, raise_if_pressed
 from aekeras.progress import tracked
@@ -107,7 +107,7 @@ def convert(version_dir, quantize="none", *, images=None, labels=None):
     version_dir = Path(version_dir)
     if not (version_dir / "saved_model.pb").is_file():
         raise FileNotFoundError(f"{version_dir}: no saved_model.pb (expected an export's version folder)")
-    saved_model = tf.saved_model.load(str(version_dir), tags=["serve"])
+    saved_model = export.load(version_dir)
     if quantize in CALIBRATED:
         if images is None or len(images) == 0:
             raise ValueError(f"{quantize} quantisation needs calibration images (see calibration_images)")
@@ -291,7 +291,7 @@ def max_differences(path, images, batch_size=500, verbose=False, labels=None):
     See `aekeras.signatures.max_differences`.
     """
     path = Path(path)
-    saved_model = tf.saved_model.load(str(path.parent), tags=["serve"])
+    saved_model = export.load(path.parent)
     runner = Runner(path)
     return max_differences_from(saved_model, runner, images, "LiteRT", batch_size, verbose, labels)
 

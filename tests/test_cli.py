@@ -209,6 +209,8 @@ def test_version_is_the_installed_packages(tmp_path):
         (["train", "dense", "--out", ".", "--name", "a_file"], "a_file is not a folder"),
         (["train", "dense", "--name", "m" * 101], "model name of 101 characters is too long: at most 100"),
         (["train", "dense", "--out", "o" * 5000], "File name too long"),
+        # Within the system's limit, yet not with what goes below it: that failed at the export.
+        (["train", "dense", "--out", "/".join(["o" * 250] * 15 + ["o" * 100])], "leaves too little room"),
         (["export", "nothing.keras", "--name", "x"], "nothing.keras: expected a .keras file"),
         (["tflite", "saved_models/dense/9"], "saved_models/dense/9: no saved_model.pb"),
         (["onnx", "saved_models/dense/9"], "saved_models/dense/9: no saved_model.pb"),

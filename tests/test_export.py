@@ -168,6 +168,25 @@ def test_a_version_folder_is_named_as_it_is_on_disk(tmp_path):
     assert export.versions(tmp_path / "dense") == [3, 4]
 
 
+def test_a_folder_tensorflow_cannot_load_an_export_back_from_is_refused(tmp_path):
+    """TensorFlow finds the variables by a file pattern of the path: under `a\\b` or `v[1]` no load found them."""
+    from aekeras.errors import ModelFileError
+    from aekeras.serving import LocalServer
+
+    model = DenseAutoencoder(latent_dim=4)
+    for out in (tmp_path / "a\\b", tmp_path / "v[1]"):
+        with pytest.raises(
+            ModelFileError, match="TensorFlow cannot read a SavedModel back from a path holding"
+        ):
+            export.saved_model(model, out, "dense")
+        assert not out.exists()
+    version = export.saved_model(model, tmp_path / "a[b", "dense")  # no set of characters: read back
+    assert LocalServer(version).contract.value_counts == {}
+    shutil.copytree(version, tmp_path / "v[1]")  # an export moved there: one line, not a traceback
+    with pytest.raises(ModelFileError, match=r"v\[1\]: TensorFlow cannot read a SavedModel back"):
+        LocalServer(tmp_path / "v[1]")
+
+
 def test_only_aekeras_autoencoders_are_exported(tmp_path):
     plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4)])
     with pytest.raises(TypeError, match="^expected an aekeras autoencoder .* to export, got Sequential$"):

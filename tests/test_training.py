@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from aekeras import cli, data, optimizers, registry, training
-from aekeras.errors import SettingsChangedError, TrainingInterrupted
+from aekeras.errors import ModelFileError, SettingsChangedError, TrainingInterrupted
 from aekeras.models import VAE, DenoisingAutoencoder, DenseAutoencoder
 from aekeras.registry import get_model
 from aekeras.training import AtomicBackupAndRestore, TrainConfig, read_history, resume, runner, train
@@ -186,6 +186,18 @@ def test_cosine_schedule_decays_to_a_tenth_over_the_run(tmp_path):
     assert result["settings"]["learning_rate_schedule"] == "cosine"
     with pytest.raises(ValueError, match="unknown learning_rate_schedule 'step'"):
         TrainConfig(learning_rate_schedule="step").validate()
+
+
+def test_a_relative_data_folder_is_recorded_where_any_shell_finds_it(monkeypatch, tmp_path):
+    # `aekeras tflite` reads an export's data from its run.json, from whatever folder it is run in.
+    monkeypatch.chdir(tmp_path)
+    config = TrainConfig(data_dir="../shared/mnist", out="out", run_dir="runs")
+    assert config.read_options()["data_dir"] == str(tmp_path / "../shared/mnist")
+    config.validate()
+    with pytest.raises(
+        ModelFileError, match=r"^out\[1\]/dense: TensorFlow cannot read a SavedModel back from"
+    ):
+        dataclasses.replace(config, out="out[1]").validate()  # refused before training, not after
 
 
 def test_read_history_keeps_the_last_row_of_a_repeated_epoch(tmp_path):

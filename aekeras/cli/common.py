@@ -161,6 +161,13 @@ def read_options(args):
     return {k: v for k, v in options.items() if v is not None}
 
 
+# What a run or an export writes below its folder takes up to about 200
+# bytes more (`NAME/.staging-<host>-<pid>-<hex>/variables/variables.data-00000-of-00001`,
+# TensorBoard's `events.out.tfevents.<time>.<host>...`): a folder within
+# that of the system's limit failed after training, at the export.
+_ROOM_BELOW = 256
+
+
 def check_writable_folder(path, option):
     """Raises UsageError unless `path` is, or can be made, a writable folder.
 
@@ -176,6 +183,12 @@ def check_writable_folder(path, option):
         raise UsageError(f"{option} {str(path)[:80]}...: {e.strerror}") from None
     if not existing.is_dir():
         raise UsageError(f"{option} {path}: {existing} is not a folder")
+    limit = os.pathconf(existing, "PC_PATH_MAX")
+    if len(os.fsencode(path)) + _ROOM_BELOW > limit:
+        raise UsageError(
+            f"{option} {str(path)[:80]}...: a path of {len(os.fsencode(path))} bytes leaves too little room for "
+            f"the files written below it (at most {limit - _ROOM_BELOW} bytes)"
+        )
     try:
         with tempfile.TemporaryFile(dir=existing):
             pass

@@ -2,9 +2,10 @@
 
 import dataclasses
 import math
+from pathlib import Path
 
 from aekeras.choices import KEPT_CHECKPOINTS, LEARNING_RATE_SCHEDULES, MAX_SEED
-from aekeras.export import check_name
+from aekeras.export import check_loadable_path, check_name
 from aekeras.registry import get_model
 from aekeras.training.distribute import STRATEGIES
 
@@ -109,6 +110,7 @@ class TrainConfig:
         """Raises ValueError naming the first setting that cannot work."""
         get_model(self.model).split_options(self.options)
         check_name(self.run_name)
+        check_loadable_path(Path(self.out) / self.run_name)
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r} (expected one of {STRATEGIES})")
         for field in ("epochs", "batch_size", "steps_per_execution", "batch_shards"):
@@ -139,8 +141,20 @@ class TrainConfig:
     def read_options(self):
         """The `aekeras.data.ReadOptions` fields this run reads its data with."""
         return {
-            "data_dir": self.data_dir,
+            "data_dir": _absolute(self.data_dir),
             "image_size": None if self.image_size is None else list(self.image_size),
             "channels": self.channels,
             "test_fraction": self.test_fraction,
         }
+
+
+def _absolute(folder):
+    """`folder` as an absolute path, as `run.json` records it (None and URLs as they are).
+
+    `aekeras tflite` and `onnx` read an export's data from the
+    folder its run.json names, in a shell that may be anywhere: a relative
+    `--data-dir ../shared/data/mnist` was no folder from any other one.
+    """
+    if folder is None or "://" in str(folder):
+        return folder
+    return str(Path(folder).expanduser().absolute())
