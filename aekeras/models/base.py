@@ -87,9 +87,9 @@ class LossTrackers(MetricsList):
 
 # Input values `reconstruct` and `embed` take at a time by default: 1,000
 # MNIST digits, 56 RGB images of 128x192. All 1,000 of those at once took a
-# conv model's projector to 6.5 GB (2.9 in 56s), more than training on them
-# in batches of 256; it runs as training ends, where running out of memory
-# loses the fit.
+# conv model's projector to 6.5 GB (2.9 in batches of 56), more than
+# training on them in batches of 256; it runs as training ends, where
+# running out of memory loses the fit.
 BATCH_VALUES = 2**22
 
 # The models in `evaluation_stream` (their `test_step` traced, their test
