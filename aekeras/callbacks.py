@@ -78,7 +78,7 @@ class ReconstructionImages(keras.callbacks.Callback):
     Args:
         log_dir: the folder for the event files (a run of its own in
             TensorBoard).
-        images: the images to show, on [0, 1] at the model's shape (8 or so).
+        images: the images to show, on [0, 1] or uint8 pixels, at the model's shape (8 or so).
         num_samples: a VAE's prior draws shown beside them (the same draws
             every epoch; a conditional VAE's of classes 0, 1, ... in turn);
             0 for none.
@@ -189,7 +189,7 @@ def _metadata(count, labels, class_names):
 
 
 def write_projector(model, log_dir, images, labels=None, class_names=None):
-    """The codes of `images` (on [0, 1]) with sprite and metadata, for TensorBoard's projector.
+    """The codes of `images` (on [0, 1], or uint8 pixels) with sprite and metadata, for TensorBoard's projector.
 
     Writes `embedding.ckpt-1.*`, `metadata.tsv`, `sprite.png` and
     `projector_config.pbtxt` into `log_dir`; returns the codes, `[n, code size]`.
@@ -219,7 +219,7 @@ class LatentProjector(keras.callbacks.Callback):
 
     Args:
         log_dir: the folder for the projector's files (a run of its own).
-        images: images on [0, 1] at the model's shape (1,000 or more shows
+        images: images on [0, 1] or uint8 pixels, at the model's shape (1,000 or more shows
             the structure; each becomes one point).
         labels: their integer labels, or None.
         class_names: names of the labels, or None.

@@ -169,9 +169,9 @@ _ROOM_BELOW = 256
 
 
 def check_writable_folder(path, option):
-    """Raises UsageError unless `path` is, or can be made, a writable folder.
+    """Raises UsageError unless `path` is, or can be made, a writable folder with room below it.
 
-    Nothing is created: the nearest existing ancestor is probed with a
+    Room: `_ROOM_BELOW` bytes under the system's path limit. Nothing is created: the nearest existing ancestor is probed with a
     temporary file that is removed at once.
     """
     path = Path(path).absolute()
