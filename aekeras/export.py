@@ -58,7 +58,7 @@ def versions(model_dir):
 # published whole, and then no load found its variables (the next version's
 # contract check, `aekeras tflite` and `onnx`, `LocalServer`), each in a
 # traceback naming a file that is there.
-_PATTERN_CHARACTERS = re.compile(r"\\|\[.*\]")
+_PATTERN_CHARACTERS = re.compile(r"\\|\[.+\]")
 
 
 def check_loadable_path(path):

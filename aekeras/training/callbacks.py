@@ -118,8 +118,19 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         write_atomically(self.folder / f"epoch-{epoch + 1:03d}.keras", self.model.save)
-        # After the new one is whole: a kill meanwhile leaves `keep` of them.
-        # The folder's, not this process's: an earlier attempt's count too.
+
+    # Pruned as the next epoch begins, once the backup of the one before is
+    # written: pruned at its end, with `keep` 1, a kill before that backup
+    # left a run resuming after an epoch whose checkpoint was gone (and the
+    # NaN stop naming it). The folder's, not this process's: an earlier
+    # attempt's count too.
+    def on_epoch_begin(self, epoch, logs=None):
+        self._prune()
+
+    def on_train_end(self, logs=None):
+        self._prune()
+
+    def _prune(self):
         if self.keep:
             for earlier in epoch_checkpoints(self.folder)[: -self.keep]:
                 earlier.unlink(missing_ok=True)
