@@ -71,7 +71,14 @@ def check_loadable_path(path):
 
 
 def load(version_dir):
-    """The SavedModel in `version_dir`, loaded as TF Serving loads it (its `serve` tag)."""
+    """The SavedModel in `version_dir`, loaded as TF Serving loads it (its `serve` tag).
+
+    Raises:
+        FileNotFoundError: where `version_dir` holds no `saved_model.pb`.
+        ModelFileError: for a path TensorFlow cannot read it back from.
+    """
+    if not (Path(version_dir) / "saved_model.pb").is_file():
+        raise FileNotFoundError(f"{version_dir}: no saved_model.pb (expected an export's version folder)")
     check_loadable_path(version_dir)
     return tf.saved_model.load(str(version_dir), tags=["serve"])
 

@@ -33,13 +33,6 @@ def onnx_dir(version_dir):
     return Path(version_dir) / ONNX_FOLDER
 
 
-def _load(version_dir):
-    version_dir = Path(version_dir)
-    if not (version_dir / "saved_model.pb").is_file():
-        raise FileNotFoundError(f"{version_dir}: no saved_model.pb (expected an export's version folder)")
-    return export.load(version_dir)
-
-
 def _convert_signature(function, path, opset):
     """One signature's ONNX file, inputs and outputs named as in the SavedModel."""
     _, inputs = function.structured_input_signature
@@ -101,7 +94,7 @@ def convert(version_dir, *, opset=DEFAULT_OPSET):
         KeyboardInterrupt: on Ctrl-C before the new files are swapped in, the
             previous ones left as they were.
     """
-    saved_model = _load(version_dir)
+    saved_model = export.load(version_dir)
     check_names(saved_model)
     target = onnx_dir(version_dir)
     # Staging folders name their process: a killed conversion's are removed by the next.
@@ -170,4 +163,4 @@ def max_differences(version_dir, images, batch_size=500, verbose=False, labels=N
     See `aekeras.signatures.max_differences`.
     """
     runner = Runner(onnx_dir(version_dir))
-    return max_differences_from(_load(version_dir), runner, images, "ONNX", batch_size, verbose, labels)
+    return max_differences_from(export.load(version_dir), runner, images, "ONNX", batch_size, verbose, labels)

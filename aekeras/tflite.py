@@ -105,8 +105,6 @@ def convert(version_dir, quantize="none", *, images=None, labels=None):
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization {quantize!r} (expected one of {QUANTIZATIONS})")
     version_dir = Path(version_dir)
-    if not (version_dir / "saved_model.pb").is_file():
-        raise FileNotFoundError(f"{version_dir}: no saved_model.pb (expected an export's version folder)")
     saved_model = export.load(version_dir)
     if quantize in CALIBRATED:
         if images is None or len(images) == 0:

@@ -171,8 +171,9 @@ _ROOM_BELOW = 256
 def check_writable_folder(path, option):
     """Raises UsageError unless `path` is, or can be made, a writable folder with room below it.
 
-    Room: `_ROOM_BELOW` bytes under the system's path limit. Nothing is created: the nearest existing ancestor is probed with a
-    temporary file that is removed at once.
+    Room: `_ROOM_BELOW` bytes under the system's path limit. Nothing is
+    created: the nearest existing ancestor is probed with a temporary file
+    that is removed at once.
     """
     path = Path(path).absolute()
     existing = path
