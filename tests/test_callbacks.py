@@ -81,10 +81,13 @@ def test_denoising_adds_the_corrupted_inputs_and_the_vae_its_prior_samples(tmp_p
     dropped = lambda pictures: np.mean(np.abs(pictures - 0.5) < 1 / 255)  # noqa: E731
     assert dropped(corrupted) > 0.3 and dropped(images) < 0.05
 
-    fit(VAE(latent_dim=2, seed=0), [ReconstructionImages(tmp_path / "v", images, num_samples=6)], 2)
+    vae = fit(VAE(latent_dim=2, seed=0), [ReconstructionImages(tmp_path / "v", images, num_samples=6)], 2)
     grids = pictures(tmp_path / "v")
     assert grids["prior_samples"][0].shape == (28, 6 * 28, 1)
     assert not np.array_equal(grids["prior_samples"][0], grids["prior_samples"][1])
+    # The same draws every epoch, decoded by the model as it is then: the last epoch's are the trained model's.
+    last = grids["prior_samples"][1].astype(np.float32) / 255
+    np.testing.assert_allclose(last, image_grid([vae.sample(6, seed=0)])[0], atol=1 / 255 + 1e-6)
 
 
 def test_heavy_dropout_is_pictured_as_the_model_repairs_it(test_digits):
@@ -130,6 +133,8 @@ def test_uint8_pixels_give_the_pictures_and_codes_of_their_float_images(tmp_path
     np.testing.assert_allclose(grid[28:], image_grid([model.reconstruct(images)])[0], atol=1 / 255 + 1e-6)
     codes = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "p")))
     np.testing.assert_allclose(codes.get_tensor(EMBEDDING_TENSOR), model.embed(images), atol=1e-5)
+    # Without labels, one row per point (TensorBoard refuses a count that differs), and no header.
+    assert (tmp_path / "p" / "metadata.tsv").read_text().splitlines() == [str(i) for i in range(8)]
 
 
 def test_a_flat_vector_model_gets_its_vectors_drawn_as_strips(tmp_path):
@@ -137,14 +142,15 @@ def test_a_flat_vector_model_gets_its_vectors_drawn_as_strips(tmp_path):
 
     from aekeras.data import ImageSpec
 
-    vectors = (load_digits().data[:256] / 16).astype(np.float32)  # 8x8 digits as 64 values
+    digits = load_digits()
+    vectors = (digits.data[:256] / 16).astype(np.float32)  # 8x8 digits as 64 values
     model = DenseAutoencoder(
         latent_dim=4, image_spec=ImageSpec((64,)), value_range=(0, 1), output_activation="sigmoid"
     )
     model.compile(optimizer="adam")
     callbacks = [
         ReconstructionImages(tmp_path / "i", vectors[:4]),
-        LatentProjector(tmp_path / "p", vectors[:8]),
+        LatentProjector(tmp_path / "p", vectors[:8], digits.target[:8]),
     ]
     model.fit(vectors, epochs=1, verbose=0, callbacks=callbacks)
     grid = pictures(tmp_path / "i")["reconstructions"][0].astype(np.float32) / 255
@@ -152,6 +158,9 @@ def test_a_flat_vector_model_gets_its_vectors_drawn_as_strips(tmp_path):
     np.testing.assert_allclose(grid[0].reshape(4, 64), vectors[:4], atol=1 / 255 + 1e-6)
     sprite = tf.io.decode_png((tmp_path / "p" / "sprite.png").read_bytes()).numpy()
     assert sprite.shape == (3 * 1, 3 * 64, 3)
+    # Labels without names: the label alone on each point's row, no header (one column has none).
+    metadata = (tmp_path / "p" / "metadata.tsv").read_text().splitlines()
+    assert metadata == [str(label) for label in digits.target[:8]]
 
 
 def test_four_channel_images_get_a_projector_sprite_of_their_colours(tmp_path, rgb_crops):
@@ -177,6 +186,8 @@ def test_callbacks_that_cannot_draw_say_so_before_training(tmp_path, test_digits
         LatentProjector(tmp_path, images[:10], labels[:9])
     with pytest.raises(ValueError, match=r"labels must index class_names \(0 to 1\), got labels from 0 to 9"):
         LatentProjector(tmp_path, images[:100], labels[:100], class_names=["zero", "one"])
+    with pytest.raises(ValueError, match=r"labels must index class_names \(0 to 8\), got labels from 0 to 9"):
+        LatentProjector(tmp_path, images[:100], labels[:100], class_names=[str(d) for d in range(9)])
     model = DenseAutoencoder(latent_dim=4)
     model.compile(optimizer="adam")
     for callback in (
@@ -266,3 +277,12 @@ def test_a_sprite_of_pixels_is_shrunk_a_chunk_at_a_time_as_their_float_images(
     np.testing.assert_allclose(sprites[0], sprites[1], atol=1)
     last = tf.image.resize(crops[9:] / 255.0, (16, 16)).numpy()[0] * 255  # row 2, column 1
     np.testing.assert_allclose(sprites[0][32:48, 16:32], last, atol=1)
+    # Upright images are shrunk by their height, the longer side, to fit the limit: 16x8 thumbnails.
+    upright = crops[:, :, :16]
+    model = ConvAutoencoder(filters=(4, 2), image_shape=(32, 16, 3))
+    write_projector(model, tmp_path / "upright", upright)
+    sprite = tf.io.decode_png((tmp_path / "upright" / "sprite.png").read_bytes()).numpy()
+    assert sprite.shape == (4 * 16, 4 * 8, 3)
+    config = (tmp_path / "upright" / "projector_config.pbtxt").read_text()
+    (embedding,) = text_format.Parse(config, projector_config_pb2.ProjectorConfig()).embeddings
+    assert list(embedding.sprite.single_image_dim) == [8, 16]  # width, then height

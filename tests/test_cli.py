@@ -282,6 +282,12 @@ def test_called_in_process_with_stderr_redirected_it_still_answers_in_one_line(m
         (["train", "dense", "--seed", "-1"], "argument --seed: -1 is less than 0"),
         (["train", "dense", "--name", ""], "model name '' must be letters, digits, '-' or '_'"),
         (["report", "--seed", "4294967296"], "argument --seed: 4294967296 is more than 4294967295"),
+        (
+            ["train", "dense", "--learning-rate", "inf"],
+            "argument --learning-rate: inf is not a positive number",
+        ),
+        (["train", "dense", "--test-fraction", "1"], "argument --test-fraction: 1 is not between 0 and 1"),
+        (["train", "dense", "--image-size", "0x28"], "argument --image-size: '0x28' is not a size"),
         (["train"], "the following arguments are required: model"),
         ([], "the following arguments are required: command"),
         (
@@ -299,6 +305,13 @@ def test_more_bad_arguments_exit_2_before_anything_is_written(tmp_path, monkeypa
     assert stderr.count("\n") == 1 and stderr.startswith("aekeras: error: ")
     assert message.format(tmp=tmp_path) in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_the_bounds_of_the_arguments_are_accepted():
+    parse = cli.build_parser().parse_args
+    assert parse(["train", "dense", "--seed", "4294967295"]).seed == 4294967295
+    assert parse(["train", "dense", "--image-size", "1x2"]).image_size == (1, 2)
+    assert parse(["train", "dense", "--keep-checkpoints", "0"]).keep_checkpoints == 0
 
 
 def test_a_report_whose_cache_cannot_be_written_exits_2_before_training(tmp_path, monkeypatch, capsys):
@@ -694,6 +707,50 @@ def test_a_run_stops_at_the_next_batch_after_a_ctrl_c_a_finalizer_dropped(monkey
                 callbacks=[DroppedAtThirdBatch(), StopOnDroppedCtrlC()],
             )
     assert int(model.optimizer.iterations) == 3  # of 24
+
+
+def test_a_ctrl_c_after_publishing_is_noted_and_the_work_runs_to_its_end(ctrl_c_at_its_default):
+    """After a version is published its records must follow: a later step's check must not raise."""
+    import os
+    import signal
+
+    from aekeras.interrupts import ctrl_c_kept, publishing, raise_if_pressed
+
+    finished = []
+    try:
+        with ctrl_c_kept():
+            publishing()
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)
+            raise_if_pressed()
+            finished.append(True)
+    except KeyboardInterrupt:
+        pytest.fail("a Ctrl-C after publishing stopped the work")
+    assert finished == [True]
+
+
+@pytest.mark.parametrize(
+    "kept, line",
+    [
+        (5, "aekeras: interrupted after training; `aekeras train dense` evaluates and publishes it"),
+        (
+            4,
+            "aekeras: interrupted; runs/dense keeps epoch 4 of 5, and `aekeras train dense` resumes after it",
+        ),
+        (
+            1,
+            "aekeras: interrupted; runs/dense keeps epoch 1 of 5, and `aekeras train dense` resumes after it",
+        ),
+        (
+            0,
+            "aekeras: interrupted in the first epoch, before anything was kept; `aekeras train dense` starts afresh",
+        ),
+    ],
+)
+def test_an_interrupted_run_says_what_was_kept_and_how_to_go_on(kept, line):
+    from aekeras.errors import TrainingInterrupted
+
+    assert cli._interrupted(TrainingInterrupted("runs/dense", kept, 5), ["train", "dense"]) == line
 
 
 def test_what_an_interrupt_prints_on_its_way_out_is_dropped(capsys, ctrl_c_at_its_default):

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from aekeras import data
 from aekeras.data import DataError, pipeline
-from aekeras.data.spec import VALUE_RANGES, to_model_scale
+from aekeras.data.spec import VALUE_RANGES, to_model_scale, to_unit_scale
 
 # From ../shared/data/mnist/README.md: SHA-256 of the decompressed files.
 MNIST_SHA256 = {
@@ -91,6 +91,16 @@ def test_load_scales_to_value_range(mnist_dir, mnist_test_arrays, value_range):
     # The test split is not shuffled: it is the file's order, rescaled.
     expected = mnist_test_arrays[0] * (high - low) + low
     np.testing.assert_allclose(pixels, expected, atol=1e-6)
+
+
+def test_the_one_rescale_maps_the_unit_scale_onto_each_value_range_and_back():
+    unit = np.array([0.0, 0.25, 0.5, 1.0], np.float32)
+    spec = data.ImageSpec((4,), value_range=(-1, 1))
+    np.testing.assert_array_equal(spec.to_model_scale(unit), [-1.0, -0.5, 0.0, 1.0])
+    np.testing.assert_array_equal(spec.to_unit_scale(np.array([-1.0, -0.5, 0.0, 1.0])), unit)
+    np.testing.assert_array_equal(to_unit_scale(tf.constant([-1.0, 1.0]), (-1, 1)).numpy(), [0.0, 1.0])
+    for same in (spec.replace(value_range=(0, 1)), spec.replace(value_range=None)):
+        assert same.to_model_scale(unit) is unit and same.to_unit_scale(unit) is unit
 
 
 @pytest.mark.parametrize("value_range", VALUE_RANGES)

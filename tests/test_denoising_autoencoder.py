@@ -31,6 +31,14 @@ class TestDenoisingAutoencoder(AutoencoderTestCase):
             assert set(np.unique(ratio)) == {0.0, 2.0}  # the mask of nn.Dropout(0.5)
             assert np.mean(ratio == 0) == pytest.approx(0.5, abs=0.02)
 
+    def test_seeded_noise_is_the_same_every_call_and_leaves_trainings_stream_alone(self, images):
+        # What the pictures show every epoch: corrupted alike, and no draw taken from training's noise.
+        model = lecture_model()
+        state = keras.ops.convert_to_numpy(model.seed_generator.state)
+        first = model.picture_rows(images[:4] / 2 + 0.5)[1]
+        np.testing.assert_array_equal(first, model.picture_rows(images[:4] / 2 + 0.5)[1])
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.seed_generator.state), state)
+
     def test_fresh_noise_every_batch_inside_fit(self, images):
         # The same batch, trained on twice with learning rate 0: a fixed noisy
         # copy would give equal losses; fresh noise gives different ones.
@@ -77,6 +85,10 @@ class TestDenoisingAutoencoder(AutoencoderTestCase):
             lecture_model(noise="blur")
         with pytest.raises(ValueError, match=r"noise_level for dropout must be in \[0, 1\), got 1.0"):
             lecture_model(noise_level=1.0)
+        with pytest.raises(ValueError, match=r"noise_level for gaussian must be >= 0, got -0.1"):
+            lecture_model(noise="gaussian", noise_level=-0.1)
+        with pytest.raises(ValueError, match=r"noise_level for salt_and_pepper must be in \[0, 1\], got 1.5"):
+            lecture_model(noise="salt_and_pepper", noise_level=1.5)
         with pytest.raises(TypeError, match="expected an aekeras autoencoder to wrap"):
             DenoisingAutoencoder(keras.Sequential([keras.layers.Dense(3)]))
         from aekeras.models import VAE, ContractiveAutoencoder

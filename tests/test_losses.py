@@ -170,3 +170,18 @@ def test_gaussian_log_likelihood_matches_scipy():
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     per_pixel = np.asarray(losses.gaussian_log_likelihood(targets, means, np.log(0.2), reduction="none"))
     np.testing.assert_allclose(per_pixel, norm.logpdf(targets, means, 0.2), rtol=1e-5)
+
+
+def test_vector_quantization_moves_the_codebook_and_the_encoder_by_their_own_terms():
+    import tensorflow as tf
+
+    encoded = tf.constant([[[1.0, 2.0]], [[0.0, -1.0]]])
+    quantized = tf.constant([[[0.5, 2.5]], [[1.0, -1.0]]])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([encoded, quantized])
+        values = losses.vector_quantization(encoded, quantized, commitment_cost=0.25)
+    difference = (encoded - quantized).numpy()
+    np.testing.assert_allclose(values, 1.25 * np.mean(difference**2, axis=(1, 2)), rtol=1e-6)
+    # The codebook follows ||sg(z_e) - z_q||^2 alone, the encoder beta ||z_e - sg(z_q)||^2 alone.
+    np.testing.assert_allclose(tape.gradient(values, quantized), -difference, rtol=1e-6)
+    np.testing.assert_allclose(tape.gradient(values, encoded), 0.25 * difference, rtol=1e-6)

@@ -68,6 +68,7 @@ def test_flat_vectors_for_dense_models_and_a_clear_refusal_for_conv():
 
 def test_vae_likelihood_follows_the_images():
     assert registry.build_model("vae", ImageSpec((8, 8, 1))).likelihood == "bernoulli"
+    assert registry.build_model("vae", ImageSpec((64,))).likelihood == "bernoulli"  # flat grey vectors
     assert registry.build_model("vae", ImageSpec((8, 8, 3))).likelihood == "gaussian"
     assert registry.build_model("vae", ImageSpec((8, 8, 3)), binarize=True).likelihood == "bernoulli"
     with pytest.raises(ValueError, match="binarize needs the bernoulli likelihood, got 'gaussian'"):

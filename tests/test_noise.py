@@ -12,6 +12,10 @@ def test_dropout_is_torch_dropout_applied_to_ones():
     assert set(np.unique(mask)) == {0.0, 2.0}
     assert np.mean(mask == 0) == pytest.approx(0.5, abs=0.01)
     np.testing.assert_array_equal(mask == 0, uniform < 0.5)
+    # Rate 0 keeps every value, a draw of exactly 0 too.
+    np.testing.assert_array_equal(
+        noise.dropout(np.ones((1, 3), np.float32), np.zeros((1, 3), np.float32), 0.0), 1
+    )
     unscaled = np.asarray(noise.dropout(np.ones((200, 784), np.float32), uniform, 0.5, scale_kept=False))
     assert set(np.unique(unscaled)) == {0.0, 1.0}
 
@@ -45,7 +49,12 @@ def test_corrupt_dispatches_and_refuses_unknown_kinds():
     x = np.ones((2, 3), np.float32)
     u = np.full((2, 3), 0.3, np.float32)
     np.testing.assert_array_equal(noise.corrupt(x, "dropout", 0.5, (0, 1), u), np.zeros((2, 3)))
-    assert noise.random_distribution("gaussian") == "normal"
-    assert noise.random_distribution("dropout") == "uniform"
+    # Each kind reaches its own function, with the draws it reads.
+    np.testing.assert_allclose(noise.corrupt(x, "gaussian", 0.5, (0, 1), -u), np.full((2, 3), 0.85))
+    np.testing.assert_array_equal(noise.corrupt(x * 0.5, "salt_and_pepper", 0.5, (0, 1), u), np.ones((2, 3)))
+    assert [noise.random_distribution(k) for k in noise.NOISE_KINDS] == [
+        "normal" if k == "gaussian" else "uniform" for k in noise.NOISE_KINDS
+    ]
+    assert set(noise.NOISE_KINDS) == {"dropout", "gaussian", "salt_and_pepper"}
     with pytest.raises(ValueError, match="unknown noise 'speckle'"):
         noise.corrupt(x, "speckle", 0.5, (0, 1), u)

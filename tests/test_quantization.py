@@ -1,5 +1,6 @@
 """Kernels on LiteRT's int8 grid: exact int8 weights, and int16x8 files within a hundredth per pixel."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,7 +8,7 @@ from ai_edge_litert.interpreter import Interpreter
 from test_case import IMAGE_ONLY_NAMES
 
 from aekeras import cli, export, quantization, tflite
-from aekeras.models import DenseAutoencoder
+from aekeras.models import ConvAutoencoder, DenseAutoencoder
 
 NAMES = tuple(name for name in IMAGE_ONLY_NAMES if name != "vqvae")  # the VQ-VAE's codes are indices
 
@@ -109,3 +110,22 @@ def test_on_int8_grid_tells_snapped_exports_from_others(exported_models, int8_ex
         snapped = tf.saved_model.load(str(int8_exports[name][0]), tags=["serve"])
         plain = tf.saved_model.load(str(exported_models[1][name][1]), tags=["serve"])
         assert quantization.on_int8_grid(snapped) and not quantization.on_int8_grid(plain), name
+
+
+def test_a_transposed_convolutions_grid_is_per_output_channel_and_a_dead_channel_stays_zero():
+    # Conv2DTranspose keeps its output channels on the kernel's axis -2: one scale each, as LiteRT stores it.
+    model = ConvAutoencoder(filters=(4, 2), downsampling="strided")
+    model(np.zeros((1, 28, 28, 1), np.float32))
+    copy = quantization.int8_snapped_copy(model)
+    (transposed,) = [
+        layer for layer in quantization.kernel_layers(copy) if isinstance(layer, keras.layers.Conv2DTranspose)
+    ][:1]
+    kernel = transposed.kernel.numpy()
+    assert quantization.output_axis(transposed) == -2
+    np.testing.assert_array_equal(quantization.int8_grid(kernel, -2), kernel)
+    assert not np.array_equal(quantization.int8_grid(kernel, -1), kernel)
+    assert quantization.on_int8_grid(copy) and not quantization.on_int8_grid(model)
+    # A channel of zeros (pruned, or never trained) has no scale to divide by: it stays zeros, not NaN.
+    snapped = quantization.int8_grid(np.array([[0.0, 1.0], [0.0, -2.0]], np.float32))
+    np.testing.assert_array_equal(snapped[:, 0], [0.0, 0.0])
+    np.testing.assert_allclose(snapped[:, 1], [1.0, -2.0], atol=1 / 127)

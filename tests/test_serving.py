@@ -26,6 +26,14 @@ def test_serves_the_latest_version(servers, exported_models):
     assert servers["dense"].path == exported["dense"][1]
 
 
+def test_reconstruction_mse_weighs_every_image_alike_in_a_short_last_batch(servers, digits):
+    scores = servers["dense"].predict(images=digits[:150])["score"]
+    mse = serving.reconstruction_mse(servers["dense"], digits[:150], batch_size=100)
+    assert mse == pytest.approx(float(np.mean(scores)), rel=1e-6)
+    # A mean of the two batches' means would weigh the last 50 images twice as much.
+    assert mse != pytest.approx((np.mean(scores[:100]) + np.mean(scores[100:])) / 2, rel=1e-4)
+
+
 def test_rest_round_trip(servers, digits):
     server = servers["dense"]
     body = serving.rest_request(images=digits[:4])

@@ -1,13 +1,25 @@
 """Files written whole or not at all, and the leftovers of killed writers."""
 
 import errno
+import os
+import socket
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
 
 from aekeras.models import DenseAutoencoder
-from aekeras.staging import PARTIAL_PREFIX, remove_partials, write_atomically
+from aekeras.staging import (
+    PARTIAL_PREFIX,
+    PREFIX,
+    locked,
+    made_folder,
+    remove_partials,
+    staging_path,
+    write_atomically,
+)
 
 
 def test_keras_writers_take_the_partial_name_and_their_files_load(tmp_path):
@@ -66,3 +78,48 @@ def test_remove_partials_removes_a_killed_writers_files_alone(tmp_path):
     (tmp_path / "epoch-001.keras").write_bytes(b"whole")
     remove_partials(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["epoch-001.keras"]
+
+
+def test_only_this_machines_stale_staging_folders_go(tmp_path, monkeypatch):
+    # A killed process's folder goes; a running process's, another user's and
+    # another machine's (a shared file system, where its pids mean nothing) stay.
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()
+    host = socket.gethostname()
+    names = [
+        f"{PREFIX}{host}-{dead.pid}-0a",
+        f"{PREFIX}{host}-{os.getpid()}-0b",
+        f"{PREFIX}{host}-1-0c",
+        f"{PREFIX}another-host-{dead.pid}-0d",
+    ]
+    for name in names:
+        (tmp_path / name).mkdir()
+    real_kill = os.kill
+
+    def kill(pid, signal):
+        if pid == 1:
+            raise PermissionError(errno.EPERM, "Operation not permitted")  # another user's
+        return real_kill(pid, signal)
+
+    monkeypatch.setattr(os, "kill", kill)
+    fresh = staging_path(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[1:])
+    assert fresh.parent == tmp_path and fresh.name.startswith(f"{PREFIX}{host}-{os.getpid()}-")
+    assert not fresh.exists()
+
+
+def test_made_folder_removes_what_it_made_and_the_block_left_empty(tmp_path):
+    with made_folder(tmp_path / "a" / "b") as folder:
+        assert folder.is_dir()
+    assert list(tmp_path.iterdir()) == []
+    with made_folder(tmp_path / "a" / "b" / "c") as folder:
+        (tmp_path / "a" / "kept").write_text("")
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["kept"]
+
+
+def test_a_locked_folder_refuses_a_second_holder_until_released(tmp_path):
+    with locked(tmp_path):
+        with pytest.raises(BlockingIOError), locked(tmp_path, wait=False):
+            pass
+    with locked(tmp_path, wait=False):
+        pass

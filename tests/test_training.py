@@ -121,6 +121,8 @@ def test_a_run_keeps_the_checkpoints_of_its_latest_epochs(tmp_path, keep, kept):
 
     for epoch in (998, 999):  # 0-based: epochs 999 and 1000
         checkpoint.on_epoch_begin(epoch)
+        if keep:  # pruned as each epoch begins, not only as training ends
+            assert len(epochs()) == keep
         checkpoint.on_epoch_end(epoch)
         # Until the epoch's backup is written (after this callback), a kill
         # resumes after the epoch before: its checkpoint stays till then.

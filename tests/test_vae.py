@@ -118,6 +118,28 @@ class TestVAE(AutoencoderTestCase):
         assert set(np.unique(binary)) <= {0.0, 1.0}
         assert binary.mean() == pytest.approx(images.mean(), abs=0.01)
 
+    def test_binarized_inputs_are_their_own_targets(self, images, monkeypatch):
+        # The likelihood is of the binary images the encoder read, not of the grey levels they were drawn from.
+        model = VAE(latent_dim=4, binarize=True, seed=0)
+        monkeypatch.setattr(model, "binarize_inputs", lambda x: tf.cast(x > 0.5, x.dtype))
+        monkeypatch.setattr(model, "reparameterize", lambda z_mean, z_log_var: z_mean)
+        batch = tf.constant(images)
+        terms, _ = model.compute_loss_terms(batch, batch)
+        binary = tf.cast(batch > 0.5, tf.float32)
+        expected, _ = model.compute_loss_terms(binary, binary)  # binarised again: unchanged
+        np.testing.assert_allclose(terms["reconstruction_loss"], expected["reconstruction_loss"], rtol=1e-6)
+
+    @pytest.mark.parametrize("likelihood", ["bernoulli", "continuous_bernoulli"])
+    def test_evaluation_binarizes_the_images_for_the_bernoulli_likelihood_alone(self, images, likelihood):
+        model = VAE(latent_dim=2, likelihood=likelihood, seed=0)
+        seen = []
+        model.negative_log_likelihood = lambda x, k, labels=None: seen.append(x) or tf.zeros(len(x))
+        model.evaluation_metrics(images, np.random.default_rng(0), nll_samples=5)
+        expected = (np.random.default_rng(0).uniform(size=images.shape) < images).astype(np.float32)
+        assert len(seen) == 2  # nll and neg_elbo
+        for given in seen:
+            np.testing.assert_array_equal(given, expected if likelihood == "bernoulli" else images)
+
     @pytest.mark.parametrize("kwargs", [{}, {"architecture": "conv", "latent_dim": 2, "beta": 4.0}])
     def test_serialization(self, kwargs):
         self.run_serialization_test(VAE(**kwargs))
