@@ -37,3 +37,8 @@ def __getattr__(name):
     if name in _SUBMODULES:
         return importlib.import_module(f"aekeras.{name}")
     raise AttributeError(f"module 'aekeras' has no attribute {name!r}")
+
+
+def __dir__():
+    # The submodules, unloaded, for dir(), tab completion and help().
+    return sorted({*globals(), *__all__})

@@ -44,7 +44,26 @@ def random_distribution(kind):
 
 
 def corrupt(inputs, kind, level, value_range, random, scale_kept=True):
-    """Applies the noise `kind` at `level` (drop rate, stddev or fraction)."""
+    """Applies the noise `kind` at `level` (drop rate, stddev or fraction).
+
+    Args:
+        inputs: the clean images, at `value_range`.
+        kind: `"dropout"`, `"gaussian"` or `"salt_and_pepper"`.
+        level: the drop probability, the Gaussian standard deviation, or
+            the fraction of salt-and-pepper values.
+        value_range: `(low, high)`, the scale of `inputs`; Gaussian noise
+            is clipped to it, salt and pepper are its ends.
+        random: a tensor of random values of `inputs`' shape, drawn from
+            `random_distribution(kind)` (uniform on [0, 1) or standard
+            normal), not a generator.
+        scale_kept: for dropout, scale kept values by 1 / (1 - `level`).
+
+    Returns:
+        The corrupted inputs, a tensor of `inputs`' shape and dtype.
+
+    Raises:
+        ValueError: for an unknown `kind`.
+    """
     if kind == "dropout":
         return dropout(inputs, random, level, scale_kept)
     if kind == "gaussian":

@@ -50,7 +50,12 @@ def pooled_psnr(images, references):
 
 
 def image_metrics(images, references):
-    """Mean MSE, PSNR (dB) and SSIM of [0, 1] images against references."""
+    """Mean MSE, PSNR (dB) and SSIM of [0, 1] images against references.
+
+    `images` are clipped to [0, 1] first. Returns `{"mse", "psnr", "ssim"}`
+    as floats; `"ssim"` is NaN for flat vectors and for images smaller than
+    SSIM's 11x11 window (such as sklearn's 8x8 digits).
+    """
     images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
     references = checked_references(references)
     # SSIM's 11x11 window needs images at least that large; smaller ones are

@@ -264,12 +264,19 @@ def unlabelled_pretraining(
         train_images, train_labels: where the labelled subsets come from,
             on [0, 1].
         test_images, test_labels: the test set, on [0, 1].
+        per_class: labelled training images of each class in a subset.
+        draws: how many labelled subsets are drawn and measured.
         epochs: the most full-batch steps the networks may take.
+        seed: seeds the subsets and each draw's networks.
 
     Returns:
         `{"accuracy": {method: [per draw]}, "chosen": {method: [setting
         per draw]}, "mean": {method: acc}, "std": {method: acc},
         "labelled": per_class * classes}`.
+
+    Raises:
+        ValueError: for labels of `None`, fewer than two classes, or a
+            class with fewer than `per_class` training images.
     """
     _check_labels(train_labels, test_labels, per_class)
     rng = np.random.default_rng(seed)

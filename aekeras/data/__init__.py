@@ -53,6 +53,11 @@ def __getattr__(name):
     raise AttributeError(f"module 'aekeras.data' has no attribute {name!r}")
 
 
+def __dir__():
+    # The names loaded when first used, for dir(), tab completion and help().
+    return sorted({*globals(), *__all__})
+
+
 def load(source, split, *, shuffle=None, **options):
     """One split of a data source as a `tf.data.Dataset` ready for `model.fit`.
 
@@ -72,16 +77,34 @@ def load(source, split, *, shuffle=None, **options):
         shuffle: reshuffle every epoch; defaults to `split == "train"`.
             A shuffled pipeline leaves out each epoch's short last batch
             (a different one each epoch) unless `drop_remainder=False`.
-        **options: how the source is read (`data_dir`, `image_size`,
-            `channels`, `test_fraction`, `memory_limit`: `ReadOptions`) and
-            how it is batched (`batch_size`, `seed`, `value_range`,
-            `flatten`, `labels`, `drop_remainder`, `limit`, `keep_uint8`:
-            `make_dataset`). `keep_uint8=True` gives 8-bit images as
-            stored (uint8, 0-255) instead of float32 at `value_range`
-            (float images still come at it): aekeras models scale uint8
-            batches to their own range in their step, as `aekeras train`
-            has them do under the default strategy; the pipeline then does
-            less, and the step reads a quarter of the bytes (README, "Speed").
+        **options: how the source is read (`ReadOptions`: `data_dir=None`,
+            `image_size=None`, `channels=None` (1 or 3),
+            `test_fraction=0.1`, `memory_limit=None`) and how it is
+            batched (`make_dataset`): `batch_size=256`; `seed=0` (the
+            shuffle order); `value_range=(0, 1)` or `(-1, 1)` (pass the
+            model's `value_range`); `flatten=False` (`True`: `[batch,
+            h*w*c]` vectors); `labels=False` (`True`: `(images, labels)`
+            pairs, labels int64 `[batch]`); `drop_remainder=None` (that
+            is, `shuffle`); `limit=None` (the first `limit` examples, in a
+            fixed seeded order); `keep_uint8=False`. `keep_uint8=True`
+            gives 8-bit images as stored (uint8, 0-255) instead of float32
+            at `value_range` (float images still come at it): aekeras
+            models scale uint8 batches to their own range in their step,
+            as `aekeras train` has them do under the default strategy; the
+            pipeline then does less, and the step reads a quarter of the
+            bytes (README, "Speed").
+
+    Returns:
+        A batched, prefetched `tf.data.Dataset` of float32 images `[batch,
+        h, w, c]` at `value_range` (or `(images, labels)` pairs).
+
+    Raises:
+        DataError: in one line, for a source that cannot be read, an
+            unknown split, or options that cannot apply (`value_range`
+            other than `(0, 1)` or `(-1, 1)`, `channels` other than 1 or 3,
+            a `batch_size` below 1).
+        TypeError: for an option neither `ReadOptions` nor `make_dataset`
+            takes.
 
     Example:
 
@@ -104,7 +127,9 @@ def load_arrays(source, split, **read_options):
     """A whole split in memory: `(images, labels)`.
 
     Images are float32 `[n, h, w, c]` on [0, 1]; labels int64 `[n]`, or
-    `None` for an unlabelled source. See `load` for the sources and options.
+    `None` for an unlabelled source. See `load` for the sources and the
+    `read_options` (`data_dir`, `image_size`, `channels`, `test_fraction`,
+    `memory_limit`); problems with the data raise `DataError`.
     """
     from aekeras.data.sources import open_source
 
@@ -142,6 +167,7 @@ __all__ = [
     "load",
     "load_arrays",
     "make_dataset",
+    "naming_undecodable_files",
     "open_source",
     "parse_idx",
     "read_idx",

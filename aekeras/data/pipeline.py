@@ -34,7 +34,11 @@ IN_FLIGHT_BYTES = 64 << 20
 
 
 def unit_scale(images):
-    """uint8 0-255 or float [0, 1] images as float32 on [0, 1] (numpy or tensors)."""
+    """uint8 0-255 images as float32 on [0, 1] (numpy or tensors); others returned as they are.
+
+    Float images are taken to be on [0, 1] already and come back unchanged
+    (float64 stays float64, nothing is checked); so do other dtypes.
+    """
     if images.dtype == np.uint8 or images.dtype == tf.uint8:
         if isinstance(images, np.ndarray):
             return images.astype(np.float32) * UINT8_STEP

@@ -424,7 +424,11 @@ class BaseAutoencoder(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def code_shape(self, input_shape):
-        """The shape of the codes `encode` gives for inputs of `input_shape`."""
+        """The shape of the codes `encode` gives for inputs of `input_shape`, batch axis first.
+
+        `input_shape` includes the batch axis (`(None, 28, 28, 1)` gives the
+        convolutional autoencoder's `(None, 4, 4, 8)`).
+        """
         return self.encoder.compute_output_shape(input_shape)
 
     def build(self, input_shape):
