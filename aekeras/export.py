@@ -24,7 +24,7 @@ from tensorflow.python.framework import config as tf_config
 from tensorflow_serving.config import model_server_config_pb2
 
 from aekeras import quantization, signatures
-from aekeras.errors import ContractChangeError, ModelFileError
+from aekeras.errors import ContractChangeError, ModelFileError, without_function_names
 from aekeras.interrupts import ctrl_c_kept, publishing
 from aekeras.staging import locked, made_folder, staging_path, write_atomically
 
@@ -75,12 +75,22 @@ def load(version_dir):
 
     Raises:
         FileNotFoundError: where `version_dir` holds no `saved_model.pb`.
-        ModelFileError: for a path TensorFlow cannot read it back from.
+        ModelFileError: for a path TensorFlow cannot read it back from, or
+            files it cannot parse or restore (garbled, cut short).
     """
     if not (Path(version_dir) / "saved_model.pb").is_file():
         raise FileNotFoundError(f"{version_dir}: no saved_model.pb (expected an export's version folder)")
     check_loadable_path(version_dir)
-    return tf.saved_model.load(str(version_dir), tags=["serve"])
+    try:
+        return tf.saved_model.load(str(version_dir), tags=["serve"])
+    except (OSError, IndexError, ValueError, tf.errors.OpError) as e:
+        # A copy garbled or cut short: TensorFlow's parse or restore error
+        # (IndexError: variables read short), raised deep in a traceback.
+        text = without_function_names(str(e)).strip()
+        reason = text.splitlines()[0] if text else type(e).__name__
+        raise ModelFileError(
+            f"{version_dir}: damaged SavedModel ({reason}); expected the files an export writes"
+        ) from None
 
 
 def build_archive(model):

@@ -19,23 +19,27 @@ class _Block:
 
 # The `ctrl_c_kept` blocks under way, innermost last.
 _blocks = []
-# Whether SIGTERM ends the work as Ctrl-C does (`sigterm_as_ctrl_c`).
-_sigterm_routed = False
+# The signals that end the work as Ctrl-C does (`stops_as_ctrl_c`).
+_routed = []
 
 
-def sigterm_as_ctrl_c():
-    """From here on, SIGTERM (a supervisor's stop, `kill`) ends the work as Ctrl-C does.
+def stops_as_ctrl_c():
+    """From here on, SIGTERM (a supervisor's stop, `kill`) and SIGHUP (its terminal closed) end the work as Ctrl-C does.
 
     Also in a process that ignores Ctrl-C (a script's background job,
     which a shell starts with SIGINT ignored): its Ctrl-C stays ignored,
     but a stop still ends it in one line, finishing what was published.
+    A SIGHUP that the process ignores (`nohup`) stays ignored.
     """
-    global _sigterm_routed
-    _sigterm_routed = True
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        if number == signal.SIGHUP and signal.getsignal(number) is signal.SIG_IGN:
+            continue
+        signal.signal(number, _on_stop)
+        if number not in _routed:
+            _routed.append(number)
 
 
-def _on_sigterm(signum, frame):
+def _on_stop(signum, frame):
     handler = signal.getsignal(signal.SIGINT)
     if callable(handler):  # Python's default_int_handler, or a block's own
         handler(signal.SIGINT, frame)
@@ -44,16 +48,15 @@ def _on_sigterm(signum, frame):
 
 
 def _interrupt_signals():
-    """The signals a `ctrl_c_kept` block takes as Ctrl-C: SIGINT unless ignored, SIGTERM where routed.
+    """The signals a `ctrl_c_kept` block takes as Ctrl-C: SIGINT unless ignored, SIGTERM and SIGHUP where routed.
 
     None outside the main thread, where no signal handler can be set.
     """
     if threading.current_thread() is not threading.main_thread():
         return []
     signals = [] if signal.getsignal(signal.SIGINT) is signal.SIG_IGN else [signal.SIGINT]
-    if _sigterm_routed and callable(signal.getsignal(signal.SIGTERM)):  # ours, or an outer block's
-        signals.append(signal.SIGTERM)
-    return signals
+    # Ours, or an outer block's:
+    return signals + [number for number in _routed if callable(signal.getsignal(number))]
 
 
 def raise_if_pressed():
@@ -92,11 +95,11 @@ def ctrl_c_kept():
     dropped is raised when the block ends (or at `raise_if_pressed`). Once
     the work inside has published (`publishing`), a Ctrl-C is noted and the
     block runs to its end. Errors that report an interrupt
-    themselves (`errors.Interrupted`) pass as they are. A SIGTERM is
-    taken as a Ctrl-C once `sigterm_as_ctrl_c` was called. Outside the
-    main thread, where no signal handler can be set, and in a process that
-    ignores Ctrl-C (one a script started in the background) and has not
-    routed SIGTERM, the block runs as it is.
+    themselves (`errors.Interrupted`) pass as they are. A SIGTERM or
+    SIGHUP is taken as a Ctrl-C once `stops_as_ctrl_c` was called. Outside
+    the main thread, where no signal handler can be set, and in a process
+    that ignores Ctrl-C (one a script started in the background) and has
+    not routed the others, the block runs as it is.
     """
     signals = _interrupt_signals()
     if not signals:

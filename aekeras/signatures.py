@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from aekeras import losses
 from aekeras.data.spec import UNIT_RANGE
+from aekeras.errors import ModelFileError
 from aekeras.progress import tracked
 
 IMAGE_INPUT = "images"
@@ -200,6 +201,8 @@ def max_differences(saved_model, runner, images, format_name, batch_size=500, ve
             (`aekeras.tflite.Runner`, `aekeras.onnx.Runner`).
         images: float32 test images on [0, 1].
         format_name: names the format in the progress lines.
+        batch_size: images per call of each signature.
+        verbose: show progress, one step per batch, for each signature.
         labels: the images' labels, for models that read them.
 
     Returns:
@@ -409,11 +412,24 @@ def write_value_counts(version_dir, value_counts):
 
 
 def read_value_counts(version_dir):
-    """The value counts an export recorded (`write_value_counts`); {} for an older export."""
+    """The value counts an export recorded (`write_value_counts`); {} for an older export.
+
+    Raises:
+        ModelFileError: where the file is not the `{input: count}` it writes
+            (garbled, edited): the range of the inputs it guards is unknown.
+    """
+    path = Path(version_dir) / VALUE_COUNTS_FILE
     try:
-        return json.loads((Path(version_dir) / VALUE_COUNTS_FILE).read_text())
+        counts = json.loads(path.read_bytes())
     except FileNotFoundError:
         return {}
+    except ValueError as e:
+        counts = e
+    if not isinstance(counts, dict) or not all(type(v) is int and v > 0 for v in counts.values()):
+        raise ModelFileError(
+            f"{path}: damaged (expected the JSON object of input names and value counts it writes)"
+        )
+    return counts
 
 
 def _check_one(signature, spec, value, value_count=None):

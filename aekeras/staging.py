@@ -87,7 +87,10 @@ def disk_full_errno(error):
     """ENOSPC, EDQUOT or EFBIG where `error` says a write found no room (as an OSError or in TensorFlow's words), else None."""
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return error.errno
-    return errno.ENOSPC if "No space left on device" in str(error) else None
+    text = str(error)  # TensorFlow's: a ResourceExhaustedError, or under `ulimit -f` an OutOfRangeError
+    if os.strerror(errno.ENOSPC) in text:
+        return errno.ENOSPC
+    return errno.EFBIG if os.strerror(errno.EFBIG) in text else None
 
 
 def remove_partials(folder):

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from aekeras.staging import PARTIAL_PREFIX
 from aekeras.tflite import Runner
 from aekeras.training.resume import completed_epochs
@@ -77,16 +79,21 @@ def test_a_served_name_keeps_its_contract(tmp_path):
 
 
 def _started(args, cwd, ctrl_c=signal.SIG_DFL):
-    """The command, running with its output piped and SIGINT's default action (or `ctrl_c`)."""
+    """The command, running with its output piped, SIGHUP's default action and SIGINT's (or `ctrl_c`)."""
+
+    def as_on_a_terminal():
+        # A shell that starts the test suite in the background ignores
+        # SIGINT, `nohup` SIGHUP, and children inherit that.
+        signal.signal(signal.SIGINT, ctrl_c)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
     return subprocess.Popen(
         [*AEKERAS, *args],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        # As on a terminal: a shell that starts the test suite in the
-        # background ignores SIGINT, and children inherit that.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, ctrl_c),
+        preexec_fn=as_on_a_terminal,
     )
 
 
@@ -147,10 +154,11 @@ def test_a_second_run_of_the_same_name_is_refused_while_the_first_trains(tmp_pat
     assert not (tmp_path / "saved_models").exists()
 
 
-def test_a_supervisors_sigterm_ends_a_run_as_ctrl_c_does(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_supervisors_stop_or_a_closed_terminal_ends_a_run_as_ctrl_c_does(tmp_path, stop):
     """It ended the process with no word, and left an export's staging folder."""
     args = ["train", "dense", "--epochs", "5", "--limit", "6144", "--quiet"]
-    status, _, stderr = interrupt_after_first_backup(args, tmp_path, signal.SIGTERM)
+    status, _, stderr = interrupt_after_first_backup(args, tmp_path, stop)
     assert status == 130, stderr
     assert re.fullmatch(
         r"aekeras: interrupted; runs/dense keeps epoch \d of 5, and `aekeras train .*` resumes after it\n",

@@ -9,6 +9,7 @@ import errno
 import faulthandler
 import importlib
 import os
+import resource
 import shlex
 import signal
 import sys
@@ -33,7 +34,7 @@ from aekeras.errors import (
     TrainingInterrupted,
     without_function_names,
 )
-from aekeras.interrupts import ctrl_c_kept, sigterm_as_ctrl_c
+from aekeras.interrupts import ctrl_c_kept, stops_as_ctrl_c
 from aekeras.staging import disk_full_errno
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -111,6 +112,14 @@ def main(argv=None):
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return _output_closed()
+    except Warning as e:  # a library's warning, which `-W error` (PYTHONWARNINGS=error) raised
+        first = str(e).splitlines()[0] if str(e) else ""
+        print(
+            f"aekeras: error: {type(e).__name__} raised as an error by -W error (PYTHONWARNINGS): {first}; "
+            "run the command where warnings are shown, not raised",
+            file=sys.stderr,
+        )
+        return 1
     except Exception as e:  # noqa: BLE001 - only a full disk or memory is answered here; the rest is raised
         line = _out_of_resources(e, argv)
         if line is None:
@@ -121,7 +130,7 @@ def main(argv=None):
 
 
 def entry_point(argv=None):
-    """`main` as the `aekeras` process runs it: SIGTERM as Ctrl-C, and once it returns, both ignored.
+    """`main` as the `aekeras` process runs it: SIGTERM and SIGHUP as Ctrl-C, and once it returns, all ignored.
 
     The work is done and reported by then; a Ctrl-C during Python's and
     TensorFlow's teardown (half a second) would otherwise turn the exit
@@ -132,15 +141,18 @@ def entry_point(argv=None):
     # Ctrl-C does: what was kept, in one line, and nothing half-written. Also
     # where Ctrl-C is ignored (a script's `aekeras train ... &`): killed
     # there, it died with no word, and left a published version unrecorded.
-    sigterm_as_ctrl_c()
+    # A closed terminal's SIGHUP did the same.
+    stops_as_ctrl_c()
     # The command runs on TensorFlow: a KERAS_BACKEND the shell sets for the
     # user's own Keras programs (jax, torch) ended it in a traceback from Keras's import.
     os.environ["KERAS_BACKEND"] = "tensorflow"
+    _closed_standard_streams_opened()
+    _escape_unencodable_output()
     status = main(argv)
     while True:
         try:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+                signal.signal(number, signal.SIG_IGN)
             return status
         except KeyboardInterrupt:
             # A signal that came as `main` returned, taken here (Python runs
@@ -148,33 +160,82 @@ def entry_point(argv=None):
             pass
 
 
+def _closed_standard_streams_opened():
+    """Opens the null device on each of descriptors 0, 1 and 2 that the caller closed (`>&-`, `2>&-`).
+
+    A closed one is the lowest free number, which the next file opened
+    takes: TensorFlow's C++ log lines (descriptor 2) would go into it, a
+    checkpoint or an export. And Python leaves `sys.stdout` or `sys.stderr`
+    None, which ended the command in an AttributeError (or, without a
+    stderr, in a silent status 1). Their lines now go nowhere, as Python
+    prints to a None stream.
+    """
+    for fd, name in enumerate(("stdin", "stdout", "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:  # the lowest free number, this one unless a lower one is closed too
+                os.dup2(null, fd)
+                os.close(null)
+        if getattr(sys, name) is None:
+            setattr(
+                sys, name, open(fd, "r" if fd == 0 else "w", buffering=1 if fd == 2 else -1, closefd=False)
+            )
+
+
+def _escape_unencodable_output():
+    """Prints what stdout's encoding cannot spell escaped (`\\xfc`), as Python's stderr does.
+
+    A non-ASCII path under `PYTHONIOENCODING=ascii` or a Latin-1 locale
+    ended `aekeras train` in a UnicodeEncodeError as it reported, after
+    publishing, with the serving config unwritten.
+    """
+    if sys.stdout is not None and hasattr(sys.stdout, "reconfigure"):  # None where stdout was closed (`>&-`)
+        sys.stdout.reconfigure(errors="backslashreplace")
+
+
 def _out_of_resources(error, argv):
-    """The one line for a full disk or an exhausted memory (Python's errors or TensorFlow's), else None."""
+    """The one line for a full disk, a file size limit, an exhausted memory or open-file limit, else None.
+
+    Python's errors or TensorFlow's (its `OutOfRangeError` for `ulimit -f`).
+    """
     text = str(error)
     again = "resumes" if argv[:1] == ["train"] else "starts again"
     disk_full = disk_full_errno(error)
-    filename = getattr(error, "filename", None)
-    if disk_full == errno.EFBIG:
+    if disk_full is not None:
+        where = _written_file(error, text)
+        if disk_full == errno.EFBIG:
+            return (
+                f"aekeras: error: {where or 'a file'} grew past the largest file this process may write "
+                f"(ulimit -f); what was saved before is kept. Raise the limit, and the same command {again}"
+            )
         return (
-            f"aekeras: error: {filename or 'a file'} grew past the largest file this process may write "
-            f"(ulimit -f); what was saved before is kept. Raise the limit, and the same command {again}"
+            f"aekeras: error: no space left on the device while writing {where or 'the output'}; what was saved "
+            f"before is kept. Free some space, and the same command {again}"
         )
-    if disk_full is not None and isinstance(error, OSError) and error.errno is not None:
-        where = filename or "the output"
-    elif disk_full is not None:  # TensorFlow's own words: where it failed, after its function's name
-        where = without_function_names(text).split(";")[0].strip().splitlines()[0]
-    elif isinstance(error, MemoryError) or "OOM when allocating" in text:
+    if isinstance(error, MemoryError) or "OOM when allocating" in text:
         shape = text[text.find("shape[") :].split("]")[0] + "]" if "shape[" in text else "an array"
         return (
             f"aekeras: error: out of memory allocating {shape}; what was saved before is kept. Try a smaller "
             "--image-size, --batch-size or --limit"
         )
-    else:
-        return None
-    return (
-        f"aekeras: error: no space left on the device while writing {where}; what was saved before is kept. "
-        f"Free some space, and the same command {again}"
-    )
+    if isinstance(error, ImportError) and "failed to map segment" in text:  # a library past `ulimit -v`
+        return f"aekeras: error: too little memory to load TensorFlow ({text}); raise the limit (ulimit -v)"
+    if isinstance(error, OSError) and error.errno in (errno.EMFILE, errno.ENFILE):
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        return (
+            f"aekeras: error: too many open files (this process may open {limit}: ulimit -n); what was saved "
+            f"before is kept. Raise the limit, and the same command {again}"
+        )
+    return None
+
+
+def _written_file(error, text):
+    """The file a failed write names: Python's `filename`, else TensorFlow's words before `;`, else None."""
+    if isinstance(error, OSError) and error.errno is not None:
+        return error.filename
+    return without_function_names(text).split(";")[0].strip().splitlines()[0]
 
 
 def _output_closed():

@@ -340,10 +340,16 @@ def export_data(args, version_dir, image_shape):
         options.setdefault("image_size", image_shape[:2])
         options.setdefault("channels", image_shape[2])
         return args.data, options
-    record = read_record(version_dir)
-    if record is None or "data" not in record:
+    try:
+        record = read_record(version_dir)
+        source, options = data_options(record) if record and "data" in record else (None, None)
+    # Garbled or edited: one line, not a traceback.
+    except (TypeError, KeyError, ValueError, AttributeError, OSError) as e:
+        raise UsageError(
+            f"{version_dir}: its run.json cannot say what data the model was trained on ({e}); pass --data"
+        ) from None
+    if source is None:
         raise UsageError(f"{version_dir}: no run.json says what data the model was trained on; pass --data")
-    source, options = data_options(record)
     if not data.is_named_source(source) and not Path(source).exists():
         raise UsageError(
             f"{source}: the data {version_dir}'s run trained on is not there any more; pass --data with its new place"

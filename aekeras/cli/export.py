@@ -61,6 +61,8 @@ def run(args):
             )
         except ValueError as e:  # a name TF Serving cannot watch, a changed contract: nothing is written
             raise UsageError(str(e)) from None
-        # Published: a Ctrl-C from here on lets the serving config be written.
+        # Published: a Ctrl-C from here on lets the serving config be written,
+        # and it is, before any line that an output gone away could stop.
+        config = export.write_models_config(args.out, args.serving_root)
         print(f"SavedModel: {path}{' (kernels on the int8 grid)' if args.int8_weights else ''}")
-        print(f"TF Serving config: {export.write_models_config(args.out, args.serving_root)}")
+        print(f"TF Serving config: {config}")

@@ -200,6 +200,7 @@ def _config(args):
 
 def run(args):
     from aekeras.training import distribution_strategy, train
+    from aekeras.training.advice import learning_rate_note
     from aekeras.training.runner import configure_tensorflow, open_data
 
     config = _config(args)
@@ -227,9 +228,12 @@ def run(args):
             distribution_strategy(config.strategy)
         source = open_data(config)
         # Model arguments out of range fail here, before any data is read.
-        registry.build_model(config.model, source.spec, **config.options)
+        model = registry.build_model(config.model, source.spec, **config.options)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    note = learning_rate_note(model, config.learning_rate)
+    if note:
+        print(note, flush=True)
     reported = []
     try:
         # Reported in the block that publishes: a Ctrl-C after the rename
@@ -243,9 +247,14 @@ def run(args):
 
 
 def _report(result, out):
-    """Prints the run's figures and files, and writes the serving config of `out`."""
+    """Writes the serving config of `out`, then prints the run's figures and files.
+
+    The config first: a print that fails (the reader of a pipe gone, a
+    full disk) would otherwise leave the published version unserved.
+    """
     from aekeras import export
 
+    config = export.write_models_config(out) if result["export"] is not None else None
     share = result["data_share"]
     if share is not None:
         print(
@@ -257,4 +266,4 @@ def _report(result, out):
     print(f"model: {result['model']}")
     if result["export"] is not None:
         print(f"SavedModel: {result['export']}")
-        print(f"TF Serving config: {export.write_models_config(out)}")
+        print(f"TF Serving config: {config}")

@@ -72,7 +72,9 @@ def _inspect(path):
         if mode == "P":  # a palette of greys is a grey image (verify leaves the image unusable)
             with Image.open(path) as image:
                 mode = "L" if _grey_palette(image) else mode
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    # DecompressionBombError: a header claiming more pixels than Pillow's
+    # limit (a hostile file), refused before any of them is decoded.
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{path}: not a readable image ({e})") from None
     _refuse_misread_bmp(path, kind, mode)
     return height, width, mode in _GREY_MODES

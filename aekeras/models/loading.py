@@ -20,10 +20,10 @@ def load_model(path):
     imported first, which registers their classes with Keras).
 
     Raises:
-        ModelFileError: in one line, if the file is not a `.keras` archive,
-            asks for Python code (a lambda) or for a class or function that
-            is not registered, or holds something other than an aekeras
-            autoencoder.
+        ModelFileError: in one line, if the file is not a `.keras` archive
+            or is a damaged one, asks for Python code (a lambda) or for a
+            class or function that is not registered, or holds something
+            other than an aekeras autoencoder.
     """
     if not os.path.isfile(path):
         raise ModelFileError(f"{path}: no such file (expected a .keras file model.save wrote)")
@@ -41,6 +41,13 @@ def load_model(path):
             root = root.__cause__ or root.__context__
         reason = str(root).strip().strip("\"'").split(". ")[0].splitlines()[0]
         raise ModelFileError(f"{path}: cannot load it in Keras safe mode: {reason}") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        # A copy garbled or cut short inside the archive fails only as Keras
+        # reads it: a member's CRC, or the HDF5 weights file within.
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ModelFileError(
+            f"{path}: damaged .keras file ({reason}); expected the archive model.save writes"
+        ) from None
     if not isinstance(model, BaseAutoencoder):
         raise ModelFileError(f"{path}: holds a {type(model).__name__}, not an aekeras autoencoder")
     return model

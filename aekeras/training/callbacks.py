@@ -13,6 +13,7 @@ from aekeras.interrupts import raise_if_pressed
 from aekeras.models.blocks import load_with_older_weight_names
 from aekeras.models.nonfinite import NonFiniteStop
 from aekeras.staging import write_atomically
+from aekeras.training.resume import SEED_STATES_FILE
 
 # Where every worker keeps its backup, in its run folder.
 BACKUP_DIR = "backup"
@@ -20,8 +21,6 @@ BACKUP_DIR = "backup"
 CHECKPOINTS_DIR = "checkpoints"
 HISTORY_FILE = "history.csv"
 LOGS_DIR = "logs"
-# Beside Keras's backup files: the model's random state (`_seed_states`).
-SEED_STATES_FILE = "seed_states.npy"
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):

@@ -48,6 +48,40 @@ def read_history(path):
     }
 
 
+def check_history(path, epochs):
+    """Refuses a `history.csv` whose rows of the first `epochs` epochs a resume could not keep, before training.
+
+    Read only after the resumed epochs, a garbled or edited file failed as
+    a traceback once the model was trained and saved, and again on every
+    rerun. Rows after `epochs` (one cut short by a kill) are `trim_history`'s.
+
+    Raises:
+        SettingsChangedError: naming the file, if those rows are not epochs of numbers.
+    """
+    from aekeras.training.resume import damaged
+
+    path = Path(path)
+    if not path.is_file():
+        return
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+        # An empty file is a run killed before its first row; CSVLogger appends to any other.
+        if rows and rows[0][:1] != ["epoch"]:
+            raise ValueError(f"a header of {rows[0][:3]}, not epoch and the metrics")
+        for row in rows[1:]:
+            if row and int(row[0]) < epochs:
+                if len(row) != len(rows[0]):
+                    raise ValueError(
+                        f"{len(row)} values in epoch {row[0]}'s row, {len(rows[0])} in the header"
+                    )
+                for value in row[1:]:
+                    if value != "NA":
+                        float(value)
+    except (ValueError, csv.Error) as e:
+        raise damaged(path, f"expected the rows CSVLogger writes: {str(e)[:100]}") from None
+
+
 def trim_history(path, epochs):
     """Keeps the rows of a run's `history.csv` for its first `epochs` epochs (the ones its backup holds).
 
@@ -79,4 +113,7 @@ def read_record(folder):
 def data_options(record):
     """`(source, read options)` of the data a recorded run trained on."""
     data = record["data"]
-    return data["source"], dict(data["options"])
+    source, options = data["source"], dict(data["options"])
+    if not isinstance(source, str):  # an edited record: a path or name, not a number
+        raise TypeError(f"its data source is {source!r}, not a name or path")
+    return source, options

@@ -17,6 +17,7 @@ from aekeras.staging import write_atomically
 STATE_FILE = "run_state.json"
 _METADATA_FILE = "training_metadata.json"  # Keras's: {"epoch": completed epochs, ...}
 _WEIGHTS_FILE = "latest.weights.h5"  # Keras's
+SEED_STATES_FILE = "seed_states.npy"  # the model's random state (`callbacks.AtomicBackupAndRestore`)
 
 
 def shaping_settings(config, source, builder_options):
@@ -50,9 +51,59 @@ _SETTINGS_ADDED_SINCE = ("examples", "learning_rate_schedule")
 
 
 def completed_epochs(backup_dir):
-    """The epochs a backup holds, 0 if there is none."""
+    """The epochs a backup holds, 0 if there is none.
+
+    Raises:
+        SettingsChangedError: if its count is not `{"epoch": N}` with N >= 0.
+    """
     path = Path(backup_dir) / _METADATA_FILE
-    return int(json.loads(path.read_text())["epoch"]) if path.is_file() else 0
+    if not path.is_file():
+        return 0
+    epoch = _read_json(path).get("epoch")
+    if type(epoch) is not int or epoch < 0:  # bool is an int, and no count
+        raise damaged(path, f'"epoch" is {epoch!r}, not a count of epochs')
+    return epoch
+
+
+def damaged(path, reason):
+    """The one-line refusal of a run's backup file or history that was garbled, cut short or edited."""
+    return SettingsChangedError(
+        f"{path} is damaged ({reason}); pass --restart to discard the backup and start afresh"
+    )
+
+
+def _read_json(path):
+    """The JSON object in `path`; anything else is a damaged backup, not a Python error."""
+    try:
+        value = json.loads(Path(path).read_bytes())
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise damaged(path, f"not JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise damaged(path, f"holds a {type(value).__name__}, not a JSON object")
+    return value
+
+
+def _check_readable(backup_dir):
+    """Refuses a backup whose weights or random state cannot be read, before anything is written.
+
+    Keras and numpy raised deep in the resume, as a traceback; a backup
+    cut short (a full disk, a copy interrupted) is refused in one line.
+    """
+    import h5py
+    import numpy as np
+
+    weights = Path(backup_dir) / _WEIGHTS_FILE
+    try:
+        with h5py.File(weights, "r"):
+            pass
+    except OSError as e:
+        raise damaged(weights, f"not a readable HDF5 file: {str(e).split('(')[-1].rstrip(')')}") from None
+    states = Path(backup_dir) / SEED_STATES_FILE
+    if states.is_file():
+        try:
+            np.load(states, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            raise damaged(states, f"not a numeric .npy array: {str(e).split('.')[0]}") from None
 
 
 def remove_backup(backup_dir):
@@ -75,6 +126,10 @@ def _differences(recorded, settings, prefix=""):
         elif old != new:
             changes.append(f"{prefix}{key} {old!r} -> {new!r}")
     return changes
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class RunClock:
@@ -115,9 +170,13 @@ class RunClock:
                 f"{where} holds a backup that counts {self.resumed_after} epochs but has no weights (its "
                 "removal was cut short, or its files were moved); pass --restart to discard it and start afresh"
             )
+        _check_readable(self.backup_dir)
         path = self.backup_dir / STATE_FILE
-        recorded = json.loads(path.read_text()) if path.is_file() else {}
+        recorded = _read_json(path) if path.is_file() else {}
         kept = recorded.get("settings", {})
+        seconds, resumes = recorded.get("seconds", 0.0), recorded.get("resumes", 0)
+        if not isinstance(kept, dict) or not _is_number(seconds) or type(resumes) is not int:
+            raise damaged(path, 'expected {"settings": {...}, "seconds": S, "resumes": N}')
         settings = {k: v for k, v in self.settings.items() if k in kept or k not in _SETTINGS_ADDED_SINCE}
         changes = _differences(kept, settings)
         if changes:

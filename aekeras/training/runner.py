@@ -30,7 +30,7 @@ from aekeras.staging import locked, made_folder, remove_partials, write_atomical
 from aekeras.training import distribute
 from aekeras.training.callbacks import BACKUP_DIR, CHECKPOINTS_DIR, HISTORY_FILE, LOGS_DIR, run_callbacks
 from aekeras.training.evaluate import evaluate_model
-from aekeras.training.records import SETTINGS_FILE, environment, read_history, trim_history
+from aekeras.training.records import SETTINGS_FILE, check_history, environment, read_history, trim_history
 from aekeras.training.resume import RunClock, completed_epochs, remove_backup, shaping_settings
 
 # Test images whose codes TensorBoard's projector shows, at most.
@@ -158,8 +158,8 @@ def _run_clock(config, source, run_dir):
 
     Raises:
         SettingsChangedError: if the backup there is of a run with other
-            settings, or of more epochs than `config.epochs` (and
-            `config.restart` is not set).
+            settings, or of more epochs than `config.epochs`, or it or the
+            run's history is damaged (and `config.restart` is not set).
     """
     builder_options, _ = get_model(config.model).split_options(config.options)
     settings = shaping_settings(config, source, builder_options)
@@ -170,6 +170,8 @@ def _run_clock(config, source, run_dir):
             f"epochs, more than --epochs {config.epochs}; pass --epochs {clock.resumed_after} or more to "
             "finish it, or --restart to discard the backup and start afresh"
         )
+    if clock.resumed_after is not None:
+        check_history(run_dir / HISTORY_FILE, clock.resumed_after)  # trimmed, then read once trained
     return clock
 
 

@@ -1,0 +1,184 @@
+"""Files that broke on disk or were tampered with: one line naming the file, exit status 2, nothing else lost.
+
+Each test damages a copy of a real artifact (a run's backup and history,
+a checkpoint, an export) the way a full disk, an interrupted copy or an
+edit does.
+"""
+
+import json
+import shutil
+import struct
+import zipfile
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from aekeras import data, export, signatures
+from aekeras.cli import main
+from aekeras.errors import DataError, ModelFileError, SettingsChangedError
+from aekeras.models import load_model
+from aekeras.training.records import check_history
+from aekeras.training.resume import RunClock, completed_epochs
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A real run of one epoch on sklearn's digits: (its run folder, its export)."""
+    root = tmp_path_factory.mktemp("run")
+    digits = load_digits()
+    arrays = root / "digits.npz"
+    np.savez(arrays, images=(digits.images * 255 / 16).round().astype("uint8"), labels=digits.target)
+    argv = ["train", "dense", "--data", str(arrays), "--latent-dim", "4", "--epochs", "1", "--quiet"]
+    assert main([*argv, "--run-dir", str(root / "runs"), "--out", str(root / "saved_models")]) == 0
+    return root / "runs" / "dense", root / "saved_models" / "dense" / "1"
+
+
+def _cut(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _backup(tmp_path, run):
+    """A backup of epoch 1 made of the run's real files, as `AtomicBackupAndRestore` lays it out."""
+    run_dir, _ = run
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    with zipfile.ZipFile(run_dir / "model.keras") as archive:
+        (backup / "latest.weights.h5").write_bytes(archive.read("model.weights.h5"))
+    np.save(backup / "seed_states.npy", np.zeros((0, 2), np.int64))
+    (backup / "run_state.json").write_text(
+        json.dumps({"settings": {"model": "dense"}, "seconds": 1.0, "resumes": 0})
+    )
+    (backup / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
+    return backup
+
+
+DAMAGES = {
+    "weights cut short": ("latest.weights.h5", _cut),
+    "weights emptied": ("latest.weights.h5", lambda p: p.write_bytes(b"")),
+    "random state cut short": ("seed_states.npy", _cut),
+    "state not JSON": ("run_state.json", lambda p: p.write_text('{"settings": {"mod')),
+    "state of wrong types": ("run_state.json", lambda p: p.write_text('{"settings": 3, "seconds": "x"}')),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES, ids=list(DAMAGES))
+def test_a_damaged_backup_is_refused_in_one_line_and_kept(tmp_path, run, damage):
+    name, spoil = DAMAGES[damage]
+    backup = _backup(tmp_path, run)
+    RunClock(backup, {"model": "dense"})  # whole, it resumes
+    spoil(backup / name)
+    before = {p.name: p.read_bytes() for p in backup.iterdir()}
+    with pytest.raises(
+        SettingsChangedError, match=rf"backup/{name} is damaged \(.*\); pass --restart"
+    ) as caught:
+        RunClock(backup, {"model": "dense"})
+    assert "\n" not in str(caught.value)
+    assert {p.name: p.read_bytes() for p in backup.iterdir()} == before  # nothing of it lost
+    RunClock(backup, {"model": "dense"}, discard_backup=True)  # and --restart starts afresh
+
+
+@pytest.mark.parametrize("count", ['{"epoch": 1', "{}", '{"epoch": -3}', '{"epoch": "2"}', "[2]"])
+def test_an_edited_epoch_count_is_refused_in_one_line(tmp_path, run, count):
+    backup = _backup(tmp_path, run)
+    (backup / "training_metadata.json").write_text(count)
+    with pytest.raises(SettingsChangedError, match=r"training_metadata.json is damaged .*--restart"):
+        completed_epochs(backup)
+
+
+HISTORY = "epoch,loss,val_loss\n0,0.74,0.70\n1,0.68,0.65\n"
+
+
+@pytest.mark.parametrize("text", ["hello\n", HISTORY[:26], HISTORY.replace("0.68", "0.6x")])
+def test_a_garbled_history_is_refused_before_the_resume_trains(tmp_path, text):
+    (tmp_path / "history.csv").write_text(text)
+    with pytest.raises(SettingsChangedError, match=r"history.csv is damaged \(expected the rows CSVLogger"):
+        check_history(tmp_path / "history.csv", 2)
+
+
+def test_a_history_row_cut_short_after_the_backup_is_left_to_trim(tmp_path):
+    (tmp_path / "history.csv").write_text(HISTORY + "2,0.6")  # a kill as it logged epoch 3
+    check_history(tmp_path / "history.csv", 2)
+
+
+def _rezipped(source, target, name, change):
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for member in old.namelist():
+            content = old.read(member)
+            new.writestr(member, change(content) if member == name else content)
+
+
+def test_a_checkpoint_garbled_inside_its_zip_is_refused_in_one_line(tmp_path, run):
+    run_dir, _ = run
+    garbled = tmp_path / "garbled.keras"
+    content = bytearray((run_dir / "model.keras").read_bytes())
+    middle = len(content) // 2
+    content[middle : middle + 64] = bytes(b ^ 0x5A for b in content[middle : middle + 64])  # the CRC fails
+    garbled.write_bytes(bytes(content))
+    with pytest.raises(ModelFileError, match=r"garbled.keras: damaged .keras file \(Bad CRC-32"):
+        load_model(garbled)
+    cut = tmp_path / "cut.keras"  # a whole zip around weights cut short
+    _rezipped(run_dir / "model.keras", cut, "model.weights.h5", lambda b: b[: len(b) // 2])
+    with pytest.raises(ModelFileError, match=r"cut.keras: damaged .keras file \(.*truncated file"):
+        load_model(cut)
+
+
+@pytest.mark.parametrize(
+    "name", ["saved_model.pb", "variables/variables.data-00000-of-00001", "variables/variables.index"]
+)
+def test_an_export_cut_short_is_refused_in_one_line(tmp_path, run, name):
+    _, version = run
+    copy = shutil.copytree(version, tmp_path / "1")
+    _cut(copy / name)
+    with pytest.raises(
+        ModelFileError, match=r"/1: damaged SavedModel \(.+\); expected the files an export writes"
+    ):
+        export.load(copy)
+
+
+def test_garbled_value_counts_are_refused_not_ignored(tmp_path, run):
+    _, version = run
+    copy = shutil.copytree(version, tmp_path / "1")
+    assert signatures.read_value_counts(copy) == {}
+    for text in ("{not json", '{"labels": "ten"}', "[10]"):
+        (copy / signatures.VALUE_COUNTS_FILE).write_text(text)
+        with pytest.raises(ModelFileError, match=r"aekeras_value_counts.json: damaged"):
+            signatures.read_value_counts(copy)
+
+
+@pytest.mark.parametrize(
+    "record", ['{"data": {"sour', '{"data": 5}', '{"data": {"source": 5, "options": {}}}']
+)
+def test_a_garbled_run_json_asks_for_data_in_one_line(tmp_path, run, capsys, record):
+    _, version = run
+    copy = shutil.copytree(version, tmp_path / "1")
+    (copy / "run.json").write_text(record)
+    assert main(["onnx", str(copy)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("aekeras: error: ") and error.endswith("pass --data") and "\n" not in error
+    assert not (copy / "onnx").exists()
+
+
+def _png_header_only(path, width, height):
+    """A PNG whose header claims width x height grey pixels, with a tiny compressed body."""
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    body = zlib.compress(b"\0" * 1000)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    )
+
+
+def test_a_decompression_bomb_in_a_folder_is_named_not_decoded(tmp_path):
+    for i in range(3):
+        Image.new("L", (16, 16), 40 * i).save(tmp_path / f"{i}.png")
+    _png_header_only(tmp_path / "bomb.png", 100_000, 100_000)
+    with pytest.raises(
+        DataError, match=r"bomb.png: not a readable image \(Image size \(10000000000 pixels\)"
+    ):
+        data.open_source(str(tmp_path))

@@ -1,0 +1,121 @@
+"""The `aekeras` command in the process environments users run it in: closed streams, encodings, limits."""
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.datasets import load_digits
+
+from aekeras import cli
+
+AEKERAS = [sys.executable, "-m", "aekeras"]
+# One quick epoch on 64 small images: the environment is what is tested.
+TRAIN = ["train", "dense", "--epochs", "1", "--latent-dim", "4", "--data", "digits.npz"]
+
+
+@pytest.fixture
+def digits(tmp_path):
+    """A folder holding `digits.npz`: scikit-learn's first 64 8x8 digits, as 8-bit images."""
+    images = load_digits().images[:64] * (255 / 16)
+    np.savez(tmp_path / "digits.npz", images=images.round().astype(np.uint8))
+    return tmp_path
+
+
+def test_closed_stdout_and_stderr_leave_the_run_whole(digits):
+    """`>&- 2>&-`: stdout None ended in an AttributeError, and without stderr in a silent status 1."""
+
+    def closed():
+        os.close(1)
+        os.close(2)
+
+    result = subprocess.run(
+        [*AEKERAS, *TRAIN], cwd=digits, stdin=subprocess.DEVNULL, preexec_fn=closed, timeout=300
+    )
+    assert result.returncode == 0
+    assert (digits / "saved_models/dense/1/saved_model.pb").is_file()
+    assert "dense" in (digits / "saved_models/models.config").read_text()
+
+
+def test_paths_the_output_encoding_cannot_spell_are_escaped(digits):
+    """PYTHONIOENCODING=ascii: a non-ASCII --out ended in a UnicodeEncodeError after publishing."""
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    result = subprocess.run(
+        [*AEKERAS, *TRAIN, "--out", "modèles"], cwd=digits, capture_output=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"SavedModel: mod\\xe8les/dense/1\n" in result.stdout
+    assert "dense" in (digits / "modèles/models.config").read_text()
+
+
+def test_warnings_raised_as_errors_are_one_line(digits):
+    """PYTHONWARNINGS=error: a library's DeprecationWarning ended `aekeras train` in a traceback."""
+    env = {**os.environ, "PYTHONWARNINGS": "error"}
+    result = subprocess.run(
+        [*AEKERAS, *TRAIN], cwd=digits, capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 1
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("aekeras: error: ") and "raised as an error by -W error" in first, result.stderr
+    assert "Traceback" not in result.stderr.split("Exception ignored")[0]
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (  # TensorFlow's words for EFBIG under `ulimit -f`, as a SavedModel's file grows past it
+            tf.errors.OutOfRangeError(None, None, "out/pc/.staging-1/saved_model.pb.tmp1; File too large"),
+            "aekeras: error: out/pc/.staging-1/saved_model.pb.tmp1 grew past the largest file this process "
+            "may write (ulimit -f); what was saved before is kept. Raise the limit, and the same command "
+            "starts again\n",
+        ),
+        (  # `ulimit -v` below what TensorFlow's libraries map as they load
+            ImportError("libtensorflow_cc.so.2: failed to map segment from shared object"),
+            "aekeras: error: too little memory to load TensorFlow (libtensorflow_cc.so.2: failed to map "
+            "segment from shared object); raise the limit (ulimit -v)\n",
+        ),
+        (
+            OSError(errno.EMFILE, "Too many open files", "/tmp/x/assets"),
+            "too many open files (this process may open ",
+        ),
+    ],
+)
+def test_file_limits_end_the_command_in_one_line(error, line, tmp_path, monkeypatch, capsys):
+    """`ulimit -f` in TensorFlow's writer, `ulimit -v` at its load and `ulimit -n` each ended in a traceback."""
+    from aekeras.cli import report
+
+    def fails(args):
+        raise error
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(report, "run", fails)
+    assert cli.main(["report", "--out", "reports"]) == 1
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1 and stderr.startswith("aekeras: error: ")
+    assert line in stderr
+
+
+def test_a_hangup_under_nohup_leaves_the_run_to_finish(tmp_path):
+    """`nohup aekeras train ...`: SIGHUP, which ends a run as Ctrl-C does, stays ignored there."""
+    args = ["train", "dense", "--epochs", "3", "--limit", "2048", "--quiet"]
+    process = subprocess.Popen(
+        [*AEKERAS, *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+    )
+    backed_up = tmp_path / "runs/dense/backup/training_metadata.json"
+    deadline = time.time() + 240
+    while not backed_up.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGHUP)
+    _, stderr = process.communicate(timeout=240)
+    assert process.returncode == 0 and stderr == "", stderr
+    assert (tmp_path / "saved_models/dense/1/saved_model.pb").is_file()
