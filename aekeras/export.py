@@ -32,9 +32,17 @@ SETTINGS_FILE = "run.json"
 MODELS_CONFIG_FILE = "models.config"
 
 
+# TF Serving reads a version folder's name as an int64, and skips one past
+# it without a word: a version numbered beyond this is never served.
+MAX_VERSION = 2**63 - 1
+
+
 def version_number(name):
-    """The version a folder name stands for, or None: ASCII digits, `03` version 3, as TF Serving reads it."""
-    return int(name) if name.isascii() and name.isdigit() else None
+    """The version a folder name stands for, or None: ASCII digits up to `MAX_VERSION`, `03` version 3, as TF Serving reads it."""
+    if not (name.isascii() and name.isdigit()):
+        return None
+    number = int(name)
+    return number if number <= MAX_VERSION else None
 
 
 def version_folders(model_dir):
@@ -188,7 +196,8 @@ def saved_model(model, out, name, settings=None, allow_contract_change=False, in
             signatures are built from the autoencoder's own methods).
         ValueError: for a name TF Serving cannot watch, or int8 weights
             for tied weights.
-        ModelFileError: for an `out` TensorFlow could not read the export back from.
+        ModelFileError: for an `out` TensorFlow could not read the export back from,
+            or a name whose latest version is `MAX_VERSION` (none can follow it).
         ContractChangeError: if the signatures would change, unless allowed.
     """
     # Imported here: `aekeras.serving` imports this module, and serves an
@@ -230,6 +239,11 @@ def _take_next_version(staging, model_dir):
     """Renames `staging` to the next version folder of `model_dir`, returned."""
     while True:
         existing = versions(model_dir)
+        if existing and existing[-1] == MAX_VERSION:
+            raise ModelFileError(
+                f"{model_dir / str(MAX_VERSION)}: no version can follow it (TF Serving numbers versions up to "
+                f"{MAX_VERSION}); publish under a new --name, or renumber the versions of {model_dir}"
+            )
         version_dir = model_dir / str(existing[-1] + 1 if existing else 1)
         try:
             # Fails if a writer that takes no lock published this version first.
@@ -280,6 +294,10 @@ def write_models_config(out, base_path=None):
 
     Returns:
         The `Path` of the config file.
+
+    Raises:
+        ModelFileError: for an existing file that is not a TF Serving
+            config (`check_models_config`), left as it is.
     """
     out = Path(out)
     path = out / MODELS_CONFIG_FILE
@@ -301,12 +319,32 @@ def write_models_config(out, base_path=None):
     return path
 
 
+def check_models_config(out):
+    """Raises ModelFileError where `out/models.config` exists and is not a config `write_models_config` can update.
+
+    For commands to call before they publish, so that a config they could
+    not update stops them with nothing written.
+    """
+    _read_models_config(Path(out) / MODELS_CONFIG_FILE)
+
+
 def _read_models_config(path):
-    """An existing `models.config`, or an empty one (no file, or one TF Serving could not read either)."""
+    """An existing `models.config`, or an empty one where there is no file.
+
+    Raises:
+        ModelFileError: for a file that is not a TF Serving config (a typo
+            in a hand edit): written afresh, it would lose the user's
+            version policies, labels, other models and serving root.
+    """
     try:
         return text_format.Parse(path.read_text(), model_server_config_pb2.ModelServerConfig())
-    except (OSError, UnicodeDecodeError, text_format.ParseError):
+    except FileNotFoundError:
         return model_server_config_pb2.ModelServerConfig()
+    except (OSError, UnicodeDecodeError, text_format.ParseError) as e:
+        raise ModelFileError(
+            f"{path}: not a TF Serving model config ({str(e).splitlines()[0]}); left as it is, since "
+            "rewriting it would lose what it lists: fix it, or remove it to have it written afresh"
+        ) from None
 
 
 def _serving_root(config, model_dirs):

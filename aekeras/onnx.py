@@ -16,8 +16,10 @@ import onnx
 import onnxruntime
 import tensorflow as tf
 import tf2onnx
+from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, InvalidProtobuf
 
 from aekeras import export
+from aekeras.errors import ModelFileError
 from aekeras.interrupts import ctrl_c_kept, publishing
 from aekeras.signatures import Contract, read_value_counts
 from aekeras.signatures import max_differences as max_differences_from
@@ -116,6 +118,23 @@ def convert(version_dir, *, opset=DEFAULT_OPSET):
     return {name: target / f"{name}.onnx" for name in sorted(saved_model.signatures)}
 
 
+def _session(path, options):
+    """An onnxruntime session of one file.
+
+    Raises:
+        ModelFileError: for a file onnxruntime cannot load (empty, cut
+            short, garbled), in one line rather than its bracketed codes.
+    """
+    try:
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except (InvalidArgument, InvalidProtobuf, Fail) as e:
+        # "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Load model from PATH failed:Protobuf parsing failed."
+        reason = str(e).strip().rpartition("failed:")[2].strip() or type(e).__name__
+        raise ModelFileError(
+            f"{path}: not a readable ONNX file ({reason.splitlines()[0]}); expected one written by `aekeras onnx`"
+        ) from None
+
+
 class Runner:
     """Runs an export's ONNX files with onnxruntime, one session per signature.
 
@@ -125,6 +144,10 @@ class Runner:
     Args:
         folder: the folder `convert` wrote (`<version_dir>/onnx`), or the
             version folder itself.
+
+    Raises:
+        FileNotFoundError: for a folder without `.onnx` files.
+        ModelFileError: for a file onnxruntime cannot load.
 
     Example:
 
@@ -142,10 +165,7 @@ class Runner:
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # errors only
         self.folder = folder
-        self.sessions = {
-            f.stem: onnxruntime.InferenceSession(str(f), options, providers=["CPUExecutionProvider"])
-            for f in files
-        }
+        self.sessions = {f.stem: _session(f, options) for f in files}
         # The export's label and codebook counts: onnxruntime's Gather reads a
         # label or index past them as another class or vector, or fails natively.
         self.contract = Contract.from_onnx(self.sessions, read_value_counts(folder.parent))

@@ -19,6 +19,7 @@ from tensorflow.lite.tools import flatbuffer_utils
 
 from aekeras import data, export, losses
 from aekeras.choices import CALIBRATED, QUANTIZATIONS
+from aekeras.errors import ModelFileError
 from aekeras.interrupts import ctrl_c_kept, raise_if_pressed
 from aekeras.progress import tracked
 from aekeras.signatures import Contract, batch_inputs, example_inputs, read_value_counts
@@ -294,6 +295,26 @@ def max_differences(path, images, batch_size=500, verbose=False, labels=None):
     return max_differences_from(saved_model, runner, images, "LiteRT", batch_size, verbose, labels)
 
 
+def _interpreter(path):
+    """A LiteRT interpreter of the file at `path`.
+
+    Raises:
+        FileNotFoundError: where there is no file.
+        ModelFileError: for a file LiteRT cannot read (empty, cut short,
+            not a .tflite file): LiteRT's own ValueError names no file.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (expected a .tflite file written by `aekeras tflite`)")
+    try:
+        return Interpreter(model_path=str(path))
+    except ValueError as e:
+        reason = str(e).replace(".The", ". The").strip()  # LiteRT runs two sentences together
+        reason = reason.splitlines()[0] if reason else type(e).__name__
+        raise ModelFileError(
+            f"{path}: not a readable .tflite file ({reason}); expected one written by `aekeras tflite`"
+        ) from None
+
+
 class Runner:
     """Runs a converted file's signatures with the LiteRT interpreter.
 
@@ -304,6 +325,10 @@ class Runner:
     Args:
         path: a `.tflite` file written by `convert`.
 
+    Raises:
+        FileNotFoundError: where there is no file.
+        ModelFileError: for a file LiteRT cannot read (empty, cut short, garbled).
+
     Example:
 
     >>> runner = Runner("saved_models/dense/1/dense-int8.tflite")
@@ -312,7 +337,7 @@ class Runner:
 
     def __init__(self, path):
         self.path = Path(path)
-        self.interpreter = Interpreter(model_path=str(self.path))
+        self.interpreter = _interpreter(self.path)
         self.signatures = self.interpreter.get_signature_list()
         # The export's label and codebook counts, where the file lies in its version folder.
         self.contract = Contract.from_tflite(self.interpreter, read_value_counts(self.path.parent))

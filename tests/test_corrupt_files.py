@@ -182,3 +182,87 @@ def test_a_decompression_bomb_in_a_folder_is_named_not_decoded(tmp_path):
         DataError, match=r"bomb.png: not a readable image \(Image size \(10000000000 pixels\)"
     ):
         data.open_source(str(tmp_path))
+
+
+def _png_folder(folder, count=12):
+    folder.mkdir()
+    for i in range(count):
+        Image.new("L", (8, 8), 20 * i).save(folder / f"{i:02d}.png")
+    return folder
+
+
+def test_a_file_removed_after_the_scan_is_named_in_one_line(tmp_path):
+    """Gone while the folder was read (decoded up front, or as each epoch streams it): once a NotFoundError traceback."""
+    folder = _png_folder(tmp_path / "images")
+    source = data.open_source(str(folder))
+    (folder / "05.png").unlink()
+    with pytest.raises(DataError, match=r"05.png: no longer there \(it was when the folder was scanned"):
+        source.examples("train")
+    streamed = data.open_source(str(_png_folder(tmp_path / "streamed")), memory_limit=1)
+    batches = data.make_dataset(streamed.examples("train"), streamed.spec, batch_size=4)
+    (tmp_path / "streamed" / "07.png").unlink()
+    with pytest.raises(DataError, match=r"07.png: no longer there"):
+        with data.naming_undecodable_files(streamed):
+            for _ in batches:
+                pass
+
+
+def test_a_version_past_int64_is_refused_as_tf_serving_skips_it(tmp_path, run, capsys):
+    """TF Serving reads versions as int64 and skips a folder beyond: the next export after 2**63 - 1 was never served."""
+    run_dir, version = run
+    model_dir = tmp_path / "saved_models" / "dense"
+    shutil.copytree(version, model_dir / str(export.MAX_VERSION))
+    shutil.copytree(version, model_dir / str(2**64))  # not a version to TF Serving, nor here
+    assert export.versions(model_dir) == [export.MAX_VERSION]
+    before = sorted(p.name for p in model_dir.iterdir())
+    assert main(["export", str(run_dir), "--name", "dense", "--out", str(model_dir.parent)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert f"dense/{export.MAX_VERSION}: no version can follow it" in error and "\n" not in error
+    assert sorted(p.name for p in model_dir.iterdir()) == before  # no staging folder left either
+
+
+def test_a_models_config_it_cannot_read_is_kept_and_nothing_published(tmp_path, run, capsys):
+    """A typo in a hand-edited config: rewritten, its policies, other models and serving root were lost."""
+    run_dir, version = run
+    out = tmp_path / "saved_models"
+    shutil.copytree(version, out / "dense" / "1")
+    text = (
+        'model_config_list {\n  config {\n    name: "dense"\n    base_path: "/models/dense"\n'
+        '    model_platfrom: "tensorflow"\n  }\n}\n'
+    )
+    (out / "models.config").write_text(text)
+    assert main(["export", str(run_dir), "--name", "dense", "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "models.config: not a TF Serving model config (5:5 : " in error and "\n" not in error
+    assert (out / "models.config").read_text() == text
+    assert export.versions(out / "dense") == [1]
+    with pytest.raises(ModelFileError, match=r"models.config: not a TF Serving model config"):
+        export.write_models_config(out)
+
+
+def test_a_damaged_tflite_file_is_refused_in_one_line(tmp_path, run):
+    from aekeras import tflite
+
+    _, version = run
+    path = tflite.convert(shutil.copytree(version, tmp_path / "dense" / "1"), "none")
+    content = path.read_bytes()
+    for damaged in (b"", content[: len(content) // 2], b"not a model\n" * 50):
+        path.write_bytes(damaged)
+        with pytest.raises(
+            ModelFileError, match=r"dense-none.tflite: not a readable .tflite file \(.+\); ex"
+        ):
+            tflite.Runner(path)
+    with pytest.raises(FileNotFoundError, match=r"dense-int8.tflite: no such file"):
+        tflite.Runner(path.with_name("dense-int8.tflite"))
+
+
+def test_a_damaged_onnx_file_is_refused_in_one_line(tmp_path, run):
+    from aekeras import onnx
+
+    _, version = run
+    paths = onnx.convert(shutil.copytree(version, tmp_path / "1"))
+    content = paths["encode"].read_bytes()
+    for damaged in (b"", content[: len(content) // 2]):
+        paths["encode"].write_bytes(damaged)
+        with pytest.raises(ModelFileError, match=r"onnx/encode.onnx: not a readable ONNX file \(.+\); ex"):
+            onnx.Runner(tmp_path / "1")

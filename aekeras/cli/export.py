@@ -45,6 +45,7 @@ def run(args):
         raise UsageError(str(e)) from None
     check_writable_folder(args.out, "--out")
     check_writable_folder(Path(args.out) / args.name, "--out")  # a read-only one failed after the tracing
+    export.check_models_config(args.out)  # one it could not update stops it before it publishes
     # A run folder's record of settings and metrics travels with the export.
     record_path = model_path.parent / export.SETTINGS_FILE
     settings = json.loads(record_path.read_text()) if record_path.is_file() else None

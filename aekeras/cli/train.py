@@ -199,6 +199,7 @@ def _config(args):
 
 
 def run(args):
+    from aekeras import export
     from aekeras.training import distribution_strategy, train
     from aekeras.training.advice import learning_rate_note
     from aekeras.training.runner import configure_tensorflow, open_data
@@ -211,6 +212,8 @@ def run(args):
         # The run's own folders too: a read-only one, or a file in its place, failed after training.
         check_writable_folder(Path(args.out) / config.run_name, "--out")
         check_writable_folder(Path(args.run_dir) / config.run_name, "--run-dir")
+        # Before training: a models.config it cannot update would stop it after publishing.
+        export.check_models_config(args.out)
         # Before anything else runs: TensorFlow fixes its threads and its
         # graph optimizer's settings when it starts, multi_worker must
         # configure its collectives first, and a bad TF_CONFIG is a usage

@@ -169,7 +169,7 @@ def decode_files(files, spec):
     )
     try:
         return np.concatenate([batch.numpy() for batch in dataset])
-    except tf.errors.InvalidArgumentError:
+    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
         check_decodable(files, spec)
         raise
 
@@ -178,8 +178,18 @@ def check_decodable(files, spec):
     """Decodes `files` one by one (slow: only to name the one that failed).
 
     Raises:
-        DataError: naming the first file TensorFlow cannot decode.
+        DataError: naming the first file gone since the folder was scanned,
+            else the first file TensorFlow cannot decode.
     """
+    # Every file was there when the folder was scanned: one removed since
+    # (the folder changed while it trained) failed in TensorFlow's
+    # NotFoundError, a traceback naming no step of ours.
+    for path in files:
+        if not os.path.isfile(path):
+            raise DataError(
+                f"{path}: no longer there (it was when the folder was scanned; expected the folder to stay "
+                "as it was while it is read)"
+            )
     for path in files:
         try:
             decode_file(path, spec.channels, spec.shape[:2])
@@ -189,16 +199,17 @@ def check_decodable(files, spec):
 
 @contextlib.contextmanager
 def naming_undecodable_files(source):
-    """Turns a decoding failure in a pipeline of `source`'s files into a `DataError` that names the file.
+    """Turns a decoding failure, or a file gone, in a pipeline of `source`'s files into a `DataError` that names the file.
 
     Files decoded as they are read (folders above the memory limit) fail
     inside `fit` or `evaluate`, in an error that names no file.
     """
     try:
         yield
-    except tf.errors.InvalidArgumentError as error:
+    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
         # Other errors (a shape check's) are raised as they are, without decoding every file again.
-        if isinstance(source, FolderSource) and "decode" in error.message.lower():
+        failed_reading = isinstance(error, tf.errors.NotFoundError) or "decode" in error.message.lower()
+        if isinstance(source, FolderSource) and failed_reading:
             check_decodable([f for split in source.scan.splits.values() for f in split.files], source.spec)
         raise
 
