@@ -1,3 +1,4 @@
+import cv2
 import keras
 import numpy as np
 import pytest
@@ -43,11 +44,26 @@ def test_manifold_inpainting(trained_vae2, digits):
     result = manifold_inpainting(trained_vae2, digits[:32], steps=50)
     assert set(result["fills"]) == {"manifold", "autoencoder", "telea"}
     assert result["energy"][-1] < result["energy"][0]  # the descent lowers the energy
+    assert result["patch"] == 8 and result["energy"].shape == (50,)
     outside = np.ones((28, 28), bool)
     outside[10:18, 10:18] = False
+    # The default patch is MNIST's centred 8x8 square, covered in grey.
+    np.testing.assert_array_equal(result["covered"][:, 10:18, 10:18], 0.5)
+    np.testing.assert_array_equal(result["covered"][:, outside], digits[:32][:, outside])
     for fill in result["fills"].values():
         np.testing.assert_allclose(fill[:, outside], digits[:32][:, outside], atol=1 / 255)
     assert all(0 < p <= MAX_PSNR for p in result["patch_psnr"].values())
+    # The first step's energy is E(z) at the encoder's code: -log p of the known pixels only, plus ||z||^2 / 2.
+    z = trained_vae2.encode(result["covered"])
+    pixel_nll = -trained_vae2.log_likelihood(
+        result["covered"], trained_vae2.decode_parameters(z), reduction="none"
+    ).numpy()
+    energy = pixel_nll[:, outside].reshape(32, -1).sum(axis=1) + 0.5 * np.sum(np.square(z), axis=1)
+    assert result["energy"][0] == pytest.approx(energy.mean(), rel=1e-4)
+    # PSNR on the patch alone, where the fills differ.
+    for name, fill in result["fills"].items():
+        patch = psnr(fill[:, 10:18, 10:18], digits[:32, 10:18, 10:18])
+        assert result["patch_psnr"][name] == pytest.approx(float(np.mean(patch)), rel=1e-5), name
 
 
 def test_a_conditional_vae_inpaints_given_the_labels(digits, mnist_test_arrays):
@@ -145,3 +161,22 @@ def test_a_patch_outside_the_images_is_refused(trained_vae2, digits, patch, corn
     """Such patches gave NaN PSNRs, or covered the whole image and reported a PSNR all the same."""
     with pytest.raises(ValueError, match=message):
         manifold_inpainting(trained_vae2, digits[:2], patch=patch, corner=corner, steps=1)
+
+
+def test_each_method_name_runs_its_own_opencv_flag(digits):
+    """Swapped flags put Telea's PSNR under Navier-Stokes' name in part 3's table, and the other way round."""
+    images = digits[:4]
+    _, missing = dropout_mask(images.shape, 0.5, 0)
+    pixels = np.round(images[..., 0] * 255).astype(np.uint8)
+    masks = missing[..., 0].astype(np.uint8) * 255
+    repaired = {}
+    for method, flag in (("telea", cv2.INPAINT_TELEA), ("navier_stokes", cv2.INPAINT_NS)):
+        expected = np.stack(
+            [
+                cv2.inpaint(np.where(m, 0, p).astype(np.uint8), m, 2, flag)
+                for p, m in zip(pixels, masks, strict=True)
+            ]
+        )
+        repaired[method] = cv2_inpaint(images, missing, method, 2)
+        np.testing.assert_array_equal(np.round(repaired[method][..., 0] * 255), expected)
+    assert not np.array_equal(repaired["telea"], repaired["navier_stokes"])

@@ -574,3 +574,31 @@ def test_a_ctrl_c_while_onnx_files_are_swapped_in_lets_the_swap_finish(
     monkeypatch.setattr(os, "replace", rename)
     assert all(path.is_file() for path in paths.values())
     assert not [p for p in version_dir.iterdir() if p.name.startswith(".")]  # no staging folder left
+
+
+def test_max_differences_keeps_each_outputs_largest_over_every_batch(exported, images):
+    """A difference in any batch counts, whatever its sign, for every output of every signature."""
+    from aekeras.signatures import max_differences
+
+    _, _, path = exported
+    saved_model = tf.saved_model.load(str(path), tags=["serve"])
+    calls = []
+
+    def runner(name, **inputs):
+        calls.append((name, len(next(iter(inputs.values())))))
+        outputs = {key: value.numpy() for key, value in saved_model.signatures[name](**inputs).items()}
+        batch = sum(called == name for called, _ in calls)
+        if name == "serving_default" and batch == 1:  # the first batch only, pushed down
+            outputs["reconstruction"][0, 3, 4, 0] -= 0.25
+        if name == "decode":
+            outputs["images"] = outputs["images"] + np.float32(0.125) * (batch == 2)  # the second batch only
+        return outputs
+
+    differences = max_differences(saved_model, runner, images, "fake", batch_size=10)
+    assert differences["serving_default"]["reconstruction"] == pytest.approx(0.25, abs=1e-6)
+    assert differences["serving_default"]["score"] < 1e-3
+    assert differences["encode"] == {"latent": 0.0}
+    assert differences["decode"]["images"] == pytest.approx(0.125, abs=1e-6)
+    assert set(differences) == {"serving_default", "encode", "decode"}
+    # 32 images in batches of 10: every image through every signature.
+    assert sorted(calls) == sorted((name, n) for name in differences for n in (10, 10, 10, 2))

@@ -253,3 +253,105 @@ def test_the_training_code_digest_works_without_sources(monkeypatch):
     monkeypatch.setattr(inspect, "getsource", no_source)
     without = training_code(model)
     assert without == training_code(model) and without != with_sources
+
+
+def test_each_parts_rows_and_numbers_are_its_own(tmp_path, monkeypatch):
+    """Each row of a part's table, and each number of metrics.json, stands under the model or method it measures.
+
+    The analyses are stood in for by ones that answer with a distinct number
+    per model and per method, so no model trains.
+    """
+    from types import SimpleNamespace
+
+    from aekeras import analysis, plotting
+
+    for name in ("reconstructions", "denoising_vs_inpainting", "pca", "super_resolution"):
+        monkeypatch.setattr(plotting, name, lambda *args, **kwargs: tmp_path / "figure.png")
+    monkeypatch.setattr(plotting, "data_specific_super_resolution", lambda result, path: path)
+    ctx = SimpleNamespace(
+        out=tmp_path,
+        settings=ReportSettings(),
+        model=lambda name: name,  # each model stands in as its name
+        step=lambda message: None,
+        train_images=np.zeros((10, 28, 28, 1), np.float32),
+        test_images=np.zeros((5, 28, 28, 1), np.float32),
+        labelled_splits=lambda: (None,) * 4,
+    )
+    quality = {"standard": 0.01, "denoising": 0.02, "conv_denoising": 0.03, "telea": 0.04}
+    quality |= {"navier_stokes": 0.05, "corrupted": 0.06}
+
+    def measured(names):
+        return {
+            name: {"mse": quality[name], "psnr": 100 * quality[name], "ssim": quality[name]} for name in names
+        }
+
+    monkeypatch.setattr(
+        analysis,
+        "reconstructions",
+        lambda models, images: {"metrics": {label: measured([m])[m] for label, m in models.items()}},
+    )
+    section = parts.reconstructions(ctx)
+    assert (
+        section.metrics["standard (30)"]["mse"] == 0.01 and section.metrics["denoising (500)"]["mse"] == 0.02
+    )
+    assert "| standard (30) | 0.0100 | 1.00 | 0.010 |" in section.table
+
+    monkeypatch.setattr(
+        analysis, "best_inpainting_radii", lambda images, seed: {"telea": 1, "navier_stokes": 7}
+    )
+
+    def repairs(denoisers, images, radii, seed):
+        assert denoisers == {"denoising": "denoising", "conv_denoising": "conv_denoising"}
+        return {"metrics": measured(["corrupted", *denoisers, "telea", "navier_stokes"])}
+
+    monkeypatch.setattr(analysis, "denoising_vs_inpainting", repairs)
+    section = parts.denoising_vs_inpainting(ctx)
+    # Navier-Stokes (5 dB) is the better inpainter: the denoisers' gains are over it.
+    assert section.metrics["gain_over_best_inpainter_db"] == pytest.approx(
+        {"denoising": -3.0, "conv_denoising": -2.0}
+    )
+    assert "Against the better of the two, OpenCV Navier-Stokes:" in section.text
+    assert "Telea 1, Navier-Stokes 7" in section.text
+    assert "| OpenCV Telea | 0.0400 | 4.00 | 0.040 |" in section.table
+
+    comparison = {
+        "code_sizes": [2, 10],
+        "pca": {"mse": [0.05, 0.03], "probe_accuracy": [0.4, 0.8]},
+        "autoencoder": {"mse": [0.04, 0.02], "probe_accuracy": [0.5, 0.9]},
+    }
+    monkeypatch.setattr(analysis, "compare_with_pca", lambda *args, **kwargs: comparison)
+    monkeypatch.setattr(
+        analysis, "tied_linear_subspace", lambda *args, **kwargs: {"angles": np.array([3.0, 1.0])}
+    )
+    section = parts.pca(ctx)
+    assert "| 10 | 0.0300 | 0.0200 | 0.800 | 0.900 |" in section.table
+    assert (
+        section.metrics["tied_linear_principal_angles"] == [3.0, 1.0]
+        and "largest 3.0 degrees" in section.text
+    )
+
+    monkeypatch.setattr(
+        analysis, "super_resolution", lambda model, images: {"psnr": {"bicubic": 20.0, "model": 22.5}}
+    )
+    section = parts.super_resolution(ctx)
+    assert "| bicubic | 20.00 |" in section.table and "| model | 22.50 |" in section.table
+
+    specific = {
+        "psnr": {"china": {"china": 30.0, "flower": 25.0}, "flower": {"china": 28.0, "flower": 33.0}},
+        "bicubic": {"china": 29.0, "flower": 31.0},
+        "epochs": {"china": 2, "flower": 3},
+        "crops": {
+            "china": {"train": 1, "validation": 2, "test": 3},
+            "flower": {"train": 4, "validation": 5, "test": 6},
+        },
+    }
+    monkeypatch.setattr(analysis, "data_specific_super_resolution", lambda *args, **kwargs: specific)
+    section = parts.data_specific(ctx)
+    # Rows: the photograph tested on; columns: the model, by the photograph it trained on.
+    assert "| china (held out) | 29.00 | 30.00 | 28.00 |" in section.table
+    assert "| flower (held out) | 31.00 | 25.00 | 33.00 |" in section.table
+    assert section.metrics["gain_over_bicubic_db"] == {
+        "china": {"china": 1.0, "flower": -6.0},
+        "flower": {"china": -1.0, "flower": 2.0},
+    }
+    assert "flower model on china -1.00 dB" in section.text and "(epoch china 2, flower 3)" in section.text
