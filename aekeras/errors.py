@@ -3,7 +3,40 @@
 The command line prints their message and exits with status 2.
 """
 
+import errno
+import os
 import re
+
+# A full disk, quota or file size limit (`ulimit -f`).
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+# The system's refusals, which say nothing of a file's bytes: no room, no
+# memory, no file handles (`ulimit -n`), no permission, a device gone.
+SYSTEM_REFUSALS = (*DISK_FULL, errno.ENOMEM, errno.EMFILE, errno.ENFILE, errno.EACCES, errno.EPERM, errno.EIO)
+
+
+def system_errno(error, numbers=SYSTEM_REFUSALS):
+    """The first of `numbers` that `error` carries, as an OSError's errno or in TensorFlow's or HDF5's words, else None.
+
+    TensorFlow and HDF5 put the system's words (`os.strerror`) in their
+    own errors' text, with no errno attribute.
+    """
+    if isinstance(error, OSError) and error.errno in numbers:
+        return error.errno
+    text = str(error)
+    return next((number for number in numbers if os.strerror(number) in text), None)
+
+
+def not_the_files_fault(error):
+    """Whether a file failed to load for the system's reasons, or for an op this TensorFlow lacks, not for damage.
+
+    Called "damaged", a healthy backup or export would be discarded on
+    that advice: these are raised as they are, for the command line's
+    out-of-resources line or a traceback.
+    """
+    text = str(error)
+    return (
+        system_errno(error) is not None or "OOM when allocating" in text or "Op type not registered" in text
+    )
 
 
 def without_function_names(text):

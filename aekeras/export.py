@@ -24,7 +24,7 @@ from tensorflow.python.framework import config as tf_config
 from tensorflow_serving.config import model_server_config_pb2
 
 from aekeras import quantization, signatures
-from aekeras.errors import ContractChangeError, ModelFileError, without_function_names
+from aekeras.errors import ContractChangeError, ModelFileError, not_the_files_fault, without_function_names
 from aekeras.interrupts import ctrl_c_kept, publishing
 from aekeras.staging import locked, made_folder, staging_path, write_atomically
 
@@ -94,6 +94,8 @@ def load(version_dir):
     except (OSError, IndexError, ValueError, tf.errors.OpError) as e:
         # A copy garbled or cut short: TensorFlow's parse or restore error
         # (IndexError: variables read short), raised deep in a traceback.
+        if not_the_files_fault(e):
+            raise
         text = without_function_names(str(e)).strip()
         reason = text.splitlines()[0] if text else type(e).__name__
         raise ModelFileError(
@@ -196,18 +198,11 @@ def saved_model(model, out, name, settings=None, allow_contract_change=False, in
             signatures are built from the autoencoder's own methods).
         ValueError: for a name TF Serving cannot watch, or int8 weights
             for tied weights.
-        ModelFileError: for an `out` TensorFlow could not read the export back from,
-            or a name whose latest version is `MAX_VERSION` (none can follow it).
+        ModelFileError: for an `out` TensorFlow could not read back from, or
+            a name at version `MAX_VERSION` (none can follow it).
         ContractChangeError: if the signatures would change, unless allowed.
     """
-    # Imported here: `aekeras.serving` imports this module, and serves an
-    # export under any Keras backend, which `aekeras.models` refuses.
-    from aekeras.models.base import BaseAutoencoder
-
-    if not isinstance(model, BaseAutoencoder):
-        raise TypeError(
-            f"expected an aekeras autoencoder (aekeras.models) to export, got {type(model).__name__}"
-        )
+    _check_autoencoder(model)
     check_name(name)
     check_loadable_path(Path(out) / name)
     if int8_weights:
@@ -233,6 +228,18 @@ def saved_model(model, out, name, settings=None, allow_contract_change=False, in
                 return _take_next_version(staging, model_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_autoencoder(model):
+    """Raises TypeError for a model that is not an aekeras autoencoder, whose methods the signatures are built from."""
+    # Imported here: `aekeras.serving` imports this module, and serves an
+    # export under any Keras backend, which `aekeras.models` refuses.
+    from aekeras.models.base import BaseAutoencoder
+
+    if not isinstance(model, BaseAutoencoder):
+        raise TypeError(
+            f"expected an aekeras autoencoder (aekeras.models) to export, got {type(model).__name__}"
+        )
 
 
 def _take_next_version(staging, model_dir):

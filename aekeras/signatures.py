@@ -419,16 +419,17 @@ def read_value_counts(version_dir):
             (garbled, edited): the range of the inputs it guards is unknown.
     """
     path = Path(version_dir) / VALUE_COUNTS_FILE
+    damaged = ModelFileError(
+        f"{path}: damaged (expected the JSON object of input names and value counts it writes)"
+    )
     try:
         counts = json.loads(path.read_bytes())
     except FileNotFoundError:
         return {}
-    except ValueError as e:
-        counts = e
+    except ValueError:  # not JSON, or not UTF-8
+        raise damaged from None
     if not isinstance(counts, dict) or not all(type(v) is int and v > 0 for v in counts.values()):
-        raise ModelFileError(
-            f"{path}: damaged (expected the JSON object of input names and value counts it writes)"
-        )
+        raise damaged
     return counts
 
 

@@ -6,13 +6,14 @@ from those of a running one, and the next run removes them.
 """
 
 import contextlib
-import errno
 import fcntl
 import os
 import shutil
 import socket
 import uuid
 from pathlib import Path
+
+from aekeras.errors import DISK_FULL, system_errno
 
 PREFIX = ".staging-"
 # A file written by `write_atomically` is `.partial-<random>-<its name>`
@@ -85,12 +86,7 @@ def _naming(error, path):
 
 def disk_full_errno(error):
     """ENOSPC, EDQUOT or EFBIG where `error` says a write found no room (as an OSError or in TensorFlow's words), else None."""
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return error.errno
-    text = str(error)  # TensorFlow's: a ResourceExhaustedError, or under `ulimit -f` an OutOfRangeError
-    if os.strerror(errno.ENOSPC) in text:
-        return errno.ENOSPC
-    return errno.EFBIG if os.strerror(errno.EFBIG) in text else None
+    return system_errno(error, DISK_FULL)
 
 
 def remove_partials(folder):

@@ -5,7 +5,11 @@ a checkpoint, an export) the way a full disk, an interrupted copy or an
 edit does.
 """
 
+import contextlib
+import errno
 import json
+import os
+import resource
 import shutil
 import struct
 import zipfile
@@ -21,7 +25,7 @@ from aekeras.cli import main
 from aekeras.errors import DataError, ModelFileError, SettingsChangedError
 from aekeras.models import load_model
 from aekeras.training.records import check_history
-from aekeras.training.resume import RunClock, completed_epochs
+from aekeras.training.resume import RunClock, _check_readable, completed_epochs
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +45,7 @@ def _cut(path):
 
 
 def _backup(tmp_path, run):
-    """A backup of epoch 1 made of the run's real files, as `AtomicBackupAndRestore` lays it out."""
+    """A backup of epoch 1 around the run's real weights, laid out as `AtomicBackupAndRestore` does (its random and run state written here)."""
     run_dir, _ = run
     backup = tmp_path / "backup"
     backup.mkdir()
@@ -53,6 +57,31 @@ def _backup(tmp_path, run):
     )
     (backup / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
     return backup
+
+
+@contextlib.contextmanager
+def no_file_handles_left():
+    """`ulimit -n` reached: every descriptor below the soft limit is in use, and opening one more fails."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowest_free = os.open(os.devnull, os.O_RDONLY)
+    os.close(lowest_free)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_the_systems_refusal_is_not_called_damage(tmp_path, run):
+    """Out of file handles, HDF5's and TensorFlow's errors read as damage had healthy files discarded on that advice."""
+    backup = _backup(tmp_path, run)
+    with no_file_handles_left(), pytest.raises(OSError) as caught:
+        _check_readable(backup)
+    assert caught.value.errno == errno.EMFILE and caught.value.filename == str(backup / "latest.weights.h5")
+    with no_file_handles_left(), pytest.raises(Exception) as caught:
+        export.load(run[1])
+    assert not isinstance(caught.value, ModelFileError) and os.strerror(errno.EMFILE) in str(caught.value)
+    export.load(run[1])  # and with handles, it loads
 
 
 DAMAGES = {
@@ -88,19 +117,39 @@ def test_an_edited_epoch_count_is_refused_in_one_line(tmp_path, run, count):
         completed_epochs(backup)
 
 
-HISTORY = "epoch,loss,val_loss\n0,0.74,0.70\n1,0.68,0.65\n"
+def _history(run, tmp_path, *rows):
+    """The run's real `history.csv` with `rows` (each a function of the header's column count) appended."""
+    path = tmp_path / "history.csv"
+    shutil.copy(run[0] / "history.csv", path)
+    columns = len(path.read_text().splitlines()[0].split(","))
+    with open(path, "a") as f:
+        f.writelines(row(columns) + "\n" for row in rows)
+    return path
 
 
-@pytest.mark.parametrize("text", ["hello\n", HISTORY[:26], HISTORY.replace("0.68", "0.6x")])
-def test_a_garbled_history_is_refused_before_the_resume_trains(tmp_path, text):
-    (tmp_path / "history.csv").write_text(text)
-    with pytest.raises(SettingsChangedError, match=r"history.csv is damaged \(expected the rows CSVLogger"):
-        check_history(tmp_path / "history.csv", 2)
+GARBLED = {
+    "a value not a number": lambda n: "1," + ",".join(["0.6x"] * (n - 1)),
+    "a row short of values": lambda n: "1,0.6",
+    "not CSV rows of numbers": lambda n: "hello",
+}
 
 
-def test_a_history_row_cut_short_after_the_backup_is_left_to_trim(tmp_path):
-    (tmp_path / "history.csv").write_text(HISTORY + "2,0.6")  # a kill as it logged epoch 3
-    check_history(tmp_path / "history.csv", 2)
+@pytest.mark.parametrize("garbled", GARBLED, ids=list(GARBLED))
+def test_a_garbled_history_is_refused_before_the_resume_trains(tmp_path, run, garbled):
+    path = _history(run, tmp_path, GARBLED[garbled])
+    with pytest.raises(
+        SettingsChangedError, match=r"history.csv is damaged \(expected the rows CSVLogger.*move it aside"
+    ):
+        check_history(path, 2)
+
+
+def test_a_history_of_non_finite_and_missing_values_resumes(tmp_path, run):
+    # What CSVLogger writes for a NaN epoch, an infinite one and a metric it lacked.
+    check_history(_history(run, tmp_path, lambda n: ",".join(["1", *(["nan", "inf", "NA"] * n)[: n - 1]])), 2)
+
+
+def test_a_history_row_cut_short_after_the_backup_is_left_to_trim(tmp_path, run):
+    check_history(_history(run, tmp_path, lambda n: "1,0.6"), 1)  # a kill as it logged epoch 2
 
 
 def _rezipped(source, target, name, change):
@@ -149,7 +198,8 @@ def test_garbled_value_counts_are_refused_not_ignored(tmp_path, run):
 
 
 @pytest.mark.parametrize(
-    "record", ['{"data": {"sour', '{"data": 5}', '{"data": {"source": 5, "options": {}}}']
+    "record",
+    ['{"data": {"sour', '{"data": 5}', '{"data": {"source": 5, "options": {}}}', '{"data": {"options": {}}}'],
 )
 def test_a_garbled_run_json_asks_for_data_in_one_line(tmp_path, run, capsys, record):
     _, version = run
@@ -158,6 +208,8 @@ def test_a_garbled_run_json_asks_for_data_in_one_line(tmp_path, run, capsys, rec
     assert main(["onnx", str(copy)]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("aekeras: error: ") and error.endswith("pass --data") and "\n" not in error
+    if record == '{"data": {"options": {}}}':
+        assert "(no 'source')" in error
     assert not (copy / "onnx").exists()
 
 

@@ -292,11 +292,16 @@ def unlabelled_pretraining(
         runs.append(
             _draw_accuracies(autoencoder, restarts, *labelled, test, epoch_choices(epochs), seed + draw)
         )
+    return _summary(runs, labelled=int(per_class * len(np.unique(train_labels))))
+
+
+def _summary(runs, labelled):
+    """Each method's accuracies and chosen settings over the draws, their mean and spread; the labelled count."""
     accuracy = {name: [accuracies[name] for accuracies, _ in runs] for name in METHODS}
     return {
         "accuracy": accuracy,
         "chosen": {name: [settings[name] for _, settings in runs] for name in METHODS},
         "mean": {name: float(np.mean(values)) for name, values in accuracy.items()},
         "std": {name: float(np.std(values)) for name, values in accuracy.items()},
-        "labelled": int(per_class * len(np.unique(train_labels))),
+        "labelled": labelled,
     }

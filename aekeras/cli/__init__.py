@@ -13,6 +13,7 @@ import resource
 import shlex
 import signal
 import sys
+import warnings
 
 import aekeras
 from aekeras.cli.common import (
@@ -32,6 +33,7 @@ from aekeras.errors import (
     RunInUseError,
     SettingsChangedError,
     TrainingInterrupted,
+    system_errno,
     without_function_names,
 )
 from aekeras.interrupts import ctrl_c_kept, stops_as_ctrl_c
@@ -80,6 +82,17 @@ def main(argv=None):
     # `redirect_stderr`) may have no descriptor to write to.
     if not faulthandler.is_enabled():
         faulthandler.enable(file=2)
+    status, line = _run(argv)
+    if line is not None:
+        try:
+            print(line, file=sys.stderr, flush=True)
+        except OSError:
+            pass  # stderr is gone: a terminal closed (EIO, after its SIGHUP), a pipe's reader ended
+    return status
+
+
+def _run(argv):
+    """Runs the command; returns `(exit status, the one line to end it with, or None)`."""
     try:
         with ctrl_c_kept():  # as for TensorFlow's import below, which a variant's module may start
             load_plugins_quietly("--verbose" in argv)
@@ -96,37 +109,40 @@ def main(argv=None):
         SettingsChangedError,
         RunInUseError,
     ) as e:
-        print(f"aekeras: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE, f"aekeras: error: {e}"
     except (FloatingPointError, ClusterError) as e:
-        print(f"aekeras: error: {e}", file=sys.stderr)
-        return 1
+        return 1, f"aekeras: error: {e}"
     except TrainingInterrupted as e:
-        print(_interrupted(e, argv), file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED, _interrupted(e, argv)
     except CheckInterrupted as e:
-        print(f"aekeras: {e} (`{_command(argv)}` converts and checks again)", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED, f"aekeras: {e} (`{_command(argv)}` converts and checks again)"
     except KeyboardInterrupt:
-        print("aekeras: interrupted; nothing was left half-written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED, "aekeras: interrupted; nothing was left half-written"
     except BrokenPipeError:
-        return _output_closed()
-    except Warning as e:  # a library's warning, which `-W error` (PYTHONWARNINGS=error) raised
-        first = str(e).splitlines()[0] if str(e) else ""
-        print(
-            f"aekeras: error: {type(e).__name__} raised as an error by -W error (PYTHONWARNINGS): {first}; "
-            "run the command where warnings are shown, not raised",
-            file=sys.stderr,
-        )
-        return 1
-    except Exception as e:  # noqa: BLE001 - only a full disk or memory is answered here; the rest is raised
-        line = _out_of_resources(e, argv)
+        return _output_closed(), None
+    except Exception as e:  # noqa: BLE001 - only a full disk, memory or `-W error` is answered here
+        line = _out_of_resources(e, argv) or _warning_raised(e)
         if line is None:
             raise
-        print(line, file=sys.stderr)
-        return 1
-    return 0
+        return 1, line
+    return 0, None
+
+
+def _warning_raised(error):
+    """The one line for a library's warning that `-W error` (PYTHONWARNINGS=error) raised, else None.
+
+    Python then reports what the failed command left unclosed (Keras's
+    CSVLogger file) as more warnings raised in finalizers, each with a
+    traceback: warnings are ignored from here on.
+    """
+    if not isinstance(error, Warning) or not any(action == "error" for action, *_ in warnings.filters):
+        return None
+    warnings.simplefilter("ignore")
+    first = str(error).splitlines()[0] if str(error) else ""
+    return (
+        f"aekeras: error: {type(error).__name__} raised as an error by -W error (PYTHONWARNINGS): {first}; "
+        "run the command where warnings are shown, not raised"
+    )
 
 
 def entry_point(argv=None):
@@ -135,7 +151,9 @@ def entry_point(argv=None):
     The work is done and reported by then; a Ctrl-C during Python's and
     TensorFlow's teardown (half a second) would otherwise turn the exit
     status into 130, or print a traceback from an exit handler, after a
-    command that succeeded, and a supervisor would run it again.
+    command that succeeded, and a supervisor would run it again. For the
+    process alone, then: from Python (a notebook, a script), call `main`,
+    which leaves the caller's signal handlers and streams as they were.
     """
     # A supervisor's stop (systemd, Kubernetes, `kill`) ends the command as
     # Ctrl-C does: what was kept, in one line, and nothing half-written. Also
@@ -222,7 +240,9 @@ def _out_of_resources(error, argv):
         )
     if isinstance(error, ImportError) and "failed to map segment" in text:  # a library past `ulimit -v`
         return f"aekeras: error: too little memory to load TensorFlow ({text}); raise the limit (ulimit -v)"
-    if isinstance(error, OSError) and error.errno in (errno.EMFILE, errno.ENFILE):
+    if (
+        system_errno(error, (errno.EMFILE, errno.ENFILE)) is not None
+    ):  # Python's OSError, or in TensorFlow's words
         limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         return (
             f"aekeras: error: too many open files (this process may open {limit}: ulimit -n); what was saved "

@@ -344,9 +344,10 @@ def export_data(args, version_dir, image_shape):
         record = read_record(version_dir)
         source, options = data_options(record) if record and "data" in record else (None, None)
     # Garbled or edited: one line, not a traceback.
-    except (TypeError, KeyError, ValueError, AttributeError, OSError) as e:
+    except (TypeError, KeyError, ValueError, OSError) as e:
+        reason = f"no {e}" if isinstance(e, KeyError) else str(e)
         raise UsageError(
-            f"{version_dir}: its run.json cannot say what data the model was trained on ({e}); pass --data"
+            f"{version_dir}: its run.json cannot say what data the model was trained on ({reason}); pass --data"
         ) from None
     if source is None:
         raise UsageError(f"{version_dir}: no run.json says what data the model was trained on; pass --data")

@@ -230,11 +230,13 @@ def run(args):
         else:
             distribution_strategy(config.strategy)
         source = open_data(config)
-        # Model arguments out of range fail here, before any data is read.
-        model = registry.build_model(config.model, source.spec, **config.options)
+        # Model arguments out of range fail here, before any data is read;
+        # the model is not kept, for training builds its own.
+        note = learning_rate_note(
+            registry.build_model(config.model, source.spec, **config.options), config.learning_rate
+        )
     except ValueError as e:
         raise UsageError(str(e)) from None
-    note = learning_rate_note(model, config.learning_rate)
     if note:
         print(note, flush=True)
     reported = []

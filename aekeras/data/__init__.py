@@ -85,14 +85,11 @@ def load(source, split, *, shuffle=None, **options):
             model's `value_range`); `flatten=False` (`True`: `[batch,
             h*w*c]` vectors); `labels=False` (`True`: `(images, labels)`
             pairs, labels int64 `[batch]`); `drop_remainder=None` (that
-            is, `shuffle`); `limit=None` (the first `limit` examples, in a
-            fixed seeded order); `keep_uint8=False`. `keep_uint8=True`
-            gives 8-bit images as stored (uint8, 0-255) instead of float32
-            at `value_range` (float images still come at it): aekeras
-            models scale uint8 batches to their own range in their step,
-            as `aekeras train` has them do under the default strategy; the
-            pipeline then does less, and the step reads a quarter of the
-            bytes (README, "Speed").
+            is, `shuffle`); `limit=None` (the first `limit` examples, the
+            only ones decoded); `keep_uint8=False` (`True`: 8-bit images as
+            stored, uint8 0-255, which aekeras models scale in their step
+            as `aekeras train` has them do: the step reads a quarter of the
+            bytes; README, "Speed").
 
     Returns:
         A batched, prefetched `tf.data.Dataset` of float32 images `[batch,
@@ -103,8 +100,7 @@ def load(source, split, *, shuffle=None, **options):
             unknown split, or options that cannot apply (`value_range`
             other than `(0, 1)` or `(-1, 1)`, `channels` other than 1 or 3,
             a `batch_size` below 1).
-        TypeError: for an option neither `ReadOptions` nor `make_dataset`
-            takes.
+        TypeError: for an option neither `ReadOptions` nor `make_dataset` takes.
 
     Example:
 
@@ -120,7 +116,8 @@ def load(source, split, *, shuffle=None, **options):
     opened = open_source(source, **{k: v for k, v in options.items() if k in reading})
     shuffle = split == "train" if shuffle is None else shuffle
     batching = {k: v for k, v in options.items() if k not in reading}
-    return make_dataset(opened.examples(split), opened.spec, shuffle=shuffle, **batching)
+    examples = opened.examples(split, limit=batching.get("limit"))
+    return make_dataset(examples, opened.spec, shuffle=shuffle, **batching)
 
 
 def load_arrays(source, split, **read_options):

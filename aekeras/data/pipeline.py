@@ -80,11 +80,15 @@ def check_image_values(images, value_range, taker):
         )
 
 
+def check_limit(limit):
+    if limit is not None and not (isinstance(limit, (int, np.integer)) and limit > 0):
+        raise DataError(f"limit must be a positive integer or None, got {limit!r}")
+
+
 def _check(batch_size, limit, value_range):
     if not (isinstance(batch_size, (int, np.integer)) and batch_size > 0):
         raise DataError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if limit is not None and not (isinstance(limit, (int, np.integer)) and limit > 0):
-        raise DataError(f"limit must be a positive integer or None, got {limit!r}")
+    check_limit(limit)
     value_range = tuple(float(v) for v in value_range)
     if value_range not in VALUE_RANGES:
         raise DataError(f"value_range {value_range} is not supported (expected one of {VALUE_RANGES})")

@@ -18,8 +18,10 @@ from aekeras.data import CHANNELS, TFDS_PREFIX, arrays, folder, tfds_source
 from aekeras.data.builtin import BUILTIN
 from aekeras.data.examples import Examples, convert_arrays, decode_batch, decode_file, decoder_reason, holdout
 from aekeras.data.idx import idx_paths, read_idx_split
+from aekeras.data.pipeline import check_limit
 from aekeras.data.spec import ImageSpec
 from aekeras.errors import DataError
+from aekeras.progress import tracked
 
 SPLITS = ("train", "test")
 
@@ -90,6 +92,9 @@ class Source:
     (`_read`); this class applies the options and caches what was read.
     """
 
+    # Whether reading image files shows its progress (`open_source`'s `verbose`).
+    verbose = False
+
     def __init__(self, location, options):
         self.location = location
         self.options = options
@@ -132,18 +137,24 @@ class Source:
             return self._native_split(split)
         return holdout(self._native_split("train"), split, self.options.test_fraction, self.location)
 
+    def file_names_digest(self):
+        """A digest of the files' names (`folder.names_digest`), for a source of files; else None."""
+        return None
+
     def count(self, split, shard=None):
         """How many examples a split (or one worker's share of it) has, nothing decoded."""
         count = len(self._selected(split))
         return count if shard is None else count // shard[1]
 
-    def examples(self, split, shard=None):
+    def examples(self, split, shard=None, limit=None):
         """A split's examples at the spec's shape: arrays, or files decoded when read.
 
         Args:
             split: `"train"` or `"test"`.
             shard: `(index, count)`: keep only this worker's share, one of
                 `count` equal ones (the few left over are left out).
+            limit: keep only the first `limit` examples (of the share), as
+                `make_dataset`'s `limit` does; the others are not decoded.
         """
         spec = self.spec
         examples = self._selected(split)
@@ -151,24 +162,35 @@ class Source:
             index, count = shard
             share = len(examples) // count
             examples = examples.subset(np.arange(index * share, (index + 1) * share))
+        check_limit(limit)
+        if limit is not None:
+            # Before decoding: `--limit 100` of 63,000 files decoded all of them, to train on 100.
+            examples = examples.subset(np.arange(min(limit, len(examples))))
         if examples.files is None:
             images = convert_arrays(examples.images, spec.channels, spec.shape[:2])
             return Examples(images=images, labels=examples.labels)
         limit = self.options.memory_limit or default_memory_limit()
         if examples.nbytes(spec.shape) <= limit:
-            return Examples(images=decode_files(examples.files, spec), labels=examples.labels)
+            return Examples(images=decode_files(examples.files, spec, self.verbose), labels=examples.labels)
         return examples
 
 
-def decode_files(files, spec):
-    """Decodes image files in parallel into uint8 `[n, *spec.shape]`, naming a bad one."""
+def decode_files(files, spec, verbose=False):
+    """Decodes image files in parallel into uint8 `[n, *spec.shape]`, naming a bad one.
+
+    `verbose` shows the batches' count as they are decoded (`aekeras.progress.tracked`),
+    for `folder.PROGRESS_FILES` files or more.
+    """
+    batch_size = 256
     dataset = (
         tf.data.Dataset.from_tensor_slices(files)
-        .batch(256)
+        .batch(batch_size)
         .map(lambda paths: decode_batch(paths, spec), num_parallel_calls=tf.data.AUTOTUNE)
     )
+    shown = verbose and len(files) >= folder.PROGRESS_FILES
+    batches = tracked(dataset, -(-len(files) // batch_size), "decoding images into memory (batches)", shown)
     try:
-        return np.concatenate([batch.numpy() for batch in dataset])
+        return np.concatenate([batch.numpy() for batch in batches])
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
         check_decodable(files, spec)
         raise
@@ -288,9 +310,10 @@ class TfdsSource(Source):
 class FolderSource(Source):
     """A folder of PNG, JPEG, BMP, GIF or WebP images; see `aekeras.data.load`."""
 
-    def __init__(self, location, options):
+    def __init__(self, location, options, verbose=False):
         super().__init__(location, options)
-        self.scan = folder.scan_folder(location)
+        self.verbose = verbose
+        self.scan = folder.scan_folder(location, verbose)
 
     def _native(self):
         sizes = self.scan.sizes
@@ -311,6 +334,9 @@ class FolderSource(Source):
 
     def _read(self, split):
         return self.scan.splits[split]
+
+    def file_names_digest(self):
+        return self.scan.names_digest
 
 
 class ArraySource(Source):
@@ -349,12 +375,14 @@ class ArraySource(Source):
             )
 
 
-def open_source(source, **options):
+def open_source(source, *, verbose=False, **options):
     """Opens a data source: a built-in name, `tfds:NAME`, a folder or an array file.
 
     Args:
         source: `"mnist"`, `"fashion_mnist"`, `"tfds:NAME"`, a folder of
             images, or an `.npz`/`.npy` file.
+        verbose: show the progress of scanning a folder's files and of
+            decoding them into memory (a bar on a terminal, else lines).
         **options: the fields of `ReadOptions`.
 
     Returns:
@@ -380,12 +408,12 @@ def open_source(source, **options):
     elif source.startswith(TFDS_PREFIX):
         opened = TfdsSource(source, options)
     else:
-        opened = _open_path(source, options)
+        opened = _open_path(source, options, verbose)
     opened.spec  # noqa: B018 - reads the description now, so that errors come first
     return opened
 
 
-def _open_path(source, options):
+def _open_path(source, options, verbose):
     path = Path(source).expanduser()
     if not path.exists():
         raise DataError(
@@ -394,7 +422,7 @@ def _open_path(source, options):
         )
     location = str(path.absolute())
     if path.is_dir():
-        return FolderSource(location, options)
+        return FolderSource(location, options, verbose)
     if path.suffix.lower() in arrays.ARRAY_SUFFIXES:
         return ArraySource(location, options)
     raise DataError(f"{source}: neither a folder of images nor an .npz/.npy array file")

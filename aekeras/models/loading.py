@@ -6,7 +6,7 @@ import zipfile
 import keras
 
 from aekeras import registry
-from aekeras.errors import ModelFileError
+from aekeras.errors import ModelFileError, not_the_files_fault
 from aekeras.models.base import BaseAutoencoder
 from aekeras.models.blocks import load_with_older_weight_names
 
@@ -44,6 +44,8 @@ def load_model(path):
     except (zipfile.BadZipFile, OSError, EOFError) as e:
         # A copy garbled or cut short inside the archive fails only as Keras
         # reads it: a member's CRC, or the HDF5 weights file within.
+        if not_the_files_fault(e):
+            raise
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ModelFileError(
             f"{path}: damaged .keras file ({reason}); expected the archive model.save writes"

@@ -10,8 +10,13 @@ LECTURE_FAN_IN = 28 * 28
 
 
 def dense_fan_in(model):
-    """The input size of the model's first dense layer when it reads the pixels directly, else None."""
-    first = next((layer for layer in model.encoder.layers if layer.weights), None)
+    """The input size of the model's first dense layer when it reads the pixels directly, else None.
+
+    None too where the encoder is a single layer (a plugin's) rather than
+    a model of layers: advice must never stop a run.
+    """
+    layers = getattr(getattr(model, "encoder", None), "layers", None) or []
+    first = next((layer for layer in layers if layer.weights), None)
     return first.kernel.shape[0] if isinstance(first, keras.layers.Dense) else None
 
 
@@ -30,7 +35,7 @@ def learning_rate_note(model, learning_rate):
         return None
     suggested = LECTURE_LEARNING_RATE * math.sqrt(LECTURE_FAN_IN / fan_in)
     return (
-        f"note: the first dense layer reads {fan_in} pixel values ({fan_in // LECTURE_FAN_IN}x MNIST's), and "
+        f"note: the first dense layer reads {fan_in} values ({fan_in // LECTURE_FAN_IN}x MNIST's pixels), and "
         f"Adam at {learning_rate:g} can blow such a model up in its first steps (reconstructions collapse to "
         f"the mean image); try --learning-rate {suggested:.1g}, or a convolutional architecture"
     )

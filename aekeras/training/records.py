@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 import aekeras
+from aekeras.errors import SettingsChangedError
 from aekeras.export import SETTINGS_FILE
 from aekeras.staging import write_atomically
 
@@ -58,8 +59,6 @@ def check_history(path, epochs):
     Raises:
         SettingsChangedError: naming the file, if those rows are not epochs of numbers.
     """
-    from aekeras.training.resume import damaged
-
     path = Path(path)
     if not path.is_file():
         return
@@ -79,7 +78,10 @@ def check_history(path, epochs):
                     if value != "NA":
                         float(value)
     except (ValueError, csv.Error) as e:
-        raise damaged(path, f"expected the rows CSVLogger writes: {str(e)[:100]}") from None
+        raise SettingsChangedError(
+            f"{path} is damaged (expected the rows CSVLogger writes: {str(e)[:100]}); move it aside: its rows "
+            "are the run's records, and the backup resumes without them"
+        ) from None
 
 
 def trim_history(path, epochs):

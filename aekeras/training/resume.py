@@ -7,11 +7,12 @@ so far and how often the run resumed.
 """
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
 
-from aekeras.errors import SettingsChangedError
+from aekeras.errors import SettingsChangedError, system_errno
 from aekeras.staging import write_atomically
 
 STATE_FILE = "run_state.json"
@@ -21,10 +22,11 @@ SEED_STATES_FILE = "seed_states.npy"  # the model's random state (`callbacks.Ato
 
 
 def shaping_settings(config, source, builder_options):
-    """The settings a backup must share to resume: model, sizes, data, its spec and counts, batch size, schedule.
+    """The settings a backup must share to resume: model, sizes, data (spec, counts, names), batch size, schedule.
 
     The counts catch a folder whose files were added or removed since: its
-    held-out test split would be drawn anew, over images trained on.
+    held-out test split would be drawn anew, over images trained on; the
+    names' digest catches a file renamed, or one removed and one added.
     """
     options = config.read_options()
     # Where the files are is not what they are; the size and channels read
@@ -38,6 +40,7 @@ def shaping_settings(config, source, builder_options):
         "read_options": options,
         "image_spec": source.spec.get_config(),
         "examples": {split: source.count(split) for split in ("train", "test")},
+        "file_names": source.file_names_digest(),
         "limit": config.limit,
         "batch_size": config.batch_size,
         # A schedule is no variable of the optimizer: changed, Keras skipped
@@ -47,7 +50,7 @@ def shaping_settings(config, source, builder_options):
 
 
 # Settings that backups of earlier aekeras versions do not record; such a backup resumes unchecked on them.
-_SETTINGS_ADDED_SINCE = ("examples", "learning_rate_schedule")
+_SETTINGS_ADDED_SINCE = ("examples", "file_names", "learning_rate_schedule")
 
 
 def completed_epochs(backup_dir):
@@ -97,12 +100,17 @@ def _check_readable(backup_dir):
         with h5py.File(weights, "r"):
             pass
     except OSError as e:
+        code = system_errno(e)
+        if code is not None:  # HDF5's words for the system's refusal (`ulimit -n`), no damage
+            raise OSError(code, os.strerror(code), str(weights)) from None
         raise damaged(weights, f"not a readable HDF5 file: {str(e).split('(')[-1].rstrip(')')}") from None
     states = Path(backup_dir) / SEED_STATES_FILE
     if states.is_file():
         try:
             np.load(states, allow_pickle=False)
         except (OSError, ValueError, EOFError) as e:
+            if system_errno(e) is not None:
+                raise
             raise damaged(states, f"not a numeric .npy array: {str(e).split('.')[0]}") from None
 
 

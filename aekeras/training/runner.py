@@ -54,9 +54,13 @@ EARLIER_RUN_FILES = (MODEL_FILE, CHECKPOINTS_DIR, HISTORY_FILE, LOGS_DIR, SETTIN
 
 
 def open_data(config):
-    """The run's data source, read options applied (errors before anything is written)."""
+    """The run's data source, read options applied (errors before anything is written).
+
+    A folder's scan and decoding show their progress unless `--quiet`.
+    """
     options = config.read_options()
-    return data.open_source(config.data, **{k: v for k, v in options.items() if v is not None})
+    given = {k: v for k, v in options.items() if v is not None}
+    return data.open_source(config.data, verbose=config.verbose == 1, **given)
 
 
 def compile_model(model, config, train_data):
@@ -117,7 +121,7 @@ def _pipelines(config, source, model, strategy, order_seed=None):
 
     def train_pipeline(shard=None, batch_size=config.batch_size):
         return data.make_dataset(
-            source.examples("train", shard=shard),
+            source.examples("train", shard=shard, limit=config.limit),
             spec,
             batch_size=batch_size,
             shuffle=True,
@@ -218,8 +222,8 @@ def _pictures(source, count=PROJECTED_IMAGES):
     As stored: held for the whole run, 1,000 RGB images of 512x512 took
     3 GB as float32 beside training, 0.8 as the uint8 pixels they are.
     """
-    examples = source.examples("test")
-    return data.arrays_of(examples.subset(np.arange(min(count, len(examples)))), source.spec, unit=False)
+    # Only these are decoded: the whole split was, a second time beside the test pipeline's.
+    return data.arrays_of(source.examples("test", limit=count), source.spec, unit=False)
 
 
 def _fit(model, train_data, test_data, config, run_dir, clock, is_chief, source):
