@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import pytest
 
+from aekeras.data.sources import open_source
 from aekeras.training.resume import completed_epochs
 
 AEKERAS = [sys.executable, "-m", "aekeras"]
@@ -158,6 +159,37 @@ def test_two_workers_each_decode_their_own_share_of_a_folder(tmp_path, fashion_p
     record = json.loads((tmp_path / "saved_models/conv/1/run.json").read_text())
     assert record["replicas"] == 2 and record["image_spec"]["shape"] == [28, 28, 1]
     assert record["history"]["loss"][1] < record["history"]["loss"][0]
+
+
+@pytest.mark.parametrize("count", [2, 3, 7])
+def test_worker_shares_split_the_examples_in_order_without_overlap(mnist_dir, fashion_png_folder, count):
+    """Each worker's `(index, count)` share: equally many, none shared or skipped but the few left over, every time the same.
+
+    In-process and cheap: the two-worker runs above check the shares only through training.
+    """
+    mnist = open_source("mnist", data_dir=str(mnist_dir))
+    # A folder past its memory limit stays as files, as workers read a large folder.
+    folder = open_source(fashion_png_folder, memory_limit=1)
+    for source, split, field in (
+        (mnist, "test", "images"),
+        (mnist, "train", "labels"),
+        (folder, "train", "files"),
+    ):
+        whole = getattr(source.examples(split), field)
+        share = len(whole) // count
+        shares = [getattr(source.examples(split, shard=(i, count)), field) for i in range(count)]
+        assert (
+            [len(s) for s in shares]
+            == [share] * count
+            == [source.count(split, (i, count)) for i in range(count)]
+        )
+        np.testing.assert_array_equal(np.concatenate(shares), whole[: share * count])
+        np.testing.assert_array_equal(
+            getattr(source.examples(split, shard=(count - 1, count)), field), shares[-1]
+        )
+        # `limit` keeps the first examples of the worker's own share.
+        limited = getattr(source.examples(split, shard=(1, count), limit=5), field)
+        np.testing.assert_array_equal(limited, whole[share : share + 5])
 
 
 def one_line(stderr):

@@ -1,5 +1,6 @@
 """ONNX exports: every signature of every model, checked in onnxruntime against the SavedModel."""
 
+import shutil
 import socket
 import subprocess
 import sys
@@ -118,3 +119,14 @@ def test_a_killed_conversions_staging_folder_goes_with_the_next(converted, tmp_p
 def test_runner_without_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="no .onnx files"):
         onnx.Runner(tmp_path)
+
+
+def test_the_opset_asked_for_is_the_files(converted, digits, tmp_path):
+    path, files = converted["dense"]
+    for f in files.values():
+        assert {o.domain: o.version for o in onnx.onnx.load(str(f)).opset_import}[""] == onnx.DEFAULT_OPSET
+    copy = tmp_path / "dense" / "1"
+    shutil.copytree(path, copy, ignore=shutil.ignore_patterns("onnx", "*.tflite"))
+    for f in onnx.convert(copy, opset=15).values():
+        assert {o.domain: o.version for o in onnx.onnx.load(str(f)).opset_import}[""] == 15, f.name
+    assert onnx.max_differences(copy, digits[:64])["encode"]["latent"] <= 1e-4

@@ -1,14 +1,17 @@
 """TFLite conversion of every model, run in the LiteRT interpreter."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.tools import flatbuffer_utils
 from test_case import IMAGE_ONLY_NAMES
 
-from aekeras import tflite
+from aekeras import data, tflite
 from aekeras.choices import CALIBRATED
 from aekeras.serving import LocalServer, ServingError
+from aekeras.signatures import Contract
 
 NAMES = IMAGE_ONLY_NAMES
 
@@ -269,3 +272,80 @@ def test_int16x8_keeps_the_scores_mean_in_float(converted):
                 types = [subgraph.tensors[i].type for i in (op.inputs[0], *op.outputs)]
                 assert types == [schema.TensorType.FLOAT32] * len(types), (subgraph.name, types)
     assert b"serving_default" in found  # the score's mean
+
+
+def test_every_modes_contract_is_the_saved_models_and_a_shape_tells_contracts_apart(
+    exported_models, converted
+):
+    """The files keep the SavedModel's inputs and outputs, in its order; equal names with other shapes are no match."""
+    saved = LocalServer(exported_models[1]["dense"][1]).contract
+    for quantize, runner in converted["dense"].items():
+        assert runner.contract == saved, quantize
+        assert [o.name for o in runner.contract.signature("serving_default").outputs] == [
+            "reconstruction",
+            "score",
+        ]
+    signature = saved.signature("serving_default")
+    batch_of_one = dataclasses.replace(signature.outputs[1], shape=(1,))  # the quantizer's outputs, unmended
+    other = Contract(
+        {
+            **saved.signatures,
+            "serving_default": dataclasses.replace(signature, outputs=(signature.outputs[0], batch_of_one)),
+        }
+    )
+    assert other != saved and other.differences(saved) == [
+        "serving_default output score: float32 [1] -> score: float32 [batch]"
+    ]
+
+
+def test_max_differences_is_the_largest_absolute_difference_over_every_image(
+    exported_models, converted, digits
+):
+    """Worked out directly on 1,000 digits in one call, against `max_differences` in batches of 300 (the last short)."""
+    saved = LocalServer(exported_models[1]["dense"][1]).model.signatures
+    images = digits[:1000]
+    for quantize in ("int8", "dynamic"):
+        runner = converted["dense"][quantize]
+        latent = saved["encode"](images=images)["latent"].numpy()
+        got = {
+            "serving_default": (
+                runner("serving_default", images=images),
+                saved["serving_default"](images=images),
+            ),
+            "encode": (runner("encode", images=images), {"latent": latent}),
+            "decode": (runner("decode", latent=latent), saved["decode"](latent=latent)),
+        }
+        expected = {
+            name: {key: float(np.max(np.abs(mine[key] - np.asarray(theirs[key])))) for key in mine}
+            for name, (mine, theirs) in got.items()
+        }
+        assert tflite.max_differences(runner.path, images, batch_size=300) == expected, quantize
+        assert all(value > 0 for outputs in expected.values() for value in outputs.values())
+
+
+def test_float16_and_dynamic_files_hold_their_own_weight_types(converted):
+    types = {
+        q: {t["dtype"] for t in r.interpreter.get_tensor_details()} for q, r in converted["dense"].items()
+    }
+    assert np.float16 in types["float16"] and np.int8 not in types["float16"], types
+    assert np.int8 in types["dynamic"] and np.float16 not in types["dynamic"], types
+    assert np.float16 not in types["none"] and np.int8 not in types["none"], types
+
+
+def test_calibration_uses_distinct_training_images_on_the_signatures_scale(
+    exported_models, calibration, mnist_dir
+):
+    train = data.load_arrays("mnist", "train", data_dir=mnist_dir)[0]
+    chosen = np.sort(np.random.default_rng(0).choice(len(train), 200, replace=False))
+    np.testing.assert_array_equal(calibration, train[chosen])
+    assert len(np.unique(calibration.reshape(200, -1), axis=0)) == 200
+    other = tflite.calibration_images("mnist", 200, seed=1, data_dir=mnist_dir)
+    assert not np.array_equal(other, calibration)
+    # int16x8: every signature calibrated on the images themselves, and decode on their codes.
+    saved_model = LocalServer(exported_models[1]["dense"][1]).model
+    batches = tflite._calibration_batches(saved_model, calibration, None)
+    np.testing.assert_array_equal(
+        np.concatenate([b["images"] for b in batches["serving_default"]]), calibration
+    )
+    codes = saved_model.signatures["encode"](images=calibration)["latent"].numpy()
+    np.testing.assert_allclose(np.concatenate([b["latent"] for b in batches["decode"]]), codes, atol=1e-6)
