@@ -242,15 +242,24 @@ def _check_autoencoder(model):
         )
 
 
+def check_room_for_a_version(model_dir, existing=None):
+    """Raises ModelFileError where `model_dir`'s latest version is `MAX_VERSION`: none can follow it.
+
+    `existing`: its versions, where the caller listed them already.
+    """
+    existing = versions(model_dir) if existing is None else existing
+    if existing and existing[-1] == MAX_VERSION:
+        raise ModelFileError(
+            f"{Path(model_dir) / str(MAX_VERSION)}: no version can follow it (TF Serving numbers versions up "
+            f"to {MAX_VERSION}); publish under a new --name, or renumber the versions of {model_dir}"
+        )
+
+
 def _take_next_version(staging, model_dir):
     """Renames `staging` to the next version folder of `model_dir`, returned."""
     while True:
         existing = versions(model_dir)
-        if existing and existing[-1] == MAX_VERSION:
-            raise ModelFileError(
-                f"{model_dir / str(MAX_VERSION)}: no version can follow it (TF Serving numbers versions up to "
-                f"{MAX_VERSION}); publish under a new --name, or renumber the versions of {model_dir}"
-            )
+        check_room_for_a_version(model_dir, existing)
         version_dir = model_dir / str(existing[-1] + 1 if existing else 1)
         try:
             # Fails if a writer that takes no lock published this version first.
@@ -339,19 +348,29 @@ def _read_models_config(path):
     """An existing `models.config`, or an empty one where there is no file.
 
     Raises:
-        ModelFileError: for a file that is not a TF Serving config (a typo
-            in a hand edit): written afresh, it would lose the user's
+        ModelFileError: for a file that cannot be read, is not a TF Serving
+            config this tensorflow-serving-api knows (a typo in a hand
+            edit, a newer field), or lists its models in a
+            `custom_model_config`: written afresh, it would lose the user's
             version policies, labels, other models and serving root.
     """
+    kept = "left as it is, since rewriting it would lose what it lists: fix it, or remove it to have it written afresh"
     try:
-        return text_format.Parse(path.read_text(), model_server_config_pb2.ModelServerConfig())
+        config = text_format.Parse(path.read_text(), model_server_config_pb2.ModelServerConfig())
     except FileNotFoundError:
         return model_server_config_pb2.ModelServerConfig()
-    except (OSError, UnicodeDecodeError, text_format.ParseError) as e:
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot be read ({e.strerror or e}); {kept}") from None
+    except (UnicodeDecodeError, text_format.ParseError) as e:
+        reason = str(e).splitlines()[0]
         raise ModelFileError(
-            f"{path}: not a TF Serving model config ({str(e).splitlines()[0]}); left as it is, since "
-            "rewriting it would lose what it lists: fix it, or remove it to have it written afresh"
+            f"{path}: not a TF Serving model config this tensorflow-serving-api can read ({reason}); {kept}"
         ) from None
+    if config.WhichOneof("config") == "custom_model_config":
+        raise ModelFileError(
+            f"{path}: lists its models in a custom_model_config, not a model_config_list; {kept}"
+        )
+    return config
 
 
 def _serving_root(config, model_dirs):

@@ -285,11 +285,37 @@ def test_a_models_config_it_cannot_read_is_kept_and_nothing_published(tmp_path, 
     (out / "models.config").write_text(text)
     assert main(["export", str(run_dir), "--name", "dense", "--out", str(out)]) == 2
     error = capsys.readouterr().err.strip()
-    assert "models.config: not a TF Serving model config (5:5 : " in error and "\n" not in error
-    assert (out / "models.config").read_text() == text
+    assert (
+        "models.config: not a TF Serving model config this tensorflow-serving-api can read (5:5 : " in error
+    )
+    assert "\n" not in error and (out / "models.config").read_text() == text
     assert export.versions(out / "dense") == [1]
-    with pytest.raises(ModelFileError, match=r"models.config: not a TF Serving model config"):
+    # aekeras train stops before it trains.
+    argv = ["train", "dense", "--data", str(run_dir.parent.parent / "digits.npz"), "--epochs", "1", "--quiet"]
+    assert main([*argv, "--out", str(out), "--run-dir", str(tmp_path / "runs")]) == 2
+    assert "not a TF Serving model config" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+    # The other form TF Serving takes, which the rewrite would replace.
+    custom = 'custom_model_config {\n  type_url: "x"\n}\n'
+    (out / "models.config").write_text(custom)
+    with pytest.raises(ModelFileError, match=r"models.config: lists its models in a custom_model_config"):
         export.write_models_config(out)
+    assert (out / "models.config").read_text() == custom
+
+
+def test_a_models_config_spoilt_while_it_exported_leaves_the_version_published_and_says_so(
+    tmp_path, run, capsys, monkeypatch
+):
+    run_dir, _ = run
+    out = tmp_path / "saved_models"
+    out.mkdir()
+    (out / "models.config").write_text("model_config_list {")  # after the command's check
+    monkeypatch.setattr(export, "check_models_config", lambda out: None)
+    assert main(["export", str(run_dir), "--name", "dense", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert f"SavedModel: {out}/dense/1" in captured.out and "TF Serving config" not in captured.out
+    assert captured.err.startswith(f"aekeras: error: {out}/dense/1 is published but not listed: ")
+    assert "write_models_config(" in captured.err and captured.err.count("\n") == 1
+    assert export.versions(out / "dense") == [1]
 
 
 def test_a_damaged_tflite_file_is_refused_in_one_line(tmp_path, run):

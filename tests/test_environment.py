@@ -70,15 +70,18 @@ def test_warnings_raised_as_errors_are_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(report, "run", warns)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        callers = list(warnings.filters)
         assert cli.main(["report", "--out", "reports"]) == 1
+        assert warnings.filters == callers  # quieted for the failed command's finalizers only
     assert capsys.readouterr().err == (
         "aekeras: error: DeprecationWarning raised as an error by -W error (PYTHONWARNINGS): `__array__` "
         "implementation doesn't accept a copy keyword; run the command where warnings are shown, not raised\n"
     )
-    # Where no warning is raised as an error, one raised as an exception is not blamed on -W error.
+    # Where no filter raises its kind, a warning raised as an exception is not blamed on -W error.
     monkeypatch.setattr(report, "run", raises_one_on_purpose)
     with warnings.catch_warnings():
         warnings.resetwarnings()
+        warnings.simplefilter("error", DeprecationWarning)
         with pytest.raises(UserWarning, match="a plugin's own refusal"):
             cli.main(["report", "--out", "reports"])
 
@@ -104,6 +107,16 @@ def test_warnings_raised_as_errors_are_one_line(tmp_path, monkeypatch, capsys):
         (  # TensorFlow's words for it, as it loads a SavedModel
             tf.errors.ResourceExhaustedError(None, None, "dense/1/saved_model.pb; Too many open files"),
             "too many open files (this process may open ",
+        ),
+        (  # no longer called damage (`errors.not_the_files_fault`): the system's refusal, in TensorFlow's words
+            tf.errors.PermissionDeniedError(
+                None, None, "dense/1/variables/variables.index; Permission denied"
+            ),
+            "aekeras: error: permission denied: dense/1/variables/variables.index; what was saved before is kept\n",
+        ),
+        (
+            tf.errors.NotFoundError(None, None, "Op type not registered 'Foo' in binary running on host"),
+            "; the model was made with a newer TensorFlow than this one: upgrade it\n",
         ),
     ],
 )

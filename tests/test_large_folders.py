@@ -60,7 +60,7 @@ def test_a_limit_decodes_only_the_examples_it_keeps(digit_classes, decoded):
         source.examples("train", limit=0)
 
 
-def test_training_with_a_limit_decodes_its_examples_and_the_test_split_once(tmp_path, digit_classes, decoded):
+def test_training_with_a_limit_decodes_only_its_examples_and_the_test_split(tmp_path, digit_classes, decoded):
     """The run decoded the whole training split for `limit` of it, and the test split a second time for its pictures."""
     config = TrainConfig(
         data=str(digit_classes), epochs=1, limit=40, batch_size=20, out=str(tmp_path / "out"),
@@ -108,7 +108,7 @@ def test_a_folder_whose_file_was_renamed_is_not_resumed(tmp_path, digit_classes,
     first = sorted((images / "3").iterdir())[0]
     os.replace(first, images / "3" / "zzz.png")
     with pytest.raises(
-        SettingsChangedError, match=r"other settings \(file_names '[0-9a-f]{16}' -> '[0-9a-f]{16}'\)"
+        SettingsChangedError, match=r"whose data folder had other files: some were renamed, or some removed"
     ):
         train(config)
     # Renamed back, and the folder moved: the same files, so the run resumes.
@@ -118,3 +118,26 @@ def test_a_folder_whose_file_was_renamed_is_not_resumed(tmp_path, digit_classes,
     assert data.open_source(moved).file_names_digest() == data.open_source(digit_classes).file_names_digest()
     images.symlink_to(moved)  # the run's data is where it was
     assert train(config)["resumes"] == 1
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_aekeras_train_shows_the_scan_unless_quiet(tmp_path, digit_classes, monkeypatch, capsys, quiet):
+    from aekeras import cli
+
+    monkeypatch.setattr(folder, "PROGRESS_FILES", 100)
+    argv = [
+        "train",
+        "dense",
+        "--data",
+        str(digit_classes),
+        "--epochs",
+        "1",
+        "--limit",
+        "40",
+        "--latent-dim",
+        "4",
+    ]
+    argv += ["--out", str(tmp_path / "out"), "--run-dir", str(tmp_path / "runs")] + ["--quiet"] * quiet
+    assert cli.main(argv) == 0
+    shown = "scanning images (files): 300/300 (" in capsys.readouterr().out
+    assert shown == (not quiet)

@@ -7,6 +7,7 @@ loads only once a command runs, quietly unless `--verbose`.
 
 import errno
 import faulthandler
+import gc
 import importlib
 import os
 import resource
@@ -82,7 +83,10 @@ def main(argv=None):
     # `redirect_stderr`) may have no descriptor to write to.
     if not faulthandler.is_enabled():
         faulthandler.enable(file=2)
-    status, line = _run(argv)
+    with warnings.catch_warnings():  # the caller's filters, back once `_warning_raised` quieted them
+        status, line = _run(argv)
+        if status:
+            gc.collect()  # what a failed command left open is closed here, under that filter
     if line is not None:
         try:
             print(line, file=sys.stderr, flush=True)
@@ -133,9 +137,12 @@ def _warning_raised(error):
 
     Python then reports what the failed command left unclosed (Keras's
     CSVLogger file) as more warnings raised in finalizers, each with a
-    traceback: warnings are ignored from here on.
+    traceback: warnings are ignored until `main` returns.
     """
-    if not isinstance(error, Warning) or not any(action == "error" for action, *_ in warnings.filters):
+    raised = any(
+        action == "error" and isinstance(error, category) for action, _, category, *_ in warnings.filters
+    )
+    if not raised:
         return None
     warnings.simplefilter("ignore")
     first = str(error).splitlines()[0] if str(error) else ""
@@ -232,7 +239,11 @@ def _out_of_resources(error, argv):
             f"aekeras: error: no space left on the device while writing {where or 'the output'}; what was saved "
             f"before is kept. Free some space, and the same command {again}"
         )
-    if isinstance(error, MemoryError) or "OOM when allocating" in text:
+    if (
+        isinstance(error, MemoryError)
+        or "OOM when allocating" in text
+        or system_errno(error, (errno.ENOMEM,))
+    ):
         shape = text[text.find("shape[") :].split("]")[0] + "]" if "shape[" in text else "an array"
         return (
             f"aekeras: error: out of memory allocating {shape}; what was saved before is kept. Try a smaller "
@@ -248,11 +259,28 @@ def _out_of_resources(error, argv):
             f"aekeras: error: too many open files (this process may open {limit}: ulimit -n); what was saved "
             f"before is kept. Raise the limit, and the same command {again}"
         )
+    return _refused(error, text)
+
+
+def _refused(error, text):
+    """The one line for a file the system would not let the command read or write, or an op it lacks, else None.
+
+    Raised as they are rather than called damage (`errors.not_the_files_fault`).
+    """
+    code = system_errno(error, (errno.EACCES, errno.EPERM, errno.EIO))
+    if code is not None:
+        where = _written_file(error, text) or "a file"
+        return f"aekeras: error: {os.strerror(code).lower()}: {where}; what was saved before is kept"
+    if "Op type not registered" in text:
+        first = without_function_names(text).strip().splitlines()[0]
+        return (
+            f"aekeras: error: {first}; the model was made with a newer TensorFlow than this one: upgrade it"
+        )
     return None
 
 
 def _written_file(error, text):
-    """The file a failed write names: Python's `filename`, else TensorFlow's words before `;`, else None."""
+    """The file a failed read or write names: Python's `filename`, else TensorFlow's words before `;`, else None."""
     if isinstance(error, OSError) and error.errno is not None:
         return error.filename
     return without_function_names(text).split(";")[0].strip().splitlines()[0]

@@ -306,6 +306,25 @@ def load_plugins_quietly(verbose):
         print(f"aekeras: warning: {registry.left_out(name)}", file=sys.stderr)
 
 
+def list_published(version_dir, out, serving_root=None):
+    """`(models.config's path, None)` once it lists a version just published, else `(None, the error to end with)`.
+
+    The config was checked before the command trained or exported; one
+    edited since is left as it is, and the command ends saying the version
+    is published but unlisted, after its report.
+    """
+    from aekeras import export
+    from aekeras.errors import ModelFileError
+
+    try:
+        return export.write_models_config(out, serving_root), None
+    except ModelFileError as e:
+        relist = f"python -c \"import aekeras.export as e; e.write_models_config('{out}')\""
+        return None, ModelFileError(
+            f"{version_dir} is published but not listed: {e}; then `{relist}` lists it"
+        )
+
+
 def check_version_dir(path):
     """An export's version folder that this process may write into, as a Path."""
     version_dir = Path(path)

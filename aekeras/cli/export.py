@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from aekeras.cli.common import UsageError, add_contract_argument, check_writable_folder
+from aekeras.cli.common import UsageError, add_contract_argument, check_writable_folder, list_published
 from aekeras.interrupts import ctrl_c_kept
 
 
@@ -64,6 +64,8 @@ def run(args):
             raise UsageError(str(e)) from None
         # Published: a Ctrl-C from here on lets the serving config be written,
         # and it is, before any line that an output gone away could stop.
-        config = export.write_models_config(args.out, args.serving_root)
+        config, unlisted = list_published(path, args.out, args.serving_root)
         print(f"SavedModel: {path}{' (kernels on the int8 grid)' if args.int8_weights else ''}")
+        if unlisted is not None:
+            raise unlisted
         print(f"TF Serving config: {config}")

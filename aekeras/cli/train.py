@@ -10,6 +10,7 @@ from aekeras.cli.common import (
     add_data_arguments,
     check_writable_folder,
     integer_at_least,
+    list_published,
     non_negative_int,
     positive_float,
     positive_int,
@@ -249,6 +250,8 @@ def run(args):
             raise
         # Taken as the command returned (Python runs handlers when it next
         # calls a function): published and reported, nothing is left to stop.
+    if reported and reported[0] is not None:
+        raise reported[0]
 
 
 def _report(result, out):
@@ -256,10 +259,12 @@ def _report(result, out):
 
     The config first: a print that fails (the reader of a pipe gone, a
     full disk) would otherwise leave the published version unserved.
-    """
-    from aekeras import export
 
-    config = export.write_models_config(out) if result["export"] is not None else None
+    Returns:
+        None, or the error to end the command with: a config edited since
+        the command's check, which it could not update (`list_published`).
+    """
+    config, unlisted = list_published(result["export"], out) if result["export"] is not None else (None, None)
     share = result["data_share"]
     if share is not None:
         print(
@@ -271,4 +276,6 @@ def _report(result, out):
     print(f"model: {result['model']}")
     if result["export"] is not None:
         print(f"SavedModel: {result['export']}")
-        print(f"TF Serving config: {config}")
+        if config is not None:
+            print(f"TF Serving config: {config}")
+    return unlisted

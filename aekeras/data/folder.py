@@ -2,6 +2,7 @@
 
 import dataclasses
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -207,7 +208,7 @@ def names_digest(folder, splits):
     digest = hashlib.sha256()
     for files in splits:
         for path in files:
-            digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+            digest.update(os.fsencode(path.relative_to(folder)) + b"\0")  # any name the file system holds
         digest.update(b"\1")  # the end of a split
     return digest.hexdigest()[:16]
 

@@ -169,8 +169,8 @@ class Source:
         if examples.files is None:
             images = convert_arrays(examples.images, spec.channels, spec.shape[:2])
             return Examples(images=images, labels=examples.labels)
-        limit = self.options.memory_limit or default_memory_limit()
-        if examples.nbytes(spec.shape) <= limit:
+        memory_limit = self.options.memory_limit or default_memory_limit()
+        if examples.nbytes(spec.shape) <= memory_limit:
             return Examples(images=decode_files(examples.files, spec, self.verbose), labels=examples.labels)
         return examples
 
@@ -191,9 +191,26 @@ def decode_files(files, spec, verbose=False):
     batches = tracked(dataset, -(-len(files) // batch_size), "decoding images into memory (batches)", shown)
     try:
         return np.concatenate([batch.numpy() for batch in batches])
-    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
+    except tf.errors.NotFoundError:
+        check_present(files)
+        raise
+    except tf.errors.InvalidArgumentError:
         check_decodable(files, spec)
         raise
+
+
+def check_present(files):
+    """Raises a DataError naming the first of `files` gone since the folder was scanned.
+
+    One removed since (the folder changed while it trained) failed in
+    TensorFlow's NotFoundError, a traceback naming no step of ours.
+    """
+    for path in files:
+        if not os.path.isfile(path):
+            raise DataError(
+                f"{path}: no longer there (it was when the folder was scanned; expected the folder to stay "
+                "as it was while it is read)"
+            )
 
 
 def check_decodable(files, spec):
@@ -203,15 +220,7 @@ def check_decodable(files, spec):
         DataError: naming the first file gone since the folder was scanned,
             else the first file TensorFlow cannot decode.
     """
-    # Every file was there when the folder was scanned: one removed since
-    # (the folder changed while it trained) failed in TensorFlow's
-    # NotFoundError, a traceback naming no step of ours.
-    for path in files:
-        if not os.path.isfile(path):
-            raise DataError(
-                f"{path}: no longer there (it was when the folder was scanned; expected the folder to stay "
-                "as it was while it is read)"
-            )
+    check_present(files)
     for path in files:
         try:
             decode_file(path, spec.channels, spec.shape[:2])
@@ -229,10 +238,15 @@ def naming_undecodable_files(source):
     try:
         yield
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
-        # Other errors (a shape check's) are raised as they are, without decoding every file again.
-        failed_reading = isinstance(error, tf.errors.NotFoundError) or "decode" in error.message.lower()
-        if isinstance(source, FolderSource) and failed_reading:
-            check_decodable([f for split in source.scan.splits.values() for f in split.files], source.spec)
+        if not isinstance(source, FolderSource):
+            raise
+        files = [f for split in source.scan.splits.values() for f in split.files]
+        # Other errors (a shape check's, a log folder gone) are raised as
+        # they are, without reading every file again.
+        if isinstance(error, tf.errors.NotFoundError) and any(str(f) in error.message for f in files):
+            check_present(files)
+        elif isinstance(error, tf.errors.InvalidArgumentError) and "decode" in error.message.lower():
+            check_decodable(files, source.spec)
         raise
 
 

@@ -187,6 +187,12 @@ class RunClock:
             raise damaged(path, 'expected {"settings": {...}, "seconds": S, "resumes": N}')
         settings = {k: v for k, v in self.settings.items() if k in kept or k not in _SETTINGS_ADDED_SINCE}
         changes = _differences(kept, settings)
+        if changes and all(change.startswith("file_names ") for change in changes):
+            raise SettingsChangedError(
+                f"{where} holds the backup of an interrupted run whose data folder had other files: some were "
+                "renamed, or some removed and as many added, since; restore them to resume it, or pass "
+                "--restart to discard the backup and start afresh"
+            )
         if changes:
             shown = "; ".join(changes[:4]) + ("; ..." if len(changes) > 4 else "")
             raise SettingsChangedError(

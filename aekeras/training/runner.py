@@ -318,8 +318,11 @@ def _prepare(config, source, strategy, run_dir):
     if config.strategy == "multi_worker":
         model.train_step = distribute.vector_logs(model.train_step)
         model.test_step = distribute.vector_logs(model.test_step)
-    if distribute.is_chief(strategy) and not config.allow_contract_change:
-        export.check_contract(model, config.out, config.run_name)
+    if distribute.is_chief(strategy):
+        # Before training: found at publishing, either stopped a trained run.
+        export.check_room_for_a_version(Path(config.out) / config.run_name)
+        if not config.allow_contract_change:
+            export.check_contract(model, config.out, config.run_name)
     clock = _run_clock(config, source, run_dir)
     if config.strategy == "multi_worker":
         # Before anything is written: workers that differ fail mid-run, or split each batch otherwise.
