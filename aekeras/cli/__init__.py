@@ -251,9 +251,8 @@ def _out_of_resources(error, argv):
         )
     if isinstance(error, ImportError) and "failed to map segment" in text:  # a library past `ulimit -v`
         return f"aekeras: error: too little memory to load TensorFlow ({text}); raise the limit (ulimit -v)"
-    if (
-        system_errno(error, (errno.EMFILE, errno.ENFILE)) is not None
-    ):  # Python's OSError, or in TensorFlow's words
+    # Python's OSError, or in TensorFlow's words:
+    if system_errno(error, (errno.EMFILE, errno.ENFILE)) is not None:
         limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         return (
             f"aekeras: error: too many open files (this process may open {limit}: ulimit -n); what was saved "
@@ -283,7 +282,7 @@ def _written_file(error, text):
     """The file a failed read or write names: Python's `filename`, else TensorFlow's words before `;`, else None."""
     if isinstance(error, OSError) and error.errno is not None:
         return error.filename
-    return without_function_names(text).split(";")[0].strip().splitlines()[0]
+    return (without_function_names(text).split(";")[0].strip().splitlines() or [None])[0]
 
 
 def _output_closed():
