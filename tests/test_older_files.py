@@ -1,14 +1,17 @@
 """Files written by earlier aekeras versions still load, with their weights."""
 
+import json
 import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+from PIL import Image
 
 from aekeras import models
-from aekeras.training import AtomicBackupAndRestore
+from aekeras.errors import TrainingInterrupted
+from aekeras.training import AtomicBackupAndRestore, TrainConfig, runner, train
 
 # `aekeras train conv` (20 epochs on MNIST), saved on 2026-12-01 by aekeras
 # 0.1.0 before `blocks.OutputConv2D`: its output convolution's weights are
@@ -58,3 +61,40 @@ def test_a_file_that_is_no_model_still_fails_with_its_own_reason(tmp_path):
     ):
         models.load_model(broken)
     assert models.blocks.OutputConv2D.__name__ == "OutputConv2D"
+
+
+def test_a_folder_run_backed_up_before_file_names_resumes(tmp_path, mnist_test_arrays, monkeypatch):
+    """A folder run interrupted under aekeras before `file_names` (no such key in its run_state.json) resumes.
+
+    Its settings lack the digest of the files' names, which it cannot be
+    checked on: refused, every such run would have to start afresh.
+    """
+    images, labels = mnist_test_arrays
+    for i in range(60):
+        (tmp_path / "digits" / str(labels[i])).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.round(images[i, ..., 0] * 255).astype(np.uint8)).save(
+            tmp_path / "digits" / str(labels[i]) / f"{i:02d}.png"
+        )
+
+    class CtrlCAfterTheFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt
+
+    config = TrainConfig(
+        data=str(tmp_path / "digits"), epochs=2, batch_size=30, out=str(tmp_path / "out"),
+        run_dir=str(tmp_path / "runs"), verbose=0,
+    )  # fmt: skip
+    run_callbacks = runner.run_callbacks
+    with monkeypatch.context() as patched:
+        patched.setattr(
+            runner, "run_callbacks", lambda *a, **k: [*run_callbacks(*a, **k), CtrlCAfterTheFirstEpoch()]
+        )
+        with pytest.raises(TrainingInterrupted):
+            train(config)
+    state = tmp_path / "runs" / "dense" / "backup" / "run_state.json"
+    recorded = json.loads(state.read_text())
+    assert recorded["settings"].pop("file_names") is not None  # as that version wrote it
+    state.write_text(json.dumps(recorded, indent=2) + "\n")
+    result = train(config)
+    assert result["resumes"] == 1
+    assert result["history"]["epoch"] == [0.0, 1.0]  # the interrupted attempt's epoch kept, once
