@@ -148,3 +148,27 @@ def ctrl_c_at_its_default():
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
+def interrupt_after_the_first_epoch(monkeypatch):
+    """`interrupt(config)`: trains `config`, pressing Ctrl-C as its first epoch ends (after its backup)."""
+    import keras
+
+    from aekeras.errors import TrainingInterrupted
+    from aekeras.training import runner, train
+
+    class CtrlCAfterTheFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt
+
+    def interrupt(config):
+        run_callbacks = runner.run_callbacks
+        with monkeypatch.context() as patched:
+            patched.setattr(
+                runner, "run_callbacks", lambda *a, **k: [*run_callbacks(*a, **k), CtrlCAfterTheFirstEpoch()]
+            )
+            with pytest.raises(TrainingInterrupted):
+                train(config)
+
+    return interrupt

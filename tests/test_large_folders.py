@@ -7,15 +7,14 @@ tests count the files decoded and the lines shown, not seconds.
 import os
 import shutil
 
-import keras
 import numpy as np
 import pytest
 from PIL import Image
 
 from aekeras import data
 from aekeras.data import folder, sources
-from aekeras.errors import SettingsChangedError, TrainingInterrupted
-from aekeras.training import TrainConfig, runner, train
+from aekeras.errors import SettingsChangedError
+from aekeras.training import TrainConfig, train
 
 
 @pytest.fixture(scope="module")
@@ -85,26 +84,18 @@ def test_the_scan_and_the_decoding_of_many_files_show_their_progress(digit_class
     assert capsys.readouterr().out == ""
 
 
-def test_a_folder_whose_file_was_renamed_is_not_resumed(tmp_path, digit_classes, monkeypatch):
+def test_a_folder_whose_file_was_renamed_is_not_resumed(
+    tmp_path, digit_classes, interrupt_after_the_first_epoch
+):
     """Same counts, other names: the held-out split, drawn by position, moved over images trained on."""
     images = tmp_path / "digits"
     shutil.copytree(digit_classes, images)
-
-    class CtrlCAfterTheFirstEpoch(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            raise KeyboardInterrupt
 
     config = TrainConfig(
         data=str(images), epochs=2, batch_size=30, out=str(tmp_path / "out"), run_dir=str(tmp_path / "runs"),
         verbose=0,
     )  # fmt: skip
-    run_callbacks = runner.run_callbacks
-    with monkeypatch.context() as patched:
-        patched.setattr(
-            runner, "run_callbacks", lambda *a, **k: [*run_callbacks(*a, **k), CtrlCAfterTheFirstEpoch()]
-        )
-        with pytest.raises(TrainingInterrupted):
-            train(config)
+    interrupt_after_the_first_epoch(config)
     first = sorted((images / "3").iterdir())[0]
     os.replace(first, images / "3" / "zzz.png")
     with pytest.raises(

@@ -10,8 +10,7 @@ import pytest
 from PIL import Image
 
 from aekeras import models
-from aekeras.errors import TrainingInterrupted
-from aekeras.training import AtomicBackupAndRestore, TrainConfig, runner, train
+from aekeras.training import AtomicBackupAndRestore, TrainConfig, train
 
 # `aekeras train conv` (20 epochs on MNIST), saved on 2026-12-01 by aekeras
 # 0.1.0 before `blocks.OutputConv2D`: its output convolution's weights are
@@ -63,7 +62,9 @@ def test_a_file_that_is_no_model_still_fails_with_its_own_reason(tmp_path):
     assert models.blocks.OutputConv2D.__name__ == "OutputConv2D"
 
 
-def test_a_folder_run_backed_up_before_file_names_resumes(tmp_path, mnist_test_arrays, monkeypatch):
+def test_a_folder_run_backed_up_before_file_names_resumes(
+    tmp_path, mnist_test_arrays, interrupt_after_the_first_epoch
+):
     """A folder run interrupted under aekeras before `file_names` (no such key in its run_state.json) resumes.
 
     Its settings lack the digest of the files' names, which it cannot be
@@ -76,21 +77,11 @@ def test_a_folder_run_backed_up_before_file_names_resumes(tmp_path, mnist_test_a
             tmp_path / "digits" / str(labels[i]) / f"{i:02d}.png"
         )
 
-    class CtrlCAfterTheFirstEpoch(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            raise KeyboardInterrupt
-
     config = TrainConfig(
         data=str(tmp_path / "digits"), epochs=2, batch_size=30, out=str(tmp_path / "out"),
         run_dir=str(tmp_path / "runs"), verbose=0,
     )  # fmt: skip
-    run_callbacks = runner.run_callbacks
-    with monkeypatch.context() as patched:
-        patched.setattr(
-            runner, "run_callbacks", lambda *a, **k: [*run_callbacks(*a, **k), CtrlCAfterTheFirstEpoch()]
-        )
-        with pytest.raises(TrainingInterrupted):
-            train(config)
+    interrupt_after_the_first_epoch(config)
     state = tmp_path / "runs" / "dense" / "backup" / "run_state.json"
     recorded = json.loads(state.read_text())
     assert recorded["settings"].pop("file_names") is not None  # as that version wrote it

@@ -605,24 +605,16 @@ def test_a_resumed_run_logs_each_epoch_once_in_history_csv(tmp_path, monkeypatch
     assert record["history"]["epoch"] == [0.0, 1.0, 2.0] and record["resumes"] == 1
 
 
-def test_a_folder_changed_since_the_interrupt_is_not_resumed(tmp_path, monkeypatch, rgb_crops_folder):
+def test_a_folder_changed_since_the_interrupt_is_not_resumed(
+    tmp_path, interrupt_after_the_first_epoch, rgb_crops_folder
+):
     folder = tmp_path / "crops"
     shutil.copytree(rgb_crops_folder / "train", folder)  # one folder: its test split is held out
-
-    class CtrlCAfterTheFirstBackup(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            raise KeyboardInterrupt
 
     config = dataclasses.replace(
         _small_run(tmp_path), model="conv", data=str(folder), limit=None, batch_size=64
     )
-    run_callbacks = runner.run_callbacks
-    with monkeypatch.context() as patched:
-        patched.setattr(
-            runner, "run_callbacks", lambda *a, **k: [*run_callbacks(*a, **k), CtrlCAfterTheFirstBackup()]
-        )
-        with pytest.raises(TrainingInterrupted):
-            train(config)
+    interrupt_after_the_first_epoch(config)
     count = len(list(folder.iterdir()))
     for path in sorted(folder.iterdir())[:5]:
         shutil.copy(path, folder / f"copy-{path.name}")
