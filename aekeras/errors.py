@@ -44,6 +44,15 @@ def without_function_names(text):
     return re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
 
 
+def first_line(error, default=""):
+    """The first line of an error's words (or a text), less TensorFlow's function names; `default` where it has none.
+
+    For the one-line messages that quote a library's reason.
+    """
+    lines = without_function_names(str(error)).strip().splitlines()
+    return lines[0] if lines else default
+
+
 class DataError(ValueError):
     """A data source is missing, malformed or inconsistent.
 

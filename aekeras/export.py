@@ -24,7 +24,7 @@ from tensorflow.python.framework import config as tf_config
 from tensorflow_serving.config import model_server_config_pb2
 
 from aekeras import quantization, signatures
-from aekeras.errors import ContractChangeError, ModelFileError, not_the_files_fault, without_function_names
+from aekeras.errors import ContractChangeError, ModelFileError, first_line, not_the_files_fault
 from aekeras.interrupts import ctrl_c_kept, publishing
 from aekeras.staging import locked, made_folder, staging_path, write_atomically
 
@@ -96,10 +96,9 @@ def load(version_dir):
         # (IndexError: variables read short), raised deep in a traceback.
         if not_the_files_fault(e):
             raise
-        text = without_function_names(str(e)).strip()
-        reason = text.splitlines()[0] if text else type(e).__name__
         raise ModelFileError(
-            f"{version_dir}: damaged SavedModel ({reason}); expected the files an export writes"
+            f"{version_dir}: damaged SavedModel ({first_line(e, type(e).__name__)}); expected the files an "
+            "export writes"
         ) from None
 
 
@@ -362,9 +361,8 @@ def _read_models_config(path):
     except OSError as e:
         raise ModelFileError(f"{path}: cannot be read ({e.strerror or e}); {kept}") from None
     except (UnicodeDecodeError, text_format.ParseError) as e:
-        reason = str(e).splitlines()[0]
         raise ModelFileError(
-            f"{path}: not a TF Serving model config this tensorflow-serving-api can read ({reason}); {kept}"
+            f"{path}: not a TF Serving model config this tensorflow-serving-api can read ({first_line(e)}); {kept}"
         ) from None
     if config.WhichOneof("config") == "custom_model_config":
         raise ModelFileError(

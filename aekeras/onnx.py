@@ -19,7 +19,7 @@ import tf2onnx
 from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, InvalidProtobuf
 
 from aekeras import export
-from aekeras.errors import ModelFileError
+from aekeras.errors import ModelFileError, first_line
 from aekeras.interrupts import ctrl_c_kept, publishing
 from aekeras.signatures import Contract, read_value_counts
 from aekeras.signatures import max_differences as max_differences_from
@@ -129,9 +129,9 @@ def _session(path, options):
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except (InvalidArgument, InvalidProtobuf, Fail) as e:
         # "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Load model from PATH failed:Protobuf parsing failed."
-        reason = str(e).strip().rpartition("failed:")[2].strip() or type(e).__name__
+        reason = first_line(str(e).strip().rpartition("failed:")[2], type(e).__name__)
         raise ModelFileError(
-            f"{path}: not a readable ONNX file ({reason.splitlines()[0]}); expected one written by `aekeras onnx`"
+            f"{path}: not a readable ONNX file ({reason}); expected one written by `aekeras onnx`"
         ) from None
 
 

@@ -19,7 +19,7 @@ from tensorflow.lite.tools import flatbuffer_utils
 
 from aekeras import data, export, losses
 from aekeras.choices import CALIBRATED, QUANTIZATIONS
-from aekeras.errors import ModelFileError
+from aekeras.errors import ModelFileError, first_line
 from aekeras.interrupts import ctrl_c_kept, raise_if_pressed
 from aekeras.progress import tracked
 from aekeras.signatures import Contract, batch_inputs, example_inputs, read_value_counts
@@ -308,8 +308,9 @@ def _interpreter(path):
     try:
         return Interpreter(model_path=str(path))
     except ValueError as e:
-        reason = str(e).replace(".The", ". The").strip()  # LiteRT runs two sentences together
-        reason = reason.splitlines()[0] if reason else type(e).__name__
+        reason = first_line(
+            str(e).replace(".The", ". The"), type(e).__name__
+        )  # LiteRT runs two sentences together
         raise ModelFileError(
             f"{path}: not a readable .tflite file ({reason}); expected one written by `aekeras tflite`"
         ) from None

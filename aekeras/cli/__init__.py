@@ -34,6 +34,7 @@ from aekeras.errors import (
     RunInUseError,
     SettingsChangedError,
     TrainingInterrupted,
+    first_line,
     system_errno,
     without_function_names,
 )
@@ -145,9 +146,8 @@ def _warning_raised(error):
     if not raised:
         return None
     warnings.simplefilter("ignore")
-    first = str(error).splitlines()[0] if str(error) else ""
     return (
-        f"aekeras: error: {type(error).__name__} raised as an error by -W error (PYTHONWARNINGS): {first}; "
+        f"aekeras: error: {type(error).__name__} raised as an error by -W error (PYTHONWARNINGS): {first_line(error)}; "
         "run the command where warnings are shown, not raised"
     )
 
@@ -271,9 +271,9 @@ def _refused(error, text):
         where = _written_file(error, text) or "a file"
         return f"aekeras: error: {os.strerror(code).lower()}: {where}; what was saved before is kept"
     if "Op type not registered" in text:
-        first = without_function_names(text).strip().splitlines()[0]
         return (
-            f"aekeras: error: {first}; the model was made with a newer TensorFlow than this one: upgrade it"
+            f"aekeras: error: {first_line(text)}; the model was made with a newer TensorFlow than this one: "
+            "upgrade it"
         )
     return None
 
@@ -282,7 +282,7 @@ def _written_file(error, text):
     """The file a failed read or write names: Python's `filename`, else TensorFlow's words before `;`, else None."""
     if isinstance(error, OSError) and error.errno is not None:
         return error.filename
-    return (without_function_names(text).split(";")[0].strip().splitlines() or [None])[0]
+    return first_line(without_function_names(text).split(";")[0], None)
 
 
 def _output_closed():

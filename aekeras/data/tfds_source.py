@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from aekeras.errors import DataError
+from aekeras.errors import DataError, first_line
 
 _DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 
@@ -48,8 +48,7 @@ def tfds_builder(name, data_dir):
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as e:  # TFDS raises several types for unknown or broken names
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise DataError(f"tfds:{name}: no such TFDS data set ({first})") from None
+        raise DataError(f"tfds:{name}: no such TFDS data set ({first_line(e, type(e).__name__)})") from None
     if builder.is_prepared():
         return builder
     if not network_reachable():

@@ -6,7 +6,7 @@ import zipfile
 import keras
 
 from aekeras import registry
-from aekeras.errors import ModelFileError, not_the_files_fault
+from aekeras.errors import ModelFileError, first_line, not_the_files_fault
 from aekeras.models.base import BaseAutoencoder
 from aekeras.models.blocks import load_with_older_weight_names
 
@@ -46,9 +46,9 @@ def load_model(path):
         # reads it: a member's CRC, or the HDF5 weights file within.
         if not_the_files_fault(e):
             raise
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ModelFileError(
-            f"{path}: damaged .keras file ({reason}); expected the archive model.save writes"
+            f"{path}: damaged .keras file ({first_line(e, type(e).__name__)}); expected the archive model.save "
+            "writes"
         ) from None
     if not isinstance(model, BaseAutoencoder):
         raise ModelFileError(f"{path}: holds a {type(model).__name__}, not an aekeras autoencoder")
