@@ -6,6 +6,7 @@ import pytest
 from sklearn.datasets import load_sample_images
 
 from aekeras.analysis import data_specific_super_resolution, super_resolution
+from aekeras.analysis.metrics import mse
 from aekeras.analysis.superresolution import (
     BLOCK,
     VALIDATION_EVERY,
@@ -122,3 +123,27 @@ def test_a_super_resolution_model_is_best_on_the_photograph_it_learned(photograp
     assert own > other + 1.0, gain
     assert gain[("flower", "flower")] > 0.5 > 0 > gain[("china", "flower")], gain
     assert set(result["examples"]["china"]) == {"low", "bicubic", "images", "china", "flower"}
+
+
+def test_the_figures_crops_are_the_eight_bicubic_does_worst_on_in_every_row(photographs):
+    """Each photograph's example rows (input, bicubic, each model's, original) show the same 8
+    held-out crops, those bicubic upsamples worst, in the order they tile the photograph.
+    256x256 corners and one epoch: the choice, not the models, is under test.
+    """
+    corners = {name: photo[:256, :256] for name, photo in photographs.items()}
+    result = data_specific_super_resolution(corners, epochs=1, seed=0)
+    for name, photo in corners.items():
+        test = photograph_crops(photo)[2]
+        errors = mse(bicubic_upsampling(downsample(test), (32, 32)), test)
+        worst = np.flatnonzero(errors >= np.sort(errors)[-8])
+        assert len(worst) == 8 and len(test) == 32
+        examples = result["examples"][name]
+        np.testing.assert_array_equal(examples["images"], test[worst])
+        np.testing.assert_array_equal(examples["low"], downsample(test[worst]))
+        np.testing.assert_array_equal(examples["bicubic"], bicubic_upsampling(examples["low"], (32, 32)))
+        for trained_on in corners:
+            # Each model starts as bicubic (its residual at zero): after one epoch its upsampling
+            # of a crop is still nearer bicubic's of the same crop than of any other shown.
+            differences = examples[trained_on][:, np.newaxis] - examples["bicubic"][np.newaxis]
+            distances = np.mean(differences**2, axis=(2, 3, 4))
+            np.testing.assert_array_equal(np.argmin(distances, axis=1), np.arange(8))

@@ -76,3 +76,28 @@ def test_latent_grid_puts_the_decoded_code_of_each_grid_point_under_its_ticks(fi
             )
     assert [t.get_text() for t in axis.get_xticklabels()] == ["-1.0", "0.0", "1.0"]
     assert [t.get_text() for t in axis.get_yticklabels()] == ["-2.0", "0.0", "2.0"]
+
+
+def test_super_resolution_rows_show_each_photographs_crops_then_every_models_upsampling(
+    figures, rgb_crops, tmp_path
+):
+    """Per photograph: its inputs, bicubic's, each model's (in the table's order), then the originals."""
+    crops = rgb_crops[1][:80].astype(np.float32) / 255  # held-out photograph crops, 10 rows of 8
+    rows = ["low", "bicubic", "china", "flower", "images"]
+    examples = {
+        tested_on: {row: crops[8 * (5 * t + r) : 8 * (5 * t + r + 1)] for r, row in enumerate(rows)}
+        for t, tested_on in enumerate(("china", "flower"))
+    }
+    result = {"psnr": {"china": {}, "flower": {}}, "examples": examples}
+    plotting.data_specific_super_resolution(result, tmp_path / "sr.png", count=6)
+    (figure,) = figures
+    labels = ["input", "bicubic", "china model", "flower model", "original"]
+    assert len(figure.axes) == 10 * 6
+    for t, tested_on in enumerate(("china", "flower")):
+        for r, (row, label) in enumerate(zip(rows, labels, strict=True)):
+            first = figure.axes[(5 * t + r) * 6]
+            assert first.get_ylabel() == (f"{tested_on}: {label}" if r == 0 else label)
+            for c in range(6):
+                np.testing.assert_array_equal(
+                    shown(figure.axes[(5 * t + r) * 6 + c]), examples[tested_on][row][c]
+                )

@@ -349,3 +349,23 @@ def test_calibration_uses_distinct_training_images_on_the_signatures_scale(
     )
     codes = saved_model.signatures["encode"](images=calibration)["latent"].numpy()
     np.testing.assert_allclose(np.concatenate([b["latent"] for b in batches["decode"]]), codes, atol=1e-6)
+
+
+def test_int8_is_calibrated_on_the_images_themselves_and_decode_on_their_codes(exported_models, calibration):
+    """The int8 converter sees the calibration images on the signatures' [0, 1] scale, one at a time.
+
+    On another scale (0-255, or the model's own [-1, 1]) the input ranges
+    are calibrated for images it never gets, and every conversion is
+    quietly coarser; `convert` has already refused images off [0, 1].
+    """
+    saved_model = LocalServer(exported_models[1]["dense"][1]).model
+    seen = {}
+    for name, inputs in tflite._representative_dataset(saved_model, calibration[:20], None)():
+        for key, value in inputs.items():
+            seen.setdefault((name, key), []).append(np.asarray(value))
+    assert set(seen) == {("serving_default", "images"), ("encode", "images"), ("decode", "latent")}
+    for name in ("serving_default", "encode"):
+        assert all(len(batch) == 1 for batch in seen[name, "images"])
+        np.testing.assert_array_equal(np.concatenate(seen[name, "images"]), calibration[:20])
+    codes = saved_model.signatures["encode"](images=calibration[:20])["latent"].numpy()
+    np.testing.assert_allclose(np.concatenate(seen["decode", "latent"]), codes, atol=1e-5)

@@ -53,6 +53,17 @@ def _scalars(log_dir):
     return found
 
 
+def _pictures(log_dir):
+    """`{tag: [uint8 picture, ...]}` of the images in a TensorBoard log folder's event files."""
+    found = {}
+    for path in tf.io.gfile.glob(str(log_dir / "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                pngs = tf.make_ndarray(value.tensor)[2:]  # after the width and height
+                found.setdefault(value.tag, []).extend(tf.io.decode_png(png).numpy() for png in pngs)
+    return found
+
+
 def test_validation_freq_says_which_epochs_are_validated(tmp_path):
     config = _small_run(tmp_path)
     every_other = train(dataclasses.replace(config, validation_freq=2, name="every-other"))["history"]
@@ -68,7 +79,7 @@ def test_validation_freq_says_which_epochs_are_validated(tmp_path):
         train(dataclasses.replace(config, validation_freq=-1))
 
 
-def test_run_writes_everything(run):
+def test_run_writes_everything(run, mnist_test_arrays):
     config, result = run
     run_dir = f"{config.run_dir}/dense"
     assert result["run_dir"] == run_dir and result["export"] == f"{config.out}/dense/1"
@@ -99,6 +110,10 @@ def test_run_writes_everything(run):
     assert record == json.loads((run_path / "run.json").read_text())
     assert record["settings"]["epochs"] == 2 and record["history"] == history
     assert record["environment"]["tensorflow"].startswith("2.21")
+    # The reconstructions' top row: the first 8 test digits as stored, 28 pixels each.
+    (grid, *_) = _pictures(run_path / "logs" / "images")["reconstructions"]
+    first_eight = np.concatenate(list(mnist_test_arrays[0][:8]), axis=1) * 255
+    np.testing.assert_allclose(grid[:28], first_eight, atol=1)
 
 
 class _SavesAnEmptyFile:
@@ -209,6 +224,18 @@ def test_a_relative_data_folder_is_recorded_where_any_shell_finds_it(monkeypatch
         ModelFileError, match=r"^out\[1\]/dense: TensorFlow cannot read a SavedModel back from"
     ):
         dataclasses.replace(config, out="out[1]").validate()  # refused before training, not after
+
+
+def test_a_row_cut_short_after_the_backed_up_epochs_does_not_stop_the_resume(tmp_path):
+    """A run killed while logging its epoch 1 row, backed up after epoch 0: the torn row is trimmed, not refused."""
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss,val_loss\n0,0.5,0.4\n1,0.3")
+    training.records.check_history(path, 1)
+    training.records.trim_history(path, 1)
+    assert read_history(path) == {"epoch": [0.0], "loss": [0.5], "val_loss": [0.4]}
+    path.write_text("epoch,loss,val_loss\n0,0.5\n")
+    with pytest.raises(SettingsChangedError, match="2 values in epoch 0's row, 3 in the header"):
+        training.records.check_history(path, 1)
 
 
 def test_read_history_keeps_the_last_row_of_a_repeated_epoch(tmp_path):
@@ -548,6 +575,21 @@ def test_a_fresh_run_sets_an_earlier_finished_one_aside_and_a_ctrl_c_loses_neith
     # Every file of the finished run, byte for byte, beside the new run's own.
     assert {p.relative_to(kept): p.read_bytes() for p in kept.rglob("*") if p.is_file()} == first
     assert not (run_dir / "model.keras").exists()
+
+
+def test_fresh_runs_within_one_second_each_set_the_one_before_aside(tmp_path, monkeypatch):
+    """Three runs started in the same second (a script's retries): each earlier run kept in a folder of its own."""
+    start = time.gmtime(0)
+    monkeypatch.setattr(runner.time, "gmtime", lambda *_: start)
+    run_dir = tmp_path / "dense"
+    kept = []
+    for attempt in range(3):
+        run_dir.mkdir(exist_ok=True)
+        (run_dir / "history.csv").write_text(f"epoch,loss\n0,{attempt}\n")
+        kept.append(runner._set_aside_earlier_run(run_dir))
+    assert [path.name for path in kept] == ["19700101T000000Z", "19700101T000000Z-1", "19700101T000000Z-2"]
+    assert [read_history(path / "history.csv")["loss"] for path in kept] == [[0.0], [1.0], [2.0]]
+    assert runner._set_aside_earlier_run(run_dir) is None  # nothing left to set aside
 
 
 def test_the_test_split_is_read_in_large_batches_whatever_the_training_batch():
