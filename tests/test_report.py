@@ -261,22 +261,14 @@ def test_each_parts_rows_and_numbers_are_its_own(tmp_path, monkeypatch):
     The analyses are stood in for by ones that answer with a distinct number
     per model and per method, so no model trains.
     """
-    from types import SimpleNamespace
-
     from aekeras import analysis, plotting
 
     for name in ("reconstructions", "denoising_vs_inpainting", "pca", "super_resolution"):
         monkeypatch.setattr(plotting, name, lambda *args, **kwargs: tmp_path / "figure.png")
     monkeypatch.setattr(plotting, "data_specific_super_resolution", lambda result, path: path)
-    ctx = SimpleNamespace(
-        out=tmp_path,
-        settings=ReportSettings(),
-        model=lambda name: name,  # each model stands in as its name
-        step=lambda message: None,
-        train_images=np.zeros((10, 28, 28, 1), np.float32),
-        test_images=np.zeros((5, 28, 28, 1), np.float32),
-        labelled_splits=lambda: (None,) * 4,
-    )
+    ctx = Context(tmp_path, ReportSettings(train_limit=10, test_limit=5), progress=lambda message: None)
+    ctx.model = lambda name: name  # each model stands in as its name
+    ctx.labelled_splits = lambda: (None,) * 4
     quality = {"standard": 0.01, "denoising": 0.02, "conv_denoising": 0.03, "telea": 0.04}
     quality |= {"navier_stokes": 0.05, "corrupted": 0.06}
 
@@ -355,3 +347,177 @@ def test_each_parts_rows_and_numbers_are_its_own(tmp_path, monkeypatch):
         "flower": {"china": -1.0, "flower": 2.0},
     }
     assert "flower model on china -1.00 dB" in section.text and "(epoch china 2, flower 3)" in section.text
+
+
+# The parts that never read the report's data (a toy 2-D curve, scikit-learn's
+# photographs): the MNIST report above runs them; the reports on other data
+# below leave them out to stay quick.
+SOURCE_FREE_PARTS = {"curve_denoising", "data_specific"}
+
+
+def _figure_shapes(monkeypatch):
+    """`{figure file: [image shapes drawn]}`, recorded as the report draws its images, kernels and latent grid."""
+    from aekeras import plotting
+
+    drawn = {}
+
+    def recording(draw, shapes_of):
+        def record(data, path, *args, **kwargs):
+            drawn.setdefault(Path(path).name, []).extend(shapes_of(data))
+            return draw(data, path, *args, **kwargs)
+
+        return record
+
+    for name, shapes_of in {
+        "image_rows": lambda rows: [np.shape(image) for _, images in rows for image in images],
+        "kernels": lambda sets: [np.shape(kernel) for kernels in sets.values() for kernel in kernels],
+        "latent_grid": lambda grid: [np.shape(grid["images"])[2:]],
+    }.items():
+        monkeypatch.setattr(plotting, name, recording(getattr(plotting, name), shapes_of))
+    return drawn
+
+
+def _quick_report_on(source, out):
+    """`(metrics, REPORT.md, console lines, figure shapes)` of a quick report on `source`, less `SOURCE_FREE_PARTS`."""
+    settings = ReportSettings.quick()
+    settings.train_limit, settings.test_limit = 300, 40
+    settings.pretraining_draws, settings.pretraining_epochs = 1, 5
+    said = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(builder, "PARTS", [p for p in parts.PARTS if p.__name__ not in SOURCE_FREE_PARTS])
+        drawn = _figure_shapes(patch)
+        metrics = build_report(out, settings, progress=said.append, source=str(source))
+    return metrics, (out / "REPORT.md").read_text(), said, drawn
+
+
+def _finite_numbers(value, where="metrics"):
+    """Every number in `value` (nested dicts and lists), as `(where, number)` pairs."""
+    if isinstance(value, dict):
+        return [pair for k, v in value.items() for pair in _finite_numbers(v, f"{where}.{k}")]
+    if isinstance(value, (list, tuple)):
+        return [pair for i, v in enumerate(value) for pair in _finite_numbers(v, f"{where}[{i}]")]
+    return [(where, value)] if isinstance(value, (int, float)) and not isinstance(value, bool) else []
+
+
+def _check_every_part(metrics, report, drawn, shape, skipped):
+    """Each part drew its figures at `shape` and wrote finite numbers, or (the `skipped` ones) said why not."""
+    keys = {part.__name__ for part in parts.PARTS} - SOURCE_FREE_PARTS
+    with_metrics = keys - {"kernels", "interpolation", "vae_maps"}  # figures only
+    assert with_metrics <= set(metrics)
+    assert {k for k in metrics if isinstance(metrics[k], dict) and "skipped" in metrics[k]} == skipped
+    for key in skipped:
+        assert f"Skipped: {metrics[key]['skipped']}." in report
+    linked = set(re.findall(r"\]\(([\w.]+\.png)\)", report))
+    pretrained = set() if "unlabelled_pretraining" in skipped else {"unlabelled_pretraining.png"}
+    assert linked == set(drawn) | {"anomaly.png", "pca.png", "vae_latent_scatter.png"} | pretrained
+    for name, shapes in drawn.items():
+        if name != "super_resolution.png":
+            assert set(shapes) == {shape}, name
+    even = (shape[0] - shape[0] % 2, shape[1] - shape[1] % 2, shape[2])
+    assert set(drawn["super_resolution.png"]) == {even, (even[0] // 2, even[1] // 2, shape[2])}
+    small = min(shape[:2]) < 11  # SSIM's window: NaN, as image_metrics says
+    numbers = [(w, v) for w, v in _finite_numbers(metrics) if not (small and w.endswith(".ssim"))]
+    assert numbers and all(np.isfinite(v) for _, v in numbers), [w for w, v in numbers if not np.isfinite(v)]
+
+
+@pytest.fixture(scope="module")
+def photo_patches_folder(tmp_path_factory):
+    """400 unlabelled 21x30 RGB patches of scikit-learn's two photographs, as PNG files in one folder.
+
+    Odd height, so that super-resolution's halving has a row to cut.
+    """
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    folder = tmp_path_factory.mktemp("photos") / "photo_patches"
+    folder.mkdir()
+    for p, photo in enumerate(load_sample_images().images):
+        corners = [(r, c) for r in range(0, 400, 30) for c in range(0, 600, 40)][:200]
+        for i, (r, c) in enumerate(corners):
+            Image.fromarray(photo[r : r + 21, c : c + 30]).save(folder / f"{p}-{i:03d}.png")
+    return folder
+
+
+def test_a_quick_report_on_an_unlabelled_rgb_folder(tmp_path, photo_patches_folder):
+    out = tmp_path / "reports"
+    metrics, report, said, drawn = _quick_report_on(photo_patches_folder, out)
+    _check_every_part(metrics, report, drawn, (21, 30, 3), skipped={"unlabelled_pretraining"})
+    assert metrics["data"]["source"] == str(photo_patches_folder) and metrics["data"]["image_shape"] == [
+        21,
+        30,
+        3,
+    ]
+    assert f"the test split of `{photo_patches_folder}` (40 images, 21x30 RGB)" in report
+    assert not re.search(r"\bdigits?\b", report, re.IGNORECASE) and not re.search(
+        r"(?<!Fashion-)MNIST", report
+    )
+    assert "(1890-30-1890, tanh)" in report and "as 21x30 RGB images" in report
+    assert "cut to 20x30 RGB (even sides), average-pooled to 10x15 RGB" in report
+    # Labels: the one-class half of part 6 and part 12 say why they did not run, in REPORT.md and on the console.
+    assert metrics["anomaly"]["one_class_skipped"].endswith(
+        "needs class labels, and `photo_patches` has none"
+    )
+    assert metrics["unlabelled_pretraining"]["skipped"].endswith(
+        "needs class labels, and `photo_patches` has none"
+    )
+    assert any(
+        line.endswith(
+            "] 6. Anomaly detection: one-class part skipped, " + metrics["anomaly"]["one_class_skipped"]
+        )
+        for line in said
+    )
+    assert any(
+        line.endswith(
+            "] 12. Learning from unlabelled data: skipped, " + metrics["unlabelled_pretraining"]["skipped"]
+        )
+        for line in said
+    )
+    assert "no probe classifies the codes" in report and metrics["pca"]["pca"]["probe_accuracy"] == []
+
+
+def test_a_quick_report_on_labelled_8x8_digits(tmp_path, digits_npz):
+    out = tmp_path / "reports"
+    metrics, report, said, drawn = _quick_report_on(digits_npz, out)
+    _check_every_part(metrics, report, drawn, (8, 8, 1), skipped=set())
+    assert f"the test split of `{digits_npz}` (40 images, 8x8)" in report
+    assert "(64-256-32-256-64, sigmoid output, BCE)" in report and "Published mean AUROCs" not in report
+    assert (
+        len(metrics["anomaly"]["auroc"]["reconstruction"]) == 10
+        and metrics["anomaly"]["reference_mean_auroc"] == {}
+    )
+    assert metrics["unlabelled_pretraining"]["labelled"] == 100
+    assert "test digit" not in report and "10 of each class" in report
+    assert "A 2x2 grey square covers rows and columns 3-4" in report
+    if metrics["anomaly"]["mnist_vs_fashion_auroc"] is not None:  # Fashion-MNIST installed
+        assert "Fashion-MNIST test set (resized to 8x8)" in report
+
+
+def test_the_report_command_takes_a_source(tmp_path):
+    """`--source` is listed, and a source that is not there is one line, exit 2, nothing written."""
+    helped = subprocess.run(
+        [sys.executable, "-m", "aekeras", "report", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert helped.returncode == 0 and "--source SOURCE" in helped.stdout and "--image-size" in helped.stdout
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aekeras",
+            "report",
+            "--out",
+            "reports",
+            "--quick",
+            "--source",
+            "no_such_images",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "aekeras: error: no_such_images: no such file or folder (expected mnist, fashion_mnist, tfds:NAME, a "
+        "folder of images, or an .npz/.npy file)"
+    ]
+    assert list(tmp_path.iterdir()) == []

@@ -17,12 +17,14 @@ from aekeras.analysis.manifold2d import curve_denoising
 from aekeras.analysis.metrics import image_metrics, mse, pooled_psnr, psnr
 from aekeras.analysis.pca import compare_with_pca, principal_angles, tied_linear_subspace
 from aekeras.analysis.pretraining import METHODS as PRETRAINING_METHODS
+from aekeras.analysis.pretraining import check_labels as check_pretraining_labels
 from aekeras.analysis.pretraining import unlabelled_pretraining
 from aekeras.analysis.reconstructions import encoder_kernels, reconstructions
 from aekeras.analysis.superresolution import data_specific_super_resolution, super_resolution
 
 __all__ = [
     "best_inpainting_radii",
+    "check_pretraining_labels",
     "compare_with_pca",
     "curve_denoising",
     "data_specific_super_resolution",

@@ -214,7 +214,7 @@ def _draw_accuracies(autoencoder, restarts, labelled, labels, test, choices, see
     return accuracies, chosen
 
 
-def _check_labels(train_labels, test_labels, per_class):
+def check_labels(train_labels, test_labels, per_class):
     """ValueError unless both splits have labels and every class has `per_class` training images."""
     if train_labels is None or test_labels is None:
         raise ValueError(
@@ -278,7 +278,7 @@ def unlabelled_pretraining(
         ValueError: for labels of `None`, fewer than two classes, or a
             class with fewer than `per_class` training images.
     """
-    _check_labels(train_labels, test_labels, per_class)
+    check_labels(train_labels, test_labels, per_class)
     rng = np.random.default_rng(seed)
     scaled, codes = autoencoder.image_spec.to_model_scale(test_images), autoencoder.embed(test_images)
     test = (test_images, scaled, codes, test_labels)

@@ -109,21 +109,33 @@ def image_size(text):
     return (sizes[0], sizes[-1])
 
 
+def data_source_help(what):
+    """The help of an option naming a data source, as `aekeras.data.open_source` takes it."""
+    from aekeras.data import DATASETS
+
+    return (
+        f"{what}: {', '.join(DATASETS)}, tfds:NAME, a folder of images (flat, or one subfolder per "
+        "class) or an .npz/.npy file"
+    )
+
+
 def add_data_arguments(parser, data_default="mnist", what="the data"):
     """`--data` and the read options every kind of source takes."""
-    from aekeras.data import CHANNELS, DATASETS
+    from aekeras.data import DATASETS
 
     # One or the other: with both, the last on the line would win unseen.
     source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "--data",
-        default=data_default,
-        help=f"{what}: {', '.join(DATASETS)}, tfds:NAME, a folder of images (flat, or one subfolder per "
-        "class) or an .npz/.npy file",
-    )
+    source.add_argument("--data", default=data_default, help=data_source_help(what))
     source.add_argument(
         "--dataset", dest="data", choices=DATASETS, help="the same as --data, for built-in names"
     )
+    add_read_arguments(parser)
+
+
+def add_read_arguments(parser):
+    """The options of how a source is read (`read_options` gathers them): its folder, size, channels, test share."""
+    from aekeras.data import CHANNELS
+
     parser.add_argument(
         "--data-dir",
         help="built-in names: the folder of the four IDX files (default: $AEKERAS_DATA_DIR, then TFDS); "

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from aekeras.cli.common import check_writable_folder, seed
+from aekeras.cli.common import add_read_arguments, check_writable_folder, data_source_help, read_options, seed
 from aekeras.interrupts import ctrl_c_kept
 
 
@@ -17,8 +17,11 @@ def add_parser(commands):
     parser.add_argument("--quick", action="store_true", help="tiny settings: every figure in about a minute")
     parser.add_argument("--seed", type=seed, default=0, help="seeds every model, mask and sample")
     parser.add_argument(
-        "--data-dir", help="folder of the MNIST IDX files (default: $AEKERAS_DATA_DIR, then TFDS)"
+        "--source",
+        default="mnist",
+        help=data_source_help("the images the report measures, as `aekeras train --data`"),
     )
+    add_read_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -31,4 +34,4 @@ def run(args):
     settings = ReportSettings.quick() if args.quick else ReportSettings()
     settings.seed = args.seed
     with ctrl_c_kept():  # a Ctrl-C while TensorFlow traces or converts stays a Ctrl-C
-        build_report(args.out, settings, data_dir=args.data_dir)
+        build_report(args.out, settings, source=args.source, **read_options(args))

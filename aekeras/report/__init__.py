@@ -2,7 +2,7 @@
 
 `build_report(out, settings)` trains what it needs (reusing models cached in
 `out/cache/` by a hash of their data, settings and training code), runs each
-part of `parts` on the real MNIST test set, draws the figures with
+part of `parts` on the test images of its source (MNIST by default), draws the figures with
 `aekeras.plotting`, and writes `REPORT.md` and `metrics.json` beside them,
 moving them into `out` only once every part has run.
 """

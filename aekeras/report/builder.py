@@ -15,14 +15,15 @@ from aekeras.training.records import environment
 
 def _header(ctx, seconds):
     settings = dataclasses.asdict(ctx.settings)
-    where = (
-        "the real MNIST test set"
-        if ctx.data_dir is None
-        else f"the test set of the IDX files in `{ctx.data_dir}`"
-    )
+    if not ctx.is_mnist:
+        where = f"the test split of `{ctx.spec.source}`"
+    elif ctx.data_dir is None:
+        where = "the real MNIST test set"
+    else:
+        where = f"the test set of the IDX files in `{ctx.data_dir}`"
     return (
         f"# aekeras report\n\nThe lecture's and the lesson's autoencoder applications on {where} "
-        f"({len(ctx.test_images)} images), produced by `aekeras report`. Settings (seed "
+        f"({len(ctx.test_images)} images{'' if ctx.is_mnist else ', ' + ctx.image_size_text()}), produced by `aekeras report`. Settings (seed "
         f"{ctx.settings.seed}):\n\n```json\n{json.dumps(settings, indent=2)}\n```\n\n"
         f"Data: {json.dumps(ctx.data_description)}.\n\n"
         f"Environment: {json.dumps(environment())}. Took {seconds:.0f} s. Numbers: `metrics.json`.\n"
@@ -57,8 +58,15 @@ def _publish(staging, out):
         os.replace(path, out / path.name)
 
 
-def build_report(out, settings=None, data_dir=None, progress=print):
-    """Computes every part, writes the PNG figures, `REPORT.md` and `metrics.json` to `out`.
+def build_report(out, settings=None, data_dir=None, progress=print, *, source="mnist", **read_options):
+    """Computes every part on `source`'s images, writes the PNG figures, `REPORT.md` and `metrics.json` to `out`.
+
+    `source` and the `read_options` (`image_size`, `channels`,
+    `test_fraction`, ...) are those `aekeras.data.open_source` takes, as
+    `aekeras train --data` does; `data_dir` is the IDX folder of MNIST (the
+    default) or Fashion-MNIST. A part that cannot run on the source's
+    images (one that needs labels, on an unlabelled folder) is skipped with
+    a line in REPORT.md saying why.
 
     Models are cached in `out/cache/` by a digest of their data, their
     settings and the source that trains them (`context.training_code`), so a
@@ -75,7 +83,15 @@ def build_report(out, settings=None, data_dir=None, progress=print):
         staging = staging_path(out)
         staging.mkdir()
         try:
-            ctx = Context(staging, settings or ReportSettings(), data_dir, progress, cache_dir=out / "cache")
+            ctx = Context(
+                staging,
+                settings or ReportSettings(),
+                data_dir,
+                progress,
+                cache_dir=out / "cache",
+                source=source,
+                **read_options,
+            )
             metrics = _write_parts(ctx)
             _publish(staging, out)
         finally:

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from aekeras import data, losses, presets
-from aekeras.analysis.superresolution import downsample, super_resolution_model
+from aekeras.analysis.superresolution import downsample, even_crop, super_resolution_model
 from aekeras.progress import fit_verbosity
 from aekeras.staging import write_atomically
 
@@ -170,33 +170,81 @@ def cached_model(cache_dir, name, build, train_inputs, train_targets, epochs, se
     return model
 
 
-class Context:
-    """The settings, the real MNIST splits, the folder figures go to and the shared models.
+# How the report's texts name the built-in data sets; other sources go by their file's or folder's name.
+_DATA_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
 
-    Models are trained (or loaded from `cache_dir`, by default `out/cache/`)
-    the first time a part asks for one.
+
+def _first(opened, split, limit):
+    """`(images on [0, 1], labels or None)`: the first `limit` examples of a split, only those decoded."""
+    return data.arrays_of(opened.examples(split, limit=limit), opened.spec)
+
+
+class Context:
+    """The settings, the source's splits, the folder figures go to and the shared models.
+
+    `source` and `read_options` are those of `aekeras.data.open_source`
+    (`data_dir` among them); MNIST by default. Models are built for the
+    source's `ImageSpec` and trained (or loaded from `cache_dir`, by default
+    `out/cache/`) the first time a part asks for one.
     """
 
-    def __init__(self, out, settings, data_dir=None, progress=print, cache_dir=None):
+    def __init__(
+        self, out, settings, data_dir=None, progress=print, cache_dir=None, *, source="mnist", **read_options
+    ):
         self.out = Path(out)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else self.out / "cache"
         self.settings = settings
         self.data_dir = data_dir
+        self.source = source
+        self.read_options = {k: v for k, v in {**read_options, "data_dir": data_dir}.items() if v is not None}
         self.started = time.time()
         self._progress = progress
-        train_images, train_labels = data.load_arrays("mnist", "train", data_dir=data_dir)
-        test_images, test_labels = data.load_arrays("mnist", "test", data_dir=data_dir)
-        self.train_images = train_images[: settings.train_limit]
-        self.train_labels = train_labels[: settings.train_limit]
-        self.test_images = test_images[: settings.test_limit]
-        self.test_labels = test_labels[: settings.test_limit]
+        opened = data.open_source(source, **self.read_options)
+        self.spec = opened.spec
+        self.train_images, self.train_labels = _first(opened, "train", settings.train_limit)
+        self.test_images, self.test_labels = _first(opened, "test", settings.test_limit)
         self._models = {}
+
+    @property
+    def is_mnist(self):
+        """Whether the lecture's data is measured, so that its texts (digits, published results) apply."""
+        return self.source == "mnist"
+
+    @property
+    def data_name(self):
+        """What the texts call the data: MNIST, Fashion-MNIST, or the source's file or folder name."""
+        return _DATA_NAMES.get(self.source) or Path(self.source).name
+
+    @property
+    def items(self):
+        """What the texts call one image, and one class: a digit on MNIST."""
+        return ("digit", "digit") if self.is_mnist else ("image", "class")
+
+    def layer_sizes(self, *hidden):
+        """A dense model's widths as the texts write them: `784-30-784` on MNIST."""
+        return "-".join(str(width) for width in (self.spec.size, *hidden, self.spec.size))
+
+    def image_size_text(self, shape=None):
+        """`28x28`, or `32x48 RGB`: `shape` (by default the source's image shape) in words."""
+        height, width, channels = shape or self.spec.shape
+        return f"{height}x{width}" + (" RGB" if channels == 3 else "")
+
+    def _source_description(self):
+        """What a source other than MNIST adds to `data_description` (MNIST's stays as it was)."""
+        return {
+            "source": self.spec.source,
+            "image_shape": list(self.spec.shape),
+            "labelled": self.train_labels is not None,
+        }
 
     @functools.cached_property
     def data_description(self):
         """What the report measured on, for REPORT.md and metrics.json."""
+        options = {k: v for k, v in self.read_options.items() if k != "data_dir"}
         return {
             "data_dir": None if self.data_dir is None else str(Path(self.data_dir).absolute()),
+            **({} if self.is_mnist else self._source_description()),
+            **({"read_options": options} if options else {}),
             "train_images": len(self.train_images),
             "test_images": len(self.test_images),
             "digest": data_digest(self.train_images, self.test_images),
@@ -212,20 +260,32 @@ class Context:
     @functools.cached_property
     def _recipes(self):
         """name -> (builder, inputs, targets, epochs) of the shared models."""
-        seed, settings, images = self.settings.seed, self.settings, self.train_images
-        low = downsample(images)
+        seed, settings, images, spec = self.settings.seed, self.settings, self.train_images, self.spec
+        # Odd sides lose their last row or column: halved and doubled, they come back even.
+        even = even_crop(images)
+        low = downsample(even)
         return {
-            "standard": (presets.nyu_dense, images, None, settings.dense_epochs),
-            "denoising": (lambda: presets.nyu_denoising(seed=seed), images, None, settings.dense_epochs),
+            "standard": (lambda: presets.nyu_dense(spec), images, None, settings.dense_epochs),
+            "denoising": (
+                lambda: presets.nyu_denoising(spec, seed=seed),
+                images,
+                None,
+                settings.dense_epochs,
+            ),
             "conv_denoising": (
-                lambda: presets.conv_denoiser(seed=seed),
+                lambda: presets.conv_denoiser(spec, seed=seed),
                 images,
                 None,
                 settings.conv_denoising_epochs,
             ),
-            "vae2": (lambda: presets.lesson_vae(latent_dim=2, seed=seed), images, None, settings.vae_epochs),
+            "vae2": (
+                lambda: presets.lesson_vae(spec, latent_dim=2, seed=seed),
+                images,
+                None,
+                settings.vae_epochs,
+            ),
             "vae20": (
-                lambda: presets.lesson_vae(latent_dim=20, seed=seed),
+                lambda: presets.lesson_vae(spec, latent_dim=20, seed=seed),
                 images,
                 None,
                 settings.vae_epochs,
@@ -233,7 +293,7 @@ class Context:
             "super_resolution": (
                 lambda: super_resolution_model(low.shape[1:]),
                 low,
-                images,
+                even,
                 settings.super_resolution_epochs,
             ),
         }

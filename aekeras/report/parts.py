@@ -13,7 +13,8 @@ from aekeras import analysis, data, plotting, presets
 from aekeras.analysis.anomaly import LATENT_COMPONENTS
 from aekeras.analysis.inpainting import INPAINT_RADII
 from aekeras.analysis.pretraining import C_CHOICES, FOLDS, epoch_choices
-from aekeras.analysis.superresolution import BLOCK, TRAIN_STRIDE, VALIDATION_EVERY
+from aekeras.analysis.superresolution import BLOCK, TRAIN_STRIDE, VALIDATION_EVERY, even_crop
+from aekeras.data.builtin import FASHION_MNIST
 
 
 @dataclasses.dataclass
@@ -28,8 +29,22 @@ class Section:
     metrics: object = None
 
     def markdown(self):
-        body = f"## {self.title}\n\n![{self.title}]({self.figure.name})\n\n{self.text}\n"
+        figure = "" if self.figure is None else f"![{self.title}]({self.figure.name})\n\n"
+        body = f"## {self.title}\n\n{figure}{self.text}\n"
         return body + (f"\n{self.table}\n" if self.table else "")
+
+
+def skipped(ctx, key, title, reason):
+    """The section of a part that cannot run on the report's data: no figure, one line (also said) why."""
+    ctx.step(f"{title}: skipped, {reason}")
+    return Section(key, title, None, f"Skipped: {reason}.", metrics={"skipped": reason})
+
+
+def labels_missing(ctx, what):
+    """Why a part that needs class labels cannot run (`what` it does with them), or None where the data has them."""
+    if ctx.train_labels is None or ctx.test_labels is None:
+        return f"{what} needs class labels, and `{ctx.data_name}` has none"
+    return None
 
 
 def table(header, rows):
@@ -56,8 +71,8 @@ def reconstructions(ctx):
         "reconstructions",
         "1. Reconstructions",
         plotting.reconstructions(result, ctx.out / "reconstructions.png"),
-        "Test digits reconstructed by the lecture's standard model (784-30-784, tanh) and by its "
-        "denoising model (784-500-784, trained on dropout-masked inputs), on clean inputs.",
+        f"Test {ctx.items[0]}s reconstructed by the lecture's standard model ({ctx.layer_sizes(30)}, tanh) and "
+        f"by its denoising model ({ctx.layer_sizes(500)}, trained on dropout-masked inputs), on clean inputs.",
         table(["model", "MSE [0, 1]", "PSNR (dB)", "SSIM"], _quality_rows(result["metrics"])),
         result["metrics"],
     )
@@ -69,12 +84,21 @@ def kernels(ctx):
         "kernels",
         "2. Encoder kernels",
         plotting.kernels(kernel_sets, ctx.out / "kernels.png"),
-        "The first 20 rows of each encoder's weight matrix as 28x28 images, as the lecture compares "
-        "them: the weights from every pixel to one code unit.",
+        f"The first 20 rows of each encoder's weight matrix as {ctx.image_size_text()} images, as the lecture "
+        "compares them: the weights from every pixel to one code unit.",
     )
 
 
-DENOISERS = {"denoising": "dense denoiser (784-500-784)", "conv_denoising": "conv denoiser (32-64, strided)"}
+DENOISERS = ("denoising", "conv_denoising")
+
+
+def _denoiser_names(ctx):
+    return {
+        "denoising": f"dense denoiser ({ctx.layer_sizes(500)})",
+        "conv_denoising": "conv denoiser (32-64, strided)",
+    }
+
+
 INPAINTERS = {"telea": "OpenCV Telea", "navier_stokes": "OpenCV Navier-Stokes"}
 # Training images the OpenCV radii are chosen on (the last ones: a
 # validation set for a method that does not train).
@@ -84,13 +108,14 @@ RADIUS_IMAGES = 1000
 def denoising_vs_inpainting(ctx):
     radii = analysis.best_inpainting_radii(ctx.train_images[-RADIUS_IMAGES:], seed=ctx.settings.seed)
     denoisers = {name: ctx.model(name) for name in DENOISERS}
+    denoiser_names = _denoiser_names(ctx)
     result = analysis.denoising_vs_inpainting(denoisers, ctx.test_images, radii=radii, seed=ctx.settings.seed)
     psnr = {name: m["psnr"] for name, m in result["metrics"].items()}
     best_inpainter = max(INPAINTERS, key=psnr.get)
     gains = "; ".join(
-        f"{label}: {psnr[name] - psnr[best_inpainter]:+.2f} dB" for name, label in DENOISERS.items()
+        f"{label}: {psnr[name] - psnr[best_inpainter]:+.2f} dB" for name, label in denoiser_names.items()
     )
-    names = {"corrupted": "corrupted input", **DENOISERS, **INPAINTERS}
+    names = {"corrupted": "corrupted input", **denoiser_names, **INPAINTERS}
     tried = ", ".join(map(str, INPAINT_RADII))
     return Section(
         "denoising_vs_inpainting",
@@ -99,7 +124,7 @@ def denoising_vs_inpainting(ctx):
         f"Each of {len(ctx.test_images)} test images loses each pixel with probability 0.5 (the lecture's "
         "dropout mask). Each denoising autoencoder, trained on that mask, sees the lecture's corrupted input "
         "(kept pixels doubled); OpenCV's `cv2.inpaint` sees the kept pixels and the mask, with the radius "
-        f"that scores best on the last {RADIUS_IMAGES} training images (of {tried} pixels: Telea "
+        f"that scores best on the last {min(RADIUS_IMAGES, len(ctx.train_images))} training images (of {tried} pixels: Telea "
         f"{radii['telea']}, Navier-Stokes {radii['navier_stokes']}). Against the better of the two, "
         f"{names[best_inpainter]}: {gains}.",
         table(["method", "MSE", "PSNR (dB)", "SSIM"], _quality_rows(result["metrics"], names)),
@@ -111,7 +136,16 @@ def denoising_vs_inpainting(ctx):
     )
 
 
+def _test_image(ctx, index):
+    """`test digit 7` on MNIST, `test image 1 (class 3)` on other labelled data, `test image 1` on unlabelled."""
+    if ctx.is_mnist:
+        return f"test digit {ctx.test_labels[index]}"
+    label = "" if ctx.test_labels is None else f" (class {ctx.test_labels[index]})"
+    return f"test image {index}{label}"
+
+
 def interpolation(ctx):
+    like = "digit-like images" if ctx.is_mnist else "images like the training images"
     a, b = ctx.test_images[0], ctx.test_images[1]
     dense_path = analysis.interpolation(ctx.model("standard"), a, b)
     vae_path = analysis.interpolation(ctx.model("vae20"), a, b)
@@ -124,9 +158,17 @@ def interpolation(ctx):
         "interpolation",
         "4. Pixel vs latent interpolation",
         plotting.interpolations(paths, ctx.out / "interpolation.png"),
-        f"Ten steps from test digit {ctx.test_labels[0]} to test digit {ctx.test_labels[1]}: blending pixels "
-        "cross-fades two images; blending codes and decoding passes through digit-like images.",
+        f"Ten steps from {_test_image(ctx, 0)} to {_test_image(ctx, 1)}: blending pixels cross-fades two "
+        f"images; blending codes and decoding passes through {like}.",
     )
+
+
+def _covered_text(patch, shape):
+    """Where `analysis.manifold_inpainting`'s centred patch lies: `An 8x8 grey square covers rows and columns 10-17`."""
+    rows, columns = (f"{(side - patch) // 2}-{(side - patch) // 2 + patch - 1}" for side in shape[:2])
+    where = f"rows and columns {rows}" if rows == columns else f"rows {rows} and columns {columns}"
+    article = "An" if str(patch).startswith("8") or patch in (11, 18) else "A"
+    return f"{article} {patch}x{patch} grey square covers {where}"
 
 
 def manifold_inpainting(ctx):
@@ -139,7 +181,7 @@ def manifold_inpainting(ctx):
         "manifold_inpainting",
         "5. Inpainting by energy minimisation",
         plotting.manifold_inpainting(result, ctx.out / "manifold_inpainting.png"),
-        f"An 8x8 grey square covers rows and columns 10-17 of {len(result['images'])} test digits. Starting "
+        f"{_covered_text(result['patch'], ctx.spec.shape)} of {len(result['images'])} test {ctx.items[0]}s. Starting "
         f"from the VAE encoder's code of the covered image, {steps} Adam steps on z minimise -log p(known "
         "pixels | z) + ||z||^2 / 2 (the VAE's prior); the patch is filled from the decoding. 'autoencoder' "
         "fills it from the VAE's one-pass reconstruction of the covered image; 'Telea' is OpenCV's. Mean "
@@ -153,10 +195,19 @@ def manifold_inpainting(ctx):
     )
 
 
+def _fashion_mnist_options(ctx):
+    """`(read options, words)`: Fashion-MNIST at the report's image shape, and how the texts say so ("" on 28x28 grey images)."""
+    height, width, channels = ctx.spec.shape
+    if ctx.spec.shape == FASHION_MNIST.shape:
+        return {}, ""
+    return {"image_size": (height, width), "channels": channels}, f" (resized to {ctx.image_size_text()})"
+
+
 def _out_of_distribution(ctx):
     """The standard model's scores of Fashion-MNIST against the report's test images; None and why, where it cannot."""
+    options = _fashion_mnist_options(ctx)[0]
     try:
-        fashion = data.load_arrays("fashion_mnist", "test")[0][: ctx.settings.test_limit]
+        fashion = data.load_arrays("fashion_mnist", "test", **options)[0][: ctx.settings.test_limit]
     except data.DataError as e:
         ctx.step(f"Fashion-MNIST not available, out-of-distribution part skipped: {e}")
         return None, "Fashion-MNIST was not available, so the out-of-distribution part was skipped."
@@ -176,60 +227,96 @@ _ONE_CLASS_COLUMNS = {
 }
 
 
-def _one_class_table(one_class):
+def _one_class_table(ctx, one_class):
     scores = one_class["auroc"]
     rows = [
         [digit, *[fmt(scores[name][digit], 1) for name in _ONE_CLASS_COLUMNS], components]
         for digit, components in one_class["latent_components"].items()
     ]
     rows.append(["mean", *[f"**{one_class['mean_auroc'][name]:.1f}**" for name in _ONE_CLASS_COLUMNS], ""])
-    return table(["normal digit", *_ONE_CLASS_COLUMNS.values(), "mixture size"], rows)
+    return table([f"normal {ctx.items[1]}", *_ONE_CLASS_COLUMNS.values(), "mixture size"], rows)
 
 
-def _one_class_text(one_class):
-    references = ", ".join(f"{name} {mean}" for name, mean in one_class["reference_mean_auroc"].items())
+def _one_class_text(ctx, one_class):
     held_out = sum(one_class["validation_images"].values())
+    kind = ctx.items[1]
+    classes = "ten digits" if ctx.is_mnist else f"{len(one_class['latent_components'])} classes"
+    thin = (
+        "thin digits as normal, since little ink makes"
+        if ctx.is_mnist
+        else "dark images as normal, since they make"
+    )
+    # The published results are MNIST's.
+    references = ", ".join(f"{name} {mean}" for name, mean in one_class["reference_mean_auroc"].items())
     return (
-        "One model per digit (784-256-32-256-784, sigmoid output, BCE), trained on that digit's "
-        f"training images only, less a tenth held out ({held_out} images over the ten digits); every "
-        "test image is scored, and the AUROC says how well the other digits rank above the normal one. "
-        "The lecture's score is the reconstruction MSE. It ranks thin digits as normal, since little ink "
-        "makes a small error whatever the model, so the relative error divides it by the image's mean "
+        f"One model per {kind} ({ctx.layer_sizes(256, 32, 256)}, sigmoid output, BCE), trained on that {kind}'s "
+        f"training images only, less a tenth held out ({held_out} images over the {classes}); every "
+        f"test image is scored, and the AUROC says how well the other {kind}{'s' if ctx.is_mnist else 'es'} "
+        f"rank above the normal one. The lecture's score is the reconstruction MSE. It ranks {thin} "
+        "a small error whatever the model, so the relative error divides it by the image's mean "
         "square. The latent density is the code's -log density under a Gaussian mixture of the "
         f"training codes, its size ({LATENT_COMPONENTS[0]} to {LATENT_COMPONENTS[-1]} components, last "
         "column) chosen by the held-out images' likelihood. The combined score adds the two, each "
-        "standardised on the held-out images: nothing is chosen on test images or on anomalies. "
-        f"Published mean AUROCs on this protocol: {references}."
+        "standardised on the held-out images: nothing is chosen on test images or on anomalies."
+        + (f" Published mean AUROCs on this protocol: {references}." if references else "")
     )
 
 
-def anomaly(ctx):
+def _one_class(ctx):
+    """`(one-class results, None)`, or `(None, why not)` on unlabelled data."""
+    missing = labels_missing(ctx, "One-class detection (each class normal in turn)")
+    if missing:
+        ctx.step(f"6. Anomaly detection: one-class part skipped, {missing}")
+        return None, missing
     one_class = analysis.one_class_anomaly_detection(
-        presets.one_class,
+        lambda: presets.one_class(ctx.spec),
         *ctx.labelled_splits(),
         epochs=ctx.settings.one_class_epochs,
         seed=ctx.settings.seed,
         progress=ctx.step,
     )
+    if not ctx.is_mnist:
+        one_class["reference_mean_auroc"] = {}  # published on MNIST, no yardstick for other data
+    return one_class, None
+
+
+def anomaly(ctx):
+    one_class, one_class_skipped = _one_class(ctx)
     ood, skipped = _out_of_distribution(ctx)
+    resized = _fashion_mnist_options(ctx)[1]
+    trained_on = f"all {ctx.data_name} digits" if ctx.is_mnist else f"{ctx.data_name}'s training images"
     ood_text = skipped or (
-        f"The standard model, trained on all MNIST digits, separates the Fashion-MNIST test set from "
-        f"MNIST's by reconstruction error with AUROC **{ood['auroc']:.1f}%**."
+        f"The standard model, trained on {trained_on}, separates the Fashion-MNIST test set{resized} from "
+        f"{ctx.data_name}'s by reconstruction error with AUROC **{ood['auroc']:.1f}%**."
+    )
+    one_class_text = (
+        f"Skipped: {one_class_skipped}." if one_class_skipped else _one_class_text(ctx, one_class)
+    )
+    figure = plotting.anomaly(
+        one_class,
+        ood,
+        ctx.out / "anomaly.png",
+        names=(ctx.data_name, "Fashion-MNIST"),
+        skipped=skipped,
+        one_class_skipped=one_class_skipped,
     )
     return Section(
         "anomaly",
         "6. Anomaly detection",
-        plotting.anomaly(one_class, ood, ctx.out / "anomaly.png", skipped=skipped),
-        f"{_one_class_text(one_class)} {ood_text}",
-        _one_class_table(one_class),
-        {**one_class, "mnist_vs_fashion_auroc": ood and ood["auroc"]},
+        figure,
+        f"{one_class_text} {ood_text}",
+        one_class and _one_class_table(ctx, one_class),
+        {
+            **(one_class or {"one_class_skipped": one_class_skipped}),
+            "mnist_vs_fashion_auroc": ood and ood["auroc"],
+        },
     )
 
 
 def pca(ctx):
     settings = ctx.settings
     comparison = analysis.compare_with_pca(
-        presets.pca_rival,
+        lambda size: presets.pca_rival(size, ctx.spec),
         *ctx.labelled_splits(),
         epochs=settings.pca_epochs,
         seed=settings.seed,
@@ -237,23 +324,29 @@ def pca(ctx):
     )
     tied = analysis.tied_linear_subspace(ctx.train_images, 10, epochs=settings.pca_epochs, seed=settings.seed)
     pca_result, ae = comparison["pca"], comparison["autoencoder"]
+    probed = bool(pca_result["probe_accuracy"])  # none without labels
     rows = [
         [
             d,
             fmt(pca_result["mse"][i]),
             fmt(ae["mse"][i]),
-            fmt(pca_result["probe_accuracy"][i], 3),
-            fmt(ae["probe_accuracy"][i], 3),
+            fmt(pca_result["probe_accuracy"][i], 3) if probed else "-",
+            fmt(ae["probe_accuracy"][i], 3) if probed else "-",
         ]
         for i, d in enumerate(comparison["code_sizes"])
     ]
+    probe = (
+        f"a logistic-regression probe trained on the codes of the first {min(10000, len(ctx.train_images)):,} "
+        "training images classifies the test codes"
+        if probed
+        else "no probe classifies the codes, as the images have no labels"
+    )
     return Section(
         "pca",
         "7. Autoencoder vs PCA",
         plotting.pca(comparison, tied["angles"], ctx.out / "pca.png"),
-        "At each code size, PCA (scikit-learn) and a nonlinear autoencoder (784-256-d-256-784) "
-        "reconstruct the test set; a logistic-regression probe trained on the codes of the first "
-        "10,000 training images classifies the test codes. Right: principal angles between the "
+        f"At each code size, PCA (scikit-learn) and a nonlinear autoencoder ({ctx.layer_sizes(256, 'd', 256)}) "
+        f"reconstruct the test set; {probe}. Right: principal angles between the "
         "encoder weights of a tied-weight linear autoencoder with a 10-unit code and the top 10 "
         f"principal components (largest {tied['angles'].max():.1f} degrees; 0 means the same subspace).",
         table(["code size", "PCA MSE", "AE MSE", "PCA probe acc.", "AE probe acc."], rows),
@@ -262,16 +355,30 @@ def pca(ctx):
 
 
 def super_resolution(ctx):
-    result = analysis.super_resolution(ctx.model("super_resolution"), ctx.test_images)
+    if min(ctx.spec.shape[:2]) < 2:
+        return skipped(
+            ctx, "super_resolution", "8. Super-resolution", "halving needs images of 2x2 pixels or more"
+        )
+    images = even_crop(ctx.test_images)  # halved and doubled, an odd side comes back one shorter
+    result = analysis.super_resolution(ctx.model("super_resolution"), images)
+    height, width, channels = images.shape[1:]
+    full, half = (ctx.image_size_text((height // f, width // f, channels)) for f in (1, 2))
+    cropped = "" if images.shape == ctx.test_images.shape else f", cut to {full} (even sides),"
     return Section(
         "super_resolution",
         "8. Super-resolution",
         plotting.super_resolution(result, ctx.out / "super_resolution.png"),
-        "Test digits average-pooled to 14x14, brought back to 28x28 by bicubic interpolation "
+        f"Test {ctx.items[0]}s{cropped} average-pooled to {half}, brought back to {full} by bicubic interpolation "
         "(`tf.image.resize`) and by a small convolutional autoencoder trained on pooled/original pairs.",
         table(["method", "PSNR (dB)"], [[n, fmt(v, 2)] for n, v in result["psnr"].items()]),
         result["psnr"],
     )
+
+
+def _coloured(ctx):
+    if ctx.test_labels is None:
+        return "in one colour (the images have no labels)"
+    return f"coloured by {ctx.items[1]}"
 
 
 def vae_maps(ctx):
@@ -287,8 +394,8 @@ def vae_maps(ctx):
     return Section(
         "vae_maps",
         "9. VAE latent maps",
-        plotting.latent_scatter(scatter, ctx.out / "vae_latent_scatter.png"),
-        "The test set's z_mean under the 2-D VAE, coloured by digit; below, the latent plane decoded "
+        plotting.latent_scatter(scatter, ctx.out / "vae_latent_scatter.png", ctx.spec.class_names),
+        f"The test set's z_mean under the 2-D VAE, {_coloured(ctx)}; below, the latent plane decoded "
         "on a 15x15 grid of normal quantiles (5%-95%), and samples from the 20-D VAE's prior.\n\n"
         "![latent grid](vae_latent_grid.png)\n\n![samples](vae_samples.png)",
     )
@@ -366,6 +473,15 @@ def data_specific(ctx):
 
 
 def unlabelled_pretraining(ctx):
+    key, title = "unlabelled_pretraining", "12. Learning from unlabelled data"
+    reason = labels_missing(ctx, "Scoring classifiers trained on a few labelled images")
+    if reason is None:
+        try:  # before the denoiser trains: two classes or more, 10 training images of each
+            analysis.check_pretraining_labels(ctx.train_labels, ctx.test_labels, per_class=10)
+        except ValueError as e:
+            reason = str(e)
+    if reason:
+        return skipped(ctx, key, title, reason)
     settings = ctx.settings
     result = analysis.unlabelled_pretraining(
         ctx.model("conv_denoising"),
@@ -384,16 +500,16 @@ def unlabelled_pretraining(ctx):
     fine_tuning_gain = 100 * (mean["fine_tuned"] - mean["scratch"])
     code_gain = 100 * (mean["frozen_probe"] - mean["pixels_probe"])
     return Section(
-        "unlabelled_pretraining",
-        "12. Learning from unlabelled data",
+        key,
+        title,
         plotting.unlabelled_pretraining(result, names, ctx.out / "unlabelled_pretraining.png"),
         f"The convolutional denoiser of part 3 learned its encoder from {len(ctx.train_images)} training images "
         f"without their labels. {settings.pretraining_draws} times, {result['labelled']} labelled training "
-        "images (10 of each digit, seeded) train four classifiers, each scored on "
+        f"images (10 of each {ctx.items[1]}, seeded) train four classifiers, each scored on "
         f"{len(ctx.test_images)} test images: the denoiser's encoder architecture with a softmax layer, from "
         "scratch and from the denoiser's weights (full-batch Adam steps, 1e-3), and logistic regressions "
         "on the frozen codes and on the pixels. Each one's setting is chosen by "
-        f"{FOLDS}-fold cross-validation on the 100 labelled images alone: the "
+        f"{FOLDS}-fold cross-validation on the {result['labelled']} labelled images alone: the "
         f"networks' number of steps among {list(epoch_choices(settings.pretraining_epochs))}, "
         f"the regressions' C among {[f'{c:g}' for c in C_CHOICES]} (chosen per draw, "
         "in brackets). Mean accuracy: the pretrained encoder fine-tuned "
