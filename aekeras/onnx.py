@@ -28,6 +28,10 @@ from aekeras.staging import staging_path
 # 17 is what onnxruntime, TensorRT and most other runtimes of 2024 on accept.
 DEFAULT_OPSET = 17
 ONNX_FOLDER = "onnx"
+# The metadata each file of a conversion carries (`_conversion_marks`), so
+# that `Runner` runs only the files of one conversion together.
+EXPORT_MARK = "aekeras_export"
+SIGNATURES_MARK = "aekeras_signatures"
 
 
 def onnx_dir(version_dir):
@@ -35,8 +39,8 @@ def onnx_dir(version_dir):
     return Path(version_dir) / ONNX_FOLDER
 
 
-def _convert_signature(function, path, opset):
-    """One signature's ONNX file, inputs and outputs named as in the SavedModel."""
+def _convert_signature(function, path, opset, marks):
+    """One signature's ONNX file, inputs and outputs named as in the SavedModel, `marks` in its metadata."""
     _, inputs = function.structured_input_signature
     names = sorted(inputs)
     specs = [tf.TensorSpec(inputs[n].shape, inputs[n].dtype, name=n) for n in names]
@@ -44,7 +48,59 @@ def _convert_signature(function, path, opset):
     traced = tf.function(lambda *args: function(**dict(zip(names, args, strict=True))), input_signature=specs)
     model, _ = tf2onnx.convert.from_function(traced, input_signature=specs, opset=opset)
     _unseed_random_ops(model.graph)
+    onnx.helper.set_model_props(model, marks)
     onnx.save(model, str(path))
+
+
+def export_id(version_dir):
+    """The SavedModel's fingerprint (TensorFlow's `fingerprint.pb`: its graph and weights), None without one."""
+    try:
+        return tf.saved_model.experimental.read_fingerprint(str(version_dir)).singleprint()
+    except FileNotFoundError:
+        return None
+
+
+def _conversion_marks(version_dir, signature_names):
+    """What each file of one conversion carries: the export converted and every signature converted with it."""
+    return {EXPORT_MARK: export_id(version_dir) or "", SIGNATURES_MARK: ",".join(sorted(signature_names))}
+
+
+def _check_one_conversion(folder, sessions):
+    """Refuses a folder whose files are not those of one conversion of the export around it.
+
+    A file copied in by hand (an older conversion, another export's) or
+    removed ran silently beside the others. Files converted before these
+    marks were written carry none, and are not compared.
+    """
+    marks = {name: session.get_modelmeta().custom_metadata_map for name, session in sessions.items()}
+    if all(EXPORT_MARK not in mark for mark in marks.values()):
+        return
+    again = f"run `aekeras onnx {folder.parent}` to convert it again"
+    by_conversion = {}
+    for name, mark in sorted(marks.items()):
+        by_conversion.setdefault((mark.get(EXPORT_MARK), mark.get(SIGNATURES_MARK)), []).append(name)
+    if len(by_conversion) > 1:
+        groups = sorted(by_conversion.values(), key=len)
+        odd, rest = groups[0], [name for group in groups[1:] for name in group]
+        raise ModelFileError(
+            f"{folder}: {', '.join(f'{n}.onnx' for n in odd)} {'is' if len(odd) == 1 else 'are'} of another "
+            f"conversion than "
+            f"{', '.join(f'{n}.onnx' for n in rest)} (another export's, or an earlier one); expected the files "
+            f"of one conversion: {again}"
+        )
+    ((converted, signatures),) = by_conversion
+    missing = sorted(set(signatures.split(",")) - set(sessions))
+    if missing:
+        raise ModelFileError(
+            f"{folder}: has no {', '.join(f'{n}.onnx' for n in missing)} of the conversion its other files "
+            f"come from; expected every signature's file: {again}"
+        )
+    around = export_id(folder.parent)
+    if converted and around and converted != around:
+        raise ModelFileError(
+            f"{folder}: its files are the conversion of another export than {folder.parent} (another "
+            f"version's, or the export was replaced since); {again}"
+        )
 
 
 def _unseed_random_ops(graph):
@@ -102,9 +158,10 @@ def convert(version_dir, *, opset=DEFAULT_OPSET):
     # Staging folders name their process: a killed conversion's are removed by the next.
     staging = staging_path(target.parent)
     staging.mkdir()
+    marks = _conversion_marks(version_dir, saved_model.signatures)
     try:
         for name, function in saved_model.signatures.items():
-            _convert_signature(function, staging / f"{name}.onnx", opset)
+            _convert_signature(function, staging / f"{name}.onnx", opset, marks)
         # A Ctrl-C from here on lets the swap finish: between its two renames
         # it would leave no onnx folder at all.
         publishing()
@@ -147,7 +204,9 @@ class Runner:
 
     Raises:
         FileNotFoundError: for a folder without `.onnx` files.
-        ModelFileError: for a file onnxruntime cannot load.
+        ModelFileError: for a file onnxruntime cannot load, or files that
+            are not those of one conversion of the export around them (one
+            of them copied in from another conversion, or removed).
 
     Example:
 
@@ -166,6 +225,7 @@ class Runner:
         options.log_severity_level = 3  # errors only
         self.folder = folder
         self.sessions = {f.stem: _session(f, options) for f in files}
+        _check_one_conversion(folder, self.sessions)
         # The export's label and codebook counts: onnxruntime's Gather reads a
         # label or index past them as another class or vector, or fails natively.
         self.contract = Contract.from_onnx(self.sessions, read_value_counts(folder.parent))

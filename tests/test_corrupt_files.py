@@ -15,6 +15,7 @@ import struct
 import zipfile
 import zlib
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -24,6 +25,7 @@ from aekeras import data, export, signatures
 from aekeras.cli import main
 from aekeras.errors import DataError, ModelFileError, SettingsChangedError
 from aekeras.models import load_model
+from aekeras.training import runner
 from aekeras.training.records import check_history
 from aekeras.training.resume import RunClock, _check_readable, completed_epochs
 
@@ -107,6 +109,38 @@ def test_a_damaged_backup_is_refused_in_one_line_and_kept(tmp_path, run, damage)
     assert "\n" not in str(caught.value)
     assert {p.name: p.read_bytes() for p in backup.iterdir()} == before  # nothing of it lost
     RunClock(backup, {"model": "dense"}, discard_backup=True)  # and --restart starts afresh
+
+
+def test_random_states_for_other_seed_generators_are_refused_in_one_line(tmp_path, run, monkeypatch, capsys):
+    """A backup of a model class that had another count of `SeedGenerator`s ended in zip's ValueError traceback."""
+
+    class CtrlCInSecondEpoch(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    digits = run[0].parent.parent / "digits.npz"
+    argv = ["train", "vae", "--data", str(digits), "--latent-dim", "2", "--epochs", "2", "--nll-samples", "0"]
+    argv += ["--quiet", "--run-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "saved_models")]
+    run_callbacks = runner.run_callbacks
+    monkeypatch.setattr(
+        runner, "run_callbacks", lambda *a, **k: [*run_callbacks(*a, **k), CtrlCInSecondEpoch()]
+    )
+    assert main(argv) == 130
+    monkeypatch.setattr(runner, "run_callbacks", run_callbacks)
+    states = tmp_path / "runs/vae/backup/seed_states.npy"
+    (one,) = np.load(states)  # the VAE's sampling; a class that gained a generator would expect two
+    np.save(states, np.stack([one, one]))
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"aekeras: error: {states} is damaged (holds random states of shape (2, 2) and type int64, where the "
+        "model's seed generators need integers of shape (1, 2)); pass --restart to discard the backup and start "
+        "afresh\n"
+    )
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert main([*argv, "--restart"]) == 0
 
 
 @pytest.mark.parametrize("count", ['{"epoch": 1', "{}", '{"epoch": -3}', '{"epoch": "2"}', "[2]"])

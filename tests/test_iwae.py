@@ -16,6 +16,19 @@ def binarized(images, seed=0):
     return (np.random.default_rng(seed).uniform(size=images.shape) < images).astype(np.float32)
 
 
+def training_k_recorded(model):
+    """The list to which every training step of `model` adds the k it was traced with, as it is traced."""
+    traced, original = [], model.log_importance_weights
+
+    def recording(inputs, targets, num_samples, training=False, **kwargs):
+        if training:
+            traced.append(num_samples)
+        return original(inputs, targets, num_samples, training=training, **kwargs)
+
+    model.log_importance_weights = recording
+    return traced
+
+
 class TestIWAE(AutoencoderTestCase):
     def test_the_loss_is_the_k_sample_bound_of_the_vae(self, images):
         model = IWAE(num_samples=4, latent_dim=4, seed=0)
@@ -64,15 +77,8 @@ class TestIWAE(AutoencoderTestCase):
 
             `then`: `(initial_epoch, epochs)` of a second fit of the same model.
             """
-            model, traced, seen = IWAE.from_config(config), [], []
-            original = model.log_importance_weights
-
-            def recording(inputs, targets, num_samples, training=False, **kwargs):
-                if training:
-                    traced.append(num_samples)
-                return original(inputs, targets, num_samples, training=training, **kwargs)
-
-            model.log_importance_weights = recording
+            model, seen = IWAE.from_config(config), []
+            traced = training_k_recorded(model)
             model.compile(optimizer="adam", steps_per_execution=2)
             record = keras.callbacks.LambdaCallback(
                 on_epoch_end=lambda e, logs: seen.append(model.training_num_samples)
@@ -89,6 +95,28 @@ class TestIWAE(AutoencoderTestCase):
         assert fit(initial_epoch=0, epochs=1, then=(2, 3)) == ([2, 6], [2, 6])
         # A resumed fit past the warm-up trains with the model's own k at once.
         assert fit(initial_epoch=2) == ([6], [6])
+
+    @pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])
+    def test_a_fit_stopped_during_the_warmup_leaves_the_models_own_k(self, stop):
+        """Ctrl-C (or an error) in the warm-up skipped `on_train_end`: `train_on_batch` then trained with the warm-up's k."""
+        model = IWAE(
+            num_samples=6, warmup_num_samples=2, warmup_epochs=2, latent_dim=4, hidden_dims=(32,), seed=0
+        )
+        model.compile(optimizer="adam")
+        train = mnist("train", limit=256, batch_size=128)
+        traced = training_k_recorded(model)
+
+        class StopInFirstEpoch(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                raise stop
+
+        with pytest.raises(stop):
+            model.fit(train, epochs=3, verbose=0, callbacks=[StopInFirstEpoch()])
+        assert set(traced) == {2}  # it was stopped in the warm-up
+        traced.clear()
+        assert model.training_num_samples == 6
+        model.train_on_batch(next(iter(train)))
+        assert set(traced) == {6}
 
     @pytest.mark.parametrize(
         "kwargs",

@@ -132,3 +132,25 @@ def test_aekeras_train_shows_the_scan_unless_quiet(tmp_path, digit_classes, monk
     assert cli.main(argv) == 0
     shown = "scanning images (files): 300/300 (" in capsys.readouterr().out
     assert shown == (not quiet)
+
+
+@pytest.mark.parametrize("image_size", [None, (28, 28)], ids=["own size", "--image-size"])
+def test_a_file_replaced_by_one_of_another_size_while_streamed_is_named(tmp_path, digit_classes, image_size):
+    """Read as it goes, a file replaced mid-training by a 32x32 image was resized into the batch, where the
+    scan of such a folder asks for --image-size."""
+    images = shutil.copytree(digit_classes, tmp_path / "digits")
+    source = data.open_source(images, memory_limit=1, image_size=image_size)  # decoded as read
+    batches = data.make_dataset(source.examples("train"), source.spec, batch_size=64)
+    replaced = sorted((images / "3").iterdir())[0]
+    with Image.open(sorted((images / "5").iterdir())[0]) as digit:  # another real digit, at another size
+        digit.resize((32, 32)).save(replaced)
+    if image_size is None:
+        with pytest.raises(data.DataError) as caught, data.naming_undecodable_files(source):
+            list(batches)
+        assert str(caught.value) == (
+            f"{replaced}: 32x32 pixels, not the 28x28 of every image when the folder was scanned (expected the "
+            "folder to stay as it was while it is read, or --image-size to resize every image)"
+        )
+    else:  # asked to resize every image, it is resized as the others would be
+        shapes = [batch.shape for batch in batches]
+        assert sum(shape[0] for shape in shapes) == 270 and {shape[1:] for shape in shapes} == {(28, 28, 1)}

@@ -11,6 +11,7 @@ import tensorflow as tf
 from test_case import IMAGE_ONLY_NAMES
 
 from aekeras import export, onnx, staging
+from aekeras.errors import ModelFileError
 from aekeras.models import ConvAutoencoder, DenseAutoencoder
 from aekeras.serving import LocalServer
 from aekeras.signatures import Contract, ServingError
@@ -114,6 +115,36 @@ def test_a_killed_conversions_staging_folder_goes_with_the_next(converted, tmp_p
     (left / "encode.onnx").write_bytes(files["encode"].read_bytes())
     onnx.convert(path)
     assert not left.exists() and sorted(p.name for p in path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_runner_refuses_files_of_other_conversions_in_one_line(converted, tmp_path):
+    """A file copied in from another export's conversion, or one removed, ran silently beside the others."""
+    copy = shutil.copytree(converted["dense"][0], tmp_path / "dense" / "1")
+    assert sorted(onnx.Runner(copy).sessions) == ["decode", "encode", "serving_default"]  # whole, it loads
+    other_files = converted["contractive"][1]  # the same signatures, another export
+    again = f"run `aekeras onnx {copy}` to convert it again"
+    shutil.copy(other_files["encode"], copy / "onnx" / "encode.onnx")
+    with pytest.raises(ModelFileError) as caught:
+        onnx.Runner(copy)
+    assert str(caught.value) == (
+        f"{copy / 'onnx'}: encode.onnx is of another conversion than decode.onnx, serving_default.onnx "
+        f"(another export's, or an earlier one); expected the files of one conversion: {again}"
+    )
+    (copy / "onnx" / "encode.onnx").unlink()
+    with pytest.raises(ModelFileError) as caught:
+        onnx.Runner(copy)
+    assert str(caught.value) == (
+        f"{copy / 'onnx'}: has no encode.onnx of the conversion its other files come from; expected every "
+        f"signature's file: {again}"
+    )
+    shutil.rmtree(copy / "onnx")
+    shutil.copytree(other_files["encode"].parent, copy / "onnx")  # a whole conversion, of another export
+    with pytest.raises(ModelFileError) as caught:
+        onnx.Runner(copy)
+    assert str(caught.value) == (
+        f"{copy / 'onnx'}: its files are the conversion of another export than {copy} (another version's, or "
+        f"the export was replaced since); {again}"
+    )
 
 
 def test_runner_without_files(tmp_path):

@@ -143,7 +143,11 @@ def arrays_of(examples, spec, *, unit=True):
     from aekeras.data.pipeline import unit_scale
     from aekeras.data.sources import decode_files
 
-    images = examples.images if examples.files is None else decode_files(examples.files, spec)
+    images = (
+        examples.images
+        if examples.files is None
+        else decode_files(examples.files, spec, resize=examples.resize)
+    )
     return (unit_scale(images) if unit else images), examples.labels
 
 

@@ -11,6 +11,9 @@ from aekeras.errors import DataError
 # The test split of a source that has none is a fixed, seeded share of its
 # training examples: the same images on every run, whatever --seed says.
 HOLDOUT_SEED = 0
+# What a file decoded at another size than its folder's scan found fails
+# with (`decode_file`); "decoded" lets `naming_undecodable_files` name it.
+SIZE_CHANGED = "a decoded image differs in size from its folder's images"
 
 
 @dataclasses.dataclass
@@ -24,11 +27,15 @@ class Examples:
             (on [0, 1]).
         files: `[n]` paths of image files, decoded as they are read.
         labels: `[n]` int64 labels, or `None`.
+        resize: whether files of another size than the spec's are resized
+            to it (`--image-size`); else such a file is refused when read
+            (`decode_file`), for the folder's scan found none.
     """
 
     images: np.ndarray = None
     files: np.ndarray = None
     labels: np.ndarray = None
+    resize: bool = True
 
     def __len__(self):
         return len(self.images if self.images is not None else self.files)
@@ -36,7 +43,7 @@ class Examples:
     def subset(self, indices):
         """The examples at `indices`, in that order."""
         pick = lambda a: None if a is None else a[indices]  # noqa: E731
-        return Examples(pick(self.images), pick(self.files), pick(self.labels))
+        return Examples(pick(self.images), pick(self.files), pick(self.labels), self.resize)
 
     def nbytes(self, shape):
         """Bytes the images take in memory once decoded at `shape` as uint8."""
@@ -105,12 +112,15 @@ def _resize(image, image_size):
     return resized
 
 
-def decode_file(path, channels, image_size):
+def decode_file(path, channels, image_size, resize=True):
     """Decodes a PNG, JPEG, BMP, GIF or WebP file (first frame) to uint8 `[h, w, channels]`.
 
     JPEGs are decoded with the accurate integer transform, as Pillow and
     libjpeg's own default decode them: TensorFlow's default fast one moved
     pixels by up to 13 levels from what a client decoding with Pillow sends.
+    `resize=False`: a file not of `image_size` fails in an
+    `InvalidArgumentError` saying `SIZE_CHANGED` (the file changed since
+    its folder was scanned at one size) rather than being resized.
     """
     contents = tf.io.read_file(path)
     image = tf.cond(
@@ -118,6 +128,10 @@ def decode_file(path, channels, image_size):
         lambda: tf.io.decode_jpeg(contents, dct_method="INTEGER_ACCURATE"),
         lambda: tf.io.decode_image(contents, channels=0, expand_animations=False),
     )
+    if not resize and image_size is not None:
+        same_size = tf.debugging.assert_equal(tf.shape(image)[:2], image_size, message=SIZE_CHANGED)
+        with tf.control_dependencies([same_size]):
+            image = tf.identity(image)
     image = convert_image(image, channels, image_size)
     return tf.ensure_shape(image, (*(image_size or (None, None)), channels))
 
@@ -129,15 +143,15 @@ def decoder_reason(error):
     return re.sub(r"\s*\[Op:[^\]]*\].*$", "", reason)
 
 
-def decode_batch(paths, spec):
-    """Decodes a batch of files to uint8 `[n, *spec.shape]`.
+def decode_batch(paths, spec, resize=True):
+    """Decodes a batch of files to uint8 `[n, *spec.shape]` (`resize`: see `decode_file`).
 
     One `map_fn` per batch rather than a `tf.data` map per file: the
     per-element work of `tf.data` cost more than decoding small images.
     """
     size, channels = spec.shape[:2], spec.channels
     return tf.map_fn(
-        lambda path: decode_file(path, channels, size),
+        lambda path: decode_file(path, channels, size, resize),
         paths,
         fn_output_signature=tf.TensorSpec((*spec.shape,), tf.uint8),
     )

@@ -71,6 +71,21 @@ def _list_split(folder, class_names=None):
     return files, labels, class_names
 
 
+# What Pillow raises for a file it cannot read as an image. DecompressionBombError:
+# a header claiming more pixels than Pillow's limit (a hostile file), refused
+# before any of them is decoded.
+_UNREADABLE = (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError)
+
+
+def image_size(path):
+    """`(height, width)` of an image file as its header says, nothing decoded; None if Pillow cannot read it."""
+    try:
+        with Image.open(path) as image:
+            return image.height, image.width
+    except _UNREADABLE:
+        return None
+
+
 def _inspect(path):
     """`(height, width, grey)` of an image file, checking that it is whole and that TensorFlow reads it."""
     try:
@@ -80,9 +95,7 @@ def _inspect(path):
         if mode == "P":  # a palette of greys is a grey image (verify leaves the image unusable)
             with Image.open(path) as image:
                 mode = "L" if _grey_palette(image) else mode
-    # DecompressionBombError: a header claiming more pixels than Pillow's
-    # limit (a hostile file), refused before any of them is decoded.
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as e:
+    except _UNREADABLE as e:
         raise DataError(f"{path}: not a readable image ({e})") from None
     _refuse_misread_bmp(path, kind, mode)
     return height, width, mode in _GREY_MODES

@@ -216,13 +216,12 @@ def make_dataset(
     in_memory = examples.files is None
     per_gather = batches_per_gather(batch_size, spec) if in_memory else 1
     dataset = index_batches(len(examples), batch_size, shuffle, seed, drop_remainder, per_gather)
-    table = image_table(examples.images, value_range) if in_memory else None
-    files = None if in_memory else tf.constant(examples.files)
+    images_of = _image_rows(examples, spec, value_range)
     label_table = tf.constant(examples.labels) if labels else None
 
     def rows_of(indices):
         """The images (and labels) of `indices`: one gather or one batch's decode."""
-        images = tf.gather(table, indices) if in_memory else decode_batch(tf.gather(files, indices), spec)
+        images = images_of(indices)
         if images.dtype == tf.uint8 and not keep_uint8:  # float tables are at value_range already
             images = scaled_batch(images, value_range)
         images = tf.reshape(images, (-1, spec.size)) if flatten else images
@@ -236,6 +235,15 @@ def make_dataset(
     dataset = dataset.rebatch(batch_size, drop_remainder=drop_remainder)
     count = -(-kept_examples(len(examples), batch_size, drop_remainder) // batch_size)
     return dataset.apply(tf.data.experimental.assert_cardinality(count)).with_options(_options())
+
+
+def _image_rows(examples, spec, value_range):
+    """The images of a batch's indices, as a function: a gather from the table in memory, or the files decoded."""
+    if examples.files is None:
+        table = image_table(examples.images, value_range)
+        return lambda indices: tf.gather(table, indices)
+    files = tf.constant(examples.files)
+    return lambda indices: decode_batch(tf.gather(files, indices), spec, examples.resize)
 
 
 def kept_examples(count, batch_size, drop_remainder):

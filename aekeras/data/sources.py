@@ -90,14 +90,18 @@ class Source:
 
     Subclasses say what the data is natively (`_native`) and read a split
     (`_read`); this class applies the options and caches what was read.
+
+    Args:
+        location: the source's name or absolute path.
+        options: its `ReadOptions`.
+        verbose: whether reading image files shows its progress
+            (`open_source`'s `verbose`).
     """
 
-    # Whether reading image files shows its progress (`open_source`'s `verbose`).
-    verbose = False
-
-    def __init__(self, location, options):
+    def __init__(self, location, options, verbose=False):
         self.location = location
         self.options = options
+        self.verbose = verbose
         self._native_splits = {}
         self._spec = None
 
@@ -171,21 +175,22 @@ class Source:
             return Examples(images=images, labels=examples.labels)
         memory_limit = self.options.memory_limit or default_memory_limit()
         if examples.nbytes(spec.shape) <= memory_limit:
-            return Examples(images=decode_files(examples.files, spec, self.verbose), labels=examples.labels)
+            images = decode_files(examples.files, spec, self.verbose, examples.resize)
+            return Examples(images=images, labels=examples.labels)
         return examples
 
 
-def decode_files(files, spec, verbose=False):
+def decode_files(files, spec, verbose=False, resize=True):
     """Decodes image files in parallel into uint8 `[n, *spec.shape]`, naming a bad one.
 
     `verbose` shows the batches' count as they are decoded (`aekeras.progress.tracked`),
-    for `folder.PROGRESS_FILES` files or more.
+    for `folder.PROGRESS_FILES` files or more; `resize`: see `decode_file`.
     """
     batch_size = 256
     dataset = (
         tf.data.Dataset.from_tensor_slices(files)
         .batch(batch_size)
-        .map(lambda paths: decode_batch(paths, spec), num_parallel_calls=tf.data.AUTOTUNE)
+        .map(lambda paths: decode_batch(paths, spec, resize), num_parallel_calls=tf.data.AUTOTUNE)
     )
     shown = verbose and len(files) >= folder.PROGRESS_FILES
     batches = tracked(dataset, -(-len(files) // batch_size), "decoding images into memory (batches)", shown)
@@ -195,15 +200,18 @@ def decode_files(files, spec, verbose=False):
         check_present(files)
         raise
     except tf.errors.InvalidArgumentError:
-        check_decodable(files, spec)
+        check_decodable(files, spec, resize)
         raise
 
 
-def check_present(files):
-    """Raises a DataError naming the first of `files` gone since the folder was scanned.
+def check_present(files, size=None):
+    """Raises a DataError naming the first of `files` gone, or no longer of `size`, since the folder was scanned.
 
     One removed since (the folder changed while it trained) failed in
-    TensorFlow's NotFoundError, a traceback naming no step of ours.
+    TensorFlow's NotFoundError, a traceback naming no step of ours; one
+    replaced by an image of another size was resized into the batch,
+    where the scan would have asked for `--image-size`. `size`: the
+    `(height, width)` every file had (a folder read at its own size).
     """
     for path in files:
         if not os.path.isfile(path):
@@ -211,19 +219,26 @@ def check_present(files):
                 f"{path}: no longer there (it was when the folder was scanned; expected the folder to stay "
                 "as it was while it is read)"
             )
+        found = None if size is None else folder.image_size(path)
+        if found is not None and found != tuple(size):
+            raise DataError(
+                f"{path}: {found[0]}x{found[1]} pixels, not the {size[0]}x{size[1]} of every image when the "
+                "folder was scanned (expected the folder to stay as it was while it is read, or --image-size "
+                "to resize every image)"
+            )
 
 
-def check_decodable(files, spec):
-    """Decodes `files` one by one (slow: only to name the one that failed).
+def check_decodable(files, spec, resize=True):
+    """Decodes `files` one by one (slow: only to name the one that failed; `resize`: see `decode_file`).
 
     Raises:
-        DataError: naming the first file gone since the folder was scanned,
-            else the first file TensorFlow cannot decode.
+        DataError: naming the first file gone or of another size since the
+            folder was scanned, else the first file TensorFlow cannot decode.
     """
-    check_present(files)
+    check_present(files, None if resize else spec.shape[:2])
     for path in files:
         try:
-            decode_file(path, spec.channels, spec.shape[:2])
+            decode_file(path, spec.channels, spec.shape[:2], resize)
         except tf.errors.InvalidArgumentError as e:
             raise DataError(f"{path}: cannot be decoded as an image ({decoder_reason(e)})") from None
 
@@ -241,12 +256,13 @@ def naming_undecodable_files(source):
         if not isinstance(source, FolderSource):
             raise
         files = [f for split in source.scan.splits.values() for f in split.files]
+        resize = source.options.image_size is not None  # as `FolderSource._read` reads them
         # Other errors (a shape check's, a log folder gone) are raised as
         # they are, without reading every file again.
         if isinstance(error, tf.errors.NotFoundError) and any(str(f) in error.message for f in files):
             check_present(files)
         elif isinstance(error, tf.errors.InvalidArgumentError) and "decode" in error.message.lower():
-            check_decodable(files, source.spec)
+            check_decodable(files, source.spec, resize)
         raise
 
 
@@ -325,8 +341,7 @@ class FolderSource(Source):
     """A folder of PNG, JPEG, BMP, GIF or WebP images; see `aekeras.data.load`."""
 
     def __init__(self, location, options, verbose=False):
-        super().__init__(location, options)
-        self.verbose = verbose
+        super().__init__(location, options, verbose)
         self.scan = folder.scan_folder(location, verbose)
 
     def _native(self):
@@ -347,7 +362,8 @@ class FolderSource(Source):
         )
 
     def _read(self, split):
-        return self.scan.splits[split]
+        # Without --image-size the scan found one size: a file of another is one changed since.
+        return dataclasses.replace(self.scan.splits[split], resize=self.options.image_size is not None)
 
     def file_names_digest(self):
         return self.scan.names_digest

@@ -74,6 +74,24 @@ class IWAE(VAE):
             callbacks.append(ImportanceSamplesWarmup())
         return callbacks
 
+    def fit(self, *args, **kwargs):
+        """`VAE.fit`, after which training steps use `num_samples` however it ended.
+
+        A fit stopped during the warm-up (a Ctrl-C, an error, the last epoch
+        of a short fit) would leave a step traced with the warm-up's k, and
+        `train_on_batch` or the next fit's first steps would reuse it.
+        """
+        try:
+            return super().fit(*args, **kwargs)
+        finally:
+            self._train_with(self.num_samples)
+
+    def _train_with(self, num_samples):
+        """Sets the k of training steps, tracing the step again when it changes (its shapes depend on k)."""
+        if num_samples != self.training_num_samples:
+            self.training_num_samples = num_samples
+            self.make_train_function(force=True)
+
     def compute_loss_terms(self, inputs, targets, training=False):
         inputs, targets = self.binarized_pair(inputs, targets)
         k = self.training_num_samples if training else self.num_samples
@@ -92,19 +110,10 @@ class ImportanceSamplesWarmup(keras.callbacks.Callback):
 
     The model's `default_callbacks` include one when it has a warm-up. The number of samples
     fixes the shapes of the training step, so the step is traced again when
-    it changes (once, at the switch).
+    it changes (once, at the switch); `IWAE.fit` restores the model's own k
+    however the fit ends.
     """
 
     def on_epoch_begin(self, epoch, logs=None):
         model = self.model
-        k = model.warmup_num_samples if epoch < model.warmup_epochs else model.num_samples
-        if k != model.training_num_samples:
-            model.training_num_samples = k
-            model.make_train_function(force=True)
-
-    def on_train_end(self, logs=None):
-        # A fit stopped during the warm-up leaves a step traced with its k;
-        # the next fit must not reuse it past the warm-up.
-        if self.model.training_num_samples != self.model.num_samples:
-            self.model.training_num_samples = self.model.num_samples
-            self.model.make_train_function(force=True)
+        model._train_with(model.warmup_num_samples if epoch < model.warmup_epochs else model.num_samples)

@@ -13,7 +13,7 @@ from aekeras.interrupts import raise_if_pressed
 from aekeras.models.blocks import load_with_older_weight_names
 from aekeras.models.nonfinite import NonFiniteStop
 from aekeras.staging import write_atomically
-from aekeras.training.resume import SEED_STATES_FILE
+from aekeras.training.resume import SEED_STATES_FILE, read_seed_states
 
 # Where every worker keeps its backup, in its run folder.
 BACKUP_DIR = "backup"
@@ -21,6 +21,14 @@ BACKUP_DIR = "backup"
 CHECKPOINTS_DIR = "checkpoints"
 HISTORY_FILE = "history.csv"
 LOGS_DIR = "logs"
+
+
+def seed_state_variables(model):
+    """The model's `SeedGenerator` states (its noise and sampling), which Keras's weights files leave out.
+
+    Without them a resumed run would draw the noise of its first epochs again.
+    """
+    return [v for v in model.variables if v.name == "seed_generator_state"]
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -52,10 +60,11 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         load_with_older_weight_names(super()._load_model)
         if given_rate is not None:
             rate.assign(given_rate)
-        states = Path(self.backup_dir) / SEED_STATES_FILE
-        if states.is_file() and Path(self._training_metadata_path).is_file():
-            for variable, value in zip(self._seed_states(), np.load(states), strict=True):
-                variable.assign(value)
+        if Path(self._training_metadata_path).is_file():
+            variables = seed_state_variables(self.model)
+            states = read_seed_states(self.backup_dir, variables)
+            for variable, value in zip(variables, [] if states is None else states, strict=False):
+                variable.assign(value)  # as many as there are variables, or none (`read_seed_states`)
 
     def _save_weights(self, path):
         try:
@@ -64,17 +73,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             _close_h5_files(path)
             raise
 
-    def _seed_states(self):
-        """The model's `SeedGenerator` states (its noise and sampling), which Keras's weights files leave out.
-
-        Without them a resumed run would draw the noise of its first epochs again.
-        """
-        return [v for v in self.model.variables if v.name == "seed_generator_state"]
-
     def _save_model(self):
         Path(self.backup_dir).mkdir(parents=True, exist_ok=True)
         write_atomically(self._weights_path, self._save_weights)
-        states = np.array([v.numpy() for v in self._seed_states()])
+        states = np.array([v.numpy() for v in seed_state_variables(self.model)])
         write_atomically(Path(self.backup_dir) / SEED_STATES_FILE, lambda partial: np.save(partial, states))
         if self.clock is not None:
             self.clock.save()

@@ -114,6 +114,34 @@ def _check_readable(backup_dir):
             raise damaged(states, f"not a numeric .npy array: {str(e).split('.')[0]}") from None
 
 
+def read_seed_states(backup_dir, variables):
+    """The backup's random states, one for each of the model's seed generators (`variables`); None if it has none.
+
+    Raises:
+        SettingsChangedError: if the states do not fit the generators, one
+            each: a model class that gained or lost a generator since the
+            backup, or a file edited by hand.
+    """
+    import numpy as np
+
+    path = Path(backup_dir) / SEED_STATES_FILE
+    if not path.is_file():
+        return None
+    states = np.load(path, allow_pickle=False)
+    if not variables:  # saved as `np.array([])`, of floats
+        fits = states.ndim > 0 and len(states) == 0
+    else:
+        fits = states.shape == (len(variables), *variables[0].shape) and states.dtype.kind in "iu"
+    if not fits:
+        needed = (len(variables), *(tuple(variables[0].shape) if variables else ()))
+        raise damaged(
+            path,
+            f"holds random states of shape {states.shape} and type {states.dtype}, where the model's seed "
+            f"generators need integers of shape {needed}",
+        )
+    return states
+
+
 def remove_backup(backup_dir):
     """Removes a backup, its epoch count first.
 

@@ -28,10 +28,23 @@ from aekeras.interrupts import ctrl_c_kept
 from aekeras.registry import build_model, get_model
 from aekeras.staging import locked, made_folder, remove_partials, write_atomically
 from aekeras.training import distribute
-from aekeras.training.callbacks import BACKUP_DIR, CHECKPOINTS_DIR, HISTORY_FILE, LOGS_DIR, run_callbacks
+from aekeras.training.callbacks import (
+    BACKUP_DIR,
+    CHECKPOINTS_DIR,
+    HISTORY_FILE,
+    LOGS_DIR,
+    run_callbacks,
+    seed_state_variables,
+)
 from aekeras.training.evaluate import evaluate_model
 from aekeras.training.records import SETTINGS_FILE, check_history, environment, read_history, trim_history
-from aekeras.training.resume import RunClock, completed_epochs, remove_backup, shaping_settings
+from aekeras.training.resume import (
+    RunClock,
+    completed_epochs,
+    read_seed_states,
+    remove_backup,
+    shaping_settings,
+)
 
 # Test images whose codes TensorBoard's projector shows, at most.
 PROJECTED_IMAGES = 1000
@@ -324,6 +337,8 @@ def _prepare(config, source, strategy, run_dir):
         if not config.allow_contract_change:
             export.check_contract(model, config.out, config.run_name)
     clock = _run_clock(config, source, run_dir)
+    if clock.resumed_after is not None:  # refused before anything is written, not as training begins
+        read_seed_states(run_dir / BACKUP_DIR, seed_state_variables(model))
     if config.strategy == "multi_worker":
         # Before anything is written: workers that differ fail mid-run, or split each batch otherwise.
         distribute.check_same_run(strategy, _cluster_settings(config, clock))
