@@ -183,3 +183,43 @@ def test_relative_scores_take_large_images_a_few_at_a_time(digits, monkeypatch):
     monkeypatch.setattr(model, "call_inputs", spy)
     relative_reconstruction_scores(model, digits[:10])
     assert sizes == [4, 4, 2]
+
+
+def test_one_class_labels_that_cannot_serve_are_refused_in_words_before_any_model_trains():
+    """Each of these stopped the report's part 6 in a traceback, some after training a model per class."""
+    from aekeras.analysis import check_one_class_labels
+
+    images, labels = load_digits(return_X_y=True)
+    images = (images / 16.0).reshape(-1, 8, 8, 1).astype("float32")
+    train, test = labels[:1500], labels[1500:]
+    assert check_one_class_labels(train, test) == list(range(10))
+    only_zeros = labels == 0
+    with pytest.raises(
+        ValueError, match=r"must hold class 0 and other classes.*\(the classes they hold: \[0\]\)"
+    ):
+        check_one_class_labels(labels[only_zeros], labels[only_zeros])
+    no_nines = test[test != 9]
+    with pytest.raises(
+        ValueError, match=r"must hold class 9 and other classes.* hold: \[0, 1, 2, 3, 4, 5, 6, 7, 8\]\)"
+    ):
+        check_one_class_labels(train, no_nines)
+    # 14 threes: a tenth held out rounds to 1, and OneClassScores standardises on 2 or more.
+    few_threes = np.concatenate([train[train != 3], np.full(14, 3)])
+    reason = (
+        "class 3 has 14 training images: holding out 0.1 of them keeps 1 to standardise the one-class scores "
+        "on and 13 to train on, where 2 or more and 1 or more are needed"
+    )
+    with pytest.raises(ValueError) as caught:
+        check_one_class_labels(few_threes, test)
+    assert str(caught.value) == reason
+    assert check_one_class_labels(np.concatenate([few_threes, [3]]), test) == list(
+        range(10)
+    )  # 15: 2 held out
+
+    def never_built():
+        raise AssertionError("a model was built for labels that cannot serve")
+
+    keep = np.concatenate([np.flatnonzero(labels[:1500] != 3), np.flatnonzero(labels[:1500] == 3)[:14]])
+    with pytest.raises(ValueError) as caught:
+        one_class_anomaly_detection(never_built, images[keep], labels[keep], images[1500:], test, epochs=1)
+    assert str(caught.value) == reason

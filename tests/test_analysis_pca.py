@@ -8,7 +8,7 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 
 from aekeras import models, plotting
-from aekeras.analysis import compare_with_pca, principal_angles, tied_linear_subspace
+from aekeras.analysis import check_probe_labels, compare_with_pca, principal_angles, tied_linear_subspace
 
 
 def test_principal_angles_of_exact_and_orthogonal_bases():
@@ -81,6 +81,12 @@ def test_labels_of_one_class_are_refused_before_training(mnist_train_small, digi
     """A folder with one class folder gives such labels; the probe refused them after every model trained."""
     images, labels = mnist_train_small
     threes = labels == 3
+    check_probe_labels(labels)  # two classes or more: nothing to say
+    # The probes see the first 10,000: classes past them do not count.
+    with pytest.raises(
+        ValueError, match=r"the first 5 training labels need two classes or more, got classes \[3\]$"
+    ):
+        check_probe_labels(np.concatenate([labels[threes][:5], labels]), probe_examples=5)
     with pytest.raises(
         ValueError, match=r"the first 10000 training labels need two classes or more, got classes \[3\]"
     ):

@@ -140,9 +140,11 @@ def test_a_file_replaced_by_one_of_another_size_while_streamed_is_named(tmp_path
     scan of such a folder asks for --image-size."""
     images = shutil.copytree(digit_classes, tmp_path / "digits")
     source = data.open_source(images, memory_limit=1, image_size=image_size)  # decoded as read
-    batches = data.make_dataset(source.examples("train"), source.spec, batch_size=64)
-    replaced = sorted((images / "3").iterdir())[0]
-    with Image.open(sorted((images / "5").iterdir())[0]) as digit:  # another real digit, at another size
+    training = source.examples("train")
+    batches = data.make_dataset(training, source.spec, batch_size=64)
+    # A training file, which the batches read (a held-out one they never would).
+    replaced, other = training.files[:2]
+    with Image.open(other) as digit:  # another real digit, at another size
         digit.resize((32, 32)).save(replaced)
     if image_size is None:
         with pytest.raises(data.DataError) as caught, data.naming_undecodable_files(source):

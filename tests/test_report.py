@@ -521,3 +521,114 @@ def test_the_report_command_takes_a_source(tmp_path):
         "folder of images, or an .npz/.npy file)"
     ]
     assert list(tmp_path.iterdir()) == []
+
+
+def _digits_of(tmp_path, name, count=None, rows=8, keep=lambda labels: labels >= 0):
+    """An .npz of the first `count` of scikit-learn's labelled 8x8 digits that `keep` picks, cut to their first `rows`."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    kept = np.flatnonzero(keep(digits.target))[:count]
+    path = tmp_path / f"{name}.npz"
+    images = np.round(digits.images[kept, :rows] * 255 / 16).astype(np.uint8)
+    np.savez(path, images=images, labels=digits.target[kept])
+    return path
+
+
+def test_labels_that_cannot_train_one_class_models_or_probes_skip_them_with_a_reason(tmp_path):
+    """Digits of one class: parts 6 and 7 stopped in a traceback, one-class detection after training."""
+    zeros = _digits_of(tmp_path, "zeros", keep=lambda labels: labels == 0)
+    said = []
+    settings = ReportSettings(train_limit=100, test_limit=20, dense_epochs=1, pca_epochs=1)
+    ctx = Context(tmp_path / "out", settings, progress=said.append, source=str(zeros))
+    ctx.out.mkdir()
+    anomaly, pca = parts.anomaly(ctx), parts.pca(ctx)
+    reason = (
+        "one-class detection cannot run: the test images must hold class 0 and other classes, to rank one "
+        "against the other (the classes they hold: [0])"
+    )
+    assert anomaly.metrics["one_class_skipped"] == reason and anomaly.text.startswith(f"Skipped: {reason}. ")
+    assert anomaly.table is None and "auroc" not in anomaly.metrics
+    assert any(line.endswith(f"] 6. Anomaly detection: one-class part skipped, {reason}") for line in said)
+    why = "the probes tell classes apart: the first 10000 training labels need two classes or more, got classes [0]"
+    assert pca.metrics["probes_skipped"] == why and pca.metrics["pca"]["probe_accuracy"] == []
+    assert f"no probe classifies the codes, as {why}." in pca.text
+    assert len(pca.metrics["pca"]["mse"]) == 3 and all(np.isfinite(pca.metrics["pca"]["mse"]))
+    assert any(line.endswith(f"] 7. Autoencoder vs PCA: compared without probes, {why}") for line in said)
+
+
+def _digit_pngs(folder, count):
+    """The first `count` of scikit-learn's 8x8 digits as PNG files in `folder` (unlabelled)."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    folder.mkdir()
+    for i, image in enumerate(load_digits().images[:count]):
+        Image.fromarray(np.round(image * 255 / 16).astype(np.uint8)).save(folder / f"{i:02d}.png")
+    return folder
+
+
+@pytest.mark.parametrize("thin", ["3 images", "1-pixel rows", "a folder of 3"])
+def test_data_too_thin_for_the_report_is_one_line_before_anything_trains(tmp_path, monkeypatch, capsys, thin):
+    """A test split of 1 image stopped part 4 in an IndexError, and 1x8 images part 5, after parts had trained."""
+    from aekeras import cli
+    from aekeras.data import folder
+
+    monkeypatch.setattr(folder, "PROGRESS_FILES", 1)  # the scan of any folder shows its progress
+    monkeypatch.chdir(tmp_path)
+    if thin == "a folder of 3":
+        source, found = _digit_pngs(tmp_path / "three", 3), "2 training and 1 test images of 8x8 pixels"
+    elif thin == "3 images":  # the held-out tenth rounds up to 1
+        source, found = _digits_of(tmp_path, "three", count=3), "2 training and 1 test images of 8x8 pixels"
+    else:
+        source, found = (
+            _digits_of(tmp_path, "rows", count=40, rows=1),
+            "36 training and 4 test images of 1x8 pixels",
+        )
+    assert cli.main(["report", "--quick", "--out", "reports", "--source", str(source)]) == 2
+    printed = capsys.readouterr()
+    assert printed.err.splitlines() == [
+        f"aekeras: error: {source}: {found}, where the report needs 2 or more of each, of 2x2 pixels or more"
+    ]
+    assert not (tmp_path / "reports").exists()
+    # The report reads a folder as `aekeras train` does, its scan shown.
+    assert ("scanning images (files): 3/3 (" in printed.out) == (thin == "a folder of 3")
+
+
+def test_the_report_records_only_the_read_options_given(tmp_path, monkeypatch):
+    """--test-fraction's 0.1 default went into every report's Data line, MNIST's included."""
+    from aekeras.cli import build_parser
+    from aekeras.cli.common import read_options
+    from aekeras.cli.train import _config
+
+    parse = build_parser().parse_args
+    assert read_options(parse(["report"])) == {}
+    assert read_options(parse(["report", "--test-fraction", "0.2"])) == {"test_fraction": 0.2}
+    # `aekeras train` records the held-out share it read with, given or not, as before.
+    assert _config(parse(["train", "dense"])).read_options()["test_fraction"] == 0.1
+    assert _config(parse(["train", "dense", "--test-fraction", "0.2"])).read_options()["test_fraction"] == 0.2
+    settings = ReportSettings(train_limit=10, test_limit=5)
+    ctx = Context(tmp_path, settings, progress=lambda line: None, **read_options(parse(["report"])))
+    assert "read_options" not in ctx.data_description
+    assert "applications on the real MNIST test set (5 images), produced" in builder._header(ctx, 1)
+    # MNIST resized says its size.
+    resized = Context(
+        tmp_path,
+        settings,
+        progress=lambda line: None,
+        **read_options(parse(["report", "--image-size", "32"])),
+    )
+    assert resized.data_description["read_options"] == {"image_size": (32, 32)}
+    assert "applications on the real MNIST test set (5 images, 32x32), produced" in builder._header(
+        resized, 1
+    )
+
+
+def test_a_source_given_as_a_dot_is_named_by_its_folder(tmp_path, monkeypatch):
+    """`--source .` named the data '' in every text: "`` has none", "'s training images"."""
+    monkeypatch.chdir(_digit_pngs(tmp_path / "sklearn_digits", 30))
+    ctx = Context(
+        tmp_path / "out", ReportSettings(train_limit=10, test_limit=5), progress=lambda line: None, source="."
+    )
+    assert ctx.data_name == "sklearn_digits"
+    assert parts.labels_missing(ctx, "It") == "It needs class labels, and `sklearn_digits` has none"

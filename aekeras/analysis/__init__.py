@@ -5,6 +5,7 @@ returns a dict of numpy arrays and metrics; `aekeras.plotting` draws them.
 """
 
 from aekeras.analysis.anomaly import OneClassScores, one_class_anomaly_detection, out_of_distribution
+from aekeras.analysis.anomaly import check_labels as check_one_class_labels
 from aekeras.analysis.inpainting import (
     best_inpainting_radii,
     cv2_inpaint,
@@ -15,7 +16,7 @@ from aekeras.analysis.interpolation import interpolation
 from aekeras.analysis.latent_maps import latent_grid, latent_scatter
 from aekeras.analysis.manifold2d import curve_denoising
 from aekeras.analysis.metrics import image_metrics, mse, pooled_psnr, psnr
-from aekeras.analysis.pca import compare_with_pca, principal_angles, tied_linear_subspace
+from aekeras.analysis.pca import check_probe_labels, compare_with_pca, principal_angles, tied_linear_subspace
 from aekeras.analysis.pretraining import METHODS as PRETRAINING_METHODS
 from aekeras.analysis.pretraining import check_labels as check_pretraining_labels
 from aekeras.analysis.pretraining import unlabelled_pretraining
@@ -24,7 +25,9 @@ from aekeras.analysis.superresolution import data_specific_super_resolution, sup
 
 __all__ = [
     "best_inpainting_radii",
+    "check_one_class_labels",
     "check_pretraining_labels",
+    "check_probe_labels",
     "compare_with_pca",
     "curve_denoising",
     "data_specific_super_resolution",

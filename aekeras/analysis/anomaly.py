@@ -134,10 +134,15 @@ class OneClassScores:
         return scores
 
 
+def _held_out_count(count, fraction):
+    """How many of a class's `count` training images `_held_out_split` holds out."""
+    return int(round(fraction * count))
+
+
 def _held_out_split(images, fraction, seed):
     """`(train, validation)`: a seeded `fraction` of `images` held out, both in their order."""
     order = np.random.default_rng(seed).permutation(len(images))
-    cut = int(round(fraction * len(images)))
+    cut = _held_out_count(len(images), fraction)
     return images[np.sort(order[cut:])], images[np.sort(order[:cut])]
 
 
@@ -198,7 +203,7 @@ def one_class_anomaly_detection(
     result = {"auroc": {name: {} for name in SCORES}, "latent_components": {}}
     result.update(train_images={}, validation_images={})
     training = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}
-    for digit in _classes(train_labels, test_labels, digits):
+    for digit in check_labels(train_labels, test_labels, digits, validation_fraction):
         if progress:
             progress(f"one-class model for class {digit}")
         normal, validation = _held_out_split(
@@ -214,25 +219,39 @@ def one_class_anomaly_detection(
     return result
 
 
-def _classes(train_labels, test_labels, asked):
-    """The classes one-class detection runs: `asked`, or every class of the training labels; checked."""
+def check_labels(train_labels, test_labels, classes=None, validation_fraction=0.1):
+    """The classes one-class detection runs (`classes`, or every class of the training labels); ValueError, in words, where it cannot.
+
+    Checked before any model trains: each class needs test images of its
+    own and of other classes (else its AUROC is undefined), and enough
+    training images to hold out the 2 `OneClassScores` standardises on
+    and keep 1 or more to train on.
+    """
     if train_labels is None or test_labels is None:
         raise ValueError(
             "one-class detection needs the labels of the training and test images (each class is normal "
             "in turn, the others anomalies); got None"
         )
-    present = sorted(int(label) for label in np.unique(train_labels))
-    classes = present if asked is None else [int(label) for label in asked]
+    present, counts = (values.tolist() for values in np.unique(train_labels, return_counts=True))
+    classes = present if classes is None else [int(label) for label in classes]
     missing = [label for label in classes if label not in present]
     if missing:
         raise ValueError(f"no training images of class {missing[0]} (the classes present: {present})")
-    tested = {int(label) for label in np.unique(test_labels)}
-    one_sided = [label for label in classes if label not in tested or tested == {label}]
-    if one_sided:  # the AUROC would be NaN
-        raise ValueError(
-            f"the test images must hold class {one_sided[0]} and other classes, to rank one against the other "
-            f"(the classes they hold: {sorted(tested)})"
-        )
+    tested = np.unique(test_labels).tolist()
+    for label in classes:
+        if label not in tested or tested == [label]:  # the AUROC would be NaN
+            raise ValueError(
+                f"the test images must hold class {label} and other classes, to rank one against the other "
+                f"(the classes they hold: {tested})"
+            )
+        count = counts[present.index(label)]
+        held_out = _held_out_count(count, validation_fraction)
+        if held_out < 2 or held_out == count:
+            raise ValueError(
+                f"class {label} has {count} training images: holding out {validation_fraction:g} of them "
+                f"keeps {held_out} to standardise the one-class scores on and {count - held_out} to train "
+                "on, where 2 or more and 1 or more are needed"
+            )
     return classes
 
 

@@ -9,6 +9,9 @@ from sklearn.linear_model import LogisticRegression
 from aekeras import models
 from aekeras.analysis.metrics import mse
 
+# Training codes (and labels) the logistic-regression probes learn from.
+PROBE_EXAMPLES = 10000
+
 
 def _flat(images):
     return images.reshape(len(images), -1)
@@ -54,7 +57,7 @@ def compare_with_pca(
     epochs,
     batch_size=256,
     learning_rate=1e-3,
-    probe_examples=10000,
+    probe_examples=PROBE_EXAMPLES,
     seed=0,
     progress=None,
 ):
@@ -105,16 +108,24 @@ def compare_with_pca(
     return result
 
 
-def _probe_labels(train_labels, test_labels, probe_examples):
-    """`(train_labels, test_labels)`, None without both; ValueError unless the probe's hold two classes or more."""
-    if train_labels is None or test_labels is None:
-        return None
+def check_probe_labels(train_labels, probe_examples=PROBE_EXAMPLES):
+    """ValueError, in words, unless the probe's training labels (the first `probe_examples`) hold two classes or more."""
     classes = np.unique(train_labels[:probe_examples]).tolist()
     if len(classes) < 2:  # scikit-learn refused only after every autoencoder had trained
         raise ValueError(
             f"the probes tell classes apart: the first {probe_examples} training labels need two classes or "
-            f"more, got classes {classes} (pass None labels to compare reconstructions alone)"
+            f"more, got classes {classes}"
         )
+
+
+def _probe_labels(train_labels, test_labels, probe_examples):
+    """`(train_labels, test_labels)`, None without both; ValueError unless the probe's hold two classes or more."""
+    if train_labels is None or test_labels is None:
+        return None
+    try:
+        check_probe_labels(train_labels, probe_examples)
+    except ValueError as e:
+        raise ValueError(f"{e} (pass None labels to compare reconstructions alone)") from None
     return train_labels, test_labels
 
 

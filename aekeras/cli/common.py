@@ -145,10 +145,10 @@ def add_read_arguments(parser):
     parser.add_argument(
         "--channels", type=int, choices=CHANNELS, help="convert the images to 1 or 3 channels"
     )
+    # No default: left out, it is not in `read_options`, and ReadOptions' (or TrainConfig's) applies.
     parser.add_argument(
         "--test-fraction",
         type=fraction,
-        default=0.1,
         help="share of the images held out for testing, where the source has no test split",
     )
 

@@ -34,4 +34,5 @@ def run(args):
     settings = ReportSettings.quick() if args.quick else ReportSettings()
     settings.seed = args.seed
     with ctrl_c_kept():  # a Ctrl-C while TensorFlow traces or converts stays a Ctrl-C
-        build_report(args.out, settings, source=args.source, **read_options(args))
+        # A large folder's scan and decoding show their progress, as `aekeras train`'s do.
+        build_report(args.out, settings, source=args.source, verbose=True, **read_options(args))

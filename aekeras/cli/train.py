@@ -195,7 +195,8 @@ def _config(args):
             raise UsageError(
                 f"--{name.replace('_', '-')} does not apply to the {args.model} model (only to {', '.join(takers)})"
             )
-    fields = {f: getattr(args, f) for f in _RUN_FIELDS}
+    # A flag left out without a default of its own (--test-fraction) takes TrainConfig's.
+    fields = {f: getattr(args, f) for f in _RUN_FIELDS if getattr(args, f) is not None}
     return TrainConfig(**fields, options=options, verbose=2 if args.quiet else 1)
 
 

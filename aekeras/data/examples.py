@@ -132,7 +132,8 @@ def decode_file(path, channels, image_size, resize=True):
         same_size = tf.debugging.assert_equal(tf.shape(image)[:2], image_size, message=SIZE_CHANGED)
         with tf.control_dependencies([same_size]):
             image = tf.identity(image)
-    image = convert_image(image, channels, image_size)
+    # Not resized: the size check above stands in for convert_image's resize, which it would never take.
+    image = convert_image(image, channels, image_size if resize else None)
     return tf.ensure_shape(image, (*(image_size or (None, None)), channels))
 
 

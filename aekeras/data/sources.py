@@ -256,13 +256,12 @@ def naming_undecodable_files(source):
         if not isinstance(source, FolderSource):
             raise
         files = [f for split in source.scan.splits.values() for f in split.files]
-        resize = source.options.image_size is not None  # as `FolderSource._read` reads them
         # Other errors (a shape check's, a log folder gone) are raised as
         # they are, without reading every file again.
         if isinstance(error, tf.errors.NotFoundError) and any(str(f) in error.message for f in files):
             check_present(files)
         elif isinstance(error, tf.errors.InvalidArgumentError) and "decode" in error.message.lower():
-            check_decodable(files, source.spec, resize)
+            check_decodable(files, source.spec, source.resizes)
         raise
 
 
@@ -363,7 +362,16 @@ class FolderSource(Source):
 
     def _read(self, split):
         # Without --image-size the scan found one size: a file of another is one changed since.
-        return dataclasses.replace(self.scan.splits[split], resize=self.options.image_size is not None)
+        return dataclasses.replace(self.scan.splits[split], resize=self.resizes)
+
+    @property
+    def resizes(self):
+        """Whether files are resized as they are decoded: only where --image-size asked for it.
+
+        Otherwise a file of another size than the scan found is refused
+        (`decode_file`'s `resize`), not resized.
+        """
+        return self.options.image_size is not None
 
     def file_names_digest(self):
         return self.scan.names_digest

@@ -7,6 +7,7 @@ import shutil
 import time
 from pathlib import Path
 
+from aekeras.data.builtin import MNIST
 from aekeras.report.context import Context, ReportSettings
 from aekeras.report.parts import PARTS
 from aekeras.staging import made_folder, staging_path
@@ -21,9 +22,11 @@ def _header(ctx, seconds):
         where = "the real MNIST test set"
     else:
         where = f"the test set of the IDX files in `{ctx.data_dir}`"
+    # MNIST's own 28x28 goes without saying; MNIST resized (--image-size) does not.
+    size = "" if ctx.is_mnist and ctx.spec.shape == MNIST.shape else f", {ctx.image_size_text()}"
     return (
         f"# aekeras report\n\nThe lecture's and the lesson's autoencoder applications on {where} "
-        f"({len(ctx.test_images)} images{'' if ctx.is_mnist else ', ' + ctx.image_size_text()}), produced by `aekeras report`. Settings (seed "
+        f"({len(ctx.test_images)} images{size}), produced by `aekeras report`. Settings (seed "
         f"{ctx.settings.seed}):\n\n```json\n{json.dumps(settings, indent=2)}\n```\n\n"
         f"Data: {json.dumps(ctx.data_description)}.\n\n"
         f"Environment: {json.dumps(environment())}. Took {seconds:.0f} s. Numbers: `metrics.json`.\n"
@@ -58,15 +61,19 @@ def _publish(staging, out):
         os.replace(path, out / path.name)
 
 
-def build_report(out, settings=None, data_dir=None, progress=print, *, source="mnist", **read_options):
+def build_report(
+    out, settings=None, data_dir=None, progress=print, *, source="mnist", verbose=False, **read_options
+):
     """Computes every part on `source`'s images, writes the PNG figures, `REPORT.md` and `metrics.json` to `out`.
 
-    `source` and the `read_options` (`image_size`, `channels`,
-    `test_fraction`, ...) are those `aekeras.data.open_source` takes, as
-    `aekeras train --data` does; `data_dir` is the IDX folder of MNIST (the
-    default) or Fashion-MNIST. A part that cannot run on the source's
-    images (one that needs labels, on an unlabelled folder) is skipped with
-    a line in REPORT.md saying why.
+    `source`, `verbose` (a folder's scan and decoding show their progress)
+    and the `read_options` (`image_size`, `channels`, `test_fraction`, ...)
+    are those `aekeras.data.open_source` takes, as `aekeras train --data`
+    does; `data_dir` is the IDX folder of MNIST (the default) or
+    Fashion-MNIST, or the TFDS data folder of a `tfds:` source. Data too
+    thin for every part (`Context`) is refused before anything is trained.
+    A part that cannot run on the source's images (one that needs labels,
+    on an unlabelled folder) is skipped with a line in REPORT.md saying why.
 
     Models are cached in `out/cache/` by a digest of their data, their
     settings and the source that trains them (`context.training_code`), so a
@@ -90,6 +97,7 @@ def build_report(out, settings=None, data_dir=None, progress=print, *, source="m
                 progress,
                 cache_dir=out / "cache",
                 source=source,
+                verbose=verbose,
                 **read_options,
             )
             metrics = _write_parts(ctx)

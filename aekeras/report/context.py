@@ -182,14 +182,25 @@ def _first(opened, split, limit):
 class Context:
     """The settings, the source's splits, the folder figures go to and the shared models.
 
-    `source` and `read_options` are those of `aekeras.data.open_source`
-    (`data_dir` among them); MNIST by default. Models are built for the
-    source's `ImageSpec` and trained (or loaded from `cache_dir`, by default
-    `out/cache/`) the first time a part asks for one.
+    `source`, `verbose` and `read_options` are those of
+    `aekeras.data.open_source` (`data_dir` among them); MNIST by default.
+    Data too thin for every part to run (fewer than 2 training or test
+    images, or a side under 2 pixels) is refused in a `DataError`. Models
+    are built for the source's `ImageSpec` and trained (or loaded from
+    `cache_dir`, by default `out/cache/`) the first time a part asks for one.
     """
 
     def __init__(
-        self, out, settings, data_dir=None, progress=print, cache_dir=None, *, source="mnist", **read_options
+        self,
+        out,
+        settings,
+        data_dir=None,
+        progress=print,
+        cache_dir=None,
+        *,
+        source="mnist",
+        verbose=False,
+        **read_options,
     ):
         self.out = Path(out)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else self.out / "cache"
@@ -199,11 +210,22 @@ class Context:
         self.read_options = {k: v for k, v in {**read_options, "data_dir": data_dir}.items() if v is not None}
         self.started = time.time()
         self._progress = progress
-        opened = data.open_source(source, **self.read_options)
+        opened = data.open_source(source, verbose=verbose, **self.read_options)
         self.spec = opened.spec
         self.train_images, self.train_labels = _first(opened, "train", settings.train_limit)
         self.test_images, self.test_labels = _first(opened, "test", settings.test_limit)
+        self._check_enough()
         self._models = {}
+
+    def _check_enough(self):
+        """DataError unless every part has what it takes: 2 images of each split (part 4 blends two), sides of 2 pixels (part 8 halves them)."""
+        height, width = self.spec.shape[:2]
+        if min(len(self.train_images), len(self.test_images)) < 2 or min(height, width) < 2:
+            raise data.DataError(
+                f"{self.spec.source}: {len(self.train_images)} training and {len(self.test_images)} test "
+                f"images of {height}x{width} pixels, where the report needs 2 or more of each, of 2x2 pixels "
+                "or more"
+            )
 
     @property
     def is_mnist(self):
@@ -213,7 +235,9 @@ class Context:
     @property
     def data_name(self):
         """What the texts call the data: MNIST, Fashion-MNIST, or the source's file or folder name."""
-        return _DATA_NAMES.get(self.source) or Path(self.source).name
+        if data.is_named_source(self.source):
+            return _DATA_NAMES.get(self.source, self.source)
+        return Path(self.source).resolve().name  # resolved: `--source .` names its folder
 
     @property
     def items(self):

@@ -12,6 +12,7 @@ import numpy as np
 from aekeras import analysis, data, plotting, presets
 from aekeras.analysis.anomaly import LATENT_COMPONENTS
 from aekeras.analysis.inpainting import INPAINT_RADII
+from aekeras.analysis.pca import PROBE_EXAMPLES
 from aekeras.analysis.pretraining import C_CHOICES, FOLDS, epoch_choices
 from aekeras.analysis.superresolution import BLOCK, TRAIN_STRIDE, VALIDATION_EVERY, even_crop
 from aekeras.data.builtin import FASHION_MNIST
@@ -263,11 +264,16 @@ def _one_class_text(ctx, one_class):
 
 
 def _one_class(ctx):
-    """`(one-class results, None)`, or `(None, why not)` on unlabelled data."""
-    missing = labels_missing(ctx, "One-class detection (each class normal in turn)")
-    if missing:
-        ctx.step(f"6. Anomaly detection: one-class part skipped, {missing}")
-        return None, missing
+    """`(one-class results, None)`, or `(None, why not)` where the labels cannot serve (`check_one_class_labels`)."""
+    reason = labels_missing(ctx, "One-class detection (each class normal in turn)")
+    if reason is None:
+        try:  # before any one-class model trains
+            analysis.check_one_class_labels(ctx.train_labels, ctx.test_labels)
+        except ValueError as e:
+            reason = f"one-class detection cannot run: {e}"
+    if reason:
+        ctx.step(f"6. Anomaly detection: one-class part skipped, {reason}")
+        return None, reason
     one_class = analysis.one_class_anomaly_detection(
         lambda: presets.one_class(ctx.spec),
         *ctx.labelled_splits(),
@@ -313,18 +319,34 @@ def anomaly(ctx):
     )
 
 
+def _probe_labels(ctx):
+    """`(train_labels, test_labels, None)` for the probes of part 7, or `(None, None, why no probe)`."""
+    if ctx.train_labels is None or ctx.test_labels is None:
+        return None, None, "the images have no labels"
+    try:
+        analysis.check_probe_labels(ctx.train_labels)
+    except ValueError as e:
+        ctx.step(f"7. Autoencoder vs PCA: compared without probes, {e}")
+        return None, None, str(e)
+    return ctx.train_labels, ctx.test_labels, None
+
+
 def pca(ctx):
     settings = ctx.settings
+    train_labels, test_labels, no_probe = _probe_labels(ctx)
     comparison = analysis.compare_with_pca(
         lambda size: presets.pca_rival(size, ctx.spec),
-        *ctx.labelled_splits(),
+        ctx.train_images,
+        train_labels,
+        ctx.test_images,
+        test_labels,
         epochs=settings.pca_epochs,
         seed=settings.seed,
         progress=ctx.step,
     )
     tied = analysis.tied_linear_subspace(ctx.train_images, 10, epochs=settings.pca_epochs, seed=settings.seed)
     pca_result, ae = comparison["pca"], comparison["autoencoder"]
-    probed = bool(pca_result["probe_accuracy"])  # none without labels
+    probed = no_probe is None
     rows = [
         [
             d,
@@ -336,10 +358,10 @@ def pca(ctx):
         for i, d in enumerate(comparison["code_sizes"])
     ]
     probe = (
-        f"a logistic-regression probe trained on the codes of the first {min(10000, len(ctx.train_images)):,} "
-        "training images classifies the test codes"
+        f"a logistic-regression probe trained on the codes of the first "
+        f"{min(PROBE_EXAMPLES, len(ctx.train_images)):,} training images classifies the test codes"
         if probed
-        else "no probe classifies the codes, as the images have no labels"
+        else f"no probe classifies the codes, as {no_probe}"
     )
     return Section(
         "pca",
@@ -350,15 +372,15 @@ def pca(ctx):
         "encoder weights of a tied-weight linear autoencoder with a 10-unit code and the top 10 "
         f"principal components (largest {tied['angles'].max():.1f} degrees; 0 means the same subspace).",
         table(["code size", "PCA MSE", "AE MSE", "PCA probe acc.", "AE probe acc."], rows),
-        {**comparison, "tied_linear_principal_angles": tied["angles"].tolist()},
+        {
+            **comparison,
+            "tied_linear_principal_angles": tied["angles"].tolist(),
+            **({} if probed else {"probes_skipped": no_probe}),
+        },
     )
 
 
 def super_resolution(ctx):
-    if min(ctx.spec.shape[:2]) < 2:
-        return skipped(
-            ctx, "super_resolution", "8. Super-resolution", "halving needs images of 2x2 pixels or more"
-        )
     images = even_crop(ctx.test_images)  # halved and doubled, an odd side comes back one shorter
     result = analysis.super_resolution(ctx.model("super_resolution"), images)
     height, width, channels = images.shape[1:]

@@ -63,8 +63,9 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         if Path(self._training_metadata_path).is_file():
             variables = seed_state_variables(self.model)
             states = read_seed_states(self.backup_dir, variables)
-            for variable, value in zip(variables, [] if states is None else states, strict=False):
-                variable.assign(value)  # as many as there are variables, or none (`read_seed_states`)
+            if states is not None:  # a backup of an earlier version has none
+                for variable, value in zip(variables, states, strict=True):
+                    variable.assign(value)
 
     def _save_weights(self, path):
         try:
