@@ -115,3 +115,28 @@ def mnist(split, limit, batch_size=256, value_range=(0.0, 1.0), **kwargs):
     return aekeras.data.load(
         "mnist", split, limit=limit, batch_size=batch_size, value_range=value_range, **kwargs
     )
+
+
+def check_picks_differ_only_at_near_ties(model, unit_images, picks, reference_picks):
+    """A VQ-VAE's codebook `picks` equal the `reference_picks` wherever one codebook vector is clearly nearest.
+
+    Another runtime sums the float32 distances in another order, so where
+    two codebook vectors lie at equal distance up to rounding it may pick
+    the other one. Each differing pick must be such a tie: its two
+    vectors' squared distances, worked out in float64 from the Keras
+    model's vectors, agree within 1e-5 of the squared norms. A wrong
+    lookup or a scrambled index order picks vectors far from tied.
+
+    Returns the share of picks that differ.
+    """
+    differ = picks != reference_picks
+    if not differ.any():
+        return 0.0
+    vectors = model.encode_continuous(model.image_spec.to_model_scale(unit_images)).numpy()
+    vectors = vectors.astype(np.float64)[differ]
+    codebook = model.quantizer.codebook.numpy().astype(np.float64)
+    picked, reference = codebook[picks[differ]], codebook[reference_picks[differ]]
+    gaps = np.abs(np.sum((vectors - picked) ** 2, axis=1) - np.sum((vectors - reference) ** 2, axis=1))
+    scales = np.sum(vectors**2, axis=1) + np.sum(picked**2, axis=1) + np.sum(reference**2, axis=1)
+    assert np.all(gaps <= 1e-5 * scales), (gaps / scales).max()
+    return float(differ.mean())

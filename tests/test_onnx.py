@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_case import IMAGE_ONLY_NAMES
+from test_case import IMAGE_ONLY_NAMES, check_picks_differ_only_at_near_ties
 
 from aekeras import export, onnx, staging
 from aekeras.errors import ModelFileError
@@ -24,7 +24,7 @@ def converted(exported_models):
     return {name: (exported[name][1], onnx.convert(exported[name][1])) for name in IMAGE_ONLY_NAMES}
 
 
-def test_every_signature_of_every_model_matches_the_saved_model(converted, digits):
+def test_every_signature_of_every_model_matches_the_saved_model(converted, exported_models, digits):
     for name, (path, files) in converted.items():
         saved = Contract.from_saved_model(LocalServer(path).model)
         assert set(files) == set(saved.signatures), name
@@ -35,9 +35,31 @@ def test_every_signature_of_every_model_matches_the_saved_model(converted, digit
             # The SavedModel's names, dtypes and input shapes.
             assert got.inputs == expected.inputs, (name, signature)
             assert [o.name for o in got.outputs] == [o.name for o in expected.outputs]
-        differences = onnx.max_differences(path, digits[:1000])
+        images = (
+            digits[:1000]
+            if name != "vqvae"
+            else _vqvae_images_without_ties(converted, exported_models, digits)
+        )
+        differences = onnx.max_differences(path, images)
         assert set(differences) == set(saved.signatures) - {"sample"}
         assert max(max(outputs.values()) for outputs in differences.values()) <= 1e-4, (name, differences)
+
+
+def _vqvae_images_without_ties(converted, exported_models, digits):
+    """The first 1,000 digits whose every codebook pick is the SavedModel's in ONNX too.
+
+    A pick may flip where two codebook vectors are tied up to float32
+    rounding, which moves a whole vector in `encode` and every
+    reconstruction pixel near it: such images say which vectors were tied,
+    not how close the conversion is. The flips are checked to be ties.
+    """
+    path = converted["vqvae"][0]
+    images = digits[:1000]
+    picks = onnx.Runner(path)("encode", images=images)["indices"]
+    reference = LocalServer(path).model.signatures["encode"](images=tf.constant(images))["indices"].numpy()
+    flipped = check_picks_differ_only_at_near_ties(exported_models[1]["vqvae"][0], images, picks, reference)
+    assert flipped <= 1e-3, flipped
+    return images[np.all(picks == reference, axis=(1, 2))]
 
 
 def test_other_shapes_and_channels(tmp_path, rgb_crops):

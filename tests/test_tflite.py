@@ -4,9 +4,10 @@ import dataclasses
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.tools import flatbuffer_utils
-from test_case import IMAGE_ONLY_NAMES
+from test_case import IMAGE_ONLY_NAMES, check_picks_differ_only_at_near_ties
 
 from aekeras import data, tflite
 from aekeras.choices import CALIBRATED
@@ -103,9 +104,14 @@ def test_int16x8_is_closer_than_int8_in_every_signature(exported_models, convert
     assert runner.path == path / f"{name}-int16x8.tflite"
 
 
-def test_vqvae_indices_survive_conversion(converted, digits):
+def test_vqvae_indices_survive_conversion(exported_models, converted, digits):
+    model, path = exported_models[1]["vqvae"]
+    saved_picks = LocalServer(path).model.signatures["encode"](images=tf.constant(digits))["indices"].numpy()
     expected = converted["vqvae"]["none"]("encode", images=digits)["indices"]
     assert expected.dtype == np.int32 and expected.shape == (len(digits), 7, 7)
+    # The float file sums its distances in another order than TensorFlow:
+    # it may pick the other of two vectors tied up to rounding, and no other.
+    assert check_picks_differ_only_at_near_ties(model, digits, expected, saved_picks) <= 1e-3
     agreement = {}
     for quantize, runner in converted["vqvae"].items():
         agreement[quantize] = np.mean(runner("encode", images=digits)["indices"] == expected)
@@ -113,14 +119,13 @@ def test_vqvae_indices_survive_conversion(converted, digits):
         reference = converted["vqvae"]["none"]("decode_indices", indices=expected)["images"]
         assert np.max(np.abs(images - reference)) < 0.3
     # Quantised distances may flip a position between two near-equal
-    # codebook vectors; the float file agrees exactly. Measured on a
-    # one-epoch model: float16 99.93%, int16x8
-    # 99.07%, dynamic 93.5% (its activations are quantised to 8 bits as it
-    # runs) and int8 57% (with a collapsed codebook, when the VQ term was
-    # summed: dynamic 99.5%, int8 54-73%). 8-bit activations are too coarse
-    # for nearest-vector search, which README's advice (int16x8) rests on.
+    # codebook vectors. Measured on a one-epoch model: float16 99.93%,
+    # int16x8 99.07%, dynamic 93.5% (its activations are quantised to 8
+    # bits as it runs) and int8 57% (with a collapsed codebook, when the VQ
+    # term was summed: dynamic 99.5%, int8 54-73%). 8-bit activations are
+    # too coarse for nearest-vector search, which README's advice (int16x8)
+    # rests on.
     agreement = {q: round(float(a), 4) for q, a in agreement.items()}
-    assert agreement["none"] == 1.0
     assert agreement["float16"] >= 0.98 and agreement["int16x8"] >= 0.98, agreement
     assert agreement["dynamic"] >= 0.9, agreement
     assert agreement["int8"] < agreement["int16x8"], agreement
