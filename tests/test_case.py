@@ -124,8 +124,12 @@ def check_picks_differ_only_at_near_ties(model, unit_images, picks, reference_pi
     two codebook vectors lie at equal distance up to rounding it may pick
     the other one. Each differing pick must be such a tie: its two
     vectors' squared distances, worked out in float64 from the Keras
-    model's vectors, agree within 1e-5 of the squared norms. A wrong
-    lookup or a scrambled index order picks vectors far from tied.
+    model's vectors, agree within 1e-4 of the squared norms: room for the
+    rounding of each runtime's own encoder outputs, float32 like Keras's,
+    and for that alone. Measured on a one-epoch
+    model's 98,000 test positions: the nearest two vectors' gap is a median
+    0.02 of the norms, 8e-4 at the blank background, under 1e-4 at 0.1% of
+    positions; a scrambled index order put it at up to 1.4.
 
     Returns the share of picks that differ.
     """
@@ -138,5 +142,5 @@ def check_picks_differ_only_at_near_ties(model, unit_images, picks, reference_pi
     picked, reference = codebook[picks[differ]], codebook[reference_picks[differ]]
     gaps = np.abs(np.sum((vectors - picked) ** 2, axis=1) - np.sum((vectors - reference) ** 2, axis=1))
     scales = np.sum(vectors**2, axis=1) + np.sum(picked**2, axis=1) + np.sum(reference**2, axis=1)
-    assert np.all(gaps <= 1e-5 * scales), (gaps / scales).max()
+    assert np.all(gaps <= 1e-4 * scales), (gaps / scales).max()
     return float(differ.mean())
