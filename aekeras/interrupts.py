@@ -83,7 +83,7 @@ def publishing():
 
 
 @contextlib.contextmanager
-def ctrl_c_kept():
+def ctrl_c_kept(at_safe_points=False):
     """Within it, a Ctrl-C always ends the block as a KeyboardInterrupt, until its work publishes.
 
     Python raises KeyboardInterrupt wherever the signal finds it. Inside
@@ -100,6 +100,15 @@ def ctrl_c_kept():
     the main thread, where no signal handler can be set, and in a process
     that ignores Ctrl-C (one a script started in the background) and has
     not routed the others, the block runs as it is.
+
+    With `at_safe_points`, for work that calls `raise_if_pressed` often (a
+    `fit` with `callbacks.StopAfterCtrlC`, a loop over batches in
+    `progress.tracked`), the first Ctrl-C is raised
+    there, not where it lands: raised inside TensorFlow's C code (a
+    dataset's iterator being made), it once corrupted the heap, and the
+    process aborted ("free(): invalid next size", killed by SIGABRT) where
+    it should have said what was kept. A second Ctrl-C is raised at once,
+    for work stuck before its next safe point.
     """
     signals = _interrupt_signals()
     if not signals:
@@ -111,9 +120,9 @@ def ctrl_c_kept():
     def on_ctrl_c(signum, frame):
         for each in _blocks:
             each.presses += 1
-        if block.published:
+        if block.published or (at_safe_points and block.presses == 1):
             return
-        if block.presses == 1:
+        if sys.stderr is stderr:
             # What the interrupted work prints on its way out is dropped: an
             # interrupt inside TensorFlow's C code can be printed there as a
             # traceback (a SystemError from `__import__`) before it unwinds.

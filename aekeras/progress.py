@@ -13,6 +13,8 @@ import time
 
 import keras
 
+from aekeras.interrupts import raise_if_pressed
+
 # Plain lines: one each time another tenth is done.
 LINES = 10
 
@@ -72,9 +74,14 @@ class Progress:
 
 
 def tracked(iterable, total, description, enabled=True, stream=None):
-    """Yields from `iterable`, showing one step per item when `enabled`."""
+    """Yields from `iterable`, showing one step per item when `enabled`.
+
+    Each item is a safe point for a Ctrl-C (`interrupts.raise_if_pressed`):
+    one that `ctrl_c_kept(at_safe_points=True)` held back is raised there.
+    """
     progress = Progress(total, description, stream) if enabled else None
     for item in iterable:
+        raise_if_pressed()
         yield item
         if progress is not None:
             progress.advance()

@@ -681,7 +681,7 @@ def test_a_run_stops_at_the_next_batch_after_a_ctrl_c_a_finalizer_dropped(monkey
     import signal
 
     from aekeras.interrupts import ctrl_c_kept
-    from aekeras.training.callbacks import StopOnDroppedCtrlC
+    from aekeras.training.callbacks import StopAfterCtrlC
 
     class Finalizer:
         def __del__(self):
@@ -704,9 +704,66 @@ def test_a_run_stops_at_the_next_batch_after_a_ctrl_c_a_finalizer_dropped(monkey
                 batch_size=64,
                 epochs=3,
                 verbose=0,
-                callbacks=[DroppedAtThirdBatch(), StopOnDroppedCtrlC()],
+                callbacks=[DroppedAtThirdBatch(), StopAfterCtrlC()],
             )
     assert int(model.optimizer.iterations) == 3  # of 24
+
+
+@pytest.mark.parametrize("presses, steps_run", [(1, 3), (2, 2)], ids=["once", "twice"])
+def test_a_ctrl_c_in_training_is_raised_at_the_next_batch_and_a_second_at_once(
+    ctrl_c_at_its_default, presses, steps_run
+):
+    """Raised where it landed, inside TensorFlow's C code, it once corrupted the heap: the run aborted.
+
+    Pressed within the third step (here, as its batch begins), the first
+    Ctrl-C lets that step finish and stops training as it ends; a second
+    stops it where it lands.
+    """
+    import os
+    import signal
+
+    from aekeras.interrupts import ctrl_c_kept
+    from aekeras.training.callbacks import StopAfterCtrlC
+
+    went_on = []
+
+    class PressedInThirdStep(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 2:
+                for _ in range(presses):
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(0.2)
+                went_on.append(batch)
+
+    images = data.load_arrays("mnist", "test")[0][:512]
+    model = DenseAutoencoder(latent_dim=4)
+    model.compile(optimizer="adam", steps_per_execution=1)
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_kept(at_safe_points=True):
+            model.fit(
+                images, batch_size=64, epochs=3, verbose=0, callbacks=[PressedInThirdStep(), StopAfterCtrlC()]
+            )
+    assert int(model.optimizer.iterations) == steps_run  # of 24
+    assert went_on == ([2] if presses == 1 else [])
+
+
+def test_a_ctrl_c_in_a_check_is_raised_at_its_next_batch(ctrl_c_at_its_default):
+    """The LiteRT and ONNX checks' loops (`progress.tracked`) are safe points: the batch under way finishes."""
+    import os
+    import signal
+
+    from aekeras.interrupts import ctrl_c_kept
+    from aekeras.progress import tracked
+
+    checked = []
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_kept(at_safe_points=True):
+            for batch in tracked(range(5), 5, "batches", enabled=False):
+                if batch == 1:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(0.2)
+                checked.append(batch)
+    assert checked == [0, 1]
 
 
 def test_a_ctrl_c_after_publishing_is_noted_and_the_work_runs_to_its_end(ctrl_c_at_its_default):

@@ -38,7 +38,7 @@ def run(args):
     with native_logs_hidden(args.verbose):
         paths = onnx.convert(version_dir)
         try:
-            with ctrl_c_kept():
+            with ctrl_c_kept(at_safe_points=True):  # each batch checked (`tracked`)
                 runner = onnx.Runner(onnx.onnx_dir(version_dir))
                 differences = signatures.max_differences(
                     server.model, runner, test_images, "ONNX", verbose=True, labels=test_labels

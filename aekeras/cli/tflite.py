@@ -63,7 +63,7 @@ def run(args):
     with native_logs_hidden(args.verbose):
         path = tflite.convert(version_dir, args.quantize, images=images, labels=labels)
         try:
-            with ctrl_c_kept():
+            with ctrl_c_kept(at_safe_points=True):  # each batch checked (`tracked`)
                 runner = tflite.Runner(path)
                 quantized_tensors = runner.quantized_tensors()
                 litert_mse = runner.reconstruction_mse(test_images, verbose=True, labels=test_labels)

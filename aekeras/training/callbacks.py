@@ -148,14 +148,18 @@ def epoch_checkpoints(folder):
     return sorted(epochs, key=epochs.get)
 
 
-class StopOnDroppedCtrlC(keras.callbacks.Callback):
-    """Stops `fit` at the next batch after a Ctrl-C that a finalizer dropped (`interrupts.raise_if_pressed`).
+class StopAfterCtrlC(keras.callbacks.Callback):
+    """Stops `fit` at the next batch after a Ctrl-C (`interrupts.raise_if_pressed`).
 
-    Without it the run trained every epoch left before the interrupt was
-    raised, when `ctrl_c_kept`'s block ended.
+    The safe point where `ctrl_c_kept(at_safe_points=True)` raises it, and
+    where one that a finalizer dropped is raised: without it the run
+    trained every epoch left, and stopped when the block ended.
     """
 
     def on_train_batch_end(self, batch, logs=None):
+        raise_if_pressed()
+
+    def on_test_batch_end(self, batch, logs=None):
         raise_if_pressed()
 
 
@@ -199,11 +203,11 @@ def run_callbacks(run_dir, resuming, is_chief, clock=None, keep_checkpoints=0):
     if not is_chief:
         # Every worker must resume from the same epoch, so each keeps a
         # backup; the rest is the chief's to write.
-        return [StopOnDroppedCtrlC(), NonFiniteStop(chief_keeps=True), backup]
+        return [StopAfterCtrlC(), NonFiniteStop(chief_keeps=True), backup]
     checkpoints = run_dir / CHECKPOINTS_DIR
     checkpoints.mkdir(parents=True, exist_ok=True)
     return [
-        StopOnDroppedCtrlC(),
+        StopAfterCtrlC(),
         NonFiniteStop(checkpoints),
         # Logged and checkpointed before the backup: a crash between them
         # repeats the epoch (the resumed run drops its first row,

@@ -254,7 +254,7 @@ def _fit(model, train_data, test_data, config, run_dir, clock, is_chief, source)
             LatentProjector(logs / "projector", images, labels, source.spec.class_names),
         ]
     try:
-        with ctrl_c_kept():
+        with ctrl_c_kept(at_safe_points=True):  # the callbacks' StopAfterCtrlC
             model.fit(
                 train_data,
                 epochs=config.epochs,
