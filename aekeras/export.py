@@ -171,8 +171,8 @@ def check_contract(model, out, name):
 
 # A Ctrl-C while TensorFlow traces the signatures stays a Ctrl-C (one a
 # finalizer dropped let the export run on and publish), in a notebook as in
-# `aekeras export`.
-@ctrl_c_kept()
+# `aekeras export`. It is raised at `publishing`, not inside TensorFlow's code.
+@ctrl_c_kept(at_safe_points=True)
 def saved_model(model, out, name, settings=None, allow_contract_change=False, int8_weights=False):
     """Exports `model` as the next version of `out/name/` and returns its path.
 

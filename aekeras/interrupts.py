@@ -103,12 +103,13 @@ def ctrl_c_kept(at_safe_points=False):
 
     With `at_safe_points`, for work that calls `raise_if_pressed` often (a
     `fit` with `callbacks.StopAfterCtrlC`, a loop over batches in
-    `progress.tracked`), the first Ctrl-C is raised
-    there, not where it lands: raised inside TensorFlow's C code (a
-    dataset's iterator being made), it once corrupted the heap, and the
-    process aborted ("free(): invalid next size", killed by SIGABRT) where
-    it should have said what was kept. A second Ctrl-C is raised at once,
-    for work stuck before its next safe point.
+    `progress.tracked`) or before it writes (an export's `publishing`),
+    the first Ctrl-C is raised there, not where it lands: raised inside
+    TensorFlow's C code (a dataset's iterator being made), it once
+    corrupted the heap, and the process aborted ("free(): invalid next
+    size", killed by SIGABRT) where it should have said what was kept. A
+    second Ctrl-C is raised at once, for work stuck before its next safe
+    point.
     """
     signals = _interrupt_signals()
     if not signals:

@@ -20,7 +20,7 @@ from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, I
 
 from aekeras import export
 from aekeras.errors import ModelFileError, first_line
-from aekeras.interrupts import ctrl_c_kept, publishing
+from aekeras.interrupts import ctrl_c_kept, publishing, raise_if_pressed
 from aekeras.signatures import Contract, read_value_counts
 from aekeras.signatures import max_differences as max_differences_from
 from aekeras.staging import staging_path
@@ -134,8 +134,8 @@ def check_names(saved_model):
 
 # A Ctrl-C while tf2onnx converts stays a Ctrl-C (one a finalizer dropped
 # let the conversion run on and replace the files), in a notebook as in
-# `aekeras onnx`.
-@ctrl_c_kept()
+# `aekeras onnx`. It is raised between signatures or at `publishing`.
+@ctrl_c_kept(at_safe_points=True)
 def convert(version_dir, *, opset=DEFAULT_OPSET):
     """Converts every signature of an export to ONNX, beside it.
 
@@ -161,6 +161,7 @@ def convert(version_dir, *, opset=DEFAULT_OPSET):
     marks = _conversion_marks(version_dir, saved_model.signatures)
     try:
         for name, function in saved_model.signatures.items():
+            raise_if_pressed()
             _convert_signature(function, staging / f"{name}.onnx", opset, marks)
         # A Ctrl-C from here on lets the swap finish: between its two renames
         # it would leave no onnx folder at all.

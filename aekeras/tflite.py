@@ -77,8 +77,9 @@ def _representative_dataset(saved_model, images, labels):
 
 # A Ctrl-C while TensorFlow converts stays a Ctrl-C (one a finalizer
 # dropped let the conversion run on and replace the file), in a notebook
-# as in `aekeras tflite`.
-@ctrl_c_kept()
+# as in `aekeras tflite`. It is raised before the file is written, not
+# inside the converter (which calls back into Python to calibrate).
+@ctrl_c_kept(at_safe_points=True)
 def convert(version_dir, quantize="none", *, images=None, labels=None):
     """Converts an exported SavedModel to one TFLite file with all signatures.
 

@@ -2,6 +2,7 @@ import json
 import os
 import shutil
 import signal
+import time
 
 import keras
 import numpy as np
@@ -534,20 +535,33 @@ def _ctrl_c_dropped_by_a_finalizer():
         ),
     ],
 )
-def test_a_ctrl_c_dropped_while_converting_stops_the_conversion_before_it_writes(
-    exported, tmp_path, monkeypatch, ctrl_c_at_its_default, module, step, convert
+@pytest.mark.parametrize("dropped", [True, False], ids=["dropped", "pressed"])
+def test_a_ctrl_c_while_converting_stops_the_conversion_before_it_writes(
+    exported, tmp_path, monkeypatch, ctrl_c_at_its_default, module, step, convert, dropped
 ):
+    """Dropped by a finalizer, it let the work run on; pressed, it is raised before the files are written.
+
+    Not where it lands: raised inside TensorFlow's C code, a Ctrl-C once
+    corrupted the heap and the process aborted.
+    """
     version_dir = shutil.copytree(exported[2], tmp_path / "1")
     before = sorted(version_dir.iterdir())
     real = getattr(module, step)
+    went_on = []
 
     def step_interrupted(*args, **kwargs):
-        _ctrl_c_dropped_by_a_finalizer()
+        if dropped:
+            _ctrl_c_dropped_by_a_finalizer()
+        else:
+            signal.raise_signal(signal.SIGINT)
+            time.sleep(0.1)
+        went_on.append(step)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(module, step, step_interrupted)
     with pytest.raises(KeyboardInterrupt):
         convert(version_dir)
+    assert went_on  # the step under way finished
     assert sorted(version_dir.iterdir()) == before  # nothing written, no staging folder left
     # The notebook goes on: the next call converts.
     monkeypatch.setattr(module, step, real)

@@ -49,7 +49,9 @@ def run(args):
     # A run folder's record of settings and metrics travels with the export.
     record_path = model_path.parent / export.SETTINGS_FILE
     settings = json.loads(record_path.read_text()) if record_path.is_file() else None
-    with ctrl_c_kept():  # a Ctrl-C while TensorFlow traces the signatures stays a Ctrl-C
+    # A Ctrl-C while TensorFlow traces the signatures stays a Ctrl-C, raised
+    # before anything is published.
+    with ctrl_c_kept(at_safe_points=True):
         model = load_model(model_path)
         try:
             path = export.saved_model(

@@ -428,8 +428,9 @@ def train(config, source=None, progress=print, on_finished=None):
             clock.stop()
             try:
                 # Once the export publishes, a Ctrl-C lets the run finish:
-                # rerun, it would publish the same model again.
-                with ctrl_c_kept():
+                # rerun, it would publish the same model again. Before, it
+                # is raised at the next test batch, or as the export publishes.
+                with ctrl_c_kept(at_safe_points=True):
                     result = _evaluate_and_publish(config, source, model, test_data, strategy, run_dir, clock)
                     remove_backup(run_dir / BACKUP_DIR)
                     result = {**result, "data_share": share}
