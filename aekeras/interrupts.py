@@ -121,7 +121,9 @@ def ctrl_c_kept(at_safe_points=False):
     def on_ctrl_c(signum, frame):
         for each in _blocks:
             each.presses += 1
-        if block.published or (at_safe_points and block.presses == 1):
+        # The first press of the work under way: the blocks around it count it too.
+        first = max(each.presses for each in [block, *_blocks]) == 1
+        if block.published or (at_safe_points and first):
             return
         if sys.stderr is stderr:
             # What the interrupted work prints on its way out is dropped: an

@@ -747,6 +747,26 @@ def test_a_ctrl_c_in_training_is_raised_at_the_next_batch_and_a_second_at_once(
     assert went_on == ([2] if presses == 1 else [])
 
 
+def test_a_second_ctrl_c_stops_at_once_also_in_a_block_within(ctrl_c_at_its_default):
+    """Pressed once while a run evaluated and again as its export traced, it waited for the export's end."""
+    import os
+    import signal
+
+    from aekeras.interrupts import ctrl_c_kept
+
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_kept(at_safe_points=True):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+            steps.append("evaluated")
+            with ctrl_c_kept(at_safe_points=True):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.2)
+                steps.append("exported")
+    assert steps == ["evaluated"]
+
+
 def test_a_ctrl_c_in_a_check_is_raised_at_its_next_batch(ctrl_c_at_its_default):
     """The LiteRT and ONNX checks' loops (`progress.tracked`) are safe points: the batch under way finishes."""
     import os
