@@ -12,9 +12,26 @@ from aekeras.errors import Interrupted
 class _Block:
     """A `ctrl_c_kept` block under way: its Ctrl-C presses, and whether its work has published."""
 
-    def __init__(self):
+    def __init__(self, at_safe_points, stderr):
         self.presses = 0
         self.published = False
+        self.at_safe_points = at_safe_points
+        self.stderr = stderr  # as the block found it
+
+    def on_ctrl_c(self, signum, frame):
+        """The block's signal handler: counts the press in every block under way, and raises it unless held back."""
+        for each in _blocks:
+            each.presses += 1
+        # The first press of the work under way: the blocks around it count it too.
+        first = max(each.presses for each in [self, *_blocks]) == 1
+        if self.published or (self.at_safe_points and first):
+            return
+        if sys.stderr is self.stderr:
+            # What the interrupted work prints on its way out is dropped: an
+            # interrupt inside TensorFlow's C code can be printed there as a
+            # traceback (a SystemError from `__import__`) before it unwinds.
+            sys.stderr = io.StringIO()
+        raise KeyboardInterrupt
 
 
 # The `ctrl_c_kept` blocks under way, innermost last.
@@ -115,24 +132,8 @@ def ctrl_c_kept(at_safe_points=False):
     if not signals:
         yield
         return
-    block = _Block()
-    stderr = sys.stderr
-
-    def on_ctrl_c(signum, frame):
-        for each in _blocks:
-            each.presses += 1
-        # The first press of the work under way: the blocks around it count it too.
-        first = max(each.presses for each in [block, *_blocks]) == 1
-        if block.published or (at_safe_points and first):
-            return
-        if sys.stderr is stderr:
-            # What the interrupted work prints on its way out is dropped: an
-            # interrupt inside TensorFlow's C code can be printed there as a
-            # traceback (a SystemError from `__import__`) before it unwinds.
-            sys.stderr = io.StringIO()
-        raise KeyboardInterrupt
-
-    previous = {number: signal.signal(number, on_ctrl_c) for number in signals}
+    block = _Block(at_safe_points, sys.stderr)
+    previous = {number: signal.signal(number, block.on_ctrl_c) for number in signals}
     _blocks.append(block)
     try:
         yield
@@ -146,7 +147,7 @@ def ctrl_c_kept(at_safe_points=False):
         _blocks.pop()
         for number, handler in previous.items():
             signal.signal(number, handler)
-        sys.stderr = stderr
+        sys.stderr = block.stderr
     if block.presses and not block.published:  # raised where nothing passed it on, and dropped
         raise KeyboardInterrupt
 
