@@ -767,6 +767,26 @@ def test_a_second_ctrl_c_stops_at_once_also_in_a_block_within(ctrl_c_at_its_defa
     assert steps == ["evaluated"]
 
 
+def test_a_stop_after_the_command_published_and_reported_leaves_its_status(
+    tmp_path, monkeypatch, ctrl_c_at_its_default
+):
+    """Taken as `aekeras train` returned, after its blocks ended, it exited 130 with "nothing was
+    left half-written" over a version published and listed: a supervisor would publish it again."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def pressed_on_the_way_out():
+        yield
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "keras_defaults", pressed_on_the_way_out)
+    assert cli.main(["train", "dense", "--epochs", "1", "--limit", "512", "--quiet"]) == 0
+    assert (tmp_path / "saved_models/dense/1/saved_model.pb").is_file()
+    assert 'name: "dense"' in (tmp_path / "saved_models/models.config").read_text()
+
+
 def test_a_ctrl_c_in_a_check_is_raised_at_its_next_batch(ctrl_c_at_its_default):
     """The LiteRT and ONNX checks' loops (`progress.tracked`) are safe points: the batch under way finishes."""
     import os

@@ -98,6 +98,7 @@ def main(argv=None):
 
 def _run(argv):
     """Runs the command; returns `(exit status, the one line to end it with, or None)`."""
+    args = None
     try:
         with ctrl_c_kept():  # as for TensorFlow's import below, which a variant's module may start
             load_plugins_quietly("--verbose" in argv)
@@ -122,6 +123,11 @@ def _run(argv):
     except CheckInterrupted as e:
         return EXIT_INTERRUPTED, f"aekeras: {e} (`{_command(argv)}` converts and checks again)"
     except KeyboardInterrupt:
+        if getattr(args, "finished", False):
+            # Taken after the command published and reported it, once its
+            # blocks had ended (`ctrl_c_kept`): too late to stop anything, and
+            # a status of 130 would have a supervisor publish it again.
+            return 0, None
         return EXIT_INTERRUPTED, "aekeras: interrupted; nothing was left half-written"
     except BrokenPipeError:
         return _output_closed(), None

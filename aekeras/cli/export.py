@@ -71,3 +71,4 @@ def run(args):
         if unlisted is not None:
             raise unlisted
         print(f"TF Serving config: {config}")
+        args.finished = True  # nothing left to stop (`cli._run`)

@@ -242,10 +242,15 @@ def run(args):
     if note:
         print(note, flush=True)
     reported = []
+
+    def on_finished(result):
+        reported.append(_report(result, args.out))
+        args.finished = reported[0] is None  # nothing left to stop (`cli._run`)
+
     try:
         # Reported in the block that publishes: a Ctrl-C after the rename
         # lets the records and the serving config be written.
-        train(config, source=source, on_finished=lambda result: reported.append(_report(result, args.out)))
+        train(config, source=source, on_finished=on_finished)
     except KeyboardInterrupt:
         if not reported:
             raise
