@@ -226,6 +226,24 @@ def _one_thread_when_dense(options):
     return 1 if options["architecture"] == "dense" else 0
 
 
+def _convolutional(options):
+    """oneDNN's kernels for the convolutional architecture, TensorFlow's default for the dense one.
+
+    On an AVX2 AMD EPYC, where TensorFlow runs Eigen's kernels by default,
+    the conv model trained 7,122 and 6,972 images a second on oneDNN's
+    against 2,421 and 2,368 on Eigen's, and the lecture's dense model
+    142,220 and 102,736 against 219,666 and 219,140 (`fit`'s training
+    function, 32 steps a call, medians of 25 calls, one process each,
+    alternating); the dense VAE was the same either way (30,703 against
+    31,266), and the strided convolutions of the conv VAE and the VQ-VAE
+    gained less (2,045 against 1,599; 1,879 against 1,696; one process
+    each). TensorFlow turns them on itself on CPUs with AVX-512-class
+    features, where the dense model trained faster on them too
+    (BENCHMARKS.md's `oneDNN off`).
+    """
+    return options["architecture"] == "conv"
+
+
 register_model(
     "dense",
     nyu_dense,
@@ -238,6 +256,7 @@ register_model(
     lesson_conv,
     (latent_option("size of a dense code vector (default: the spatial code of the last level)"),),
     "the lesson's 16-8-8 convolutional autoencoder",
+    onednn=True,
 )
 register_model(
     "denoising",
@@ -250,6 +269,7 @@ register_model(
         Option("noise_level", float, help="drop probability, Gaussian stddev or salt-and-pepper fraction"),
     ),
     "the NYU lecture's denoising autoencoder, dropout mask",
+    onednn=_convolutional,
 )
 register_model(
     "contractive",
@@ -261,6 +281,7 @@ register_model(
         Option("contraction_weight", float, help="lambda, the weight of the Jacobian penalty"),
     ),
     "the contractive autoencoder, squared Frobenius norm of the code's Jacobian",
+    onednn=_convolutional,
 )
 register_model(
     "vae",
@@ -276,6 +297,7 @@ register_model(
     ),
     "the variational autoencoder, 784-400-20",
     intra_op_threads=_one_thread_when_dense,
+    onednn=_convolutional,
 )
 register_model(
     "iwae",
@@ -292,6 +314,7 @@ register_model(
         NLL_SAMPLES,
     ),
     "the importance-weighted autoencoder, 784-200-200-50, k = 5",
+    onednn=_convolutional,
 )
 register_model(
     "vqvae",
@@ -302,10 +325,12 @@ register_model(
         Option("commitment_cost", float, help="beta, the weight of the commitment term"),
     ),
     "the vector-quantised VAE: a 7x7 code from a codebook of 64",
+    onednn=True,
 )
 register_model(
     "cvae",
     sohn_cvae,
     (latent_option(), HIDDEN_DIMS, ARCHITECTURE, BINARIZE, LIKELIHOOD, NLL_SAMPLES),
     "the conditional VAE: class labels into encoder and decoder (needs a labelled source)",
+    onednn=_convolutional,
 )

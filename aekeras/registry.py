@@ -17,6 +17,8 @@ import warnings
 from importlib import metadata
 
 ENTRY_POINT_GROUP = "aekeras.models"
+# TensorFlow's switch for oneDNN's kernels, read once as it loads.
+ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 
 
 # An `Option` whose default is its builder's own (`register_model` reads it).
@@ -62,6 +64,8 @@ class ModelEntry:
     `intra_op_threads` is the number of threads per TensorFlow op that
     trains it fastest (0: TensorFlow's own choice, one per core), or a
     function of the builder options giving it; see `default_intra_op_threads`.
+    `onednn`: whether it trains faster on oneDNN's kernels, or a function of
+    the builder options saying so; see `onednn_environment`.
     """
 
     name: str
@@ -69,6 +73,7 @@ class ModelEntry:
     options: tuple
     description: str
     intra_op_threads: object = 0
+    onednn: object = False
 
     def option(self, name):
         return next((o for o in self.options if o.name == name), None)
@@ -112,8 +117,16 @@ class ModelEntry:
 
     def default_intra_op_threads(self, options):
         """The threads per op that train this model, with `options`, fastest (0: TensorFlow's choice)."""
-        rule = self.intra_op_threads
-        return rule(self.split_options(options)[0]) if callable(rule) else rule
+        return self._rule(self.intra_op_threads, options)
+
+    def trains_faster_on_onednn(self, options):
+        """Whether this model, with `options`, trains faster on oneDNN's kernels than on Eigen's."""
+        return bool(self._rule(self.onednn, options))
+
+    def _rule(self, rule, options):
+        """`rule`, or what it gives for `options` where it is a function; ValueError for options the model does not take."""
+        builder_options = self.split_options(options)[0]
+        return rule(builder_options) if callable(rule) else rule
 
 
 _REGISTRY = {}
@@ -122,7 +135,7 @@ _plugins_loaded = False
 _BROKEN_PLUGINS = {}
 
 
-def register_model(name, build, options=(), description="", intra_op_threads=0):
+def register_model(name, build, options=(), description="", intra_op_threads=0, onednn=False):
     """Registers `build(image_spec, **options) -> model` under `name`; returns the entry.
 
     The same builder defined again (a notebook cell or a module run a
@@ -135,8 +148,26 @@ def register_model(name, build, options=(), description="", intra_op_threads=0):
     if name in _REGISTRY and _definition(_REGISTRY[name].build) != _definition(build):
         raise ValueError(f"a model named {name!r} is already registered")
     options = tuple(_with_builder_default(name, build, option) for option in options)
-    _REGISTRY[name] = ModelEntry(name, build, options, description, intra_op_threads)
+    _REGISTRY[name] = ModelEntry(name, build, options, description, intra_op_threads, onednn)
     return _REGISTRY[name]
+
+
+def onednn_environment(name, options, environ):
+    """`{ONEDNN_VARIABLE: "1"}` where model `name` with `options` trains faster on oneDNN and `environ` does not say; else `{}`.
+
+    TensorFlow runs oneDNN's kernels by default only on CPUs with
+    AVX-512-class features, Eigen's on others (an AVX2 AMD EPYC), and
+    reads the variable once, as it loads: a process that trains the model
+    sets it first. A user's own setting stands, and an unknown model or
+    option is left for the command to refuse in its own words.
+    """
+    if ONEDNN_VARIABLE in environ:
+        return {}
+    try:
+        faster = get_model(name).trains_faster_on_onednn(options)
+    except ValueError:
+        return {}
+    return {ONEDNN_VARIABLE: "1"} if faster else {}
 
 
 def _definition(build):

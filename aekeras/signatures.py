@@ -185,15 +185,36 @@ def example_inputs(signature, images, encode, labels=None, count=1):
     return values
 
 
+class Differences(dict):
+    """`{signature name: {output name: max |format - SavedModel|}}`, and the codebook picks that differ.
+
+    `picks_differ`: the share of `encode`'s integer outputs (a VQ-VAE's
+    codebook indices) that differ from the SavedModel's; `images_left_out`:
+    the images with any such difference, which the signatures that take
+    images were not compared on. Both 0 where `encode` gives no integers.
+    """
+
+    def __init__(self, largest, images_left_out=0, picks_differ=0.0):
+        super().__init__(largest)
+        self.images_left_out = images_left_out
+        self.picks_differ = picks_differ
+
+
 def max_differences(saved_model, runner, images, format_name, batch_size=500, verbose=False, labels=None):
     """Largest absolute difference between another format's outputs and the SavedModel's, per signature.
 
     Every deterministic signature runs on `images` (codes for `decode`
     from the SavedModel's `encode`); signatures that draw random numbers
     (`draws_random_numbers`, such as the VAE's `sample`) cannot be compared
-    value by value and are left out, as are integer outputs (the VQ-VAE's
-    codebook indices, which a quantised model may flip between two
-    near-equal codebook vectors).
+    value by value and are left out, as are integer outputs. Where
+    `encode` gives integer codes (a VQ-VAE's codebook picks), an image
+    whose picks differ in the other format is left out of the signatures
+    that take images: a pick flips where two codebook vectors lie at
+    near-equal distances, whichever way each runtime's rounding orders
+    them, and the flip moves a whole code vector and every pixel decoded
+    from it, which says which vectors were tied, not how close the
+    conversion is. The result counts them (`Differences`), and a
+    conversion that flips many picks shows there.
 
     Args:
         saved_model: the export, as loaded by `tf.saved_model.load`.
@@ -206,15 +227,17 @@ def max_differences(saved_model, runner, images, format_name, batch_size=500, ve
         labels: the images' labels, for models that read them.
 
     Returns:
-        `{signature name: {output name: max |format - SavedModel|}}`.
+        `Differences`: `{signature name: {output name: max |format - SavedModel|}}`.
     """
     contract = Contract.from_saved_model(saved_model)
     contract.check("encode", batch_inputs(images, labels, 0, len(images)))  # one line for wrong images
     encode = saved_model.signatures["encode"]
+    same_picks, picks_differ = _same_picks(contract, encode, runner, images, labels, batch_size)
     differences = {}
     for name, signature in contract.signatures.items():
         if draws_random_numbers(saved_model.signatures[name]):
             continue
+        takes_images = any(tensor.name == IMAGE_INPUT for tensor in signature.inputs)
         largest = {}
         starts = range(0, len(images), batch_size)
         for start in tracked(
@@ -227,11 +250,30 @@ def max_differences(saved_model, runner, images, format_name, batch_size=500, ve
             }
             expected = saved_model.signatures[name](**inputs)
             got = runner(name, **inputs)
+            compared = same_picks[start : start + batch_size] if takes_images else slice(None)
             for key in (k for k in got if np.issubdtype(got[k].dtype, np.floating)):
-                difference = float(np.max(np.abs(got[key] - expected[key].numpy())))
-                largest[key] = max(largest.get(key, 0.0), difference)
+                difference = np.abs(got[key] - expected[key].numpy())[compared]
+                largest[key] = max(largest.get(key, 0.0), float(np.max(difference, initial=0.0)))
         differences[name] = largest
-    return differences
+    return Differences(differences, int(np.sum(~same_picks)), picks_differ)
+
+
+def _same_picks(contract, encode, runner, images, labels, batch_size):
+    """`(per image: whether every integer output of the format's `encode` is the SavedModel's, share that differ)`.
+
+    Every image agrees, and none differ, where `encode` gives no integers.
+    """
+    integers = [o.name for o in contract.signature("encode").outputs if o.dtype.startswith("int")]
+    same = np.ones(len(images), bool)
+    differing = total = 0
+    for start in range(0, len(images) if integers else 0, batch_size):
+        inputs = batch_inputs(images, labels, start, batch_size)
+        got, expected = runner("encode", **inputs), encode(**{k: tf.constant(v) for k, v in inputs.items()})
+        for name in integers:
+            equal = got[name] == expected[name].numpy()
+            differing, total = differing + int(np.sum(~equal)), total + equal.size
+            same[start : start + len(equal)] &= equal.reshape(len(equal), -1).all(axis=1)
+    return same, differing / max(total, 1)
 
 
 @dataclasses.dataclass(frozen=True)

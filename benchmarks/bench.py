@@ -416,15 +416,17 @@ def in_fresh_process(task, name, settings):
     """`task` ("race", "levers" or "pipeline") on model `name`, in a fresh process set up as `aekeras train NAME`'s.
 
     TensorFlow fixes its threads and graph optimizer's settings when it
-    starts (`configure_tensorflow`), so a task run as `aekeras train` runs
-    needs a process of its own. Returns the task's results and the threads
-    per op TensorFlow had there.
+    starts (`configure_tensorflow`), and whether it runs oneDNN's kernels
+    as it loads (`registry.onednn_environment`), so a task run as `aekeras
+    train` runs needs a process of its own. Returns the task's results and
+    the threads per op TensorFlow had there.
     """
     with tempfile.TemporaryDirectory() as folder:
         result = Path(folder) / "result.json"
         settings_json = json.dumps(dataclasses.asdict(settings))
         command = [sys.executable, __file__, "--task", task, name, settings_json, str(result)]
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        env = {**os.environ, **registry.onednn_environment(name, {}, os.environ)}
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
         answer = json.loads(result.read_text())
         return answer["result"], answer["intra_op_threads"]
 
@@ -437,7 +439,7 @@ def _run_task(task, name, settings_json, result_path):
     threads = tf.config.threading.get_intra_op_parallelism_threads()
     split = _split(settings)
     if task == "race":
-        result = model_race(name, split, settings, threads=threads)
+        result = {**model_race(name, split, settings, threads=threads), "onednn": environment()["onednn"]}
     elif task == "levers":
         result = lever_race(split, settings)
     else:
@@ -1099,6 +1101,12 @@ def _threads_text(results):
     return ", ".join(f"{name} {threads[name] or 'one per core'}" for name in MODELS)
 
 
+def _onednn_text(results):
+    return ", ".join(
+        f"{name} {'on' if results['training'][name].get('onednn') else 'off'}" for name in MODELS
+    )
+
+
 def _defaults_section(results):
     """Which levers the defaults use, and the figures of this run that decided it."""
     sharded = [
@@ -1145,7 +1153,10 @@ def _defaults_section(results):
         "epoch ends. Threads per op are the model's (`ModelEntry.default_intra_op_threads`: "
         f"{_threads_text(results)}) unless `--intra-op-threads` says otherwise; TensorFlow fixes them "
         "when it starts, so only whole processes can compare them (`--intra-op-threads 0`, "
-        "TensorFlow's own choice, above). Batch size is the lecture's 256: `batch 1024` above makes a quarter "
+        "TensorFlow's own choice, above). oneDNN's kernels, which TensorFlow runs by default only on CPUs "
+        "with AVX-512-class features, are on for the models that train faster on them "
+        f"(`ModelEntry.trains_faster_on_onednn`; in this run: {_onednn_text(results)}). "
+        "Batch size is the lecture's 256: `batch 1024` above makes a quarter "
         "of the updates per epoch, so its time to target, not its samples per second, says whether "
         "it wins. Adam is `aekeras.optimizers.Adam` (each variable's update one `ResourceApplyAdam` "
         "kernel, Keras's arithmetic); `Keras's Adam` above is Keras's own.",

@@ -114,6 +114,7 @@ def test_quick_run_reports_every_figure(tmp_path):
     # Each race ran with the threads per op `aekeras train` uses for its
     # model, and PyTorch was timed on one thread where aekeras was.
     assert results["intra_op_threads"] == {"dense": 1, "conv": 0, "vae": 1}
+    assert results["training"]["conv"]["onednn"] is True  # as `aekeras train conv` runs it
     assert "PyTorch eager, 1 thread" in dense
     assert "PyTorch eager, 1 thread" not in results["training"]["conv"]["sides"]
     shares = bench.peak_shares(results)

@@ -594,6 +594,23 @@ def test_intra_op_threads_reach_tensorflow_from_the_command_line(tmp_path):
     assert result.returncode == 2 and "--batch-shards: 0 is not a positive integer" in stderr_line(result)
 
 
+def test_a_convolutional_model_trains_on_onednn_unless_the_user_says(tmp_path):
+    """TensorFlow leaves oneDNN's kernels off on CPUs without AVX-512-class features; `train conv` turns them on.
+
+    The conv model trained 3x as fast on them on an AVX2 AMD EPYC
+    (`presets._convolutional`). The user's own TF_ENABLE_ONEDNN_OPTS stands.
+    """
+    args = ["train", "conv", "--epochs", "1", "--limit", "256", "--quiet"]
+    result = run(args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "saved_models/conv/1/run.json").read_text())
+    assert record["environment"]["onednn"] is True
+    result = run([*args, "--name", "eigen"], cwd=tmp_path, env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0"})
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "saved_models/eigen/1/run.json").read_text())
+    assert record["environment"]["onednn"] is False
+
+
 def test_model_arguments_out_of_range_exit_2(tmp_path):
     result = run(["train", "denoising", "--noise-level", "1.5"], cwd=tmp_path, timeout=120)
     assert result.returncode == 2

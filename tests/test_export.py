@@ -616,3 +616,38 @@ def test_max_differences_keeps_each_outputs_largest_over_every_batch(exported, i
     assert set(differences) == {"serving_default", "encode", "decode"}
     # 32 images in batches of 10: every image through every signature.
     assert sorted(calls) == sorted((name, n) for name in differences for n in (10, 10, 10, 2))
+
+
+def test_max_differences_leaves_out_the_images_whose_codebook_picks_differ(tmp_path, images):
+    """A VQ-VAE's image with a pick flipped in the other format is counted, not compared where images go in.
+
+    Its flip moves its latent and reconstruction (as a real one does); a
+    difference in an image whose picks agree still counts, and `decode`
+    and `decode_indices`, given the SavedModel's codes, compare every image.
+    """
+    from aekeras.models import VQVAE
+    from aekeras.signatures import max_differences
+
+    path = export.saved_model(VQVAE(num_embeddings=16), tmp_path, "vq")
+    saved_model = tf.saved_model.load(str(path), tags=["serve"])
+
+    def runner(name, **inputs):
+        outputs = {key: value.numpy() for key, value in saved_model.signatures[name](**inputs).items()}
+        if name == "encode":
+            outputs["indices"][5, 0, 0] = (outputs["indices"][5, 0, 0] + 1) % 16
+            outputs["latent"][5, 0, 0] += 1.0
+        if name == "serving_default":
+            outputs["reconstruction"][5] += 0.5
+            outputs["reconstruction"][7, 1, 1, 0] -= 0.25
+        if name == "decode_indices":
+            outputs["images"][5, 2, 2, 0] += 0.125
+        return outputs
+
+    differences = max_differences(saved_model, runner, images, "fake", batch_size=32)
+    positions = saved_model.signatures["encode"](images=tf.constant(images))["indices"].shape
+    assert differences.images_left_out == 1
+    assert differences.picks_differ == pytest.approx(1 / np.prod(positions))
+    assert differences["encode"]["latent"] == 0.0
+    assert differences["serving_default"]["reconstruction"] == pytest.approx(0.25, abs=1e-6)
+    assert differences["decode_indices"]["images"] == pytest.approx(0.125, abs=1e-6)
+    assert set(differences) == {"serving_default", "encode", "decode", "decode_indices"}

@@ -88,6 +88,29 @@ def test_every_built_in_model_is_registered_with_its_options():
     )
 
 
+def test_onednn_is_asked_for_the_convolutional_models_only_and_never_over_the_users_setting():
+    """Every model built with the architecture its options give has convolutions exactly where oneDNN is asked for."""
+    on = {registry.ONEDNN_VARIABLE: "1"}
+    for name in registry.model_names()[:8]:
+        architectures = ("dense", "conv") if registry.get_model(name).option("architecture") else (None,)
+        for architecture in architectures:
+            options = {} if architecture is None else {"architecture": architecture}
+            model = registry.build_model(name, ImageSpec((28, 28, 1), num_classes=10), **options)
+            convolutional = any(isinstance(layer, keras.layers.Conv2D) for layer in _layers(model))
+            expected = on if convolutional else {}
+            assert registry.onednn_environment(name, options, {}) == expected, (name, architecture)
+            assert registry.onednn_environment(name, options, {registry.ONEDNN_VARIABLE: "0"}) == {}
+    # An option the model does not take is the command's to refuse.
+    assert registry.onednn_environment("conv", {"architecture": "conv"}, {}) == {}
+
+
+def _layers(layer):
+    """`layer` and every layer inside it."""
+    yield layer
+    for inner in getattr(layer, "_layers", []):
+        yield from _layers(inner)
+
+
 def test_a_seed_fixes_the_initial_weights_and_leaves_every_other_draw_alone():
     state = random.getstate()
     first = registry.build_model("vae", None, seed=0).get_weights()

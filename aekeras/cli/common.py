@@ -432,3 +432,18 @@ def export_test_images(args, version_dir, contract):
     if test_labels is None:
         raise UsageError(f"{source}: has no labels, and this export reads a label with every image")
     return source, options, test_images, test_labels
+
+
+def print_flipped_picks(differences, format_name, image_count):
+    """A note under a conversion's differences where its codebook picks differ from the SavedModel's (a VQ-VAE's).
+
+    Those images were left out of the differences (`signatures.max_differences`).
+    """
+    if not differences.picks_differ:
+        return
+    print(
+        f"note: {format_name} picked another codebook vector at {differences.picks_differ:.2%} of positions, in "
+        f"{differences.images_left_out} of {image_count} test images, left out of the differences above: a "
+        "pick flips where two vectors lie at near-equal distances, and moves the code and the pixels decoded "
+        "from it; far more than a tenth of a percent means the conversion moved the codes themselves"
+    )

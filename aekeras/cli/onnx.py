@@ -6,6 +6,7 @@ from aekeras.cli.common import (
     check_version_dir,
     export_test_images,
     native_logs_hidden,
+    print_flipped_picks,
 )
 from aekeras.errors import CheckInterrupted
 from aekeras.interrupts import ctrl_c_kept
@@ -53,3 +54,4 @@ def run(args):
             else "draws random numbers: not compared value by value"
         )
         print(f"ONNX {name}: {path} ({path.stat().st_size} bytes); {checked}")
+    print_flipped_picks(differences, "ONNX", len(test_images))

@@ -7,6 +7,7 @@ from aekeras.cli.common import (
     export_test_images,
     native_logs_hidden,
     positive_int,
+    print_flipped_picks,
 )
 from aekeras.errors import CheckInterrupted
 from aekeras.interrupts import ctrl_c_kept
@@ -89,6 +90,7 @@ def run(args):
             for output, difference in sorted(outputs.items())
         )
     )
+    print_flipped_picks(differences, "LiteRT", len(test_images))
     if args.quantize == "dynamic" and not quantized_tensors:
         print(
             "note: no weights were quantized: dynamic range quantization leaves kernels of fewer than "

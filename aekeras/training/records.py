@@ -28,7 +28,15 @@ def environment():
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         # None: Grappler's own (it skips graphs of fewer than 4 nodes).
         "grappler_min_graph_nodes": tf.config.optimizer.get_experimental_options().get("min_graph_nodes"),
+        "onednn": _onednn_enabled(),
     }
+
+
+def _onednn_enabled():
+    """Whether TensorFlow runs oneDNN's kernels (`TF_ENABLE_ONEDNN_OPTS`, read as TensorFlow loads)."""
+    from tensorflow.python.util import _pywrap_util_port  # TensorFlow's own check; no public one
+
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def read_history(path):
