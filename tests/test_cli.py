@@ -549,6 +549,20 @@ def test_every_model_trains_and_exports(tmp_path, args, metrics):
         )
 
 
+def test_a_conversion_whose_codebook_picks_flipped_says_so_in_one_line(capsys):
+    from aekeras.cli.common import print_flipped_picks
+    from aekeras.signatures import Differences
+
+    print_flipped_picks(Differences({"encode": {"latent": 1e-6}}), "ONNX", 10)
+    assert capsys.readouterr().out == ""
+    print_flipped_picks(Differences({"encode": {"latent": 0.0}}, 3, 0.0012), "LiteRT", 10000)
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "note: LiteRT picked another codebook vector at 0.12% of positions, in 3 of 10000 test"
+    )
+    assert out.count("\n") == 1
+
+
 def test_the_conditional_vae_learns_class_folders_and_converts_with_their_labels(
     tmp_path, fashion_png_folder
 ):
