@@ -105,20 +105,23 @@ def test_the_residual_model_starts_as_bicubic_and_survives_saving(tmp_path, phot
 
 
 def test_a_super_resolution_model_is_best_on_the_photograph_it_learned(photographs):
-    """Part 11's headline on at most 3 epochs (the report: 10), each model kept at its best
-    epoch on its validation blocks: the gain over bicubic on a model's own photograph's test
-    crops exceeds its gain on the other photograph's, by more than 1 dB on average.
-    Measured: both kept epoch 3; the flower model +1.03 dB on the flower's crops, the china
-    model -1.41 there; the china model +0.45 on the china's, the flower model +0.09.
+    """Part 11's headline on the photographs' 320x448 corners and at most 3 epochs (the report:
+    whole photographs, 10 epochs), each model kept at its best epoch on its validation blocks:
+    the gain over bicubic on a model's own photograph's test crops exceeds its gain on the
+    other photograph's, by more than 1 dB on average. Measured: both kept epoch 3; the flower
+    model +0.72 dB on the flower's crops, the china model -2.36 there; the china model +0.41
+    on the china's, the flower model +0.03 (own minus other 1.73 dB; seeds 1 and 2: 1.48 and
+    1.54). The whole photographs took twice as long for 1.40 dB.
     """
-    result = data_specific_super_resolution(photographs, epochs=3, seed=0)
+    corners = {name: photo[:320, :448] for name, photo in photographs.items()}
+    result = data_specific_super_resolution(corners, epochs=3, seed=0)
     assert all(1 <= epoch <= 3 for epoch in result["epochs"].values())
     gain = {
         (trained, tested): result["psnr"][trained][tested] - result["bicubic"][tested]
-        for trained in photographs
-        for tested in photographs
+        for trained in corners
+        for tested in corners
     }
-    own = np.mean([gain[(name, name)] for name in photographs])
+    own = np.mean([gain[(name, name)] for name in corners])
     other = np.mean([gain[pair] for pair in gain if pair[0] != pair[1]])
     assert own > other + 1.0, gain
     assert gain[("flower", "flower")] > 0.5 > 0 > gain[("china", "flower")], gain

@@ -69,6 +69,9 @@ def test_quick_report_writes_every_figure_and_number(tmp_path):
     )
     part11 = metrics["data_specific"]
     assert set(part11["psnr"]) == set(part11["bicubic"]) == {"china", "flower"}
+    # Quick: the photographs' 256x256 corners, 8 test blocks of 4 crops each.
+    assert metrics["settings"]["photograph_side"] == 256 and part11["crops"]["flower"]["test"] == 32
+    assert "(their top-left 256x256 corners)" in report
     assert part11["gain_over_bicubic_db"]["china"]["flower"] == pytest.approx(
         part11["psnr"]["china"]["flower"] - part11["bicubic"]["flower"]
     )
@@ -347,6 +350,7 @@ def test_each_parts_rows_and_numbers_are_its_own(tmp_path, monkeypatch):
         "flower": {"china": -1.0, "flower": 2.0},
     }
     assert "flower model on china -1.00 dB" in section.text and "(epoch china 2, flower 3)" in section.text
+    assert "sample photographs, each cut into" in section.text  # whole, as settings default
 
 
 # The parts that never read the report's data (a toy 2-D curve, scikit-learn's

@@ -14,7 +14,9 @@ def add_parser(commands):
         "and metrics.json to OUT.",
     )
     parser.add_argument("--out", default="reports", help="where the report goes")
-    parser.add_argument("--quick", action="store_true", help="tiny settings: every figure in about a minute")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny settings: every figure in about 1.5 minutes"
+    )
     parser.add_argument("--seed", type=seed, default=0, help="seeds every model, mask and sample")
     parser.add_argument(
         "--source",

@@ -36,6 +36,8 @@ class ReportSettings:
         curve_epochs: the 2-D toy denoiser.
         photo_super_resolution_epochs: the most epochs of each photograph's
             super-resolution model (part 11; the best on validation kept).
+        photograph_side: part 11 trains and tests on each photograph's
+            top-left square of this side (None: the whole photographs).
         pretraining_draws: labelled subsets of 100 images (part 12).
         pretraining_epochs: the most full-batch steps of each classifier
             on them (the number chosen by cross-validation).
@@ -55,6 +57,7 @@ class ReportSettings:
     super_resolution_epochs: int = 10
     curve_epochs: int = 100
     photo_super_resolution_epochs: int = 10
+    photograph_side: int = None
     pretraining_draws: int = 5
     pretraining_epochs: int = 200
     manifold_images: int = 500
@@ -73,6 +76,7 @@ class ReportSettings:
             super_resolution_epochs=1,
             curve_epochs=5,
             photo_super_resolution_epochs=1,
+            photograph_side=256,  # a quarter of the crops; part 11 took 44 of the 110 s
             pretraining_draws=2,
             pretraining_epochs=20,
             manifold_images=20,

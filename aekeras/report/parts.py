@@ -445,8 +445,9 @@ def data_specific(ctx):
     from sklearn.datasets import load_sample_images
 
     samples = load_sample_images()
+    side = ctx.settings.photograph_side
     photographs = {
-        Path(name).stem: data.unit_scale(image)
+        Path(name).stem: data.unit_scale(image[:side, :side])
         for name, image in zip(samples.filenames, samples.images, strict=True)
     }
     result = analysis.data_specific_super_resolution(
@@ -474,7 +475,9 @@ def data_specific(ctx):
         "data_specific",
         "11. Autoencoders are data-specific",
         plotting.data_specific_super_resolution(result, ctx.out / "data_specific.png"),
-        f"scikit-learn's two sample photographs, each cut into {BLOCK}x{BLOCK} blocks in a checkerboard: "
+        "scikit-learn's two sample photographs"
+        + (f" (their top-left {side}x{side} corners)" if side else "")
+        + f", each cut into {BLOCK}x{BLOCK} blocks in a checkerboard: "
         f"32x32 crops of one half train (one in {VALIDATION_EVERY} of its blocks validates instead), crops "
         f"tiling the other half test ({counts}; training crops every {TRAIN_STRIDE} pixels, in 8 "
         "orientations). One super-resolution autoencoder per photograph (16x16 -> 32x32, average-pooled "
