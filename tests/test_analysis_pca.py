@@ -157,7 +157,7 @@ def test_conv_autoencoder_beats_pca_on_rgb_patches_with_a_one_value_code(rgb_pat
         learning_rate=schedule,
     )
     pca, autoencoder = result["pca"]["mse"][0], result["autoencoder"]["mse"][0]
-    assert autoencoder < 0.95 * pca < 0.05  # 7.5-8% ahead with each of three seeds
+    assert autoencoder < 0.95 * pca < 0.05  # 7.5-8.1% ahead with each of three seeds
     # Without labels there is no probe; the figure draws what there is.
     assert result["pca"]["probe_accuracy"] == [] == result["autoencoder"]["probe_accuracy"]
     with warnings.catch_warnings():

@@ -76,7 +76,7 @@ class ReportSettings:
             super_resolution_epochs=1,
             curve_epochs=5,
             photo_super_resolution_epochs=1,
-            photograph_side=256,  # a quarter of the crops; part 11 took 44 of the 110 s
+            photograph_side=256,  # a quarter of the crops; part 11 took 44 of the 119 s
             pretraining_draws=2,
             pretraining_epochs=20,
             manifold_images=20,
