@@ -12,7 +12,6 @@ machine removes. `write_models_config(out)` writes the TF Serving
 import contextlib
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from aekeras import quantization, signatures
 from aekeras.errors import ContractChangeError, ModelFileError, first_line, not_the_files_fault
 from aekeras.interrupts import ctrl_c_kept, publishing
+from aekeras.names import check_loadable_path, check_name
 from aekeras.staging import locked, made_folder, staging_path, write_atomically
 
 SETTINGS_FILE = "run.json"
@@ -60,24 +60,6 @@ def versions(model_dir):
     return sorted(version_folders(model_dir))
 
 
-# `tf.saved_model.load` finds an export's variables by a file pattern made of
-# its path (`<path>/variables/variables*`), in which a backslash escapes and
-# `[...]` is a set of characters: under such a folder an export was
-# published whole, and then no load found its variables (the next version's
-# contract check, `aekeras tflite` and `onnx`, `LocalServer`), each in a
-# traceback naming a file that is there.
-_PATTERN_CHARACTERS = re.compile(r"\\|\[.+\]")
-
-
-def check_loadable_path(path):
-    """Raises ModelFileError where TensorFlow could not read a SavedModel back from `path` (a folder above one, or one)."""
-    if _PATTERN_CHARACTERS.search(str(path)):
-        raise ModelFileError(
-            f"{path}: TensorFlow cannot read a SavedModel back from a path holding '\\' or '[...]' (it "
-            "finds the variables by a file pattern of the path); use a folder whose path has neither"
-        )
-
-
 def load(version_dir):
     """The SavedModel in `version_dir`, loaded as TF Serving loads it (its `serve` tag).
 
@@ -109,23 +91,6 @@ def build_archive(model):
     for name, (function, inputs) in signatures.endpoints(model).items():
         archive.add_endpoint(name, function, list(inputs.values()))
     return archive
-
-
-# File names end at 255 bytes, and the files named after a model add up to
-# 57 characters to its name (`.partial-<hex>-NAME-int16x8.tflite`).
-MAX_NAME_LENGTH = 100
-
-
-def check_name(name):
-    """Raises ValueError unless `name` can name a folder TF Serving watches, and the files named after it."""
-    if not name or not name.replace("_", "").replace("-", "").isalnum():
-        raise ValueError(
-            f"model name {name!r} must be letters, digits, '-' or '_' (it names a folder TF Serving watches)"
-        )
-    if len(name) > MAX_NAME_LENGTH:
-        raise ValueError(
-            f"model name of {len(name)} characters is too long: at most {MAX_NAME_LENGTH} (files are named after it)"
-        )
 
 
 def latest_version(model_dir):

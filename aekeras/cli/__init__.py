@@ -1,6 +1,7 @@
 """The `aekeras` command: one module per subcommand.
 
-Arguments are checked before any data is read or any training starts; a bad
+Arguments are checked before any data is read or any training starts, and
+what needs no TensorFlow (each subcommand's `check`) before it loads; a bad
 one ends the command with exit status 2 and one line on stderr. TensorFlow
 loads only once a command runs, quietly unless `--verbose`.
 """
@@ -103,6 +104,9 @@ def _run(argv):
         with ctrl_c_kept():  # as for TensorFlow's import below, which a variant's module may start
             load_plugins_quietly("--verbose" in argv)
         args = build_parser().parse_args(argv)
+        # What needs no TensorFlow is refused before it loads: in a fraction
+        # of a second, not the several its import takes.
+        args.check(args)
         if "tensorflow" not in sys.modules:  # read as it loads (a variant's module, or a caller, may have)
             os.environ.update(getattr(args, "tensorflow_environment", lambda args: {})(args))
         with ctrl_c_kept():  # TensorFlow's import turns a Ctrl-C into an ImportError

@@ -349,6 +349,15 @@ def check_version_dir(path):
     return version_dir
 
 
+def check_export_and_data(args):
+    """Refuses, before TensorFlow loads, an `args.version_dir` that is no export, or `--data` that is not there."""
+    from aekeras import data
+
+    check_version_dir(args.version_dir)
+    if args.data is not None:
+        data.check_source(args.data, args.data_dir)
+
+
 def export_data(args, version_dir, image_shape):
     """`(source, read options)`: `--data`, else what the export's run.json names."""
     from aekeras import data

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from aekeras.cli.common import UsageError, add_contract_argument, check_writable_folder, list_published
 from aekeras.interrupts import ctrl_c_kept
+from aekeras.names import check_name
 
 
 def add_parser(commands):
@@ -28,23 +29,33 @@ def add_parser(commands):
         "`aekeras tflite --quantize int16x8` of the export loses nothing to weight rounding",
     )
     add_contract_argument(parser)
-    parser.set_defaults(run=run)
+    parser.set_defaults(check=check, run=run)
+
+
+def _model_path(args):
+    """The `.keras` file `args.source` names: itself, or a run folder's model.keras."""
+    source = Path(args.source)
+    return source / "model.keras" if source.is_dir() else source
+
+
+def check(args):
+    """Refuses, before TensorFlow loads, what `run` could not publish: the model file, the name, the folders."""
+    model_path = _model_path(args)
+    if not model_path.is_file() or model_path.suffix != ".keras":
+        raise UsageError(f"{args.source}: expected a .keras file or a run folder holding model.keras")
+    try:
+        check_name(args.name)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    check_writable_folder(args.out, "--out")
+    check_writable_folder(Path(args.out) / args.name, "--out")  # a read-only one failed after the tracing
 
 
 def run(args):
     from aekeras import export
     from aekeras.models import load_model
 
-    source = Path(args.source)
-    model_path = source / "model.keras" if source.is_dir() else source
-    if not model_path.is_file() or model_path.suffix != ".keras":
-        raise UsageError(f"{args.source}: expected a .keras file or a run folder holding model.keras")
-    try:
-        export.check_name(args.name)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    check_writable_folder(args.out, "--out")
-    check_writable_folder(Path(args.out) / args.name, "--out")  # a read-only one failed after the tracing
+    model_path = _model_path(args)  # checked (`check`)
     export.check_models_config(args.out)  # one it could not update stops it before it publishes
     # A run folder's record of settings and metrics travels with the export.
     record_path = model_path.parent / export.SETTINGS_FILE

@@ -1,9 +1,11 @@
 """`aekeras onnx VERSION_DIR`: convert an export to ONNX and check it in onnxruntime."""
 
+from pathlib import Path
+
 from aekeras.cli.common import (
     UsageError,
     add_data_arguments,
-    check_version_dir,
+    check_export_and_data,
     export_test_images,
     native_logs_hidden,
     print_flipped_picks,
@@ -23,13 +25,13 @@ def add_parser(commands):
     )
     parser.add_argument("version_dir", help="an export, e.g. saved_models/dense/1")
     add_data_arguments(parser, data_default=None, what="the data to test on (default: the run's)")
-    parser.set_defaults(run=run)
+    parser.set_defaults(check=check_export_and_data, run=run)
 
 
 def run(args):
     from aekeras import onnx, serving, signatures
 
-    version_dir = check_version_dir(args.version_dir)
+    version_dir = Path(args.version_dir)  # checked (`check_export_and_data`)
     server = serving.LocalServer(version_dir)
     try:
         onnx.check_names(server.model)

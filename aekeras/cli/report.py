@@ -24,15 +24,22 @@ def add_parser(commands):
         help=data_source_help("the images the report measures, as `aekeras train --data`"),
     )
     add_read_arguments(parser)
-    parser.set_defaults(run=run)
+    parser.set_defaults(check=check, run=run)
+
+
+def check(args):
+    """Refuses, before TensorFlow loads, a report folder it could not write, or a source that is not there."""
+    from aekeras import data
+
+    check_writable_folder(args.out, "--out")
+    check_writable_folder(Path(args.out) / "cache", "--out")  # where the models are kept
+    data.check_source(args.source, args.data_dir)
 
 
 def run(args):
     # Imported here: OpenCV, scikit-learn and matplotlib only serve the report.
     from aekeras.report import ReportSettings, build_report
 
-    check_writable_folder(args.out, "--out")
-    check_writable_folder(Path(args.out) / "cache", "--out")  # where the models are kept
     settings = ReportSettings.quick() if args.quick else ReportSettings()
     settings.seed = args.seed
     with ctrl_c_kept():  # a Ctrl-C while TensorFlow traces or converts stays a Ctrl-C

@@ -1,9 +1,11 @@
 """`aekeras tflite VERSION_DIR`: convert an export to TFLite and check it in LiteRT."""
 
+from pathlib import Path
+
 from aekeras.choices import CALIBRATED, QUANTIZATIONS
 from aekeras.cli.common import (
     add_data_arguments,
-    check_version_dir,
+    check_export_and_data,
     export_test_images,
     native_logs_hidden,
     positive_int,
@@ -39,13 +41,13 @@ def add_parser(commands):
     add_data_arguments(
         parser, data_default=None, what="the data to calibrate and test on (default: the run's)"
     )
-    parser.set_defaults(run=run)
+    parser.set_defaults(check=check_export_and_data, run=run)
 
 
 def run(args):
     from aekeras import quantization, serving, signatures, tflite
 
-    version_dir = check_version_dir(args.version_dir)
+    version_dir = Path(args.version_dir)  # checked (`check_export_and_data`)
     server = serving.LocalServer(version_dir)
     source, options, test_images, test_labels = export_test_images(args, version_dir, server.contract)
     images = labels = None

@@ -120,7 +120,7 @@ def add_parser(commands):
     )
     _add_run_options(parser)
     add_contract_argument(parser)
-    parser.set_defaults(run=run, tensorflow_environment=tensorflow_environment)
+    parser.set_defaults(check=check, run=run, tensorflow_environment=tensorflow_environment)
 
 
 def _add_run_options(parser):
@@ -185,7 +185,7 @@ def _add_speed_options(parser):
 
 
 def _config(args):
-    from aekeras.training import TrainConfig
+    from aekeras.training.config import TrainConfig
 
     options = {}
     for name, (_, takers) in registry.options_by_name().items():
@@ -210,26 +210,36 @@ def tensorflow_environment(args):
     return registry.onednn_environment(args.model, options, os.environ)
 
 
-def run(args):
-    from aekeras import export
-    from aekeras.training import distribution_strategy, train
-    from aekeras.training.advice import learning_rate_note
-    from aekeras.training.runner import configure_tensorflow, open_data
+def check(args):
+    """Refuses, before TensorFlow loads, what `run` could not train: the model's options, the run's settings, folders and data."""
+    from aekeras import data
 
     config = _config(args)
     check_writable_folder(args.out, "--out")
     check_writable_folder(args.run_dir, "--run-dir")
     try:
         config.validate()
-        # The run's own folders too: a read-only one, or a file in its place, failed after training.
-        check_writable_folder(Path(args.out) / config.run_name, "--out")
-        check_writable_folder(Path(args.run_dir) / config.run_name, "--run-dir")
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    # The run's own folders too: a read-only one, or a file in its place, failed after training.
+    check_writable_folder(Path(args.out) / config.run_name, "--out")
+    check_writable_folder(Path(args.run_dir) / config.run_name, "--run-dir")
+    data.check_source(config.data, config.data_dir)
+
+
+def run(args):
+    from aekeras import export
+    from aekeras.training import distribution_strategy, train
+    from aekeras.training.advice import learning_rate_note
+    from aekeras.training.runner import configure_tensorflow, open_data
+
+    config = _config(args)  # checked (`check`)
+    try:
         # Before training: a models.config it cannot update would stop it after publishing.
         export.check_models_config(args.out)
         # Before anything else runs: TensorFlow fixes its threads and its
-        # graph optimizer's settings when it starts, multi_worker must
-        # configure its collectives first, and a bad TF_CONFIG is a usage
-        # error.
+        # graph optimizer's settings when it starts, and multi_worker must
+        # configure its collectives first.
         configure_tensorflow(config)
         if config.strategy == "multi_worker":
             # It waits here, in TensorFlow's C++ code, until every worker has started.

@@ -7,9 +7,11 @@ float32 images; `open_source(source)` gives the source itself, with its
 with the data is a `DataError` with a one-line message.
 """
 
-import importlib
+from pathlib import Path
 
 from aekeras.data.builtin import BUILTIN
+from aekeras.errors import DataError
+from aekeras.lazy import lazy_attributes
 
 # Names and the modules that define them: loaded when first used, so that
 # the command line can read the built-in names without TensorFlow.
@@ -43,19 +45,28 @@ def is_named_source(source):
     return source in DATASETS or source.startswith(TFDS_PREFIX)
 
 
-def __getattr__(name):
-    if name == "DataError":
-        from aekeras.errors import DataError
+def check_source(source, data_dir=None):
+    """Raises DataError for a source that is not there, as `open_source` would, without TensorFlow.
 
-        return DataError
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"aekeras.data.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'aekeras.data' has no attribute {name!r}")
+    A path that does not exist, or a built-in name's `data_dir` without its
+    four IDX files: what a command refuses before TensorFlow loads, in a
+    fraction of a second rather than several. Whether the files can be
+    read, and options that cannot apply, only `open_source` finds.
+    """
+    if source in BUILTIN:
+        if data_dir is not None:
+            from aekeras.data.idx import idx_paths
+
+            for split in ("train", "test"):
+                idx_paths(data_dir, split)
+    elif not source.startswith(TFDS_PREFIX) and not Path(source).expanduser().exists():
+        raise DataError(
+            f"{source}: no such file or folder (expected {', '.join(BUILTIN)}, tfds:NAME, a folder "
+            "of images, or an .npz/.npy file)"
+        )
 
 
-def __dir__():
-    # The names loaded when first used, for dir(), tab completion and help().
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
 
 def load(source, split, *, shuffle=None, **options):
@@ -164,6 +175,7 @@ __all__ = [
     "UNIT_RANGE",
     "VALUE_RANGES",
     "arrays_of",
+    "check_source",
     "idx_paths",
     "load",
     "load_arrays",

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from aekeras.data import CHANNELS, TFDS_PREFIX, arrays, folder, tfds_source
+from aekeras.data import CHANNELS, TFDS_PREFIX, arrays, check_source, folder, tfds_source
 from aekeras.data.builtin import BUILTIN
 from aekeras.data.examples import Examples, convert_arrays, decode_batch, decode_file, decoder_reason, holdout
 from aekeras.data.idx import idx_paths, read_idx_split
@@ -452,12 +452,8 @@ def open_source(source, *, verbose=False, **options):
 
 
 def _open_path(source, options, verbose):
+    check_source(source)
     path = Path(source).expanduser()
-    if not path.exists():
-        raise DataError(
-            f"{source}: no such file or folder (expected {', '.join(BUILTIN)}, tfds:NAME, a folder "
-            "of images, or an .npz/.npy file)"
-        )
     location = str(path.absolute())
     if path.is_dir():
         return FolderSource(location, options, verbose)

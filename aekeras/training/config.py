@@ -1,13 +1,13 @@
-"""The settings of one training run."""
+"""The settings of one training run, checked without TensorFlow."""
 
 import dataclasses
 import math
 from pathlib import Path
 
-from aekeras.choices import KEPT_CHECKPOINTS, LEARNING_RATE_SCHEDULES, MAX_SEED
-from aekeras.export import check_loadable_path, check_name
+from aekeras.choices import KEPT_CHECKPOINTS, LEARNING_RATE_SCHEDULES, MAX_SEED, STRATEGIES
+from aekeras.names import check_loadable_path, check_name
 from aekeras.registry import get_model
-from aekeras.training.distribute import STRATEGIES
+from aekeras.training.cluster import check_tf_config
 
 
 @dataclasses.dataclass
@@ -107,12 +107,18 @@ class TrainConfig:
         return self.model if self.name is None else self.name
 
     def validate(self):
-        """Raises ValueError naming the first setting that cannot work."""
+        """Raises ValueError naming the first setting that cannot work, `TF_CONFIG` too under `multi_worker`.
+
+        ModelFileError for an `out` TensorFlow could not read a SavedModel
+        back from (`names.check_loadable_path`).
+        """
         get_model(self.model).split_options(self.options)
         check_name(self.run_name)
         check_loadable_path(Path(self.out) / self.run_name)
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r} (expected one of {STRATEGIES})")
+        if self.strategy == "multi_worker":
+            check_tf_config()
         for field in ("epochs", "batch_size", "steps_per_execution", "batch_shards"):
             value = getattr(self, field)
             if field in ("steps_per_execution", "batch_shards") and value is None:
