@@ -36,7 +36,9 @@ FIGURES = [
 
 def test_quick_report_writes_every_figure_and_number(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "aekeras", "report", "--out", "reports", "--quick"],
+        # The limits in place of --quick's 2,000 and 300.
+        [sys.executable, "-m", "aekeras", "report", "--out", "reports", "--quick", "--limit", "1500"]
+        + ["--test-limit", "250"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -51,7 +53,8 @@ def test_quick_report_writes_every_figure_and_number(tmp_path):
     assert linked == set(FIGURES)
     assert [f"## {i}." in report for i in range(1, 13)] == [True] * 12
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["settings"]["train_limit"] == 2000 and metrics["settings"]["seed"] == 0
+    assert metrics["settings"]["train_limit"] == 1500 and metrics["settings"]["seed"] == 0
+    assert metrics["settings"]["test_limit"] == 250 and "the real MNIST test set (250 images)" in report
     part3 = metrics["denoising_vs_inpainting"]
     repairs = {"denoising", "conv_denoising", "telea", "navier_stokes"}
     assert set(part3) == {"corrupted", *repairs, "radii", "gain_over_best_inpainter_db"}
