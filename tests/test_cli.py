@@ -231,11 +231,11 @@ def test_bad_arguments_exit_2_with_one_line_and_write_nothing(tmp_path, args, me
     assert not loads_tensorflow(args, tmp_path)
 
 
-def loads_tensorflow(args, cwd):
+def loads_tensorflow(args, cwd, env=None):
     """Whether `aekeras ARGS`, run as `cli.main` in a fresh process, loaded TensorFlow."""
     probe = "import sys; from aekeras import cli; cli.main(sys.argv[1:]); print('tensorflow' in sys.modules)"
     result = subprocess.run(
-        [sys.executable, "-c", probe, *args], cwd=cwd, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", probe, *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=env
     )
     assert result.stdout in ("True\n", "False\n"), result.stderr
     return result.stdout == "True\n"
@@ -248,6 +248,17 @@ def test_empty_data_folder(tmp_path):
     assert result.returncode == 2
     assert "empty: no train-images-idx3-ubyte or train-images-idx3-ubyte.gz" in stderr_line(result)
     assert not loads_tensorflow(args, tmp_path)
+
+
+@pytest.mark.parametrize("args", [["train", "dense"], ["report"], ["tflite", ".", "--data", "mnist"]])
+def test_an_aekeras_data_dir_that_is_no_folder_is_refused_before_tensorflow_loads(tmp_path, args):
+    (tmp_path / "saved_model.pb").write_bytes(b"")  # an export's folder, for tflite
+    env = {**os.environ, "AEKERAS_DATA_DIR": str(tmp_path / "gone")}
+    result = run(args, cwd=tmp_path, env=env, timeout=120)
+    assert result.returncode == 2
+    assert f"$AEKERAS_DATA_DIR={tmp_path / 'gone'}: data folder does not exist" in stderr_line(result)
+    assert not loads_tensorflow(args, tmp_path, env)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["saved_model.pb"]
 
 
 def test_called_in_process_with_stderr_redirected_it_still_answers_in_one_line(monkeypatch):

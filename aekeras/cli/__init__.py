@@ -104,11 +104,11 @@ def _run(argv):
         with ctrl_c_kept():  # as for TensorFlow's import below, which a variant's module may start
             load_plugins_quietly("--verbose" in argv)
         args = build_parser().parse_args(argv)
+        if "tensorflow" not in sys.modules:  # read as it loads (a variant's module, or a caller, may have)
+            os.environ.update(getattr(args, "tensorflow_environment", lambda args: {})(args))
         # What needs no TensorFlow is refused before it loads: in a fraction
         # of a second, not the several its import takes.
         args.check(args)
-        if "tensorflow" not in sys.modules:  # read as it loads (a variant's module, or a caller, may have)
-            os.environ.update(getattr(args, "tensorflow_environment", lambda args: {})(args))
         with ctrl_c_kept():  # TensorFlow's import turns a Ctrl-C into an ImportError
             start_tensorflow(args.verbose)
         with keras_defaults():

@@ -9,7 +9,7 @@ with the data is a `DataError` with a one-line message.
 
 from pathlib import Path
 
-from aekeras.data.builtin import BUILTIN
+from aekeras.data.builtin import BUILTIN, data_dir_from_environment
 from aekeras.errors import DataError
 from aekeras.lazy import lazy_attributes
 
@@ -48,17 +48,20 @@ def is_named_source(source):
 def check_source(source, data_dir=None):
     """Raises DataError for a source that is not there, as `open_source` would, without TensorFlow.
 
-    A path that does not exist, or a built-in name's `data_dir` without its
-    four IDX files: what a command refuses before TensorFlow loads, in a
-    fraction of a second rather than several. Whether the files can be
-    read, and options that cannot apply, only `open_source` finds.
+    A path that does not exist, a built-in name's `data_dir` without its
+    four IDX files, or `$AEKERAS_DATA_DIR` naming no folder: what a command
+    refuses before TensorFlow loads, in a fraction of a second rather than
+    several. Whether the files can be read, and options that cannot apply,
+    only `open_source` finds.
     """
     if source in BUILTIN:
-        if data_dir is not None:
-            from aekeras.data.idx import idx_paths
+        if data_dir is None:
+            data_dir_from_environment()
+            return
+        from aekeras.data.idx import idx_paths
 
-            for split in ("train", "test"):
-                idx_paths(data_dir, split)
+        for split in ("train", "test"):
+            idx_paths(data_dir, split)
     elif not source.startswith(TFDS_PREFIX) and not Path(source).expanduser().exists():
         raise DataError(
             f"{source}: no such file or folder (expected {', '.join(BUILTIN)}, tfds:NAME, a folder "

@@ -14,6 +14,17 @@ DATA_DIR_ENV = "AEKERAS_DATA_DIR"
 _TFDS_MANUAL_DIR = Path("~/tensorflow_datasets/downloads/manual")
 
 
+def data_dir_from_environment():
+    """`$AEKERAS_DATA_DIR` as a Path, or None where it is unset; DataError where it names no folder."""
+    env = os.environ.get(DATA_DIR_ENV)
+    if not env:
+        return None
+    env = Path(env).expanduser()
+    if not env.is_dir():
+        raise DataError(f"${DATA_DIR_ENV}={env}: data folder does not exist")
+    return env
+
+
 @dataclasses.dataclass(frozen=True)
 class BuiltinDataset:
     """A data set aekeras reads from its four IDX files.
@@ -43,11 +54,8 @@ class BuiltinDataset:
         Raises:
             DataError: if `$AEKERAS_DATA_DIR` names a folder that does not exist.
         """
-        env = os.environ.get(DATA_DIR_ENV)
-        if env:
-            env = Path(env).expanduser()
-            if not env.is_dir():
-                raise DataError(f"${DATA_DIR_ENV}={env}: data folder does not exist")
+        env = data_dir_from_environment()
+        if env is not None:
             yield f"${DATA_DIR_ENV}/{self.name}", env / self.name
             if self is MNIST:
                 yield f"${DATA_DIR_ENV}", env
