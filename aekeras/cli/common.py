@@ -337,23 +337,20 @@ def list_published(version_dir, out, serving_root=None):
         )
 
 
-def check_version_dir(path):
-    """An export's version folder that this process may write into, as a Path."""
-    version_dir = Path(path)
+def check_export_and_data(args):
+    """Refuses, before TensorFlow loads, an `args.version_dir` that is no export, or `--data` that is not there.
+
+    The version folder must also be writable: the conversions are written into it.
+    """
+    from aekeras import data
+
+    version_dir = Path(args.version_dir)
     if not (version_dir / "saved_model.pb").is_file():
         raise UsageError(
             f"{version_dir}: no saved_model.pb (expected an export's version folder, "
             "e.g. saved_models/dense/1)"
         )
     check_writable_folder(version_dir, "version_dir")
-    return version_dir
-
-
-def check_export_and_data(args):
-    """Refuses, before TensorFlow loads, an `args.version_dir` that is no export, or `--data` that is not there."""
-    from aekeras import data
-
-    check_version_dir(args.version_dir)
     if args.data is not None:
         data.check_source(args.data, args.data_dir)
 
