@@ -241,6 +241,17 @@ def loads_tensorflow(args, cwd, env=None):
     return result.stdout == "True\n"
 
 
+def test_a_command_loads_tensorflow_without_what_keras_imports_only_if_installed():
+    """scikit-learn and matplotlib stay out of TensorFlow's import (1.6 s of it), and load later as usual."""
+    probe = (
+        "import sys; from aekeras.cli.common import start_tensorflow; start_tensorflow(False); "
+        "early = sorted({'sklearn', 'matplotlib', 'tensorflow'} & set(sys.modules)); "
+        "from sklearn.decomposition import PCA; import matplotlib.pyplot; print(early, PCA.__name__)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.stdout == "['tensorflow'] PCA\n", result.stderr
+
+
 def test_empty_data_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     args = ["train", "dense", "--data-dir", "empty"]

@@ -249,9 +249,30 @@ def _loading_quietly(verbose):
         yield
 
 
+# What Keras imports as it loads, where installed, for parts no command uses
+# (`keras.wrappers`' scikit-learn estimators, `keras.visualization`'s plots).
+# Neither is a dependency of Keras or TensorFlow, which load without them:
+# kept out of that import, they took about 1.6 of a command's 6 s of start-up.
+# The command's own imports of them later (the report's) load them as usual.
+_OPTIONAL_FOR_KERAS = ("sklearn", "matplotlib")
+
+
+@contextlib.contextmanager
+def _not_importable(names):
+    """A context in which importing a package of `names` fails as if it were not installed (unless loaded already)."""
+    kept_out = [name for name in names if name not in sys.modules]
+    sys.modules.update(dict.fromkeys(kept_out))  # None: an ImportError, which Keras expects
+    try:
+        yield
+    finally:
+        for name in kept_out:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
+
+
 def start_tensorflow(verbose):
     """Loads TensorFlow, quietly unless `verbose`: no C++, absl or Python log lines."""
-    with _loading_quietly(verbose):
+    with _loading_quietly(verbose), _not_importable(_OPTIONAL_FOR_KERAS):
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # where CUDA complains on a machine without it
