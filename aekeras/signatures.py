@@ -192,12 +192,18 @@ class Differences(dict):
     codebook indices) that differ from the SavedModel's; `images_left_out`:
     the images with any such difference, which the signatures that take
     images were not compared on. Both 0 where `encode` gives no integers.
+    `reconstruction_mse`: `(the format's, the SavedModel's)` mean squared
+    error on [0, 1] of `serving_default`'s reconstructions of every image,
+    from the calls compared (the format's taken of its reconstructions, as
+    `aekeras.tflite.Runner.reconstruction_mse` takes it; the SavedModel's
+    from its `score`, as `aekeras.serving.reconstruction_mse`).
     """
 
-    def __init__(self, largest, images_left_out=0, picks_differ=0.0):
+    def __init__(self, largest, images_left_out=0, picks_differ=0.0, reconstruction_mse=None):
         super().__init__(largest)
         self.images_left_out = images_left_out
         self.picks_differ = picks_differ
+        self.reconstruction_mse = reconstruction_mse
 
 
 def max_differences(saved_model, runner, images, format_name, batch_size=500, verbose=False, labels=None):
@@ -233,29 +239,48 @@ def max_differences(saved_model, runner, images, format_name, batch_size=500, ve
     contract.check("encode", batch_inputs(images, labels, 0, len(images)))  # one line for wrong images
     encode = saved_model.signatures["encode"]
     same_picks, picks_differ = _same_picks(contract, encode, runner, images, labels, batch_size)
-    differences = {}
+    differences, reconstruction_mse = {}, None
     for name, signature in contract.signatures.items():
         if draws_random_numbers(saved_model.signatures[name]):
             continue
-        takes_images = any(tensor.name == IMAGE_INPUT for tensor in signature.inputs)
-        largest = {}
-        starts = range(0, len(images), batch_size)
-        for start in tracked(
-            starts, len(starts), f"{format_name} {name} against the SavedModel (batches)", verbose
-        ):
-            batch = tf.constant(images[start : start + batch_size])
-            batch_labels = None if labels is None else labels[start : start + batch_size]
-            inputs = {
-                k: np.asarray(v) for k, v in example_inputs(signature, batch, encode, batch_labels).items()
-            }
-            expected = saved_model.signatures[name](**inputs)
-            got = runner(name, **inputs)
-            compared = same_picks[start : start + batch_size] if takes_images else slice(None)
-            for key in (k for k in got if np.issubdtype(got[k].dtype, np.floating)):
-                difference = np.abs(got[key] - expected[key].numpy())[compared]
-                largest[key] = max(largest.get(key, 0.0), float(np.max(difference, initial=0.0)))
-        differences[name] = largest
-    return Differences(differences, int(np.sum(~same_picks)), picks_differ)
+        progress = (f"{format_name} {name} against the SavedModel (batches)", verbose)
+        differences[name], squared_errors = _compare_signature(
+            saved_model, runner, signature, images, labels, same_picks, batch_size, progress
+        )
+        if squared_errors is not None:
+            reconstruction_mse = tuple(float(np.mean(np.concatenate(errors))) for errors in squared_errors)
+    return Differences(differences, int(np.sum(~same_picks)), picks_differ, reconstruction_mse)
+
+
+def _compare_signature(saved_model, runner, signature, images, labels, same_picks, batch_size, progress):
+    """`({output: max |format - SavedModel|}, squared errors)` of one signature, run batch by batch on both.
+
+    The squared errors are `serving_default`'s, per image: `([the
+    format's], [the SavedModel's])` by batch, of every image (picks that
+    differ left in); None for the other signatures. `progress`:
+    `(description, shown)`.
+    """
+    encode = saved_model.signatures["encode"]
+    takes_images = any(tensor.name == IMAGE_INPUT for tensor in signature.inputs)
+    squared_errors = ([], []) if signature.name == "serving_default" else None
+    largest = {}
+    starts = range(0, len(images), batch_size)
+    for start in tracked(starts, len(starts), *progress):
+        batch = tf.constant(images[start : start + batch_size])
+        batch_labels = None if labels is None else labels[start : start + batch_size]
+        inputs = {k: np.asarray(v) for k, v in example_inputs(signature, batch, encode, batch_labels).items()}
+        expected = saved_model.signatures[signature.name](**inputs)
+        got = runner(signature.name, **inputs)
+        if squared_errors is not None:
+            squared_errors[0].append(
+                np.asarray(losses.squared_error(inputs[IMAGE_INPUT], got["reconstruction"]))
+            )
+            squared_errors[1].append(expected["score"].numpy())
+        compared = same_picks[start : start + batch_size] if takes_images else slice(None)
+        for key in (k for k in got if np.issubdtype(got[k].dtype, np.floating)):
+            difference = np.abs(got[key] - expected[key].numpy())[compared]
+            largest[key] = max(largest.get(key, 0.0), float(np.max(difference, initial=0.0)))
+    return largest, squared_errors
 
 
 def _same_picks(contract, encode, runner, images, labels, batch_size):

@@ -62,41 +62,20 @@ def _rows(version_dir):
     latency = _median_latency(lambda x: saved_model(images=tf.constant(x)), test_images[:1])
     rows = [("SavedModel", size, latency, serving.reconstruction_mse(server, test_images), 0.0, 0.0)]
     onnx_paths = onnx.convert(version_dir)
-    runner = onnx.Runner(onnx.onnx_dir(version_dir))
-    rows.append(
-        (
-            "ONNX",
-            sum(path.stat().st_size for path in onnx_paths.values()),
-            _median_latency(lambda x: runner("serving_default", images=x), test_images[:1]),
-            _mse(runner, test_images),
-            *_largest(signatures.max_differences(server.model, runner, test_images, "ONNX")),
-        )
-    )
+    onnx_size = sum(path.stat().st_size for path in onnx_paths.values())
+    rows.append(_row("ONNX", onnx_size, onnx.Runner(onnx.onnx_dir(version_dir)), server, test_images))
     for quantize in tflite.QUANTIZATIONS:
         images = calibration if quantize in tflite.CALIBRATED else None
         litert = tflite.Runner(tflite.convert(version_dir, quantize, images=images))
-        rows.append(
-            (
-                f"TFLite {quantize}",
-                litert.path.stat().st_size,
-                _median_latency(lambda x, r=litert: r("serving_default", images=x), test_images[:1]),
-                litert.reconstruction_mse(test_images),
-                *_largest(signatures.max_differences(server.model, litert, test_images, "LiteRT")),
-            )
-        )
+        rows.append(_row(f"TFLite {quantize}", litert.path.stat().st_size, litert, server, test_images))
     return rows
 
 
-def _mse(runner, images, batch_size=500):
-    """Test reconstruction MSE from the `score` output (per-image MSE on [0, 1])."""
-    starts = range(0, len(images), batch_size)
-    return float(
-        np.mean(
-            np.concatenate(
-                [runner("serving_default", images=images[i : i + batch_size])["score"] for i in starts]
-            )
-        )
-    )
+def _row(format_name, size, runner, server, test_images):
+    """A converted format's row, its test MSE of the calls its differences compare (`Differences`)."""
+    differences = signatures.max_differences(server.model, runner, test_images, format_name)
+    latency = _median_latency(lambda x: runner("serving_default", images=x), test_images[:1])
+    return (format_name, size, latency, differences.reconstruction_mse[0], *_largest(differences))
 
 
 def markdown(results):

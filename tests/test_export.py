@@ -616,6 +616,13 @@ def test_max_differences_keeps_each_outputs_largest_over_every_batch(exported, i
     assert set(differences) == {"serving_default", "encode", "decode"}
     # 32 images in batches of 10: every image through every signature.
     assert sorted(calls) == sorted((name, n) for name in differences for n in (10, 10, 10, 2))
+    # The reconstruction MSEs of those same calls: the format's with its pushed pixel, the SavedModel's score.
+    reconstruction = saved_model.signatures["serving_default"](images=tf.constant(images))["reconstruction"]
+    pushed = reconstruction.numpy()
+    pushed[0, 3, 4, 0] -= 0.25
+    expected = (np.mean((images - pushed) ** 2), np.mean((images - reconstruction.numpy()) ** 2))
+    assert differences.reconstruction_mse == pytest.approx(expected, rel=1e-5)
+    assert differences.reconstruction_mse[0] != differences.reconstruction_mse[1]
 
 
 def test_max_differences_leaves_out_the_images_whose_codebook_picks_differ(tmp_path, images):
@@ -651,3 +658,12 @@ def test_max_differences_leaves_out_the_images_whose_codebook_picks_differ(tmp_p
     assert differences["serving_default"]["reconstruction"] == pytest.approx(0.25, abs=1e-6)
     assert differences["decode_indices"]["images"] == pytest.approx(0.125, abs=1e-6)
     assert set(differences) == {"serving_default", "encode", "decode", "decode_indices"}
+    # The MSE is of every image, the one whose picks differ included.
+    reconstruction = saved_model.signatures["serving_default"](images=tf.constant(images))[
+        "reconstruction"
+    ].numpy()
+    changed = reconstruction.copy()
+    changed[5] += 0.5
+    changed[7, 1, 1, 0] -= 0.25
+    expected = (np.mean((images - changed) ** 2), np.mean((images - reconstruction) ** 2))
+    assert differences.reconstruction_mse == pytest.approx(expected, rel=1e-5)

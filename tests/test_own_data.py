@@ -67,12 +67,20 @@ def train_serve_convert(tmp_path, source, model_args, image_shape):
     calibrated = min(300, len(data.load_arrays(source, "train")[0]))
     assert f"calibrating on {calibrated} training images of {record['data']['source']}" in converted.stdout
     assert f"test reconstruction MSE on {len(images)} images" in converted.stdout
-    batches = -(-len(images) // 256)  # progress, as plain lines off a terminal
-    assert f"LiteRT on the test images (batches): {batches}/{batches} (" in converted.stdout
+    batches = -(-len(images) // 500)  # progress, as plain lines off a terminal
+    assert (
+        f"LiteRT serving_default against the SavedModel (batches): {batches}/{batches} (" in converted.stdout
+    )
+    assert "on the test images (batches)" not in converted.stdout  # the MSEs come of the same calls
+    litert_mse, saved_mse = map(
+        float, re.search(r"LiteRT ([\d.]+), SavedModel ([\d.]+)", converted.stdout).groups()
+    )
+    assert saved_mse == pytest.approx(record["test_metrics"]["mse_01"], rel=1e-4)
     runner = tflite.Runner(version / f"{model_args[0]}-int8.tflite")
     litert = runner("serving_default", images=images[:3])["reconstruction"]
     assert np.mean(np.abs(litert - grpc["reconstruction"])) < 0.05
-    assert runner.reconstruction_mse(images) <= 1.2 * record["test_metrics"]["mse_01"]
+    assert litert_mse == pytest.approx(runner.reconstruction_mse(images), abs=1e-6)  # printed to 6 places
+    assert litert_mse <= 1.2 * record["test_metrics"]["mse_01"]
     # int16x8 (LiteRT's quantizer) at this shape: the same float32 contract,
     # dynamic batch included, and reconstructions as close as int8's.
     sixteen = tflite.Runner(tflite.convert(version, "int16x8", images=tflite.calibration_images(source, 100)))
@@ -104,6 +112,11 @@ def check_onnx(tmp_path, version, contract, num_test_images):
     assert {name for name, _, _ in differences} | random == set(contract.signatures)
     for _, difference, count in differences:
         assert float(difference) <= 1e-4 and int(count) == num_test_images
+    onnx_mse, saved_mse = map(
+        float, re.search(r"ONNX ([\d.]+), SavedModel ([\d.]+)", converted.stdout).groups()
+    )
+    assert f"test reconstruction MSE on {num_test_images} images of " in converted.stdout
+    assert onnx_mse == pytest.approx(saved_mse, rel=1e-4, abs=1e-6)
     assert onnx.Runner(version).contract.signatures.keys() == contract.signatures.keys()
 
 

@@ -461,6 +461,15 @@ def export_test_images(args, version_dir, contract):
     return source, options, test_images, test_labels
 
 
+def print_reconstruction_mse(differences, format_name, image_count, source):
+    """A conversion's test reconstruction MSE beside the SavedModel's, both of the calls its differences compared."""
+    converted, saved_model = differences.reconstruction_mse
+    print(
+        f"test reconstruction MSE on {image_count} images of {source}: {format_name} {converted:.6f}, "
+        f"SavedModel {saved_model:.6f}"
+    )
+
+
 def print_flipped_picks(differences, format_name, image_count):
     """A note under a conversion's differences where its codebook picks differ from the SavedModel's (a VQ-VAE's).
 

@@ -9,6 +9,7 @@ from aekeras.cli.common import (
     export_test_images,
     native_logs_hidden,
     print_flipped_picks,
+    print_reconstruction_mse,
 )
 from aekeras.errors import CheckInterrupted
 from aekeras.interrupts import ctrl_c_kept
@@ -21,7 +22,7 @@ def add_parser(commands):
         description="Convert every signature of an export into an ONNX file (VERSION_DIR/onnx/SIGNATURE.onnx, "
         "with the SavedModel's input and output names), then run each in onnxruntime on the run's own "
         "test images (the data its run.json names, or --data) and report the largest difference from the "
-        "SavedModel.",
+        "SavedModel, and the test reconstruction MSE next to the SavedModel's.",
     )
     parser.add_argument("version_dir", help="an export, e.g. saved_models/dense/1")
     add_data_arguments(parser, data_default=None, what="the data to test on (default: the run's)")
@@ -56,4 +57,5 @@ def run(args):
             else "draws random numbers: not compared value by value"
         )
         print(f"ONNX {name}: {path} ({path.stat().st_size} bytes); {checked}")
+    print_reconstruction_mse(differences, "ONNX", len(test_images), source)
     print_flipped_picks(differences, "ONNX", len(test_images))

@@ -10,6 +10,7 @@ from aekeras.cli.common import (
     native_logs_hidden,
     positive_int,
     print_flipped_picks,
+    print_reconstruction_mse,
 )
 from aekeras.errors import CheckInterrupted
 from aekeras.interrupts import ctrl_c_kept
@@ -69,21 +70,14 @@ def run(args):
             with ctrl_c_kept(at_safe_points=True):  # each batch checked (`tracked`)
                 runner = tflite.Runner(path)
                 quantized_tensors = runner.quantized_tensors()
-                litert_mse = runner.reconstruction_mse(test_images, verbose=True, labels=test_labels)
-                # The export the server already loaded, and the same interpreter.
+                # The export the server already loaded; the MSEs from the same calls.
                 differences = signatures.max_differences(
                     server.model, runner, test_images, "LiteRT", verbose=True, labels=test_labels
-                )
-                saved_model_mse = serving.reconstruction_mse(
-                    server, test_images, verbose=True, labels=test_labels
                 )
         except KeyboardInterrupt:
             raise CheckInterrupted([path]) from None
     print(f"TFLite ({args.quantize}): {path} ({path.stat().st_size} bytes)")
-    print(
-        f"test reconstruction MSE on {len(test_images)} images of {source}: LiteRT {litert_mse:.6f}, "
-        f"SavedModel {saved_model_mse:.6f}"
-    )
+    print_reconstruction_mse(differences, "LiteRT", len(test_images), source)
     print(
         "largest difference from the SavedModel: "
         + ", ".join(
