@@ -603,6 +603,23 @@ def test_a_conversion_whose_codebook_picks_flipped_says_so_in_one_line(capsys):
     assert out.count("\n") == 1
 
 
+def test_a_conversions_mse_line_is_the_compared_calls_or_says_why_there_is_none(capsys):
+    from aekeras.cli.common import print_reconstruction_mse
+    from aekeras.signatures import Differences
+
+    print_reconstruction_mse(Differences({}, reconstruction_mse=(0.0123456, 0.0123)), "ONNX", 10, "mnist")
+    assert (
+        capsys.readouterr().out
+        == "test reconstruction MSE on 10 images of mnist: ONNX 0.012346, SavedModel 0.012300\n"
+    )
+    # A variant whose serving_default samples is left out of `max_differences`: one line, no unpacking error.
+    print_reconstruction_mse(Differences({}), "LiteRT", 10, "mnist")
+    assert (
+        capsys.readouterr().out
+        == "test reconstruction MSE: not compared, as serving_default draws random numbers\n"
+    )
+
+
 def test_the_conditional_vae_learns_class_folders_and_converts_with_their_labels(
     tmp_path, fashion_png_folder
 ):

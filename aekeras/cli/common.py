@@ -463,6 +463,9 @@ def export_test_images(args, version_dir, contract):
 
 def print_reconstruction_mse(differences, format_name, image_count, source):
     """A conversion's test reconstruction MSE beside the SavedModel's, both of the calls its differences compared."""
+    if differences.reconstruction_mse is None:  # a variant's `serving_default` that draws random numbers
+        print("test reconstruction MSE: not compared, as serving_default draws random numbers")
+        return
     converted, saved_model = differences.reconstruction_mse
     print(
         f"test reconstruction MSE on {image_count} images of {source}: {format_name} {converted:.6f}, "
