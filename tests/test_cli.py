@@ -1,6 +1,7 @@
 """The `aekeras` command, run as a user runs it: in a real subprocess."""
 
 import faulthandler
+import functools
 import io
 import json
 import os
@@ -833,6 +834,34 @@ def test_a_ctrl_c_in_training_is_raised_at_the_next_batch_and_a_second_at_once(
             )
     assert int(model.optimizer.iterations) == steps_run  # of 24
     assert went_on == ([2] if presses == 1 else [])
+
+
+@pytest.mark.parametrize("helper", [True, False], ids=["stopping_at_a_batch", "plain_fit"])
+def test_the_reports_fits_take_a_ctrl_c_at_the_end_of_the_batch(ctrl_c_at_its_default, helper):
+    """The report takes a Ctrl-C where it lands (`aekeras report`'s block); its fits, at the batch's end.
+
+    Pressed as the third step begins, the first Ctrl-C lets that step
+    finish and stops the fit as it ends; a plain `fit` in the same block
+    is stopped where the press lands, in TensorFlow's code.
+    """
+    from aekeras.interrupts import ctrl_c_kept
+    from aekeras.training.callbacks import fit_stopping_at_a_batch
+
+    class PressedInThirdStep(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.2)
+
+    images = data.load_arrays("mnist", "test")[0][:512]
+    model = DenseAutoencoder(latent_dim=4)
+    model.compile(optimizer="adam", steps_per_execution=1)
+    fit = functools.partial(fit_stopping_at_a_batch, model) if helper else model.fit
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_kept():
+            fit(images, batch_size=64, epochs=3, verbose=0, callbacks=[PressedInThirdStep()])
+    assert int(model.optimizer.iterations) == (3 if helper else 2)  # of 24
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # both blocks' handlers undone
 
 
 def test_a_second_ctrl_c_stops_at_once_also_in_a_block_within(ctrl_c_at_its_default):

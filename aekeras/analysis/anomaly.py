@@ -7,6 +7,7 @@ from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
 from aekeras.analysis.metrics import mse
+from aekeras.training.callbacks import fit_stopping_at_a_batch
 
 # Published one-class results on MNIST (trained on one digit's training
 # images, tested on the whole test set): mean AUROC over the ten digits, in
@@ -153,7 +154,9 @@ def _one_class_scores(
     keras.utils.set_random_seed(model_seed)
     model = build_model()
     model.compile(optimizer=keras.optimizers.Adam(learning_rate))
-    model.fit(model.image_spec.to_model_scale(normal), epochs=epochs, batch_size=batch_size, verbose=0)
+    fit_stopping_at_a_batch(
+        model, model.image_spec.to_model_scale(normal), epochs=epochs, batch_size=batch_size, verbose=0
+    )
     return OneClassScores(model, normal, validation, seed=seed)
 
 

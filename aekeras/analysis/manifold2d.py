@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from aekeras import models
+from aekeras.training.callbacks import fit_stopping_at_a_batch
 
 
 def curve(t):
@@ -51,7 +52,7 @@ def curve_denoising(*, noise_std=0.1, train_points=4000, epochs=100, grid=41, se
     )
     model = models.DenoisingAutoencoder(autoencoder, noise="gaussian", noise_level=noise_std, seed=seed)
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
-    model.fit(points, epochs=epochs, batch_size=128, verbose=0)
+    fit_stopping_at_a_batch(model, points, epochs=epochs, batch_size=128, verbose=0)
 
     axis = np.linspace(-1, 1, grid, dtype=np.float32)
     inputs = np.stack(np.meshgrid(axis, axis), axis=-1).reshape(-1, 2)

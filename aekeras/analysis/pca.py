@@ -8,6 +8,7 @@ from sklearn.linear_model import LogisticRegression
 
 from aekeras import models
 from aekeras.analysis.metrics import mse
+from aekeras.training.callbacks import fit_stopping_at_a_batch
 
 # Training codes (and labels) the logistic-regression probes learn from.
 PROBE_EXAMPLES = 10000
@@ -42,7 +43,9 @@ def _trained(build_autoencoder, size, train_images, epochs, batch_size, seed, le
             f"the autoencoder built for code size {size} has a code of {_code_size(model)} values"
         )
     model.compile(optimizer=keras.optimizers.Adam(learning_rate))
-    model.fit(model.image_spec.to_model_scale(train_images), epochs=epochs, batch_size=batch_size, verbose=0)
+    fit_stopping_at_a_batch(
+        model, model.image_spec.to_model_scale(train_images), epochs=epochs, batch_size=batch_size, verbose=0
+    )
     return model
 
 
@@ -181,7 +184,7 @@ def tied_linear_subspace(train_images, code_size, *, epochs, batch_size=256, lea
     )
     model.compile(optimizer=keras.optimizers.Adam(learning_rate))
     centred = train_images - train_images.mean(axis=0)
-    model.fit(centred, epochs=epochs, batch_size=batch_size, verbose=0)
+    fit_stopping_at_a_batch(model, centred, epochs=epochs, batch_size=batch_size, verbose=0)
     components = PCA(n_components=code_size, random_state=seed).fit(_flat(train_images)).components_
     kernel = model.encoder.layers[-1].kernel.numpy()  # [pixels, code_size]
     return {"angles": principal_angles(kernel, components.T), "model": model, "components": components}

@@ -7,6 +7,7 @@ import tensorflow as tf
 from aekeras import models
 from aekeras.analysis.metrics import checked_references, mse, pooled_psnr, psnr
 from aekeras.models.blocks import DATA_FORMAT, OutputConv2D
+from aekeras.training.callbacks import fit_stopping_at_a_batch
 
 
 def downsample(images, factor=2):
@@ -207,7 +208,8 @@ def _fitted_super_resolution(crops, validation, epochs, seed):
     model = residual_super_resolution_model(low.shape[1:])
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     best = keras.callbacks.EarlyStopping(monitor="val_loss", patience=epochs, restore_best_weights=True)
-    history = model.fit(
+    history = fit_stopping_at_a_batch(
+        model,
         low,
         crops,
         validation_data=(downsample(validation), validation),

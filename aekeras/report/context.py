@@ -16,6 +16,7 @@ from aekeras import data, losses, presets
 from aekeras.analysis.superresolution import downsample, even_crop, super_resolution_model
 from aekeras.progress import fit_verbosity
 from aekeras.staging import write_atomically
+from aekeras.training.callbacks import fit_stopping_at_a_batch
 
 
 @dataclasses.dataclass
@@ -168,7 +169,7 @@ def cached_model(cache_dir, name, build, train_inputs, train_targets, epochs, se
         None if images is None else model.image_spec.to_model_scale(images)
         for images in (train_inputs, train_targets)
     )
-    model.fit(inputs, targets, epochs=epochs, batch_size=256, verbose=fit_verbosity(1))
+    fit_stopping_at_a_batch(model, inputs, targets, epochs=epochs, batch_size=256, verbose=fit_verbosity(1))
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, model.save)
     return model

@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from aekeras.interrupts import raise_if_pressed
+from aekeras.interrupts import ctrl_c_kept, raise_if_pressed
 from aekeras.models.blocks import load_with_older_weight_names
 from aekeras.models.nonfinite import NonFiniteStop
 from aekeras.staging import write_atomically
@@ -161,6 +161,18 @@ class StopAfterCtrlC(keras.callbacks.Callback):
 
     def on_test_batch_end(self, batch, logs=None):
         raise_if_pressed()
+
+
+def fit_stopping_at_a_batch(model, *args, callbacks=(), **kwargs):
+    """`model.fit(*args, **kwargs)`, a first Ctrl-C during it raised at the end of the batch under way.
+
+    For the fits of work that takes a Ctrl-C wherever it lands (the
+    report's analyses): raised inside TensorFlow's C code, as an epoch's
+    iterator is made, an interrupt once corrupted the heap and the process
+    aborted (`ctrl_c_kept`). A second Ctrl-C is raised at once.
+    """
+    with ctrl_c_kept(at_safe_points=True):
+        return model.fit(*args, callbacks=[*callbacks, StopAfterCtrlC()], **kwargs)
 
 
 class HistoryLogger(keras.callbacks.CSVLogger):
