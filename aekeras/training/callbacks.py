@@ -1,4 +1,4 @@
-"""The callbacks of a training run: the NaN stop, atomic backups, and the run's files."""
+"""The callbacks of a training run: the NaN stop, atomic backups, and the run's files; and a fit that stops at a batch's end on Ctrl-C."""
 
 import contextlib
 import csv
