@@ -163,7 +163,7 @@ class StopAfterCtrlC(keras.callbacks.Callback):
         raise_if_pressed()
 
 
-def fit_stopping_at_a_batch(model, *args, callbacks=(), **kwargs):
+def fit_stopping_at_a_batch(model, *args, callbacks=None, **kwargs):
     """`model.fit(*args, **kwargs)`, a first Ctrl-C during it raised at the end of the batch under way.
 
     For the fits of work that takes a Ctrl-C wherever it lands (the
@@ -172,7 +172,7 @@ def fit_stopping_at_a_batch(model, *args, callbacks=(), **kwargs):
     aborted (`ctrl_c_kept`). A second Ctrl-C is raised at once.
     """
     with ctrl_c_kept(at_safe_points=True):
-        return model.fit(*args, callbacks=[*callbacks, StopAfterCtrlC()], **kwargs)
+        return model.fit(*args, callbacks=[*(callbacks or ()), StopAfterCtrlC()], **kwargs)
 
 
 class HistoryLogger(keras.callbacks.CSVLogger):
