@@ -25,6 +25,7 @@ from aekeras.progress import tracked
 from aekeras.signatures import Contract, batch_inputs, example_inputs, read_value_counts
 from aekeras.signatures import max_differences as max_differences_from
 from aekeras.staging import write_atomically
+from aekeras.tflite_files import compact, model_object
 
 INT16_RANGE_MARGIN = 1.2  # int16x8: how far beyond the calibrated range activations stay unclipped
 # Fewer calibration images than this get a note: TensorFlow's guide asks for
@@ -80,7 +81,7 @@ def _representative_dataset(saved_model, images, labels):
 # as in `aekeras tflite`. It is raised before the file is written, not
 # inside the converter (which calls back into Python to calibrate).
 @ctrl_c_kept(at_safe_points=True)
-def convert(version_dir, quantize="none", *, images=None, labels=None):
+def convert(version_dir, quantize="none", *, images=None, labels=None, strip_names=False):
     """Converts an exported SavedModel to one TFLite file with all signatures.
 
     Args:
@@ -97,6 +98,9 @@ def convert(version_dir, quantize="none", *, images=None, labels=None):
             `calibration_images`).
         labels: the calibration images' labels, for models that read them
             (`calibration_images(..., with_labels=True)`).
+        strip_names: drop the names of the tensors that no signature reads
+            or writes (labels for debugging): a smaller file, the same
+            model (`aekeras.tflite_files`).
 
     Returns:
         The `Path` of the `.tflite` file, written whole or not at all.
@@ -127,6 +131,7 @@ def convert(version_dir, quantize="none", *, images=None, labels=None):
             if quantize == "int8":
                 converter.representative_dataset = _representative_dataset(saved_model, images, labels)
             content = converter.convert()
+    content = compact(content, strip_names)
     path = tflite_path(version_dir, quantize)
     raise_if_pressed()  # before an earlier file of the same mode is replaced
     write_atomically(path, lambda partial: partial.write_bytes(content))
@@ -191,16 +196,6 @@ def _int16x8(float_content, saved_model, images, labels):
     return _output_shapes_from(float_content, quantized)
 
 
-def _model_object(content):
-    """A `.tflite` file's contents as flatbuffer objects to edit, written back whole by `convert_object_to_bytearray`."""
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
-    for buffer in model.buffers:
-        if buffer.offset > 1:  # stored after the flatbuffer: back inside, where the writer keeps it
-            buffer.data = np.frombuffer(content, np.uint8, buffer.size, buffer.offset)
-            buffer.offset = buffer.size = 0
-    return model
-
-
 def _seeded_random_ops(float_content):
     """The float model with its unseeded random ops drawing from `CALIBRATION_SEED`, to calibrate on.
 
@@ -210,7 +205,7 @@ def _seeded_random_ops(float_content):
     files. The file written keeps the unseeded ops: `sample` still draws
     afresh on every call, as the SavedModel's does.
     """
-    model = _model_object(float_content)
+    model = model_object(float_content)
     for subgraph in model.subgraphs:
         for operator in subgraph.operators:
             options = operator.builtinOptions
@@ -227,7 +222,7 @@ def _output_shapes_from(float_content, quantized_content):
     signatures (its serving contract) would say otherwise.
     """
     reference = flatbuffer_utils.convert_bytearray_to_object(bytearray(float_content))
-    model = _model_object(quantized_content)
+    model = model_object(quantized_content)
     shapes = {}
     for signature in reference.signatureDefs:
         tensors = reference.subgraphs[signature.subgraphIndex].tensors

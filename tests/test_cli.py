@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.lite.tools import flatbuffer_utils
 
 from aekeras import cli, data
 from aekeras.models import ConvAutoencoder, DenseAutoencoder, ModelFileError, load_model, shards
@@ -109,14 +110,17 @@ def test_train_then_export_end_to_end(tmp_path):
         **record,
         "int8_weights": True,
     }
-    converted = run(
-        ["tflite", "saved_models/dense8/1", "--quantize", "int16x8", "--calibration-images", "100"],
-        cwd=tmp_path,
-    )
+    int16x8 = ["tflite", "saved_models/dense8/1", "--quantize", "int16x8", "--calibration-images", "100"]
+    converted = run([*int16x8, "--strip-names"], cwd=tmp_path)
     assert converted.returncode == 0, converted.stderr
     snapped = re.findall(r"(?:serving_default|encode|decode) \w+ ([\d.e+-]+)", converted.stdout)
     assert len(snapped) == 4 and all(float(value) < 1e-2 for value in snapped), converted.stdout
     assert "note:" not in converted.stdout
+    # Named: the signatures' inputs and outputs, no inner tensor.
+    model = flatbuffer_utils.read_model(str(tmp_path / "saved_models/dense8/1/dense8-int16x8.tflite"))
+    named = [t.name for subgraph in model.subgraphs for t in subgraph.tensors if t.name]
+    ends = sum(len(s.inputs) + len(s.outputs) for s in model.signatureDefs)
+    assert len(named) == ends == 7, named
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,12 @@ def add_parser(commands):
         default=500,
         help="int8, int16x8: how many training images calibrate the ranges (all, if fewer)",
     )
+    parser.add_argument(
+        "--strip-names",
+        action="store_true",
+        help="drop the names of the tensors no signature reads or writes (labels for debugging): "
+        "a smaller file, the same model",
+    )
     add_data_arguments(
         parser, data_default=None, what="the data to calibrate and test on (default: the run's)"
     )
@@ -65,7 +71,9 @@ def run(args):
                 f"{args.quantize} then clips; {tflite.FEW_CALIBRATION_IMAGES} or more are usual"
             )
     with native_logs_hidden(args.verbose):
-        path = tflite.convert(version_dir, args.quantize, images=images, labels=labels)
+        path = tflite.convert(
+            version_dir, args.quantize, images=images, labels=labels, strip_names=args.strip_names
+        )
         try:
             with ctrl_c_kept(at_safe_points=True):  # each batch checked (`tracked`)
                 runner = tflite.Runner(path)
