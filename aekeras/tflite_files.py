@@ -21,6 +21,7 @@ from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.tools import flatbuffer_utils
 
 FILE_IDENTIFIER = b"TFL3"  # the TFLite schema's
+BUFFER_ALIGNMENT = 16  # where each weight buffer after the flatbuffer starts: ample for any element type
 
 
 def model_object(content):
@@ -45,19 +46,20 @@ class _SharingBuilder(flatbuffers.Builder):
         super().__init__(1024)
         self._offsets = {}
 
-    def _shared(self, key, write):
+    def written_once(self, key, write):
+        """The offset of what `write()` wrote for `key`, written at its first call."""
         if key not in self._offsets:
             self._offsets[key] = write()
         return self._offsets[key]
 
     def CreateNumpyVector(self, x):  # noqa: N802 (flatbuffers' name)
-        return self._shared(
+        return self.written_once(
             (x.dtype.str, x.tobytes()), lambda: super(_SharingBuilder, self).CreateNumpyVector(x)
         )
 
     def CreateString(self, s, encoding="utf-8", errors="strict"):  # noqa: N802 (flatbuffers' name)
         text = s.encode(encoding, errors) if isinstance(s, str) else bytes(s)
-        return self._shared(("string", text), lambda: super(_SharingBuilder, self).CreateString(text))
+        return self.written_once(("string", text), lambda: super(_SharingBuilder, self).CreateString(text))
 
 
 _QUANTIZATION_VECTORS = ("min", "max", "scale", "zeroPoint")
@@ -72,7 +74,7 @@ class _SharedQuantization(schema.QuantizationParametersT):
             for f in _QUANTIZATION_VECTORS
         )
         key = ("quantization", vectors, self.quantizedDimension)
-        return builder._shared(key, lambda: super(_SharedQuantization, self).Pack(builder))
+        return builder.written_once(key, lambda: super(_SharedQuantization, self).Pack(builder))
 
 
 def _quantization_shared(model):
@@ -107,25 +109,51 @@ def _strip_inner_names(model):
                 tensor.name = None
 
 
+def _packed(model):
+    """`model`'s flatbuffer, each vector, string and quantization table once."""
+    builder = _SharingBuilder()
+    builder.Finish(model.Pack(builder), file_identifier=FILE_IDENTIFIER)
+    return bytes(builder.Output())
+
+
+def _aligned(position):
+    return -(-position // BUFFER_ALIGNMENT) * BUFFER_ALIGNMENT
+
+
+def _with_weights_after(model, content):
+    """The file of a model whose weights lie after its flatbuffer, each buffer where its offset says.
+
+    Each such buffer's offset is where its bytes start in the file; a
+    smaller flatbuffer moves them, so it is written twice: first to learn
+    its length, then with the offsets that follow from it (the same length,
+    as an offset field is written whatever its value).
+    """
+    outside = [
+        (buffer, content[buffer.offset : buffer.offset + buffer.size])
+        for buffer in model.buffers
+        if buffer.offset > 1
+    ]
+    position = _aligned(len(_packed(model)))
+    for buffer, weights in outside:
+        buffer.offset, position = position, _aligned(position + len(weights))
+    written = bytearray(_packed(model))
+    for buffer, weights in outside:
+        written += bytes(buffer.offset - len(written)) + weights  # zeros up to its aligned start
+    return bytes(written)
+
+
 def compact(content, strip_names=False):
     """A `.tflite` file's bytes written again, each vector, string and quantization table once.
 
     `strip_names`: also drop the names of tensors that no signature reads
-    or writes. A file whose weights lie after the flatbuffer (a model of
-    2 GiB or more, beyond what a flatbuffer addresses) is returned as it
-    is, or refused with `strip_names`.
+    or writes. Weights that lie after the flatbuffer (the converter's
+    layout for a model of 2 GiB or more, beyond what a flatbuffer
+    addresses) stay there.
     """
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
-    if any(buffer.offset > 1 for buffer in model.buffers):
-        if strip_names:
-            raise ValueError(
-                "strip_names: this model's weights lie outside its flatbuffer (2 GiB or more), "
-                "which is written as the converter wrote it; expected a smaller model, or no strip_names"
-            )
-        return content
     _quantization_shared(model)
     if strip_names:
         _strip_inner_names(model)
-    builder = _SharingBuilder()
-    builder.Finish(model.Pack(builder), file_identifier=FILE_IDENTIFIER)
-    return bytes(builder.Output())
+    if any(buffer.offset > 1 for buffer in model.buffers):
+        return _with_weights_after(model, content)
+    return _packed(model)

@@ -473,9 +473,9 @@ def test_the_lessons_conv_models_stripped_int16x8_file_is_at_most_sixty_percent_
     assert sizes["int16x8"] <= 0.6 * sizes["none"], sizes
 
 
-def test_a_file_whose_weights_lie_outside_its_flatbuffer_is_kept_as_it_is(exported_models, converted, digits):
+def test_weights_after_the_flatbuffer_stay_there_in_a_compact_file(converted, digits):
     """The converter's layout for models of 2 GiB or more, made here of a small one: one weight buffer stored
-    after the flatbuffer. A flatbuffer cannot hold it, so the file is written as the converter wrote it."""
+    after the flatbuffer, where a flatbuffer cannot hold it. Written compactly (and stripped), it stays there."""
     from ai_edge_litert.interpreter import Interpreter
 
     from aekeras.tflite_files import compact
@@ -490,11 +490,14 @@ def test_a_file_whose_weights_lie_outside_its_flatbuffer_is_kept_as_it_is(export
     largest.offset = len(head)  # the same length with the real offset: the field is written either way
     content = flatbuffer_utils.convert_object_to_bytearray(model) + weights
     assert len(content) == len(head) + len(weights)
-    litert = Interpreter(model_content=content).get_signature_runner("serving_default")
-    np.testing.assert_array_equal(  # LiteRT reads the weights from there
-        litert(images=digits[:8])["reconstruction"],
-        converted["conv"]["none"]("serving_default", images=digits[:8])["reconstruction"],
-    )
-    assert compact(content) == content
-    with pytest.raises(ValueError, match="strip_names: this model's weights lie outside its flatbuffer"):
-        compact(content, strip_names=True)
+    expected = converted["conv"]["none"]("serving_default", images=digits[:8])["reconstruction"]
+    for written in (content, compact(content), compact(content, strip_names=True)):
+        outside = [
+            b
+            for b in flatbuffer_utils.convert_bytearray_to_object(bytearray(written)).buffers
+            if b.offset > 1
+        ]
+        assert [(b.size, written[b.offset : b.offset + b.size]) for b in outside] == [(len(weights), weights)]
+        litert = Interpreter(model_content=written).get_signature_runner("serving_default")
+        np.testing.assert_array_equal(litert(images=digits[:8])["reconstruction"], expected)
+    assert len(compact(content, strip_names=True)) < len(compact(content)) < 0.95 * len(content)
