@@ -7,12 +7,12 @@ tensor an empty quantization table where it has none. `compact` writes
 each distinct vector, string and quantization table once, every copy
 pointing at it as flatbuffers allow (their references are offsets;
 `CreateSharedString` shares strings so), and leaves out the empty
-tables: the model LiteRT
-reads is the same, tensor by tensor. The lesson's conv model's float file
-came out 8.6% smaller, its int16x8 file 25% (README, "Every format,
-measured"). `strip_names=True` also drops the names of the tensors no
-signature reads or writes: labels for debugging (a viewer shows them) that
-were over a quarter of that int16x8 file.
+tables: the model LiteRT reads is the same, tensor by tensor. The
+lesson's conv model's float file came out 8.6% smaller, its int16x8 file
+25% (README, "Every format, measured"). `strip_names=True` also drops
+the names of the tensors no signature reads or writes: labels for
+debugging (a viewer shows them) that were over a quarter of that int16x8
+file.
 """
 
 import flatbuffers
@@ -117,6 +117,7 @@ def _packed(model):
 
 
 def _aligned(position):
+    """`position` rounded up to the next multiple of `BUFFER_ALIGNMENT`."""
     return -(-position // BUFFER_ALIGNMENT) * BUFFER_ALIGNMENT
 
 
