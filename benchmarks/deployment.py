@@ -56,9 +56,8 @@ def _largest(differences):
     return max(pixels), max(differences["encode"].values())
 
 
-def _rows(version_dir):
+def _rows(version_dir, test_images, calibration):
     """One row per format of one export: (format, bytes, latency s, test MSE, max |diff| pixels, codes)."""
-    test_images, calibration = _test_and_calibration_images(version_dir)
     server = serving.LocalServer(version_dir)
     saved_model = server.model.signatures["serving_default"]
     size = sum(
@@ -85,9 +84,8 @@ def _rows(version_dir):
     return rows
 
 
-def stripped_sizes(version_dir):
+def stripped_sizes(version_dir, calibration):
     """`{quantize: bytes}` of the float and int16x8 files with `--strip-names`, converted in a temporary copy."""
-    _, calibration = _test_and_calibration_images(version_dir)
     with tempfile.TemporaryDirectory() as folder:
         copy = shutil.copytree(version_dir, Path(folder) / version_dir.name)
         return {
@@ -141,10 +139,11 @@ def main(argv=None):
     results, stripped = {}, {}
     for path in args.version_dirs:
         name = read_record(path)["settings"]["model"]
-        rows = _rows(path)
+        test_images, calibration = _test_and_calibration_images(path)  # read once, for every format
+        rows = _rows(path, test_images, calibration)
         results.setdefault(name, []).extend(rows)
-        if rows[0][0] == "SavedModel":
-            stripped[name] = stripped_sizes(path)
+        if rows[0][0] == "SavedModel":  # not an `--int8-weights` export
+            stripped[name] = stripped_sizes(path, calibration)
     print(markdown(results))
     print()
     print(size_markdown(results, stripped))
