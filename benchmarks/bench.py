@@ -22,6 +22,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import step_profile  # beside this file: run as a script, its folder is on the path
 import tensorflow as tf
 import torch
 from PIL import Image
@@ -37,6 +38,8 @@ from aekeras.training.runner import configure_tensorflow
 BATCH_SIZE = 256
 MODELS = ("dense", "conv", "vae")
 LECTURE_LOOP = Path(__file__).resolve().parent / "lecture_loop.py"
+# The side of a race that makes a training step's matmuls and nothing else.
+MATMULS_ALONE = "aekeras's matmuls alone"
 # What the issue asks of the default path (aekeras/PyTorch's best, and so on).
 TARGETS = {
     "throughput": 1.5,
@@ -196,7 +199,7 @@ class _Side:
     """
 
     label: str
-    kind: str  # "aekeras" or "torch"
+    kind: str  # "aekeras", "torch", or "matmuls" (it trains nothing, and has no test loss)
     run_epoch: object
     test_loss: object
     samples: int  # trained on per epoch
@@ -280,6 +283,39 @@ def _torch_side(label, name, split, seed, orders, compiled, threads=2):
     return _Side(label, "torch", run_epoch, test_loss, sum(len(indices) for indices in orders[0]))
 
 
+def _matmuls_side(name, count):
+    """A side that makes, each epoch, as many steps as aekeras's side of model `name`'s matmuls alone; None where they are not listed.
+
+    The matmuls are `step_profile.training_matmuls`' (the step's own,
+    in its batch shards), on operands of their shapes, with nothing
+    between them but a scalar sum that keeps each, and no step waiting on
+    the one before: its throughput bounds what any step that makes those
+    matmuls could reach on this process's kernels and threads.
+    """
+    model = _keras_model(name, 0)
+    model.compile(optimizer=optimizers.Adam(1e-3))  # the default batch shards
+    matmuls = step_profile.training_matmuls(model, BATCH_SIZE)
+    if matmuls is None:
+        return None
+    generator = tf.random.Generator.from_seed(0)
+    operands = [[tf.Variable(generator.normal(shape)) for shape in m.operand_shapes()] for m in matmuls]
+    samples = trained_per_epoch(count)
+
+    @tf.function
+    def steps(number):
+        total = tf.constant(0.0)
+        for _ in tf.range(number):
+            for matmul, (a, b) in zip(matmuls, operands, strict=True):
+                # One element of each product: a use that keeps it, at no cost beside it.
+                total += tf.matmul(a, b, transpose_a=matmul.transpose_a, transpose_b=matmul.transpose_b)[0, 0]
+        return total
+
+    def run_epoch(epoch):
+        steps(tf.constant(samples // BATCH_SIZE)).numpy()
+
+    return _Side(MATMULS_ALONE, "matmuls", run_epoch, lambda: None, samples)
+
+
 def trained_per_epoch(count, batch_size=BATCH_SIZE):
     """The examples of `count` a shuffled `aekeras.data` pipeline serves an epoch (its short last batch left out)."""
     return kept_examples(count, batch_size, drops_remainder_by_default(True, count, batch_size))
@@ -314,11 +350,13 @@ def _race(sides, epochs):
             side.call_seconds.append(time.perf_counter() - started)
             side.epoch_seconds.append(side.call_seconds[-1] if inside is None else inside)
             side.test_losses.append(side.test_loss())
-    target = max(side.test_losses[-1] for side in sides)
+    target = max(side.test_losses[-1] for side in sides if side.kind != "matmuls")
     results = {}
     for side in sides:
         repeats = side.epoch_seconds[1:] or side.epoch_seconds
-        reached = next(i for i, loss in enumerate(side.test_losses) if loss <= target)
+        reached = next(
+            (i for i, loss in enumerate(side.test_losses) if loss is not None and loss <= target), None
+        )
         results[side.label] = {
             "kind": side.kind,
             "epoch_seconds": side.epoch_seconds,
@@ -328,7 +366,7 @@ def _race(sides, epochs):
             "test_loss": side.test_losses,
             "samples_per_second": [side.samples / s for s in repeats],
             "throughput": _spread([side.samples / s for s in repeats]),
-            "seconds_to_target": sum(side.epoch_seconds[: reached + 1]),
+            "seconds_to_target": None if reached is None else sum(side.epoch_seconds[: reached + 1]),
         }
     return results
 
@@ -366,12 +404,15 @@ def model_race(name, split, settings, seed=0, threads=0):
     if threads == 1:
         best = "PyTorch torch.compile, 1 thread" if settings.torch_compile else "PyTorch eager, 1 thread"
         sides.append(_torch_side(best, name, split, seed, orders, settings.torch_compile, threads=1))
+    matmuls = _matmuls_side(name, count)
+    sides += [matmuls] if matmuls else []
     race = _race(sides, settings.epochs)
     rivals = [label for label, side in race.items() if side["kind"] == "torch"]
     return {
         "sides": race,
         "versus_pytorch": _ratios(race, "aekeras", rivals),
         "toggles": [{"label": label, **_ratios(race, label, ["aekeras"])} for label in toggles],
+        "matmuls_alone": _ratios(race, MATMULS_ALONE, rivals) if matmuls else None,
     }
 
 
@@ -451,44 +492,57 @@ def _run_task(task, name, settings_json, result_path):
 # --- where the time goes ----------------------------------------------------------
 
 
-def forward_flops(model):
-    """Multiply-add FLOPs (2 per MAC) of one example's forward pass, dense and conv layers."""
-    flops = 0
+def layer_flops(model):
+    """Multiply-add FLOPs (2 per MAC) of one example's forward pass through each dense and conv layer, in order."""
+    flops = []
     shape = (1, *model.image_shape)
     for layer in [*model.encoder.layers, *model.decoder.layers]:
         out_shape = layer.compute_output_shape(shape)
         if isinstance(layer, keras.layers.Dense):
-            flops += 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
+            flops.append(2 * layer.kernel.shape[0] * layer.kernel.shape[1])
         elif isinstance(layer, keras.layers.Conv2D):
             kh, kw, cin, cout = layer.kernel.shape
-            flops += 2 * out_shape[1] * out_shape[2] * kh * kw * cin * cout
+            flops.append(2 * out_shape[1] * out_shape[2] * kh * kw * cin * cout)
         shape = out_shape
     return flops
 
 
+def forward_flops(model):
+    """Multiply-add FLOPs (2 per MAC) of one example's forward pass, dense and conv layers."""
+    return sum(layer_flops(model))
+
+
 def training_flops(name):
-    """Training FLOPs per example of a raced model: 3x its forward pass's multiply-adds (the pass and both gradients)."""
-    return 3 * forward_flops(_keras_model(name, 0))
+    """Training FLOPs per example of a raced model's multiply-adds: the forward pass, the weights' gradients, and the inputs' but the first layer's.
+
+    The images need no gradient, so neither side computes the first
+    layer's (`step_profile.training_matmuls`; PyTorch's autograd alike).
+    """
+    flops = layer_flops(_keras_model(name, 0))
+    return 3 * sum(flops) - flops[0]
 
 
 def peak_shares(results):
     """Per raced model, the share of the matmul peak its training reaches: aekeras's default, PyTorch's best, and the throughput target.
 
-    Returns `{name: {"aekeras": ..., "rival": ..., "target": ...}}`; the
-    target's share is what aekeras would reach at `TARGETS["throughput"]`
-    times PyTorch's best. Activations, losses and optimizer updates are not
-    counted, so a share near 1 leaves them no time.
+    Returns `{name: {"aekeras": ..., "rival": ..., "target": ...,
+    "matmuls": ...}}`; the target's share is what aekeras would reach at
+    `TARGETS["throughput"]` times PyTorch's best, and `matmuls` that of the
+    step's matmuls alone (None where the race had no such side).
+    Activations, losses and optimizer updates are not counted, so a share
+    near the matmuls' own leaves them no time.
     """
     shares = {}
     for name in MODELS:
         race = results["training"][name]
-        mine = race["sides"]["aekeras"]["throughput"]["median"]
-        rival = race["sides"][race["versus_pytorch"]["rival"]]["throughput"]["median"]
         per_second = training_flops(name) / results["matmul_peak_flops"]
+        rival = race["sides"][race["versus_pytorch"]["rival"]]["throughput"]["median"]
+        alone = race["sides"].get(MATMULS_ALONE)
         shares[name] = {
-            "aekeras": mine * per_second,
+            "aekeras": race["sides"]["aekeras"]["throughput"]["median"] * per_second,
             "rival": rival * per_second,
             "target": TARGETS["throughput"] * rival * per_second,
+            "matmuls": alone["throughput"]["median"] * per_second if alone else None,
         }
     return shares
 
@@ -888,6 +942,13 @@ def summary_lines(results):
                 f"train {name}, {toggled['label']}: {toggled['ratio']:.2f}x aekeras's default "
                 f"(repeats {toggled['spread']['low']:.2f}-{toggled['spread']['high']:.2f}x)"
             )
+    for name in MODELS:
+        alone = results["training"][name].get("matmuls_alone")
+        if alone:
+            lines.append(
+                f"train {name}, {MATMULS_ALONE}, no other op: {alone['ratio']:.2f}x PyTorch's best "
+                f"(repeats {alone['spread']['low']:.2f}-{alone['spread']['high']:.2f}x)"
+            )
     for label, lever in results["levers"].items():
         if label != "sides":
             lines.append(
@@ -903,9 +964,10 @@ def summary_lines(results):
         f"per epoch); peak memory {mine['peak_bytes'] / 2**20:.0f} vs {lecture['peak_bytes'] / 2**20:.0f} MiB"
     )
     for name, share in peak_shares(results).items():
+        alone = "" if share["matmuls"] is None else f"; its matmuls alone {100 * share['matmuls']:.1f}%"
         lines.append(
             f"{name} step: {100 * share['aekeras']:.1f}% of the matmul peak (PyTorch's best "
-            f"{100 * share['rival']:.1f}%; the throughput target needs {100 * share['target']:.1f}%)"
+            f"{100 * share['rival']:.1f}%; the throughput target needs {100 * share['target']:.1f}%{alone})"
         )
     pipeline = results["pipeline"]
     for label, rate in pipeline["images_per_second"].items():
@@ -940,10 +1002,11 @@ def _race_rows(race):
     ]
     for label, side in race.items():
         spread = side["throughput"]
+        to_target, loss = side["seconds_to_target"], side["test_loss"][-1]
         rows.append(
             f"| {label} | {spread['median']:,.0f} | {spread['low']:,.0f}-{spread['high']:,.0f} | "
-            f"{side['epoch_seconds'][0]:.1f} | {side['seconds_to_target']:.1f} | {side['test_loss'][-1]:.4f} | "
-            f"{side['per_call_seconds']:.3f} |"
+            f"{side['epoch_seconds'][0]:.1f} | {'-' if to_target is None else f'{to_target:.1f}'} | "
+            f"{'-' if loss is None else f'{loss:.4f}'} | {side['per_call_seconds']:.3f} |"
         )
     return rows
 
@@ -970,7 +1033,10 @@ def _training_section(results):
         "that gives TensorFlow the threads per op `aekeras train` gives it "
         f"({_threads_text(results)}); aekeras's batch shards keep every core busy even on one "
         "thread per op. PyTorch runs on 2 threads, and where aekeras runs on one per op, PyTorch "
-        "is timed on one as well.",
+        "is timed on one as well. "
+        f"Where a model's layers are all dense, `{MATMULS_ALONE}` races too: each epoch, as many steps "
+        "as aekeras's of the matmuls its training step makes (`step_profile.training_matmuls`, in its "
+        "batch shards) and no other op; it trains nothing, so it has no test loss.",
     ]
     for name in MODELS:
         race = results["training"][name]
@@ -1018,17 +1084,22 @@ def _roofline_section(results):
         "",
         f"Measured float32 matmul peak ({results['settings']['matmul_size']}^2, best of repeated runs, "
         f"before and after the dense race: {_peaks_text(results)} GFLOP/s): {peak / 1e9:.1f} GFLOP/s. "
-        "Each race's medians as shares of it, training FLOPs per sample taken as 3x the forward "
-        "pass's multiply-adds (activations, losses and the optimizer not counted), and the share "
-        f"that {TARGETS['throughput']:.1f}x PyTorch's best would take:",
+        "Each race's medians as shares of it, training FLOPs per sample taken as the multiply-adds of "
+        "the forward pass, the weights' gradients and the inputs' gradients but the first layer's, "
+        "which the images do not need (activations, losses and the optimizer not counted); the share "
+        f"that {TARGETS['throughput']:.1f}x PyTorch's best would take; and the share of the race's "
+        f"`{MATMULS_ALONE}` side, a step of the model's own matmuls and no other op, where its layers "
+        "are all dense: what a step doing nothing else reaches on these kernels.",
         "",
-        "| model | training MFLOP per sample | aekeras | PyTorch's best | the throughput target needs |",
-        "| --- | --- | --- | --- | --- |",
+        "| model | training MFLOP per sample | aekeras | PyTorch's best | the throughput target needs "
+        "| its matmuls alone |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, share in peak_shares(results).items():
+        alone = "-" if share["matmuls"] is None else f"{100 * share['matmuls']:.1f}%"
         out.append(
             f"| {name} | {training_flops(name) / 1e6:.2f} | {100 * share['aekeras']:.1f}% | "
-            f"{100 * share['rival']:.1f}% | {100 * share['target']:.1f}% |"
+            f"{100 * share['rival']:.1f}% | {100 * share['target']:.1f}% | {alone} |"
         )
     return [*out, ""]
 

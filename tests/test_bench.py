@@ -15,7 +15,9 @@ import pytest
 torch = pytest.importorskip("torch")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import bench  # noqa: E402
+import step_profile  # noqa: E402
 
+from aekeras import optimizers  # noqa: E402
 from aekeras.models import shards  # noqa: E402
 
 
@@ -40,6 +42,16 @@ def test_torch_twin_computes_the_same_function(name, digits):
 def test_forward_flops_of_the_lecture_model():
     model = bench._keras_model("dense", seed=0)
     assert bench.forward_flops(model) == 2 * (784 * 30 + 30 * 784)
+    # Training: the pass, both layers' kernel gradients, and the second layer's input gradient.
+    assert bench.training_flops("dense") == 5 * 2 * 784 * 30
+
+
+@pytest.mark.parametrize("name", ["dense", "vae"])
+def test_training_flops_are_those_of_the_steps_own_matmuls(name):
+    model = bench._keras_model(name, seed=0)
+    model.compile(optimizer=optimizers.Adam(1e-3))
+    matmuls = step_profile.training_matmuls(model, 256)
+    assert bench.training_flops(name) * 256 == sum(matmul.flops for matmul in matmuls)
 
 
 def test_both_readers_count_every_image_of_an_epoch(mnist_dir):
@@ -146,11 +158,25 @@ def test_quick_run_reports_every_figure(tmp_path):
         assert len(readings) == settings.pipeline_rounds and min(readings) > 0
         assert pipeline["images_per_second"][label] == statistics.median(readings)
     assert set(results["serving"]["saved_model_images_per_second"]) == {1, 256}
+    for name, race in results["training"].items():
+        # The models of dense layers race their step's matmuls alone, which train nothing.
+        alone = race["sides"].get(bench.MATMULS_ALONE)
+        assert (alone is None) == (name == "conv") == (race["matmuls_alone"] is None)
+        if alone is not None:
+            assert alone["kind"] == "matmuls" and alone["seconds_to_target"] is None
+            assert alone["test_loss"] == [None] * settings.epochs
+            assert len(alone["samples_per_second"]) == settings.epochs - 1
+            assert race["matmuls_alone"]["rival"] == race["versus_pytorch"]["rival"]
+            assert shares[name]["matmuls"] == pytest.approx(
+                alone["throughput"]["median"] * bench.training_flops(name) / results["matmul_peak_flops"]
+            )
     lines = bench.summary_lines(results)
     assert [line.split(":")[0] for line in lines[:3]] == [f"train {name}" for name in bench.MODELS]
     assert "aekeras/PyTorch throughput" in lines[0]
+    assert sum(f"{bench.MATMULS_ALONE}, no other op" in line for line in lines) == 2
     text = bench.markdown(results, "python benchmarks/bench.py --quick")
     assert "## Targets" in text and "LiteRT int8" in text
+    assert f"| {bench.MATMULS_ALONE} |" in text and "| conv | 4.23 |" in text
     # BENCHMARKS.md can be rewritten from the run's saved results alone.
     saved = tmp_path / "results.json"
     saved.write_text(json.dumps({**results, "command": "python benchmarks/bench.py --quick"}, default=float))
