@@ -283,8 +283,8 @@ def _torch_side(label, name, split, seed, orders, compiled, threads=2):
     return _Side(label, "torch", run_epoch, test_loss, sum(len(indices) for indices in orders[0]))
 
 
-def _matmuls_side(name, count):
-    """A side that makes, each epoch, as many steps as aekeras's side of model `name`'s matmuls alone; None where they are not listed.
+def _matmuls_side(model, count):
+    """A side that makes, each epoch, as many steps as aekeras's side of `model`'s matmuls alone; None where they are not listed.
 
     The matmuls are `step_profile.training_matmuls`' (the step's own,
     in its batch shards), on operands of their shapes, with nothing
@@ -292,7 +292,6 @@ def _matmuls_side(name, count):
     the one before: its throughput bounds what any step that makes those
     matmuls could reach on this process's kernels and threads.
     """
-    model = _keras_model(name, 0)
     model.compile(optimizer=optimizers.Adam(1e-3))  # the default batch shards
     matmuls = step_profile.training_matmuls(model, BATCH_SIZE)
     if matmuls is None:
@@ -390,7 +389,7 @@ def model_race(name, split, settings, seed=0, threads=0):
     """
     count = len(split[0][0])
     orders = _epoch_orders(count, seed, settings.epochs)
-    reference = _keras_model(name, seed)  # built once, for its defaults
+    reference = _keras_model(name, seed)  # built once, for its defaults and its matmuls
     default_jit = reference.default_jit_compile
     toggles = {("aekeras, XLA off" if default_jit else "aekeras, XLA on"): {"jit_compile": not default_jit}}
     toggles.update(_shard_toggle(reference.trains_in_shards, default_jit))
@@ -404,7 +403,7 @@ def model_race(name, split, settings, seed=0, threads=0):
     if threads == 1:
         best = "PyTorch torch.compile, 1 thread" if settings.torch_compile else "PyTorch eager, 1 thread"
         sides.append(_torch_side(best, name, split, seed, orders, settings.torch_compile, threads=1))
-    matmuls = _matmuls_side(name, count)
+    matmuls = _matmuls_side(reference, count)
     sides += [matmuls] if matmuls else []
     race = _race(sides, settings.epochs)
     rivals = [label for label, side in race.items() if side["kind"] == "torch"]
